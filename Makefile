@@ -1,0 +1,22 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both set up .venv when needed.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export HF_HUB_OFFLINE := 1
+export VCPRED_VENV := $(VENV)
+
+.PHONY: demo test venv bench clean-venv
+
+venv:
+	@bash scripts/ensure_venv.sh
+
+demo: venv
+	@$(PY) -m vcpred.demo
+
+test: venv
+	$(PY) -m pytest -q
+
+bench: venv
+	$(PY) benchmarks/run_all.py
+
+clean-venv:
+	rm -rf $(VENV)

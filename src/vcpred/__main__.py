@@ -1,0 +1,3 @@
+from vcpred.cli import run
+
+run()

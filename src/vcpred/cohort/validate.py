@@ -1,0 +1,220 @@
+"""Validate a manifest row by row, collecting every problem, and build the Cohort."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from vcpred.cohort.manifest import (
+    DEFAULT_HEIGHT_LOSS,
+    HEIGHT_COLUMNS,
+    IMAGE_PREFIX,
+    ROI_COLUMNS,
+    SETS,
+    Cohort,
+    PatientRecord,
+    Problem,
+    Roi,
+    clinical_kinds,
+    image_sequences,
+    is_missing,
+    parse_float,
+    parse_int,
+    read_table,
+)
+from vcpred.errors import ManifestError
+
+
+@dataclass
+class ManifestCheck:
+    """The outcome of checking a manifest: the cohort (when clean) and every problem found."""
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    cohort: Cohort | None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class _RowChecker:
+    """Parses one CSV row into a PatientRecord, appending problems instead of raising."""
+
+    def __init__(self, base_dir: Path, sequences: list[str], clinical: dict[str, str],
+                 columns: set[str], height_loss: float, check_files: bool):
+        self.base_dir = base_dir
+        self.sequences = sequences
+        self.clinical = clinical
+        self.columns = columns
+        self.height_loss = height_loss
+        self.check_files = check_files
+        self.problems: list[Problem] = []
+
+    def problem(self, row: int, pid: str | None, column: str | None, message: str) -> None:
+        self.problems.append(Problem(row, column, message, pid))
+
+    def record(self, row: int, cells: dict[str, str]) -> PatientRecord | None:
+        before = len(self.problems)
+        pid = cells.get("patient_id", "")
+        if not pid:
+            self.problem(row, None, "patient_id", "patient_id is empty")
+        set_name = cells.get("set", "")
+        if "set" in self.columns and set_name not in SETS:
+            self.problem(row, pid, "set", f"unknown set {set_name!r}; use one of {', '.join(SETS)}")
+        label = self.label(row, pid, cells, set_name)
+        images = self.images(row, pid, cells)
+        roi = self.roi(row, pid, cells)
+        if len(self.problems) > before or roi is None:
+            return None
+        return PatientRecord(
+            patient_id=pid, set=set_name, label=label, images=images, roi=roi,
+            level=cells.get("level") or None, site=cells.get("site") or None,
+            clinical={c: self.clinical_value(cells[c], kind) for c, kind in self.clinical.items()},
+            row=row,
+        )
+
+    def label(self, row: int, pid: str, cells: dict[str, str], set_name: str) -> int | None:
+        text = cells.get("label", "")
+        if not is_missing(text):
+            value = parse_float(text)
+            if value not in (0.0, 1.0):
+                self.problem(row, pid, "label", f"label {text!r} is not 0 or 1")
+                return None
+            return int(value)
+        label = self.label_from_heights(row, pid, cells)
+        if label is None and set_name == "development" and not self.problems_for(row, "height"):
+            self.problem(row, pid, "label", "development patient without a label "
+                         "(give label 0/1, or height_initial and height_followup)")
+        return label
+
+    def problems_for(self, row: int, column_prefix: str) -> bool:
+        return any(p.row == row and (p.column or "").startswith(column_prefix) for p in self.problems)
+
+    def label_from_heights(self, row: int, pid: str, cells: dict[str, str]) -> int | None:
+        texts = [cells.get(c, "") for c in HEIGHT_COLUMNS]
+        if all(is_missing(t) for t in texts):
+            return None
+        heights = []
+        for column, text in zip(HEIGHT_COLUMNS, texts):
+            value = parse_float(text)
+            if value is None or value <= 0:
+                self.problem(row, pid, column, f"{text!r} is not a positive height in mm")
+            heights.append(value)
+        if None in heights or any(h <= 0 for h in heights):
+            return None
+        initial, followup = heights
+        return int((initial - followup) / initial >= self.height_loss)
+
+    def images(self, row: int, pid: str, cells: dict[str, str]) -> dict[str, Path]:
+        images = {}
+        for sequence in self.sequences:
+            column = IMAGE_PREFIX + sequence
+            text = cells.get(column, "")
+            if not text:
+                self.problem(row, pid, column, f"no {sequence} image given")
+                continue
+            path = (self.base_dir / text).resolve()
+            if self.check_files and not path.exists():
+                self.problem(row, pid, column, f"file not found: {text} (looked for {path})")
+            images[sequence] = path
+        return images
+
+    def roi(self, row: int, pid: str, cells: dict[str, str]) -> Roi | None:
+        values = {}
+        for column in ROI_COLUMNS:
+            if column not in self.columns:
+                continue
+            value = parse_int(cells[column])
+            if value is None:
+                self.problem(row, pid, column, f"{cells[column]!r} is not a whole number")
+            elif value < 0:
+                self.problem(row, pid, column, f"{value} is negative (coordinates are 0-based)")
+            else:
+                values[column] = value
+        if len(values) < len(ROI_COLUMNS):
+            return None
+        roi = Roi(*(values[c] for c in ROI_COLUMNS))
+        for lo, hi in (("roi_row_min", "roi_row_max"), ("roi_col_min", "roi_col_max")):
+            if values[lo] >= values[hi]:
+                self.problem(row, pid, hi, f"{hi} {values[hi]} must be greater than {lo} {values[lo]}")
+                roi = None
+        return roi
+
+    @staticmethod
+    def clinical_value(text: str, kind: str) -> float | str | None:
+        if is_missing(text):
+            return None
+        return parse_float(text) if kind == "numeric" else text
+
+
+def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
+    problems = []
+    for column in ("patient_id", "set", *ROI_COLUMNS):
+        if column not in columns:
+            problems.append(Problem(None, column, "required column is missing"))
+    if not sequences:
+        problems.append(Problem(None, None, "no image column: add at least one image_<sequence> "
+                                            "column, e.g. image_t2"))
+    has_heights = all(c in columns for c in HEIGHT_COLUMNS)
+    if "label" not in columns and not has_heights:
+        problems.append(Problem(None, "label", "no label column, and no height_initial + "
+                                               "height_followup to derive it from"))
+    return problems
+
+
+def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
+    problems, first_row = [], {}
+    for index, pid in enumerate(table.get("patient_id", [])):
+        row = index + 2
+        if pid and pid in first_row:
+            problems.append(Problem(row, "patient_id", f"duplicate patient_id, first on row "
+                                                       f"{first_row[pid]}", pid))
+        first_row.setdefault(pid, row)
+    return problems
+
+
+def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
+                   check_files: bool = True) -> ManifestCheck:
+    """Check a manifest and collect every problem with its CSV row (header = row 1).
+
+    Never raises for problems inside the file; raises ManifestError only when the file itself
+    cannot be read as CSV.
+    """
+    if not 0 < height_loss_threshold < 1:
+        raise ManifestError(f"height-loss threshold must be between 0 and 1, got {height_loss_threshold}")
+    path = Path(path)
+    table = read_table(path)
+    columns = list(table.columns)
+    sequences = image_sequences(columns)
+    problems = _column_problems(columns, sequences)
+    if len(table) == 0:
+        problems.append(Problem(None, None, "the manifest has no patient rows"))
+    clinical = clinical_kinds(table)
+    checker = _RowChecker(path.parent.resolve(), sequences, clinical, set(columns),
+                          height_loss_threshold, check_files)
+    records = []
+    for index, cells in enumerate(table.to_dict("records")):
+        record = checker.record(index + 2, cells)
+        if record is not None:
+            records.append(record)
+    problems += checker.problems + _duplicate_problems(table)
+    problems.sort(key=lambda p: (p.row or 0))
+    derived = "label" not in columns or any(is_missing(v) for v in table.get("label", []))
+    cohort = None if problems else Cohort(
+        path.resolve(), records, sequences, clinical,
+        height_loss_threshold if derived and all(c in columns for c in HEIGHT_COLUMNS) else None)
+    return ManifestCheck(table, problems, cohort)
+
+
+def load_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
+                  check_files: bool = True) -> Cohort:
+    """Read a manifest into a Cohort; ManifestError listing every problem when it is not clean."""
+    result = check_manifest(path, height_loss_threshold=height_loss_threshold, check_files=check_files)
+    if result.problems:
+        listing = "\n  ".join(str(p) for p in result.problems)
+        raise ManifestError(f"{path}: {len(result.problems)} problem(s); run `vcpred cohort check "
+                            f"{path}`\n  {listing}")
+    return result.cohort

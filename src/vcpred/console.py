@@ -1,0 +1,44 @@
+"""Output to the person at the terminal: messages, warnings, progress bars; quiet under --quiet."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from tqdm import tqdm
+
+T = TypeVar("T")
+log = logging.getLogger("vcpred")
+_quiet = False
+
+
+def configure(*, quiet: bool = False, debug: bool = False) -> None:
+    """Set verbosity for the whole process (called once by the CLI)."""
+    global _quiet
+    _quiet = quiet
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
+    log.setLevel(level)
+
+
+def is_quiet() -> bool:
+    return _quiet
+
+
+def say(message: str) -> None:
+    """A result line for the user on stdout (suppressed by --quiet)."""
+    if not _quiet:
+        print(message, flush=True)
+
+
+def warn(message: str) -> None:
+    log.warning(message)
+
+
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
+    """A progress bar on stderr; none under --quiet, in CI logs, or when stderr is not a terminal."""
+    disable = _quiet or bool(os.environ.get("CI")) or not sys.stderr.isatty()
+    return iter(tqdm(items, total=total, desc=desc, disable=disable, leave=False))

@@ -1,0 +1,48 @@
+"""Shared test fixtures: small manifests written to temporary folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+MANIFEST_HEADER = ["patient_id", "set", "image_t2", "roi_slice", "roi_row_min", "roi_col_min",
+                   "roi_row_max", "roi_col_max", "label", "site", "level", "age", "sex"]
+
+
+def write_manifest(folder: Path, rows: list[dict], header: list[str] | None = None,
+                   make_images: bool = True) -> Path:
+    """Write manifest.csv (and empty stand-in image files) into folder."""
+    header = header or MANIFEST_HEADER
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [",".join(header)]
+    for row in rows:
+        lines.append(",".join(str(row.get(c, "")) for c in header))
+        image = row.get("image_t2")
+        if make_images and image:
+            (folder / image).parent.mkdir(parents=True, exist_ok=True)
+            (folder / image).touch()
+    path = folder / "manifest.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def patient_row(index: int, *, set_name: str = "development", label: int = 0, **overrides) -> dict:
+    row = {"patient_id": f"P{index:03d}", "set": set_name, "image_t2": f"images/P{index:03d}.nii.gz",
+           "roi_slice": 7, "roi_row_min": 100, "roi_col_min": 80, "roi_row_max": 140,
+           "roi_col_max": 120, "label": label, "site": "A" if set_name == "development" else "B",
+           "level": "L1", "age": 70 + index % 10, "sex": "F" if index % 3 else "M"}
+    row.update(overrides)
+    return row
+
+
+@pytest.fixture
+def clean_manifest(tmp_path: Path) -> Path:
+    rows = [patient_row(i, label=int(i % 3 == 0)) for i in range(20)]
+    rows += [patient_row(100 + i, set_name="external", label=int(i % 2)) for i in range(6)]
+    return write_manifest(tmp_path / "cohort", rows)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import patient_row, write_manifest
+from vcpred import __version__
+from vcpred.cli import main
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    assert main([]) == 0
+    assert "research use only" in capsys.readouterr().out.lower()
+
+
+def test_cohort_check_clean_exit_0(clean_manifest: Path, capsys):
+    assert main(["cohort", "check", str(clean_manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "patients: 26" in out and "no problems found" in out
+
+
+def test_cohort_check_lists_every_problem_and_exits_2(tmp_path: Path):
+    rows = [patient_row(i, label=i % 2) for i in range(7)]
+    rows[1]["patient_id"] = "P000"
+    rows[2]["set"] = "train"
+    rows[3]["label"] = 2
+    rows[4]["roi_col_min"] = 500
+    rows[5]["roi_row_max"] = "x"
+    path = write_manifest(tmp_path, rows)
+    (tmp_path / rows[6]["image_t2"]).unlink()
+    # Run the installed console script as a user would: no traceback, exit 2.
+    proc = subprocess.run([sys.executable, "-m", "vcpred", "cohort", "check", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    for row in (3, 4, 5, 6, 7, 8):
+        assert f"row {row}," in proc.stdout
+    assert "6 problem(s)" in proc.stdout
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path: Path, capsys):
+    assert main(["cohort", "split", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "s.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: manifest") and "Traceback" not in err
+
+
+def test_debug_shows_traceback(tmp_path: Path, capsys):
+    assert main(["--debug", "cohort", "check", str(tmp_path / "missing.csv")]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_cohort_split_writes_json(clean_manifest: Path, tmp_path: Path, capsys):
+    out = tmp_path / "splits.json"
+    assert main(["cohort", "split", str(clean_manifest), "--out", str(out), "--n-splits", "4"]) == 0
+    assert len(json.loads(out.read_text())["splits"]) == 4
+    assert "wrote 4 splits" in capsys.readouterr().out
+    assert main(["--quiet", "cohort", "split", str(clean_manifest), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
