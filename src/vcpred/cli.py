@@ -17,6 +17,7 @@ from vcpred.errors import VcpredError
 # Modules that each define `register(subparsers)`; one line per capability.
 COMMAND_MODULES = [
     "vcpred.cohort.command",
+    "vcpred.models.command",
 ]
 
 
