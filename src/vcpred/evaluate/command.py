@@ -1,0 +1,53 @@
+"""`vcpred evaluate RUNS --out EVAL`: metrics, comparisons and tables from predictions tables only."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vcpred import console
+from vcpred.evaluate.aggregate import METHODS
+from vcpred.evaluate.core import DEFAULT_THRESHOLDS, evaluate_runs
+from vcpred.evaluate.errors import EvaluationError
+from vcpred.evaluate.extras import parse_thresholds
+from vcpred.evaluate.outputs import prepare_out, write_outputs
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate", help="score run predictions: AUC, thresholds, DeLong, calibration, tables",
+        description="Evaluate a RUNS folder of <configuration>/split-<KK>/ run dirs from their "
+                    "predictions tables only (docs/evaluation.md).")
+    parser.add_argument("runs", help="folder holding <configuration>/split-<KK>/ run dirs")
+    parser.add_argument("--out", required=True, help="output folder (EVAL)")
+    parser.add_argument("--aggregate", choices=METHODS, default="mean",
+                        help="how augmented prediction combines a patient's frames (default %(default)s)")
+    parser.add_argument("--best", metavar="NAME",
+                        help="reference for comparisons: 'CONFIG' (no AP) or 'CONFIG+AP'; default: the "
+                             "highest mean internal AUC")
+    parser.add_argument("--manifest", help="cohort manifest, for metrics per sex, age band and site")
+    parser.add_argument("--thresholds", default=None, metavar="START:STOP:STEP",
+                        help="decision-curve threshold probabilities (default 0.05:0.95:0.01)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="family-wise alpha (default %(default)s)")
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out that is not an earlier evaluate output")
+    parser.set_defaults(func=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    thresholds = parse_thresholds(args.thresholds) if args.thresholds else DEFAULT_THRESHOLDS
+    if not 0 < args.alpha < 1:
+        raise EvaluationError(f"--alpha must be in (0, 1), got {args.alpha}")
+    out = Path(args.out)
+    prepare_out(out, force=args.force)  # fail before the work, not after
+    ev = evaluate_runs(args.runs, method=args.aggregate, best=args.best, manifest=args.manifest,
+                       thresholds=thresholds, alpha=args.alpha)
+    written = write_outputs(ev, out, figures=not args.no_figures)
+    n_runs = int(ev.per_split["split"].count() // 2)
+    console.say(f"evaluated {n_runs} run(s) of {len(ev.variants) // 2} configuration(s); best: {ev.best.label}")
+    if ev.skipped:
+        console.say(f"skipped {len(ev.skipped)} unfinished run(s): " +
+                    "; ".join(f"{p} ({r})" for p, r in ev.skipped))
+    console.say(f"wrote {len(written)} file(s) to {out}")
+    return 0

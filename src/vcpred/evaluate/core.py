@@ -1,0 +1,72 @@
+"""`evaluate_runs`: everything `vcpred evaluate` computes, from predictions tables only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vcpred import console
+from vcpred.evaluate.aggregate import aggregate
+from vcpred.evaluate.compare import choose_best, compare_all
+from vcpred.evaluate.ensemble import Ensemble, build_ensemble
+from vcpred.evaluate.extras import calibration_curves, decision_curves, subgroup_columns, subgroups
+from vcpred.evaluate.per_split import split_row
+from vcpred.evaluate.runs import read_runs
+from vcpred.evaluate.variants import Variant
+
+DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 10)
+
+
+@dataclass
+class Evaluation:
+    runs_dir: Path
+    aggregate: str
+    variants: list[Variant]
+    per_split: pd.DataFrame  # one row per variant x split (per_split.csv)
+    ensembles: dict[Variant, Ensemble]
+    best: Variant
+    comparisons: dict
+    calibration: dict
+    decision_curves: dict
+    subgroups: dict = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def evaluate_runs(runs_dir: str | Path, *, method: str = "mean", best: str | None = None,
+                  manifest: str | None = None, thresholds: np.ndarray = DEFAULT_THRESHOLDS,
+                  alpha: float = 0.05) -> Evaluation:
+    """Read RUNS, aggregate frames (no AP / AP), score per split and per ensemble, compare with best."""
+    folder = read_runs(runs_dir)
+    for path, reason in folder.skipped:
+        console.warn(f"skipped {path}: {reason}")
+    rows, tables, variants = [], {}, []
+    for run in console.progress(folder.runs, desc="runs"):
+        for ap in (False, True):
+            variant = Variant(run.configuration, ap, run.clinical)
+            if variant not in variants:
+                variants.append(variant)
+            tables[variant, run.split] = table = aggregate(run.predictions, ap=ap, method=method)
+            rows.append(split_row(variant, run, table))
+    per_split = pd.DataFrame(rows)
+    ensembles = _ensembles(per_split, tables, variants)
+    chosen = choose_best(per_split, variants, best)
+    comparisons = compare_all(per_split, tables, ensembles, variants, chosen, alpha)
+    comparisons["best_rule"] = "chosen with --best" if best else "highest mean internal AUC"
+    groups = subgroups(ensembles, subgroup_columns(manifest)) if manifest else {}
+    return Evaluation(Path(runs_dir), method, variants, per_split, ensembles, chosen, comparisons,
+                      calibration_curves(ensembles), decision_curves(ensembles, thresholds), groups,
+                      folder.skipped)
+
+
+def _ensembles(per_split: pd.DataFrame, tables: dict, variants: list[Variant]) -> dict[Variant, Ensemble]:
+    out = {}
+    for variant in variants:
+        mine = per_split[per_split["variant"] == variant.label]
+        thresholds = dict(zip(mine["split"], mine["threshold"]))
+        ensemble = build_ensemble(variant, {k: tables[variant, k] for k in thresholds}, thresholds)
+        if ensemble is not None:
+            out[variant] = ensemble
+    return out

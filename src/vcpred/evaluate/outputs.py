@@ -1,0 +1,141 @@
+"""Writing EVAL/: summary.csv, per_split.csv, ensemble_predictions.csv, evaluation.json, tables.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vcpred import __version__
+from vcpred.evaluate.core import Evaluation
+from vcpred.evaluate.errors import EvaluationError
+from vcpred.evaluate.tables import tables_markdown
+
+GENERATOR = "vcpred evaluate"
+SETS = {"internal": "validation", "external": "external"}
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    """Create out; refuse a non-empty folder that is not an earlier evaluate output unless force."""
+    if out.exists() and not out.is_dir():
+        raise EvaluationError(f"--out {out} is a file; pass a folder")
+    if out.is_dir() and any(out.iterdir()) and not force and not _is_previous(out):
+        raise EvaluationError(f"--out {out} is not empty and not an earlier `vcpred evaluate` output; "
+                              "choose an empty or new folder, or pass --force to write into it")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _is_previous(out: Path) -> bool:
+    try:
+        return json.loads((out / "evaluation.json").read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def summary_table(ev: Evaluation) -> pd.DataFrame:
+    """One row per variant x set (internal, external): mean (SD) over splits, p-values vs best."""
+    comparisons = {c["variant"]: c for c in ev.comparisons["comparisons"]}
+    rows = []
+    for variant in ev.variants:
+        mine = ev.per_split[ev.per_split["variant"] == variant.label]
+        for set_name, prefix in SETS.items():
+            row = {"configuration": variant.configuration, "ap": _bool(variant.ap),
+                   "clinical": _bool(variant.clinical), "variant": variant.label, "set": set_name,
+                   "best": _bool(variant == ev.best), "n_splits": int(mine[f"{prefix}_auc"].notna().sum())}
+            for metric in ("auc", "sensitivity", "specificity"):
+                values = mine[f"{prefix}_{metric}"]
+                row[f"{metric}_mean"] = values.mean()
+                row[f"{metric}_sd"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
+            row.update(_p_columns(comparisons.get(variant.label), set_name, ev.comparisons["bonferroni_level"]))
+            if set_name == "external" and variant in ev.ensembles:
+                metrics = ev.ensembles[variant].metrics
+                row.update({f"ensemble_{k}": metrics[k] for k in
+                            ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "brier")})
+                row["ensemble_threshold"] = ev.ensembles[variant].threshold
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _p_columns(comparison: dict | None, set_name: str, level: float) -> dict:
+    if comparison is None:  # the best variant itself
+        return {"p_value": math.nan, "p_test": "", "p_bonferroni": math.nan, "p_holm": math.nan,
+                "significant": ""}
+    part = comparison[set_name]
+    primary, split_tests = part["primary"], part["per_split_delong"]
+    return {"p_value": primary["p_value"], "p_test": primary["test"], "p_bonferroni": primary["p_bonferroni"],
+            "p_holm": primary["p_holm"],
+            "significant": "" if math.isnan(primary["p_value"]) else _bool(primary["p_value"] < level),
+            "p_split_delong_median": split_tests.get("median_p", math.nan),
+            "n_splits_significant": split_tests.get("n_significant", 0),
+            "p_over_splits_t": part["over_splits"]["t_test_p"],
+            "p_over_splits_wilcoxon": part["over_splits"]["wilcoxon_p"]}
+
+
+def per_split_table(ev: Evaluation) -> pd.DataFrame:
+    table = ev.per_split.copy()
+    for column in ("ap", "clinical"):
+        table[column] = table[column].map(_bool)
+    return table
+
+
+def ensemble_table(ev: Evaluation) -> pd.DataFrame:
+    """Every variant's ensemble probability per external patient (unlabelled included)."""
+    frames = [e.predictions.assign(variant=v.label, threshold=e.threshold).rename_axis("patient_id").reset_index()
+              for v, e in ev.ensembles.items()]
+    if not frames:
+        return pd.DataFrame(columns=["variant", "patient_id", "label", "probability", "threshold"])
+    return pd.concat(frames)[["variant", "patient_id", "label", "probability", "threshold"]]
+
+
+def jsonable(value):
+    """Plain JSON values: numpy scalars unwrapped, NaN and infinities as null."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def evaluation_json(ev: Evaluation) -> dict:
+    return jsonable({
+        "generator": GENERATOR, "version": __version__, "runs": str(ev.runs_dir), "aggregate": ev.aggregate,
+        "best": ev.best.label, "skipped_runs": [{"run": p, "reason": r} for p, r in ev.skipped],
+        "variants": [{"variant": v.label, "configuration": v.configuration, "ap": v.ap, "clinical": v.clinical}
+                     for v in ev.variants],
+        "ensembles": {v.label: {"threshold": e.threshold, **e.metrics} for v, e in ev.ensembles.items()},
+        "comparisons": ev.comparisons, "calibration": ev.calibration,
+        "decision_curves": ev.decision_curves, "subgroups": ev.subgroups,
+        "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
+                  "infinite thresholds": "written as null (-inf: every patient positive)"}})
+
+
+def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Path]:
+    """Write every output file into out (prepared by prepare_out); returns the paths written."""
+    written = []
+    summary = summary_table(ev)
+    for name, table in (("summary.csv", summary), ("per_split.csv", per_split_table(ev)),
+                        ("ensemble_predictions.csv", ensemble_table(ev))):
+        table.to_csv(out / name, index=False, float_format="%.10g")
+        written.append(out / name)
+    (out / "evaluation.json").write_text(json.dumps(evaluation_json(ev), indent=2) + "\n")
+    (out / "tables.md").write_text(tables_markdown(ev, summary))
+    written += [out / "evaluation.json", out / "tables.md"]
+    if figures:
+        from vcpred.evaluate.figures import write_figures  # matplotlib only when figures are asked for
+
+        written += write_figures(ev, out / "figures")
+    return written

@@ -1,0 +1,69 @@
+"""Per-split metrics: validation AUC, the Youden threshold chosen on validation only, and the
+external AUC, sensitivity and specificity at that threshold."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from vcpred.evaluate.errors import EvaluationError
+from vcpred.evaluate.runs import Run
+from vcpred.evaluate.variants import Variant
+from vcpred.stats import calibration, delong_ci, youden_threshold
+from vcpred.stats.metrics import sensitivity_specificity
+
+NAN = math.nan
+
+
+def class_counts(labels: pd.Series) -> tuple[int, int]:
+    """(cases, controls) among labelled rows."""
+    known = labels.dropna()
+    return int((known == 1).sum()), int((known == 0).sum())
+
+
+def scored(table: pd.DataFrame, set_name: str) -> pd.DataFrame:
+    """Labelled patients of one set (unlabelled external patients are predicted, never scored)."""
+    return table[(table["set"] == set_name) & table["label"].notna()]
+
+
+def discrimination(labels: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
+    """AUC with DeLong CI (>= 2 per class) and sensitivity/specificity (>= 1 per class); NaN otherwise."""
+    cases, controls = int((labels == 1).sum()), int((labels == 0).sum())
+    out = {"n": len(labels), "n_cases": cases, "auc": NAN, "auc_ci_low": NAN, "auc_ci_high": NAN,
+           "sensitivity": NAN, "specificity": NAN}
+    if min(cases, controls) >= 2:
+        out["auc"], out["auc_ci_low"], out["auc_ci_high"] = delong_ci(labels, prob)
+    if min(cases, controls) >= 1:
+        out["sensitivity"], out["specificity"] = sensitivity_specificity(labels, prob, threshold)
+    return out
+
+
+def calibration_summary(labels: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+    """Slope, intercept (CITL) and Brier; NaN where the classes are too few to fit."""
+    if min((labels == 1).sum(), (labels == 0).sum()) < 2:
+        return {"calibration_slope": NAN, "calibration_intercept": NAN, "brier": NAN}
+    result = calibration(labels, prob)
+    return {"calibration_slope": result.slope, "calibration_intercept": result.intercept,
+            "brier": result.brier}
+
+
+def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:
+    """One per_split.csv row; table = aggregate(run.predictions, ap=variant.ap)."""
+    val = scored(table, "validation")
+    cases, controls = class_counts(val["label"])
+    if min(cases, controls) < 2:
+        raise EvaluationError(f"{run.path / 'predictions.csv'}: the validation set has {cases} case(s) and "
+                              f"{controls} control(s); choosing a threshold needs at least 2 of each")
+    y_val, p_val = val["label"].to_numpy(int), val["probability"].to_numpy()
+    threshold, _, _ = youden_threshold(y_val, p_val)  # validation only: external labels never used
+    row = {"configuration": variant.configuration, "ap": variant.ap, "clinical": variant.clinical,
+           "variant": variant.label, "split": run.split, "threshold": threshold}
+    row.update({f"validation_{k}": v for k, v in discrimination(y_val, p_val, threshold).items()})
+    ext = scored(table, "external")
+    y_ext, p_ext = ext["label"].to_numpy(int), ext["probability"].to_numpy()
+    row.update({f"external_{k}": v for k, v in discrimination(y_ext, p_ext, threshold).items()})
+    row.update({f"external_{k}": v for k, v in calibration_summary(y_ext, p_ext).items()})
+    row["external_unlabelled"] = int(((table["set"] == "external") & table["label"].isna()).sum())
+    return row

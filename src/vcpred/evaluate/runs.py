@@ -1,0 +1,191 @@
+"""Reading a RUNS folder: one run dir per (configuration, split), each with config.yaml and
+predictions.csv (the contract in docs/evaluation.md). Tables are validated row by row."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from vcpred.evaluate.errors import EvaluationError
+
+COLUMNS = ("patient_id", "set", "split", "frame_offset", "probability", "label")
+SETS = ("validation", "external")
+SPLIT_DIR = re.compile(r"^split-(\d+)$")
+MAX_LISTED = 8  # problems listed in one error message
+
+
+@dataclass
+class Run:
+    """One finished run; predictions has COLUMNS with label as float (NaN = unlabelled)."""
+
+    configuration: str
+    split: int
+    clinical_columns: list[str]
+    path: Path
+    predictions: pd.DataFrame
+
+    @property
+    def clinical(self) -> bool:
+        return bool(self.clinical_columns)
+
+
+@dataclass
+class RunsFolder:
+    runs: list[Run]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (run dir, reason)
+
+
+def read_runs(root: str | Path) -> RunsFolder:
+    """Every finished run under root/<configuration>/split-<KK>/; unfinished ones are listed as skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise EvaluationError(f"runs folder {root} does not exist or is not a folder; pass the "
+                              "folder that holds <configuration>/split-<KK>/ run dirs")
+    runs, skipped = [], []
+    for run_dir in sorted(p for p in root.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
+        reason = _unfinished_reason(run_dir)
+        if reason:
+            skipped.append((str(run_dir), reason))
+        else:
+            runs.append(read_run(run_dir))
+    if not runs:
+        found = f"; {len(skipped)} unfinished run dir(s) skipped" if skipped else ""
+        raise EvaluationError(f"no finished runs under {root} (expected <configuration>/split-<KK>/"
+                              f" with config.yaml 'status: done' and predictions.csv){found}")
+    _check_consistent(runs)
+    return RunsFolder(sorted(runs, key=lambda r: (r.configuration, r.split)), skipped)
+
+
+def _unfinished_reason(run_dir: Path) -> str | None:
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return "no config.yaml"
+    status = _load_config(config_path).get("status")
+    if status != "done":
+        return f"status is {status!r}, not 'done'"
+    if not (run_dir / "predictions.csv").is_file():
+        return "no predictions.csv"
+    return None
+
+
+def _load_config(path: Path) -> dict:
+    try:
+        config = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path} is not valid YAML ({exc}); fix or remove the run dir") from None
+    if not isinstance(config, dict):
+        raise EvaluationError(f"{path} must be a YAML mapping with configuration, split, clinical_columns")
+    return config
+
+
+def read_run(run_dir: Path) -> Run:
+    """A finished run dir, validated against its folder name; EvaluationError naming the file otherwise."""
+    config_path = run_dir / "config.yaml"
+    config = _load_config(config_path)
+    name, split, clinical = config.get("configuration"), config.get("split"), config.get("clinical_columns")
+    if not isinstance(name, str) or not name:
+        raise EvaluationError(f"{config_path}: 'configuration' must be a non-empty string, got {name!r}")
+    if isinstance(split, bool) or not isinstance(split, int):
+        raise EvaluationError(f"{config_path}: 'split' must be an integer, got {split!r}")
+    if not isinstance(clinical, list) or not all(isinstance(c, str) for c in clinical):
+        raise EvaluationError(f"{config_path}: 'clinical_columns' must be a list of column names "
+                              f"([] for an image-only model), got {clinical!r}")
+    if name != run_dir.parent.name or split != int(SPLIT_DIR.match(run_dir.name).group(1)):
+        raise EvaluationError(f"{config_path} says configuration {name!r}, split {split} but the run dir "
+                              f"is {run_dir.parent.name}/{run_dir.name}; move the run dir or fix config.yaml")
+    table = read_predictions(run_dir / "predictions.csv", split=split)
+    return Run(name, split, list(clinical), run_dir, table)
+
+
+def read_predictions(path: Path, *, split: int) -> pd.DataFrame:
+    """predictions.csv validated: columns, sets, numbers, labels, one label per patient."""
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise EvaluationError(f"{path} is not a readable CSV table ({exc})") from None
+    missing = [c for c in COLUMNS if c not in raw.columns]
+    if missing:
+        raise EvaluationError(f"{path}: missing column(s) {missing}; a predictions table needs {list(COLUMNS)}")
+    if raw.empty:
+        raise EvaluationError(f"{path} has no rows")
+    problems: list[str] = []
+    table = _parse_rows(raw, split, problems)
+    if not problems:
+        _check_patients(table, problems)
+    if problems:
+        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise EvaluationError(f"{path}: {len(problems)} problem(s)\n  " +
+                              "\n  ".join(problems[:MAX_LISTED]) + more)
+    return table
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _parse_rows(raw: pd.DataFrame, split: int, problems: list[str]) -> pd.DataFrame:
+    """Typed columns; each bad cell adds 'row N: ...' (N = CSV line, header = 1), in row order."""
+    rows = raw.index.to_numpy() + 2
+    pid = raw["patient_id"].str.strip()
+    sets = raw["set"].str.strip().str.lower()
+    split_col = raw["split"].map(_number)
+    offset = raw["frame_offset"].map(_number)
+    prob = raw["probability"].map(_number)
+    label_text = raw["label"].str.strip()
+    label = label_text.map(lambda t: math.nan if t == "" else _number(t))
+    checks = [  # (bad mask, message for one row i)
+        (pid == "", lambda i: "empty patient_id"),
+        (~sets.isin(SETS), lambda i: f"set {raw['set'].iat[i]!r} must be 'validation' or 'external'"),
+        (split_col != split, lambda i: f"split {raw['split'].iat[i]!r} differs from the run's split {split}"),
+        (~(np.isfinite(offset) & (offset == offset.round())),
+         lambda i: f"frame_offset {raw['frame_offset'].iat[i]!r} must be an integer"),
+        (~prob.between(0.0, 1.0), lambda i: f"probability {raw['probability'].iat[i]!r} must be a number in [0, 1]"),
+        ((label_text == "") & (sets == "validation"), lambda i: f"validation patient {pid.iat[i]!r} has no label"),
+        ((label_text != "") & ~label.isin((0.0, 1.0)),
+         lambda i: f"label {label_text.iat[i]!r} must be 0, 1 or empty (unlabelled external)"),
+    ]
+    found = [(i, message(i)) for mask, message in checks for i in np.flatnonzero(mask.to_numpy())]
+    problems.extend(f"row {rows[i]}: {text}" for i, text in sorted(found, key=lambda f: f[0]))
+    if problems:
+        return raw
+    return pd.DataFrame({"patient_id": pid, "set": sets, "split": split, "frame_offset": offset.astype(int),
+                         "probability": prob.astype(float), "label": label.astype(float), "row": rows})
+
+
+def _check_patients(table: pd.DataFrame, problems: list[str]) -> None:
+    """One label and one set per patient, one row per frame, and the main frame present."""
+    grouped = table.assign(label_key=table["label"].fillna(-1), main=table["frame_offset"] == 0
+                           ).groupby("patient_id", sort=False)
+    per_patient = grouped.agg(sets=("set", "nunique"), labels=("label_key", "nunique"), main=("main", "any"),
+                              first_row=("row", "min"))
+    rows_of = grouped["row"].agg(lambda r: r.tolist()[:4])
+    for pid in per_patient.index[per_patient["sets"] > 1]:
+        problems.append(f"rows {rows_of[pid]}: patient {pid!r} is in both validation and external; "
+                        "a patient belongs to one set")
+    for pid in per_patient.index[per_patient["labels"] > 1]:
+        problems.append(f"rows {rows_of[pid]}: patient {pid!r} has different labels across rows")
+    for pid in per_patient.index[~per_patient["main"]]:
+        problems.append(f"rows {rows_of[pid]}: patient {pid!r} has no frame_offset 0 (the main frame)")
+    duplicated = table[table.duplicated(["patient_id", "frame_offset"])]
+    for _, row in duplicated.iterrows():
+        problems.append(f"row {row['row']}: patient {row['patient_id']!r} has frame_offset "
+                        f"{row['frame_offset']} twice")
+
+
+def _check_consistent(runs: list[Run]) -> None:
+    """The same clinical columns in every split of a configuration."""
+    by_config: dict[str, list[str]] = {}
+    for run in runs:
+        first = by_config.setdefault(run.configuration, run.clinical_columns)
+        if sorted(first) != sorted(run.clinical_columns):
+            raise EvaluationError(f"{run.path / 'config.yaml'}: clinical_columns {run.clinical_columns} "
+                                  f"differ from other splits of {run.configuration!r} ({first})")

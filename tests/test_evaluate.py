@@ -1,0 +1,215 @@
+"""`vcpred evaluate` on RUNS folders written here from a known generative model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import patient_row, write_manifest
+from vcpred.cli import main
+from vcpred.evaluate import evaluate_runs
+from vcpred.evaluate.aggregate import aggregate
+from vcpred.evaluate.compare import bonferroni, holm
+from vcpred.stats import roc_auc, youden_threshold
+
+SUMMARY_COLUMNS = ["configuration", "ap", "clinical", "set", "auc_mean", "auc_sd", "sensitivity_mean",
+                   "specificity_mean", "p_value"]
+CONFIGS = {"vit": (1.2, []), "vit-cf": (1.6, ["age", "sex"]), "cnn": (0.6, [])}
+
+
+def cohort(n_dev: int = 60, n_ext: int = 30, n_unlabelled: int = 4, seed: int = 0) -> pd.DataFrame:
+    """Patients with a latent risk z and a 0/1 label drawn from logistic(z)."""
+    rng = np.random.default_rng(seed)
+    n = n_dev + n_ext
+    z = rng.normal(0, 1.5, n)
+    label = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(float)
+    ids = [f"P{i:03d}" for i in range(n)]
+    sets = ["development"] * n_dev + ["external"] * n_ext
+    frame = pd.DataFrame({"patient_id": ids, "set": sets, "z": z, "label": label})
+    frame.loc[frame.index[-n_unlabelled:], "label"] = np.nan  # unlabelled external patients
+    return frame
+
+
+def write_run(root: Path, name: str, split: int, clinical: list[str], table: pd.DataFrame,
+              status: str = "done") -> Path:
+    run_dir = root / name / f"split-{split:02d}"
+    run_dir.mkdir(parents=True)
+    config = {"configuration": name, "split": split, "clinical_columns": clinical, "status": status}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    table.to_csv(run_dir / "predictions.csv", index=False)
+    return run_dir
+
+
+def predictions(patients: pd.DataFrame, quality: float, split: int, seed: int,
+                frames=(-2, -1, 0, 1, 2)) -> pd.DataFrame:
+    """One row per (validation or external patient, frame): logistic(quality * z + frame noise)."""
+    rng = np.random.default_rng(seed)
+    dev = patients[patients["set"] == "development"]
+    val_ids = set(dev.sample(frac=0.3, random_state=split)["patient_id"])
+    chosen = patients[patients["patient_id"].isin(val_ids) | (patients["set"] == "external")]
+    rows = []
+    for _, p in chosen.iterrows():
+        for offset in frames:
+            logit = quality * p["z"] + rng.normal(0, 1.0)
+            rows.append({"patient_id": p["patient_id"], "set": "validation" if p["set"] == "development"
+                         else "external", "split": split, "frame_offset": offset,
+                         "probability": round(float(1 / (1 + np.exp(-logit))), 6),
+                         "label": "" if np.isnan(p["label"]) else int(p["label"])})
+    return pd.DataFrame(rows)
+
+
+def make_runs(root: Path, patients: pd.DataFrame, n_splits: int = 3, configs=CONFIGS) -> Path:
+    for c, (name, (quality, clinical)) in enumerate(configs.items()):
+        for split in range(n_splits):
+            write_run(root, name, split, clinical, predictions(patients, quality, split, seed=100 * c + split))
+    return root
+
+
+@pytest.fixture(scope="module")
+def patients() -> pd.DataFrame:
+    return cohort()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, patients) -> Path:
+    return make_runs(tmp_path_factory.mktemp("runs"), patients)
+
+
+@pytest.fixture(scope="module")
+def evaluated(runs, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "EVAL"
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(out)]) == 0
+    return out
+
+
+def test_summary_shape_and_columns(evaluated):
+    summary = pd.read_csv(evaluated / "summary.csv", dtype={"ap": str, "clinical": str})
+    assert list(summary.columns[:4]) == ["configuration", "ap", "clinical", "variant"]
+    assert set(SUMMARY_COLUMNS) <= set(summary.columns)
+    assert len(summary) == len(CONFIGS) * 2 * 2
+    assert set(summary["set"]) == {"internal", "external"} and set(summary["ap"]) == {"true", "false"}
+    clinical = summary.set_index(["configuration", "ap", "set"])["clinical"]
+    assert clinical["vit-cf", "true", "external"] == "true" and clinical["vit", "false", "internal"] == "false"
+    assert summary["auc_mean"].between(0, 1).all() and (summary["n_splits"] == 3).all()
+    best = summary[summary["best"]]
+    assert len(best) == 2 and best["p_value"].isna().all() and summary[~summary["best"]]["p_value"].notna().all()
+
+
+def test_outputs_written(evaluated):
+    names = {p.name for p in evaluated.iterdir()}
+    assert {"summary.csv", "per_split.csv", "evaluation.json", "tables.md", "ensemble_predictions.csv"} <= names
+    assert {p.name for p in (evaluated / "figures").iterdir()} == {"roc_ensembles.png", "calibration.png",
+                                                                    "decision_curve.png"}
+    result = json.loads((evaluated / "evaluation.json").read_text())
+    assert result["generator"] == "vcpred evaluate"
+    assert result["comparisons"]["n_comparisons"] == 5
+    assert set(result["ensembles"]) == set(result["calibration"]) == set(result["decision_curves"]["net_benefit"])
+    tables = (evaluated / "tables.md").read_text()
+    assert "Internal validation" in tables and "External validation" in tables and "0.05/5 = 0.0100" in tables
+    assert tables.count("(best)") == 2
+
+
+def test_ap_and_no_ap_aggregation(runs, evaluated):
+    table = pd.read_csv(runs / "vit" / "split-01" / "predictions.csv", keep_default_na=False)
+    val = table[table["set"] == "validation"].copy()
+    val["label"] = val["label"].astype(int)
+    main_frame = val[val["frame_offset"] == 0].set_index("patient_id").sort_index()
+    mean = val.groupby("patient_id")[["probability", "label"]].mean()
+    per_split = pd.read_csv(evaluated / "per_split.csv", dtype={"ap": str}).set_index(["variant", "split"])
+    no_ap, ap = per_split.loc[("vit", 1)], per_split.loc[("vit + AP", 1)]
+    assert no_ap["validation_auc"] == pytest.approx(roc_auc(main_frame["label"], main_frame["probability"]))
+    assert ap["validation_auc"] == pytest.approx(roc_auc(mean["label"], mean["probability"]))
+    assert ap["validation_auc"] != pytest.approx(no_ap["validation_auc"])
+
+
+def test_aggregation_methods_by_hand():
+    table = pd.DataFrame({"patient_id": ["a"] * 3 + ["b"], "set": ["validation"] * 4, "split": 0,
+                          "frame_offset": [-1, 0, 1, 0], "probability": [0.1, 0.5, 0.9, 0.3],
+                          "label": [1.0, 1.0, 1.0, 0.0]})
+    assert aggregate(table, ap=False)["probability"].tolist() == [0.5, 0.3]
+    assert aggregate(table, ap=True)["probability"].tolist() == pytest.approx([0.5, 0.3])
+    table.loc[2, "probability"] = 0.99
+    assert aggregate(table, ap=True, method="median")["probability"]["a"] == 0.5
+    logit = np.log(np.array([0.1, 0.5, 0.99]) / (1 - np.array([0.1, 0.5, 0.99]))).mean()
+    assert aggregate(table, ap=True, method="logit_mean")["probability"]["a"] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert aggregate(table, ap=True, method="logit_mean")["n_frames"].tolist() == [3, 1]
+
+
+def test_thresholds_come_from_validation_only(runs, evaluated):
+    per_split = pd.read_csv(evaluated / "per_split.csv").set_index(["variant", "split"])
+    for name in CONFIGS:
+        for split in range(3):
+            table = pd.read_csv(runs / name / f"split-{split:02d}" / "predictions.csv", keep_default_na=False)
+            val = table[(table["set"] == "validation") & (table["frame_offset"] == 0)]
+            want, _, _ = youden_threshold(val["label"].astype(int), val["probability"])
+            assert per_split.loc[(name, split), "threshold"] == pytest.approx(want)
+
+
+@pytest.mark.parametrize("leak", ["invert", "shuffle"])
+def test_planted_leak_external_labels_change_nothing_chosen(tmp_path, patients, leak):
+    base = make_runs(tmp_path / "a", patients)
+    changed = patients.copy()
+    ext = changed["set"] == "external"
+    if leak == "invert":
+        changed.loc[ext, "label"] = 1 - changed.loc[ext, "label"]
+    else:
+        changed.loc[ext, "label"] = np.random.default_rng(9).permutation(changed.loc[ext, "label"].to_numpy())
+    leaked = make_runs(tmp_path / "b", changed)
+    a, b = evaluate_runs(base), evaluate_runs(leaked)
+    assert a.per_split["external_auc"].tolist() != pytest.approx(b.per_split["external_auc"].tolist())
+    assert a.per_split["threshold"].tolist() == b.per_split["threshold"].tolist()
+    assert {v.label: e.threshold for v, e in a.ensembles.items()} == \
+           {v.label: e.threshold for v, e in b.ensembles.items()}
+    assert a.best == b.best
+
+
+def test_unfinished_runs_skipped_and_reported(tmp_path, patients, capsys):
+    root = make_runs(tmp_path / "runs", patients, n_splits=2, configs={"vit": (1.2, []), "cnn": (0.6, [])})
+    write_run(root, "vit", 7, [], predictions(patients, 1.2, 7, seed=7), status="running")
+    (root / "cnn" / "split-05").mkdir()  # crashed before anything was written
+    done = write_run(root, "cnn", 6, [], predictions(patients, 0.6, 6, seed=6))
+    (done / "predictions.csv").unlink()
+    out = tmp_path / "EVAL"
+    assert main(["evaluate", str(root), "--out", str(out), "--no-figures"]) == 0
+    stdout = capsys.readouterr().out
+    assert "skipped 3 unfinished run(s)" in stdout and "split-07 (status is 'running'" in stdout
+    skipped = json.loads((out / "evaluation.json").read_text())["skipped_runs"]
+    assert sorted(s["reason"] for s in skipped) == ["no config.yaml", "no predictions.csv",
+                                                    "status is 'running', not 'done'"]
+    assert (pd.read_csv(out / "summary.csv")["n_splits"] == 2).all()
+
+
+def test_best_option_and_adjustments(runs, tmp_path):
+    ev = evaluate_runs(runs, best="cnn+ap")
+    assert ev.best.label == "cnn + AP"
+    assert ev.comparisons["best"] == "cnn + AP" and len(ev.comparisons["comparisons"]) == 5
+    default = evaluate_runs(runs)
+    means = default.per_split.groupby("variant")["validation_auc"].mean()
+    assert default.best.label == means.idxmax()
+    for comp in default.comparisons["comparisons"]:
+        primary = comp["external"]["primary"]
+        assert primary["p_holm"] <= primary["p_bonferroni"] + 1e-12
+        assert 0 <= comp["external"]["per_split_delong"]["n_significant"] <= 3
+
+
+def test_holm_and_bonferroni():
+    p = [0.01, 0.04, 0.03, float("nan")]
+    assert bonferroni(p)[:3] == pytest.approx([0.04, 0.16, 0.12])
+    assert holm(p)[:3] == pytest.approx([0.03, 0.06, 0.06])  # 3*0.01, max(2*0.03, .03), max(1*0.04, .06)
+
+
+def test_subgroups_from_manifest(runs, patients, tmp_path):
+    rows = [patient_row(i, set_name=s, label="" if np.isnan(y) else int(y), age=55 + i % 40)
+            for i, (s, y) in enumerate(zip(patients["set"], patients["label"]))]
+    manifest = write_manifest(tmp_path / "cohort", rows, make_images=False)
+    ev = evaluate_runs(runs, manifest=str(manifest))
+    groups = ev.subgroups["vit + AP"]
+    assert set(groups) == {"sex", "age_band", "site"}
+    n_labelled = int(patients.loc[patients["set"] == "external", "label"].notna().sum())
+    assert sum(g["n"] for g in groups["sex"].values()) == n_labelled
+    assert set(groups["age_band"]) <= {"<60", "60-69", "70-79", "80+"}
