@@ -1,0 +1,180 @@
+"""Prepare a whole cohort into a store: skip unchanged patients, run in parallel, never stop at one
+failing patient.
+
+Skip rule (like git's index): a patient is unchanged when its stat fingerprint (path, size, mtime
+of every input file) and its key (ROI + parameters) equal the index entry; when only the
+fingerprint differs, the SHA-256 of the input bytes decides, so touching or copying files costs a
+re-hash, not a re-preparation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vcpred import console
+from vcpred.cohort.manifest import Cohort, PatientRecord
+from vcpred.errors import ConfigError, VcpredError
+from vcpred.imaging.pipeline import PrepareParams, chosen_sequences, prepare_patient
+from vcpred.imaging.store import (
+    content_hash,
+    fingerprint,
+    input_files,
+    npz_path,
+    open_store,
+    patient_key,
+    remove_prepared,
+    save_index,
+    write_prepared,
+)
+
+
+INDEX_SAVE_INTERVAL_S = 2.0  # index.json is rewritten at most this often during a run, and at the end
+
+
+@dataclass
+class PrepareSummary:
+    prepared: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # patient id -> reason
+    seconds: float = 0.0
+
+
+@dataclass
+class _Task:
+    record: PatientRecord
+    files: list[Path]
+    fingerprint: list
+    key: str
+
+
+def _task(record: PatientRecord, params: PrepareParams) -> _Task:
+    try:
+        files = input_files(record, chosen_sequences(record, params))
+    except VcpredError:
+        files = []  # the worker reports the problem for this patient
+    return _Task(record, files, fingerprint(files), patient_key(record, params))
+
+
+def is_unchanged(task: _Task, entry: dict | None, store: Path) -> bool:
+    """True when the stored result is still valid for these inputs and parameters."""
+    if not entry or entry.get("status") != "ok" or not npz_path(store, task.record.patient_id).is_file():
+        return False
+    if entry.get("key") != task.key:
+        return False
+    if entry.get("fingerprint") == task.fingerprint:
+        return True
+    if content_hash(task.files, task.key) == entry.get("hash"):
+        entry["fingerprint"] = task.fingerprint  # same bytes, new stat: remember the new stat
+        return True
+    return False
+
+
+def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
+    """Prepare and write one patient; never raises (the failure becomes the result)."""
+    start = time.perf_counter()
+    entry = {"key": task.key, "fingerprint": task.fingerprint}
+    try:
+        entry["hash"] = content_hash(task.files, task.key)
+        prepared = prepare_patient(task.record, params)
+        path = write_prepared(store, prepared)
+        entry.update(status="ok", file=str(path.relative_to(store)), frames=int(prepared.frames.shape[0]),
+                     warnings=prepared.provenance["warnings"])
+    except VcpredError as exc:
+        entry.update(status="failed", error=str(exc))
+    except Exception as exc:  # a bug must not cost the other patients their preparation
+        entry.update(status="failed", error=f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}")
+    if entry.get("status") == "failed":  # an older result would no longer match the inputs
+        remove_prepared(store, task.record.patient_id)
+    entry["seconds"] = round(time.perf_counter() - start, 3)
+    return entry
+
+
+def _init_worker(threads: int) -> None:
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    console.configure(quiet=True)
+
+
+def _results(tasks: list[_Task], params: PrepareParams, store: Path, jobs: int) -> Iterator[tuple[_Task, dict]]:
+    """Yield (task, entry) as patients finish, serially or in `jobs` worker processes."""
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield task, _work(task, params, store)
+        return
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    # spawn: a forked child could inherit ITK thread pools in a locked state.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
+                             initargs=(threads,)) as pool:
+        futures = {pool.submit(_work, task, params, store): task for task in tasks}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _check_sequences(cohort: Cohort, params: PrepareParams) -> None:
+    unknown = [s for s in params.sequences or () if s not in cohort.sequences]
+    if unknown:
+        raise ConfigError(f"sequence(s) {', '.join(unknown)} not in the manifest (it has image columns for: "
+                          f"{', '.join(cohort.sequences)}); check --sequences")
+
+
+def _plan(cohort: Cohort, index: dict, store: Path, params: PrepareParams,
+          force: bool) -> tuple[list[_Task], list[str]]:
+    """(patients to prepare, patients skipped as unchanged)."""
+    tasks, skipped = [], []
+    for record in cohort.records:
+        task = _task(record, params)
+        if not force and is_unchanged(task, index["patients"].get(record.patient_id), store):
+            skipped.append(record.patient_id)
+        else:
+            tasks.append(task)
+    return tasks, skipped
+
+
+def _note(summary: PrepareSummary, pid: str, entry: dict, jobs: int) -> None:
+    if jobs > 1:  # workers are quiet: their warnings are shown here
+        for message in entry.get("warnings", []):
+            console.warn(f"patient {pid!r}: {message}")
+    if entry["status"] == "ok":
+        summary.prepared.append(pid)
+    else:
+        summary.failed[pid] = entry["error"]
+
+
+def prepare_cohort(cohort: Cohort, store: str | Path, params: PrepareParams, *, jobs: int = 1,
+                   force: bool = False) -> PrepareSummary:
+    """Prepare every patient of the cohort into store (see module docstring for the skip rule)."""
+    start = time.perf_counter()
+    _check_sequences(cohort, params)
+    store = Path(store)
+    index = open_store(store)
+    if index["params"] not in (None, params.to_dict()):
+        console.say("preparation parameters changed since the last run: every patient is prepared again")
+    index["params"] = params.to_dict()
+    summary = PrepareSummary()
+    tasks, summary.skipped = _plan(cohort, index, store, params, force)
+    save_index(store, index)
+    last_save = time.monotonic()
+    try:
+        for task, entry in console.progress(_results(tasks, params, store, jobs), total=len(tasks), desc="prepare"):
+            index["patients"][task.record.patient_id] = entry
+            _note(summary, task.record.patient_id, entry, jobs)
+            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:  # an interrupted run loses little
+                save_index(store, index)
+                last_save = time.monotonic()
+    finally:
+        save_index(store, index)
+    summary.seconds = time.perf_counter() - start
+    return summary
