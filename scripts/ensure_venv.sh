@@ -17,6 +17,6 @@ fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # torch/torchvision first and pinned exactly: pip takes these builds from local disk here.
 "$venv/bin/python" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-"$venv/bin/python" -m pip install --quiet -e ".[test]"
+"$venv/bin/python" -m pip install --quiet -e ".[test,slurm]"
 echo "$want" > "$stamp"
 echo "installed vcpred into $venv"

@@ -38,7 +38,11 @@ def warn(message: str) -> None:
     log.warning(message)
 
 
+def progress_disabled() -> bool:
+    """No bars under --quiet, in CI logs, or when stderr is not a terminal."""
+    return _quiet or bool(os.environ.get("CI")) or not sys.stderr.isatty()
+
+
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "") -> Iterator[T]:
     """A progress bar on stderr; none under --quiet, in CI logs, or when stderr is not a terminal."""
-    disable = _quiet or bool(os.environ.get("CI")) or not sys.stderr.isatty()
-    return iter(tqdm(items, total=total, desc=desc, disable=disable, leave=False))
+    return iter(tqdm(items, total=total, desc=desc, disable=progress_disabled(), leave=False))

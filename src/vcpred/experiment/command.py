@@ -1,0 +1,38 @@
+"""`vcpred experiment CONFIG --out RUNS [--executor local|slurm] [--jobs N]`."""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from vcpred import console
+from vcpred.experiment.executor import run_experiment
+from vcpred.experiment.grid import load_experiment
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("experiment", help="train every configuration of a grid on every split")
+    parser.add_argument("config", help="experiment config (YAML)")
+    parser.add_argument("--out", required=True, help="RUNS folder: one run dir per configuration and split")
+    parser.add_argument("--executor", choices=["local", "slurm"], default="local")
+    parser.add_argument("--jobs", type=int, default=1, help="local worker processes")
+    parser.add_argument("--slurm-params", help="YAML mapping passed to submitit's update_parameters, "
+                                               "e.g. '{timeout_min: 120, slurm_partition: gpu, gpus_per_node: 1}'")
+    parser.add_argument("--list", action="store_true", help="print the runs and exit")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    specs = load_experiment(args.config)
+    if args.list:
+        for spec in specs:
+            console.say(f"{spec.name}/split-{spec.split:02d}")
+        return 0
+    names = sorted({s.name for s in specs})
+    console.say(f"{len(names)} configuration(s) × {len(specs) // max(len(names), 1)} split(s) = {len(specs)} runs")
+    params = yaml.safe_load(args.slurm_params) if args.slurm_params else {}
+    summary = run_experiment(specs, args.out, executor=args.executor, jobs=args.jobs, slurm_params=params)
+    for line in summary.lines():
+        console.say(line)
+    return 2 if summary.failed else 0

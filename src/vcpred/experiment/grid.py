@@ -1,0 +1,123 @@
+"""Experiment configs: a base setup plus configurations (with optional grids) -> one run per split.
+
+YAML shape (paths relative to the file):
+  manifest: cohort/manifest.csv
+  store: store
+  splits: {file: splits.json, n_splits: 10, val_fraction: 0.2, seed: 0}   # made when missing
+  model: {...}          # defaults for every configuration (ModelSpec fields)
+  training: {...}       # defaults (TrainingParams fields)
+  configurations:
+    - name: cnn-{method}
+      model: {backbone: efficientnet_lite0, weights: imagenet}
+      grid: {model.method: [linear, lora, full]}
+    - name: clinical-only
+      model: {image: false, clinical_columns: [age, sex]}
+A grid is a cartesian product over dotted keys; `{key}` in the name is replaced by the value of the
+grid key whose last part is `key` (lists are joined with '+', empty lists read 'none').
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from vcpred.cohort import load_manifest, load_splits, make_splits, save_splits
+from vcpred.errors import ConfigError
+from vcpred.training.config import TrainConfig
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    config: TrainConfig
+    split: int
+
+    @property
+    def name(self) -> str:
+        return self.config.configuration
+
+    def run_dir(self, runs: Path) -> Path:
+        return Path(runs) / self.name / f"split-{self.split:02d}"
+
+
+def _set_dotted(target: dict, key: str, value) -> None:
+    section, _, field = key.partition(".")
+    if section not in ("model", "training") or not field:
+        raise ConfigError(f"grid key {key!r} must be model.<setting> or training.<setting>")
+    target.setdefault(section, {})[field] = value
+
+
+def _label(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value)) or "none"
+    return str(value)
+
+
+def expand_entry(entry: dict) -> list[dict]:
+    """One configurations entry -> one dict per grid point, with its final name."""
+    if not isinstance(entry, dict) or not entry.get("name"):
+        raise ConfigError(f"every configuration needs a name: {entry!r}")
+    grid = entry.get("grid") or {}
+    keys = list(grid)
+    points = itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys))
+    expanded = []
+    for values in points:
+        item = {"model": copy.deepcopy(entry.get("model") or {}), "training": copy.deepcopy(entry.get("training") or {})}
+        name = entry["name"]
+        for key, value in zip(keys, values):
+            _set_dotted(item, key, value)
+            placeholder = "{" + key.rsplit(".", 1)[-1] + "}"
+            name = name.replace(placeholder, _label(value)) if placeholder in name else f"{name}-{_label(value)}"
+        if not NAME_PATTERN.match(name):
+            raise ConfigError(f"configuration name {name!r} must be letters, digits and _ . + = - only")
+        item["name"] = name
+        expanded.append(item)
+    return expanded
+
+
+def _splits_file(data: dict, base: Path, manifest: Path) -> tuple[Path, int]:
+    """The splits file, made with the given parameters when it does not exist yet."""
+    spec = data.get("splits") or {}
+    spec = {"file": spec} if isinstance(spec, str) else spec
+    path = base / spec.get("file", "splits.json")
+    cohort = load_manifest(manifest)
+    if not path.exists():
+        params = {k: spec[k] for k in ("n_splits", "val_fraction", "seed") if k in spec}
+        splits = make_splits(cohort, **params)
+        save_splits(path, splits, cohort=cohort, seed=params.get("seed", 0),
+                    val_fraction=params.get("val_fraction", 0.2))
+    return path, len(load_splits(path, cohort))
+
+
+def load_experiment(path: str | Path) -> list[RunSpec]:
+    """Every (configuration, split) run of an experiment config, in a stable order."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"experiment config {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or not data.get("configurations"):
+        raise ConfigError(f"{path} must list `configurations`")
+    base = path.parent
+    manifest = base / str(data.get("manifest", ""))
+    splits, n_splits = _splits_file(data, base, manifest)
+    runs, names = [], set()
+    for entry in data["configurations"]:
+        for item in expand_entry(entry):
+            if item["name"] in names:
+                raise ConfigError(f"two configurations are named {item['name']!r}")
+            names.add(item["name"])
+            merged = {"configuration": item["name"], "manifest": str(manifest), "store": str(base / str(data.get("store", ""))),
+                      "splits": str(splits), "model": {**(data.get("model") or {}), **item["model"]},
+                      "training": {**(data.get("training") or {}), **item["training"]}}
+            config = TrainConfig.from_dict(merged, Path("."))
+            runs += [RunSpec(config, k) for k in range(n_splits)]
+    return runs

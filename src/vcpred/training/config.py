@@ -1,0 +1,88 @@
+"""TrainConfig: one YAML file names the cohort, the store, the splits, the model and training."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from vcpred.errors import ConfigError
+from vcpred.models import ModelSpec
+
+FRAMES = ("all", "main")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainingParams:
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 3e-4
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    patience: int = 5
+    frames: str = "all"  # train on every frame as its own sample, or the main frame only
+    augment: bool = True
+    precision: str = "auto"  # auto: bf16 autocast on CPUs with native bf16, AMP on CUDA, else fp32
+    device: str = "auto"
+    feature_cache: bool = True  # linear probe: backbone features computed once, reused across splits
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [(self.frames in FRAMES, f"frames must be one of {FRAMES}"),
+                  (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
+                  (self.device in DEVICES, f"device must be one of {DEVICES}"),
+                  (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be at least 1"),
+                  (self.lr > 0 and self.patience >= 1, "lr must be positive and patience at least 1")]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class TrainConfig:
+    configuration: str
+    manifest: Path
+    store: Path
+    splits: Path
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingParams = field(default_factory=TrainingParams)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        for key in ("manifest", "store", "splits"):
+            data[key] = str(data[key])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path = Path(".")) -> "TrainConfig":
+        """Paths relative to `base` (the YAML file's folder)."""
+        required = ("configuration", "manifest", "store", "splits")
+        missing = [k for k in required if not data.get(k)]
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if missing or unknown:
+            raise ConfigError(f"training config: missing {missing}, unknown {sorted(unknown)}")
+        training = data.get("training") or {}
+        known = {f.name for f in fields(TrainingParams)}
+        if set(training) - known:
+            raise ConfigError(f"unknown training settings {sorted(set(training) - known)}; known: {sorted(known)}")
+        try:
+            return cls(str(data["configuration"]), *(base / str(data[k]) for k in required[1:]),
+                       ModelSpec.from_dict(data.get("model") or {}), TrainingParams(**training))
+        except TypeError as exc:
+            raise ConfigError(f"training config: {exc}") from None
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of settings")
+    return TrainConfig.from_dict(data, path.parent)

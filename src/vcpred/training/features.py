@@ -1,0 +1,60 @@
+"""Frozen-feature cache: backbone features of every frame, computed once per store and backbone.
+
+A linear probe trains only the head, so the frozen backbone's features of every frame (without
+augmentation, as linear probing is usually done) are computed once and reused across all splits
+and head configurations. The cache lives in STORE/feature_cache/ and its key covers the backbone,
+the weights' sha256, the input scaling and each patient's prepared file (size + mtime).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vcpred.imaging.store import npz_path
+from vcpred.models import BuiltModel
+from vcpred.training.data import FrameSet
+
+
+def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:
+    parts = [built.spec.backbone, built.weights.name, str(built.weights.sha256), built.spec.input_scale,
+             str(built.spec.seed if built.weights.name == "random" else "")]
+    for pid in sorted(set(patient_ids)):
+        stat = npz_path(store, pid).stat()
+        parts.append(f"{pid}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
+
+
+def compute_features(built: BuiltModel, frames: torch.Tensor, device: torch.device,
+                     batch_size: int = 32) -> torch.Tensor:
+    """[N, 3, H, W] frames -> [N, D] float32 backbone features, eval mode, no augmentation."""
+    core = built.core.to(device).eval()
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(frames), batch_size):
+            out.append(core.embed(frames[start:start + batch_size].to(device)).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """Features for every sample of `frames` (all patients, all frames); (features, was_cached)."""
+    folder = Path(store) / "feature_cache"
+    path = folder / f"{cache_key(built, store, frames.patient_ids)}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as data:
+            if json.loads(str(data["index"])) == [frames.patient_ids, frames.offsets.tolist()]:
+                return torch.from_numpy(data["features"]), True
+    features = compute_features(built, frames.frames, device)
+    folder.mkdir(exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(handle, "wb") as stream:
+        np.savez(stream, features=features.numpy(),
+                 index=np.asarray(json.dumps([frames.patient_ids, frames.offsets.tolist()])))
+    os.replace(tmp, path)
+    return features, False

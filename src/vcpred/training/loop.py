@@ -1,0 +1,161 @@
+"""The training loop: AdamW, warm-up + cosine, class-weighted BCE, early stopping on validation AUC."""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from vcpred import console
+from vcpred.errors import ConfigError
+from vcpred.models import BuiltModel
+from vcpred.models.factory import trained_state
+from vcpred.models.finetune import keep_frozen_norms_in_eval
+from vcpred.training.config import TrainingParams
+from vcpred.training.data import FrameSet, augment
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available; use device: auto")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """auto: AMP on CUDA (bf16 where supported), bf16 autocast on CPUs with native bf16, else fp32."""
+    if name == "auto":
+        if device.type == "cuda":
+            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise ConfigError("fp16 needs a CUDA GPU; use bf16 or fp32 on a CPU")
+    return name
+
+
+def autocast(device: torch.device, precision: str):
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
+
+
+def patient_auc(frames: FrameSet, probabilities: np.ndarray) -> float:
+    """AUC of the per-patient mean probability over the frames scored (NaN when one class)."""
+    table = pd.DataFrame({"p": frames.patient_ids, "y": frames.labels, "prob": probabilities})
+    per_patient = table.groupby("p").agg(y=("y", "first"), prob=("prob", "mean")).dropna()
+    if per_patient["y"].nunique() < 2:
+        return math.nan
+    return float(roc_auc_score(per_patient["y"], per_patient["prob"]))
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_auc: float
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    model_seconds: float = 0.0
+    samples_seen: int = 0
+
+
+class Trainer:
+    """Fits one model; `inputs` are frames, or cached backbone features for a frozen backbone."""
+
+    def __init__(self, built: BuiltModel, params: TrainingParams, device: torch.device, precision: str,
+                 *, use_features: bool = False):
+        self.built, self.params, self.device, self.precision = built, params, device, precision
+        self.use_features = use_features
+        self.net = built.net.to(device)
+        self.generator = torch.Generator().manual_seed(params.seed)
+
+    def logits(self, inputs: torch.Tensor, clinical: torch.Tensor | None) -> torch.Tensor:
+        inputs = inputs.to(self.device, non_blocking=True)
+        clinical = clinical.to(self.device, non_blocking=True) if clinical is not None else None
+        with autocast(self.device, self.precision):
+            if self.use_features:
+                return self.built.core.classify(inputs, clinical).float()
+            return self.net(inputs, clinical).float()
+
+    def predict(self, inputs: torch.Tensor, clinical: torch.Tensor | None) -> np.ndarray:
+        """Probabilities [N] in eval mode, in batches."""
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(inputs), self.params.batch_size * 2):
+                stop = start + self.params.batch_size * 2
+                batch_clinical = clinical[start:stop] if clinical is not None else None
+                out.append(torch.sigmoid(self.logits(inputs[start:stop], batch_clinical)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def _optimizer(self, total_steps: int):
+        trainable = [p for p in self.net.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=self.params.lr, weight_decay=self.params.weight_decay)
+        warmup = max(1, int(self.params.warmup_epochs * total_steps / self.params.epochs))
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total_steps - warmup))))
+
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+    def fit(self, train: FrameSet, train_inputs: torch.Tensor, val: FrameSet, val_inputs: torch.Tensor) -> FitResult:
+        """Train with early stopping; the best epoch's tensors are loaded back at the end."""
+        labels = torch.tensor(train.labels, dtype=torch.float32)
+        positives = float(labels.sum())
+        pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1.0), device=self.device)
+        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        steps_per_epoch = math.ceil(len(train) / self.params.batch_size)
+        optimizer, scheduler = self._optimizer(steps_per_epoch * self.params.epochs)
+        scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
+        result, best_state, stale = FitResult(-1, -math.inf), None, 0
+        bar = tqdm(range(self.params.epochs), desc="epochs", disable=console.progress_disabled(),
+                   leave=False)
+        start = time.perf_counter()
+        for epoch in bar:
+            loss = self._epoch(train, train_inputs, labels, loss_fn, optimizer, scheduler, scaler, result)
+            val_auc = patient_auc(val, self.predict(val_inputs, val.clinical))
+            result.history.append({"epoch": epoch, "loss": loss, "val_auc": val_auc,
+                                   "lr": scheduler.get_last_lr()[0], "seconds": time.perf_counter() - start})
+            bar.set_postfix(loss=f"{loss:.3f}", val_auc=f"{val_auc:.3f}")
+            if val_auc > result.best_val_auc or best_state is None:
+                result.best_epoch, result.best_val_auc, stale = epoch, val_auc, 0
+                best_state = trained_state(self.net)
+            else:
+                stale += 1
+                if stale >= self.params.patience:
+                    break
+        result.train_seconds = time.perf_counter() - start
+        self.net.load_state_dict(best_state, strict=False)
+        return result
+
+    def _epoch(self, train, inputs, labels, loss_fn, optimizer, scheduler, scaler, result) -> float:
+        self.net.train()
+        keep_frozen_norms_in_eval(self.net)
+        order = torch.randperm(len(train), generator=self.generator)
+        total = 0.0
+        for start in range(0, len(order), self.params.batch_size):
+            index = order[start:start + self.params.batch_size]
+            batch = inputs[index]
+            if self.params.augment and not self.use_features:
+                batch = augment(batch, self.generator)
+            clinical = train.clinical[index] if train.clinical is not None else None
+            tick = time.perf_counter()
+            loss = loss_fn(self.logits(batch, clinical), labels[index].to(self.device))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            result.model_seconds += time.perf_counter() - tick
+            result.samples_seen += len(index)
+            total += float(loss.detach()) * len(index)
+        return total / len(order)

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tiny_store import build_tiny_cohort
+from vcpred.cli import main
+from vcpred.errors import ConfigError
+from vcpred.experiment import is_finished, load_experiment, run_experiment
+from vcpred.experiment.grid import expand_entry
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+
+
+def write_experiment(tiny, folder: Path, configurations: list[dict]) -> Path:
+    manifest, store, _ = tiny
+    config = {"manifest": str(manifest), "store": str(store),
+              "splits": {"file": str(folder / "splits.json"), "n_splits": 3, "seed": 1},
+              "model": {"weights": "random", "backbone": "resnet_test"},
+              "training": {"epochs": 1, "batch_size": 8},
+              "configurations": configurations}
+    path = folder / "experiment.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_grid_expansion_names():
+    entries = expand_entry({"name": "cnn-{method}", "grid": {"model.method": ["linear", "lora"],
+                                                              "model.clinical_columns": [[], ["age", "sex"]]}})
+    assert [e["name"] for e in entries] == ["cnn-linear-none", "cnn-linear-age+sex", "cnn-lora-none", "cnn-lora-age+sex"]
+    assert entries[3]["model"] == {"method": "lora", "clinical_columns": ["age", "sex"]}
+    with pytest.raises(ConfigError, match="model.<setting>"):
+        expand_entry({"name": "x", "grid": {"lr": [1, 2]}})
+    with pytest.raises(ConfigError, match="name"):
+        expand_entry({"grid": {}})
+
+
+def test_expands_to_one_run_per_configuration_and_split(tiny, tmp_path):
+    path = write_experiment(tiny, tmp_path, [{"name": "cnn-{method}", "grid": {"model.method": ["linear", "full"]}},
+                                             {"name": "clinical", "model": {"image": False, "clinical_columns": ["age"]}}])
+    specs = load_experiment(path)
+    assert [(s.name, s.split) for s in specs][:4] == [("cnn-linear", 0), ("cnn-linear", 1), ("cnn-linear", 2), ("cnn-full", 0)]
+    assert len(specs) == 9 and (tmp_path / "splits.json").is_file()
+    assert specs[0].run_dir(tmp_path / "runs") == tmp_path / "runs" / "cnn-linear" / "split-00"
+
+
+def test_interrupted_experiment_resumes_without_redoing_finished_runs(tiny, tmp_path, monkeypatch):
+    path = write_experiment(tiny, tmp_path, [{"name": "lin", "model": {"method": "linear"}},
+                                             {"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])
+    specs = load_experiment(path)
+    import vcpred.training.run as run_module
+    real, calls = run_module.train_run, []
+
+    def interrupted_after_four(*args, **kwargs):
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "train_run", interrupted_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(specs, tmp_path / "runs")
+    finished = [s for s in specs if is_finished(s.run_dir(tmp_path / "runs"))]
+    assert len(finished) == 4
+    stamps = {s.run_dir(tmp_path / "runs"): (s.run_dir(tmp_path / "runs") / "predictions.csv").stat().st_mtime_ns
+              for s in finished}
+    monkeypatch.setattr(run_module, "train_run", real)
+    summary = run_experiment(specs, tmp_path / "runs")
+    assert len(summary.skipped) == 4 and len(summary.done) == 2 and not summary.failed
+    assert all((d / "predictions.csv").stat().st_mtime_ns == t for d, t in stamps.items())
+
+
+def test_failed_run_is_reported_and_the_rest_go_on(tiny, tmp_path, capsys):
+    path = write_experiment(tiny, tmp_path, [{"name": "broken", "model": {"backbone": "no_such_net"}},
+                                             {"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])
+    assert main(["experiment", str(path), "--out", str(tmp_path / "runs")]) == 2
+    out = capsys.readouterr().out
+    assert "3 trained" in out and "3 failed" in out and "unknown backbone" in out
+    status = json.loads((tmp_path / "runs" / "experiment_status.json").read_text())
+    assert len(status["failed"]) == 3 and len(status["done"]) == 3
+
+
+def test_submitit_executor_runs_through_submitit(tiny, tmp_path):
+    pytest.importorskip("submitit")
+    path = write_experiment(tiny, tmp_path, [{"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])
+    specs = load_experiment(path)[:2]
+    summary = run_experiment(specs, tmp_path / "runs", executor="slurm", submitit_cluster="local",
+                             slurm_params={"timeout_min": 5})
+    assert len(summary.done) == 2, summary.failed
+    assert list((tmp_path / "runs" / "slurm").glob("*_log.out"))

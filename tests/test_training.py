@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from tiny_store import build_tiny_cohort
+from vcpred.cli import main
+from vcpred.cohort import load_manifest, load_splits
+from vcpred.errors import ConfigError, VcpredError
+from vcpred.models import ModelSpec, load_model
+from vcpred.training import PREDICTION_COLUMNS, TrainConfig, TrainingParams, load_config, train_run
+from vcpred.training.config import TrainingParams
+from vcpred.training.data import load_frames
+from vcpred.training.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+
+
+def make_config(tiny, **model) -> TrainConfig:
+    manifest, store, splits = tiny
+    training = model.pop("training", {})
+    params = TrainingParams(**{"epochs": 1, "batch_size": 8, "lr": 1e-3, "augment": True, **training})
+    spec = ModelSpec(**{"weights": "random", **model})
+    return TrainConfig("test", manifest, store, splits, spec, params)
+
+
+def reload_and_predict(run: Path, config: TrainConfig) -> pd.DataFrame:
+    """Reload the saved model and score the same patients the run scored."""
+    table = pd.read_csv(run / "predictions.csv")
+    cohort = load_manifest(config.manifest)
+    built = load_model(run / "model")
+    records = [cohort[p] for p in dict.fromkeys(table["patient_id"])]
+    preprocessor = None
+    if config.model.clinical_columns:
+        from vcpred.models import ClinicalPreprocessor
+        preprocessor = ClinicalPreprocessor.from_dict(json.loads((run / "model" / "clinical.json").read_text())["preprocessor"])
+    frames = load_frames(config.store, records, ["x"] * len(records), main_only=False, preprocessor=preprocessor)
+    probabilities = Trainer(built, config.training, torch.device("cpu"), "fp32").predict(frames.frames, frames.clinical)
+    return pd.DataFrame({"patient_id": frames.patient_ids, "frame_offset": frames.offsets, "reloaded": probabilities})
+
+
+@pytest.mark.parametrize("backbone", ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet_test"])
+@pytest.mark.parametrize("method", ["full", "linear", "lora", "partial"])
+def test_every_combination_trains_one_epoch_and_reloads(tiny, tmp_path, backbone, method):
+    config = make_config(tiny, backbone=backbone, method=method, clinical_columns=["age", "sex"] if method == "lora" else [])
+    run = train_run(config, 0, tmp_path / "run")
+    table = pd.read_csv(run / "predictions.csv")
+    assert list(table.columns) == PREDICTION_COLUMNS
+    merged = table.merge(reload_and_predict(run, config), on=["patient_id", "frame_offset"])
+    assert len(merged) == len(table)
+    assert np.allclose(merged["probability"], merged["reloaded"], atol=1e-5)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["status"] == "done" and saved["split"] == 0 and len(saved["splits_sha256"]) == 64
+    assert saved["environment"]["packages"]["torch"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert 0 < metrics["parameters"]["trainable"] <= metrics["parameters"]["total"]
+
+
+def test_predictions_hold_validation_and_external_only(tiny, tmp_path):
+    config = make_config(tiny, backbone="resnet_test", method="linear")
+    run = train_run(config, 1, tmp_path / "run")
+    table = pd.read_csv(run / "predictions.csv")
+    cohort = load_manifest(config.manifest)
+    train_ids, val_ids = load_splits(config.splits, cohort)[1]
+    assert set(table.loc[table["set"] == "validation", "patient_id"]) == set(val_ids)
+    assert set(table.loc[table["set"] == "external", "patient_id"]) == set(cohort.ids("external"))
+    assert not set(table["patient_id"]) & set(train_ids)
+    assert sorted(table["frame_offset"].unique()) == [-1, 0, 1]
+    assert table["split"].eq(1).all() and table["probability"].between(0, 1).all()
+
+
+def test_a_model_learns_the_planted_signal(tiny, tmp_path):
+    config = make_config(tiny, backbone="resnet_test", method="full",
+                         training={"epochs": 6, "lr": 3e-3, "patience": 6, "augment": False})
+    run = train_run(config, 0, tmp_path / "run")
+    table = pd.read_csv(run / "predictions.csv")
+    external = table[table["set"] == "external"].groupby("patient_id").agg(y=("label", "first"), p=("probability", "mean"))
+    from sklearn.metrics import roc_auc_score
+    assert roc_auc_score(external["y"], external["p"]) >= 0.8
+    history = json.loads((run / "metrics.json").read_text())["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_linear_probe_reuses_the_feature_cache_across_splits(tiny, tmp_path):
+    first = train_run(make_config(tiny, backbone="vit_tiny_test", method="linear", seed=5), 0, tmp_path / "a")
+    second = train_run(make_config(tiny, backbone="vit_tiny_test", method="linear", seed=5), 1, tmp_path / "b")
+    hits = [json.loads((run / "metrics.json").read_text())["feature_cache_hit"] for run in (first, second)]
+    assert hits == [False, True]
+
+
+def test_clinical_only_baseline_fits_on_training_patients_only(tiny, tmp_path):
+    config = make_config(tiny, image=False, clinical_columns=["age", "sex"])
+    run = train_run(config, 0, tmp_path / "run")
+    saved = json.loads((run / "model" / "clinical.json").read_text())
+    age = saved["preprocessor"]["columns"][0]
+    cohort = load_manifest(config.manifest)
+    train_ids, _ = load_splits(config.splits, cohort)[0]
+    train_ages = [cohort[p].clinical["age"] for p in train_ids if cohort[p].clinical["age"] is not None]
+    assert age["mean"] == pytest.approx(np.mean(train_ages))
+    table = pd.read_csv(run / "predictions.csv")
+    assert table["frame_offset"].eq(0).all() and len(table) == table["patient_id"].nunique()
+
+
+def test_run_dirs_are_never_clobbered(tiny, tmp_path):
+    config = make_config(tiny, backbone="resnet_test", method="linear")
+    run = train_run(config, 0, tmp_path / "run")
+    with pytest.raises(VcpredError, match="finished run"):
+        train_run(config, 0, run)
+    train_run(config, 0, run, force=True)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(VcpredError, match="not a vcpred run dir"):
+        train_run(config, 0, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_train_cli_and_config_errors(tiny, tmp_path, capsys):
+    manifest, store, splits = tiny
+    config = {"configuration": "cli", "manifest": str(manifest), "store": str(store), "splits": str(splits),
+              "model": {"backbone": "resnet_test", "weights": "random", "method": "linear"},
+              "training": {"epochs": 1, "batch_size": 8}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["--quiet", "train", str(path), "--split", "2", "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "predictions.csv").is_file()
+    assert main(["train", str(path), "--split", "7", "--out", str(tmp_path / "r7")]) == 2
+    assert "split 7 does not exist" in capsys.readouterr().err
+    config["training"]["epoch"] = 3
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="unknown training settings"):
+        load_config(path)
