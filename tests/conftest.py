@@ -46,3 +46,18 @@ def clean_manifest(tmp_path: Path) -> Path:
     rows = [patient_row(i, label=int(i % 3 == 0)) for i in range(20)]
     rows += [patient_row(100 + i, set_name="external", label=int(i % 2)) for i in range(6)]
     return write_manifest(tmp_path / "cohort", rows)
+
+
+@pytest.fixture
+def weights_home(tmp_path: Path, monkeypatch) -> Path:
+    """A private $VCPRED_HOME so tests never see or write the user's stored weights."""
+    home = tmp_path / "vcpred_home"
+    monkeypatch.setenv("VCPRED_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny cohort with a prepared store written directly: (manifest, store, splits)."""
+    from tiny_store import build_tiny_cohort
+    return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))

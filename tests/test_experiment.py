@@ -6,21 +6,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tiny_store import build_tiny_cohort
 from vcpred.cli import main
 from vcpred.errors import ConfigError
 from vcpred.experiment import is_finished, load_experiment, run_experiment
 from vcpred.experiment.grid import expand_entry
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
 
-
-@pytest.fixture(autouse=True)
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("weights_home")
 
 
 def write_experiment(tiny, folder: Path, configurations: list[dict]) -> Path:

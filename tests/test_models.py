@@ -16,9 +16,7 @@ TEST_BACKBONES = ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet
 METHODS = ["full", "linear", "lora", "partial"]
 
 
-@pytest.fixture(autouse=True)
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("weights_home")
 
 
 def train_one_step(built, images, clinical):

@@ -9,7 +9,6 @@ import pytest
 import torch
 import yaml
 
-from tiny_store import build_tiny_cohort
 from vcpred.cli import main
 from vcpred.cohort import load_manifest, load_splits
 from vcpred.errors import ConfigError, VcpredError
@@ -20,14 +19,8 @@ from vcpred.training.data import load_frames
 from vcpred.training.loop import Trainer
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
 
-
-@pytest.fixture(autouse=True)
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("weights_home")
 
 
 def make_config(tiny, **model) -> TrainConfig:

@@ -17,9 +17,7 @@ from vcpred.models.weights import BIOMEDCLIP_REPO, stored_dir
 MEAN, STD = [0.4, 0.41, 0.42], [0.25, 0.26, 0.27]
 
 
-@pytest.fixture(autouse=True)
-def weights_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+pytestmark = pytest.mark.usefixtures("weights_home")
 
 
 def fake_biomedclip(folder: Path) -> dict[str, torch.Tensor]:

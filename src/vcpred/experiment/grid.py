@@ -24,11 +24,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from vcpred.cohort import load_manifest, load_splits, make_splits, save_splits
 from vcpred.errors import ConfigError
-from vcpred.training.config import TrainConfig
+from vcpred.training.config import TrainConfig, read_yaml_mapping
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 
@@ -98,13 +96,8 @@ def _splits_file(data: dict, base: Path, manifest: Path) -> tuple[Path, int]:
 def load_experiment(path: str | Path) -> list[RunSpec]:
     """Every (configuration, split) run of an experiment config, in a stable order."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"experiment config {path} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict) or not data.get("configurations"):
+    data = read_yaml_mapping(path, "experiment config")
+    if not data.get("configurations"):
         raise ConfigError(f"{path} must list `configurations`")
     base = path.parent
     manifest = base / str(data.get("manifest", ""))

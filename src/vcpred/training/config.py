@@ -75,14 +75,19 @@ class TrainConfig:
             raise ConfigError(f"training config: {exc}") from None
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    path = Path(path)
+def read_yaml_mapping(path: Path, what: str) -> dict:
+    """A YAML file that must hold a mapping, with clear errors for a missing or broken file."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} not found") from None
+        raise ConfigError(f"{what} {path} not found") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of settings")
-    return TrainConfig.from_dict(data, path.parent)
+    return data
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    return TrainConfig.from_dict(read_yaml_mapping(path, "training config"), path.parent)
