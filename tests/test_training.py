@@ -136,3 +136,23 @@ def test_train_cli_and_config_errors(tiny, tmp_path, capsys):
     path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="unknown training settings"):
         load_config(path)
+
+
+def test_cached_features_equal_the_backbone_on_the_frames(tiny):
+    from vcpred.models import create_model
+    from vcpred.training.features import cached_features
+
+    manifest, store, _ = tiny
+    cohort = load_manifest(manifest)
+    records = cohort.records[:5]
+    built = create_model(ModelSpec(backbone="resnet_test", weights="random", method="linear", seed=9,
+                                   input_scale="zscore"))
+    index_only = load_frames(store, records, ["x"] * 5, main_only=False, preprocessor=None, pixels=False)
+    assert index_only.frames is None
+    features, hit = cached_features(built, store, index_only, torch.device("cpu"))
+    with_pixels = load_frames(store, records, ["x"] * 5, main_only=False, preprocessor=None)
+    with torch.no_grad():
+        direct = built.core.eval().embed(with_pixels.frames)
+    assert not hit and torch.allclose(features, direct, atol=1e-5)
+    again, hit = cached_features(built, store, index_only, torch.device("cpu"))
+    assert hit and torch.equal(again, features)

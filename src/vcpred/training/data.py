@@ -12,6 +12,7 @@ import torchvision.transforms.v2.functional as TF
 
 from vcpred.cohort import PatientRecord
 from vcpred.imaging import load_prepared
+from vcpred.imaging.store import npz_path
 from vcpred.models import ClinicalPreprocessor
 
 
@@ -22,7 +23,7 @@ class FrameSet:
     patient_ids: list[str]
     sets: list[str]
     offsets: np.ndarray
-    frames: torch.Tensor
+    frames: torch.Tensor | None  # None when only the index was loaded (features come from the cache)
     labels: np.ndarray
     clinical: torch.Tensor | None
 
@@ -33,7 +34,7 @@ class FrameSet:
         return self.offsets == 0
 
 
-def _three_channels(frames: np.ndarray) -> np.ndarray:
+def three_channels(frames: np.ndarray) -> np.ndarray:
     """[F, C, H, W] -> [F, 3, H, W]: one sequence repeated, two padded with their mean."""
     channels = frames.shape[1]
     if channels == 3:
@@ -45,25 +46,41 @@ def _three_channels(frames: np.ndarray) -> np.ndarray:
     raise ValueError(f"frames with {channels} channels; vcpred models take 1 to 3")
 
 
+def _frame_offsets(store: Path, patient_id: str) -> np.ndarray:
+    """The patient's frame offsets without reading the pixels (npz members load lazily)."""
+    path = npz_path(store, patient_id)
+    if not path.is_file():
+        load_prepared(store, patient_id)  # raises the store's clear "not prepared" error
+    with np.load(path, allow_pickle=False) as data:
+        return data["frame_offsets"]
+
+
 def load_frames(store: Path, records: list[PatientRecord], set_names: list[str], *, main_only: bool,
-                preprocessor: ClinicalPreprocessor | None) -> FrameSet:
-    """Every (patient, frame) sample of these records; the main frame only when asked."""
+                preprocessor: ClinicalPreprocessor | None, pixels: bool = True) -> FrameSet:
+    """Every (patient, frame) sample of these records; the main frame only when asked.
+
+    pixels=False loads only the index (ids, offsets, labels): enough when features are cached.
+    """
     ids, sets, offsets, frames, labels, rows = [], [], [], [], [], []
     clinical = preprocessor.transform(records) if preprocessor else None
     for index, (record, set_name) in enumerate(zip(records, set_names)):
-        prepared = load_prepared(store, record.patient_id)
-        keep = prepared.frame_offsets == 0 if main_only else np.ones(len(prepared.frame_offsets), bool)
-        chosen = _three_channels(np.asarray(prepared.frames[keep], dtype=np.float32))
-        frames.append(chosen)
-        count = len(chosen)
+        if pixels:
+            prepared = load_prepared(store, record.patient_id)
+            patient_offsets = prepared.frame_offsets
+        else:
+            patient_offsets = _frame_offsets(store, record.patient_id)
+        keep = patient_offsets == 0 if main_only else np.ones(len(patient_offsets), bool)
+        if pixels:
+            frames.append(three_channels(np.asarray(prepared.frames[keep], dtype=np.float32)))
+        count = int(keep.sum())
         ids += [record.patient_id] * count
         sets += [set_name] * count
-        offsets.append(prepared.frame_offsets[keep])
+        offsets.append(patient_offsets[keep])
         labels += [math.nan if record.label is None else float(record.label)] * count
         rows += [index] * count
     clinical_tensor = torch.from_numpy(clinical[rows]) if clinical is not None else None
-    return FrameSet(ids, sets, np.concatenate(offsets).astype(int), torch.from_numpy(np.concatenate(frames)),
-                    np.asarray(labels), clinical_tensor)
+    pixel_tensor = torch.from_numpy(np.concatenate(frames)) if pixels else None
+    return FrameSet(ids, sets, np.concatenate(offsets).astype(int), pixel_tensor, np.asarray(labels), clinical_tensor)
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -19,7 +19,8 @@ import torch
 
 from vcpred.imaging.store import npz_path
 from vcpred.models import BuiltModel
-from vcpred.training.data import FrameSet
+from vcpred.imaging import load_prepared
+from vcpred.training.data import FrameSet, three_channels
 
 
 def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:
@@ -31,30 +32,39 @@ def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
-def compute_features(built: BuiltModel, frames: torch.Tensor, device: torch.device,
+def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device,
                      batch_size: int = 32) -> torch.Tensor:
-    """[N, 3, H, W] frames -> [N, D] float32 backbone features, eval mode, no augmentation."""
+    """[N, D] float32 backbone features of every sample, eval mode, no augmentation.
+
+    Reads one patient's frames at a time, so the whole cohort's pixels never sit in memory.
+    """
     core = built.core.to(device).eval()
     out = []
     with torch.inference_mode():
-        for start in range(0, len(frames), batch_size):
-            out.append(core.embed(frames[start:start + batch_size].to(device)).float().cpu())
+        for pid in dict.fromkeys(frames.patient_ids):
+            mask = np.asarray(frames.patient_ids) == pid
+            prepared = load_prepared(store, pid)
+            wanted = {int(o) for o in frames.offsets[mask]}
+            keep = np.array([int(o) in wanted for o in prepared.frame_offsets])
+            pixels = torch.from_numpy(three_channels(np.asarray(prepared.frames[keep], dtype=np.float32)))
+            for start in range(0, len(pixels), batch_size):
+                out.append(core.embed(pixels[start:start + batch_size].to(device)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
-    """Features for every sample of `frames` (all patients, all frames); (features, was_cached)."""
+    """Features for every sample of `frames` (patients grouped, offsets ascending); (features, was_cached)."""
     folder = Path(store) / "feature_cache"
     path = folder / f"{cache_key(built, store, frames.patient_ids)}.npz"
+    index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
-            if json.loads(str(data["index"])) == [frames.patient_ids, frames.offsets.tolist()]:
+            if str(data["index"]) == index:
                 return torch.from_numpy(data["features"]), True
-    features = compute_features(built, frames.frames, device)
+    features = compute_features(built, store, frames, device)
     folder.mkdir(exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(handle, "wb") as stream:
-        np.savez(stream, features=features.numpy(),
-                 index=np.asarray(json.dumps([frames.patient_ids, frames.offsets.tolist()])))
+        np.savez(stream, features=features.numpy(), index=np.asarray(index))
     os.replace(tmp, path)
     return features, False

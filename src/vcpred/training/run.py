@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import replace
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -146,13 +147,12 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     width = plan.clinical.width if plan.clinical else 0
     built = create_model(spec, clinical_features=width)
     main_only = params.frames == "main"
-    train = load_frames(config.store, plan.train, ["train"] * len(plan.train), main_only=main_only,
-                        preprocessor=plan.clinical)
-    val = load_frames(config.store, plan.val, ["validation"] * len(plan.val), main_only=False,
-                      preprocessor=plan.clinical)
-    records, sets = plan.scored()
-    scored = load_frames(config.store, records, sets, main_only=False, preprocessor=plan.clinical)
     use_features = spec.method == "linear" and params.feature_cache
+    load = partial(load_frames, config.store, preprocessor=plan.clinical, pixels=not use_features)
+    train = load(plan.train, ["train"] * len(plan.train), main_only=main_only)
+    val = load(plan.val, ["validation"] * len(plan.val), main_only=False)
+    records, sets = plan.scored()
+    scored = load(records, sets, main_only=False)
     inputs = {"train": train.frames, "val": val.frames, "scored": scored.frames}
     cache_hit = None
     if use_features:
@@ -179,7 +179,8 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
 def _feature_inputs(built, config, plan, train, val, scored, device):
     """Map each sample to its cached backbone feature (one cache over every patient of the cohort)."""
     everyone = plan.cohort.records
-    all_frames = load_frames(config.store, everyone, ["all"] * len(everyone), main_only=False, preprocessor=None)
+    all_frames = load_frames(config.store, everyone, ["all"] * len(everyone), main_only=False,
+                             preprocessor=None, pixels=False)
     features, hit = cached_features(built, config.store, all_frames, device)
     position = {(p, int(o)): i for i, (p, o) in enumerate(zip(all_frames.patient_ids, all_frames.offsets))}
 
