@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from vcpred.cohort import PatientRecord
 from vcpred.errors import ConfigError
@@ -84,6 +83,8 @@ class ClinicalLogistic:
 
     @classmethod
     def fit(cls, features: np.ndarray, labels: np.ndarray, *, c: float = 1.0) -> "ClinicalLogistic":
+        from sklearn.linear_model import LogisticRegression  # slow import, needed only here
+
         model = LogisticRegression(C=c, max_iter=1000, class_weight="balanced")
         model.fit(features, labels)
         return cls(model.coef_[0].tolist(), float(model.intercept_[0]))

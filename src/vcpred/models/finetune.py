@@ -5,7 +5,6 @@ from __future__ import annotations
 import fnmatch
 
 import torch.nn as nn
-from peft import LoraConfig, get_peft_model
 
 from vcpred.models.network import VcpredModel
 from vcpred.models.registry import VIT_ALL, VIT_QKV, VIT_QKV_PROJ, BackboneInfo
@@ -28,7 +27,9 @@ def freeze(module: nn.Module, trainable: bool = False) -> None:
         parameter.requires_grad = trainable
 
 
-def _lora_config(spec: ModelSpec, info: BackboneInfo) -> LoraConfig:
+def _lora_config(spec: ModelSpec, info: BackboneInfo):
+    from peft import LoraConfig  # peft pulls in transformers (seconds): only when LoRA is used
+
     if info.family == "vit":
         target = {"qkv": VIT_QKV, "qkv_proj": VIT_QKV_PROJ, "all": VIT_ALL}[spec.lora_targets]
         to_save = HEAD_MODULES
@@ -47,6 +48,8 @@ def apply_finetuning(model: VcpredModel, spec: ModelSpec, info: BackboneInfo) ->
         freeze(model, trainable=True)
         return model
     if spec.method == "lora":
+        from peft import get_peft_model
+
         return get_peft_model(model, _lora_config(spec, info))
     freeze(model.backbone)
     if spec.method == "partial":
