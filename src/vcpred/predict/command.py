@@ -1,0 +1,73 @@
+"""`vcpred predict --model MODEL_DIR (--image-t2 PATH ... | --manifest M) --out OUT`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vcpred import console
+from vcpred.errors import ConfigError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict", help="predict collapse for new patients with an exported model",
+        description="Probability of vertebral collapse with its spread over split models, the risk category "
+                    "and a heat map, for one patient (images + ROI + clinical values) or every patient of a "
+                    "manifest. Research use only, not a medical device. See docs/predict.md.")
+    parser.add_argument("--model", required=True, help="model directory written by `vcpred export`")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--manifest", help="predict every patient of this manifest instead of one patient")
+    parser.add_argument("--image-t2", help="T2 series: DICOM folder or NIfTI file")
+    parser.add_argument("--image-t1", help="T1 series, for models trained with T1")
+    parser.add_argument("--roi-slice", type=int, help="sagittal slice through the fractured vertebra (0-based)")
+    parser.add_argument("--roi-box", help="r0,c0,r1,c1 box around the vertebral body on that slice")
+    parser.add_argument("--clinical", help="clinical values NAME=VALUE,..., e.g. age=74,sex=F")
+    parser.add_argument("--patient-id", default="patient", help="name shown in the outputs")
+    parser.add_argument("--allow-missing", action="store_true",
+                        help="impute missing clinical values with the training medians (and say so)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="CPU inference precision")
+    parser.add_argument("--dicom-sc", action="store_true",
+                        help="also write the heat map as a DICOM Secondary Capture (OUT/heatmap_sc.dcm)")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    parser.set_defaults(func=run_predict)
+
+
+def _one_patient_record(args: argparse.Namespace, needs_image: bool):
+    from vcpred.predict.predict import make_record, parse_box, parse_clinical
+
+    images = {name: Path(p) for name, p in (("t2", args.image_t2), ("t1", args.image_t1)) if p}
+    if needs_image:
+        missing = [flag for flag, value in (("--image-t2 (or --image-t1)", images), ("--roi-slice", args.roi_slice),
+                                            ("--roi-box", args.roi_box)) if value in (None, {})]
+        if missing:
+            raise ConfigError(f"one-patient prediction needs {', '.join(missing)} (or pass --manifest)")
+        box, roi_slice = parse_box(args.roi_box), args.roi_slice
+    else:
+        box, roi_slice = (0, 0, 1, 1), 0  # clinical-only models read no image
+    return make_record(images, roi_slice, box, parse_clinical(args.clinical), patient_id=args.patient_id)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from vcpred.predict.bundle import load_bundle
+    from vcpred.predict.outputs import predict_manifest, prepare_out, write_patient
+    from vcpred.predict.predict import predict_patient
+
+    if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
+        raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
+    bundle = load_bundle(args.model)
+    record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")
+    out = prepare_out(Path(args.out), force=args.force)
+    if args.manifest:
+        table = predict_manifest(bundle, args.manifest, out, precision=args.precision, allow_missing=args.allow_missing)
+        failed = int((table["error"] != "").sum())
+        console.say(f"wrote {out / 'predictions.csv'}: {len(table) - failed} predicted, {failed} failed")
+        return 2 if failed == len(table) else 0
+    prediction = predict_patient(bundle, record, precision=args.precision, allow_missing=args.allow_missing)
+    write_patient(out, prediction, dicom=args.dicom_sc)
+    r = prediction.result
+    console.say(f"{r['patient_id']}: probability of collapse {r['probability']:.3f} (SD {r['sd']:.3f}, "
+                f"models {r['interval']['low']:.3f}-{r['interval']['high']:.3f}); {r['category']} at threshold "
+                f"{r['threshold']:.3f}. {r['notice'].capitalize()}.")
+    console.say(f"wrote {out}")
+    return 0

@@ -1,0 +1,191 @@
+"""`vcpred export`: a configuration's split models -> one self-contained model directory.
+
+Thresholds: each split's Youden threshold is recomputed from that run's own validation
+predictions (predictions.csv), aggregated the way the bundle predicts (AP over frames with the
+chosen aggregate, or the main frame only), with vcpred.stats.youden_threshold: the same rule as
+`vcpred evaluate`, so an EVAL folder is not needed. EVAL is read only for the model card's
+performance numbers. The development threshold is the median over splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save_file
+
+from vcpred import RESEARCH_NOTICE, __version__, console
+from vcpred.errors import ConfigError, VcpredError
+from vcpred.evaluate.aggregate import METHODS, aggregate
+from vcpred.evaluate.runs import SPLIT_DIR, read_run
+from vcpred.explain.maps import model_family
+from vcpred.models import load_model, merged
+from vcpred.predict.bundle import (
+    BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE,
+    build_network, development_threshold, hash_files, meta_digest, read_meta,
+)
+from vcpred.predict.card import model_card
+from vcpred.stats import youden_threshold
+
+LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
+
+
+@dataclass
+class SourceRun:
+    split: int
+    path: Path
+    config: dict
+
+
+def find_runs(runs: Path, configuration: str) -> list[SourceRun]:
+    """Finished split runs of one configuration (RUNS/<configuration>/split-KK/)."""
+    folder = Path(runs) / configuration
+    if not folder.is_dir():
+        known = sorted(p.name for p in Path(runs).glob("*") if p.is_dir()) if Path(runs).is_dir() else []
+        raise ConfigError(f"no configuration {configuration!r} under {runs}; found: {', '.join(known) or 'nothing'}")
+    found = []
+    for run_dir in sorted(p for p in folder.glob("split-*") if SPLIT_DIR.match(p.name)):
+        config_path = run_dir / "config.yaml"
+        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
+        if not config or config.get("status") != "done":
+            console.warn(f"skipping {run_dir}: not a finished run")
+            continue
+        found.append(SourceRun(int(config["split"]), run_dir, config))
+    if not found:
+        raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
+    return found
+
+
+def split_threshold(run: SourceRun, *, ap: bool, method: str) -> float | None:
+    """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite."""
+    table = aggregate(read_run(run.path).predictions, ap=ap, method=method)
+    val = table[(table["set"] == "validation") & table["label"].notna()]
+    if min((val["label"] == 1).sum(), (val["label"] == 0).sum()) < 2:
+        raise VcpredError(f"{run.path}: validation has too few cases or controls (need 2 of each) to choose "
+                          "a Youden threshold")
+    threshold, _, _ = youden_threshold(val["label"].to_numpy(int), val["probability"].to_numpy())
+    return threshold if abs(threshold) != float("inf") else None
+
+
+def store_params(run: SourceRun) -> dict:
+    """The prepared store's PrepareParams (complete, defaults filled in) this run trained on."""
+    from vcpred.imaging import PrepareParams
+
+    store = Path(run.config["config"]["store"])
+    try:
+        params = json.loads((store / "index.json").read_text()).get("params")
+    except (OSError, json.JSONDecodeError):
+        raise VcpredError(f"{run.path}: its prepared store {store} is gone or unreadable; the export needs "
+                          "the store's index.json for the preprocessing parameters") from None
+    if not params:
+        raise VcpredError(f"{store}/index.json records no preparation params; run `vcpred prepare` again")
+    return PrepareParams.from_dict(params).to_dict()
+
+
+def prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise VcpredError(f"--out {out} is not empty; choose a new folder or pass --force to replace it")
+        try:
+            read_meta(out)
+        except VcpredError:
+            raise VcpredError(f"--out {out} is not an earlier `vcpred export` model directory; vcpred "
+                              "does not delete other folders: choose a new one") from None
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _check_merged(run: SourceRun, state: dict, spec: dict, width: int, reference: torch.Tensor,
+                  probe: tuple) -> None:
+    """The exported tensors rebuilt into a plain model give the run model's logits."""
+    rebuilt = build_network(spec, width, state)
+    with torch.no_grad():
+        logits = rebuilt(*probe)
+    gap = float((logits - reference).abs().max())
+    if gap > LOGIT_TOLERANCE:
+        raise VcpredError(f"{run.path}: the exported model's logits differ from the run's by {gap:.2e}; "
+                          "this is a bug in vcpred export, please report it")
+
+
+def export_image_split(run: SourceRun, target: Path) -> dict:
+    """model.safetensors (merged full state) + model.json; returns {'family', 'spec'}."""
+    built = load_model(run.path / "model")
+    width = built.clinical_features
+    weights_record = run.config.get("weights") or {}
+    generator = torch.Generator().manual_seed(0)
+    image_size = int(store_params(run)["size"])
+    probe = (torch.rand(2, 3, image_size, image_size, generator=generator),
+             torch.randn(2, width, generator=generator) if built.spec.uses_clinical else None)
+    built.net.eval()
+    with torch.no_grad():
+        reference = built.net(*probe)
+    core = merged(built).eval()
+    state = {k: v.detach().cpu().contiguous() for k, v in core.state_dict().items()}
+    save_file(state, str(target / WEIGHTS_FILE))
+    spec = built.spec.to_dict()
+    _check_merged(run, state, spec, width, reference, probe)
+    (target / SPEC_FILE).write_text(json.dumps({
+        "spec": spec, "clinical_features": width, "merged_from": built.spec.method, "weights": weights_record,
+        "source_run": str(run.path)}, indent=1) + "\n")
+    return {"family": model_family(core), "spec": spec}
+
+
+def export_configuration(runs: str | Path, configuration: str, out: str | Path, *, eval_dir: str | Path | None = None,
+                         ap: bool = True, method: str = "mean", force: bool = False) -> Path:
+    """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it."""
+    if method not in METHODS:
+        raise ConfigError(f"--aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    sources = find_runs(Path(runs), configuration)
+    first = sources[0].config
+    image = bool(first["config"]["model"].get("image", True))
+    out = Path(out)
+    prepare_out(out, force)
+    entries, family, specs = [], None, []
+    for run in console.progress(sources, desc="export"):
+        target = out / f"split-{run.split:02d}"
+        target.mkdir()
+        if (run.path / "model" / CLINICAL_FILE).is_file():
+            shutil.copyfile(run.path / "model" / CLINICAL_FILE, target / CLINICAL_FILE)
+        if image:
+            exported = export_image_split(run, target)
+            family = exported["family"]
+            specs.append(exported["spec"])
+        entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
+                        "threshold": split_threshold(run, ap=ap and image, method=method)})
+    if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
+        raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
+    meta = {
+        "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
+        "ap": bool(ap and image), "aggregate": method, "clinical_columns": list(first.get("clinical_columns") or []),
+        "prepare_params": store_params(sources[0]) if image else None,
+        "spec": specs[0] if specs else None, "splits": entries,
+    }
+    return finalise_bundle(out, meta, lambda full: model_card(full, sources, eval_dir))
+
+
+def finalise_bundle(out: Path, meta: dict, card) -> Path:
+    """Complete meta (format, id, threshold, hashes) for the split folders already in out, write
+    MODEL_CARD.md (card(meta) -> text) and bundle.json; returns out."""
+    files = hash_files(out, sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
+    tag = "+AP" if meta["ap"] else ""
+    meta = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "vcpred_version": __version__,
+            "model_id": f"{meta['configuration']}{tag}@{_short_id(files)}", **meta,
+            "threshold": development_threshold([e["threshold"] for e in meta["splits"]]),
+            "threshold_rule": "median over split models of Youden's J threshold on each split's validation "
+                              "predictions (AP-aggregated when ap)",
+            "notice": RESEARCH_NOTICE}
+    (out / CARD_FILE).write_text(card(meta))
+    meta["files"] = {**files, **hash_files(out, [CARD_FILE])}
+    meta["meta_sha256"] = meta_digest(meta)
+    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    return out
+
+
+def _short_id(files: dict[str, str]) -> str:
+    """A short id from the hashes of the model files: the same tensors give the same id."""
+    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]

@@ -1,0 +1,33 @@
+"""`vcpred export RUNS --configuration NAME --out MODEL_DIR`."""
+
+from __future__ import annotations
+
+import argparse
+
+from vcpred import console
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("export", help="export a configuration's split models as one model directory",
+                                   description="Merge each split model of one configuration (LoRA folded in) and "
+                                               "write them with preprocessing, thresholds, hashes and a model "
+                                               "card into MODEL_DIR (safetensors + JSON). See docs/predict.md.")
+    parser.add_argument("runs", help="RUNS folder holding <configuration>/split-KK/ run dirs")
+    parser.add_argument("--configuration", required=True, help="configuration name (a folder under RUNS)")
+    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("--eval", dest="eval_dir", help="EVAL folder of `vcpred evaluate`, for the model card")
+    parser.add_argument("--ap", action=argparse.BooleanOptionalAction, default=True,
+                        help="augmented prediction over frames (default: on)")
+    parser.add_argument("--aggregate", default="mean", choices=("mean", "median", "logit_mean"),
+                        help="how AP combines frame probabilities (default: mean)")
+    parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
+    parser.set_defaults(func=run_export)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from vcpred.predict.export import export_configuration
+
+    out = export_configuration(args.runs, args.configuration, args.out, eval_dir=args.eval_dir, ap=args.ap,
+                               method=args.aggregate, force=args.force)
+    console.say(f"wrote {out}")
+    return 0

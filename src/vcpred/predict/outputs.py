@@ -1,0 +1,134 @@
+"""Writing predict outputs: OUT/prediction.json, heatmap.png, report.html; or, for a manifest,
+OUT/predictions.csv, OUT/heatmaps/<patient>.png and OUT/summary.json."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vcpred import console
+from vcpred.errors import VcpredError
+from vcpred.predict.bundle import Bundle
+from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient
+from vcpred.predict.report import report_html
+
+GENERATOR = "vcpred predict"
+MARKERS = ("prediction.json", "summary.json")
+
+
+def _is_previous(out: Path) -> bool:
+    for name in MARKERS:
+        try:
+            if json.loads((out / name).read_text()).get("generator") == GENERATOR:
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
+
+
+def prepare_out(out: Path, *, force: bool) -> Path:
+    """Create OUT; a non-empty folder must be an earlier predict output (replaced) unless --force."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VcpredError(f"--out {out} is a file; pass a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not (force or _is_previous(out)):
+            raise VcpredError(f"--out {out} is not empty and not an earlier `vcpred predict` output; choose a "
+                              "new folder or pass --force to write into it")
+        for name in ("prediction.json", "heatmap.png", "heatmap_sc.dcm", "report.html", "predictions.csv",
+                     "summary.json"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "heatmaps", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def jsonable(value):
+    """Plain JSON: numpy unwrapped, NaN/inf -> null, paths as text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def heatmap_png(prediction: PatientPrediction, path: Path | None) -> bytes | None:
+    if prediction.heat is None:
+        return None
+    from vcpred.explain import overlay_png
+
+    prepared, result = prediction.prepared, prediction.result
+    title = (f"{result['patient_id']}: P(collapse) {100 * result['probability']:.1f} % ({result['category']}) - "
+             f"{NOTICE}")
+    return overlay_png(prepared.main_slice, prediction.heat, prepared.roi_box, prepared.crop_box, path=path,
+                       spacing=tuple(prepared.spacing[1:]), title=title)
+
+
+def write_patient(out: Path, prediction: PatientPrediction, *, dicom: bool = False) -> list[Path]:
+    """prediction.json, heatmap.png (image models) and report.html in OUT (+ heatmap_sc.dcm, a
+    DICOM Secondary Capture of the overlay, when dicom)."""
+    written = [out / "prediction.json"]
+    png = heatmap_png(prediction, out / "heatmap.png")
+    if png is not None:
+        written.append(out / "heatmap.png")
+        prediction.result["heatmap"]["file"] = "heatmap.png"
+        if dicom:
+            from vcpred.predict.dicom_sc import write_secondary_capture
+
+            written.append(write_secondary_capture(out / "heatmap_sc.dcm", png, prediction.result))
+    (out / "prediction.json").write_text(json.dumps(jsonable(prediction.result), indent=1) + "\n")
+    (out / "report.html").write_text(report_html(prediction.result, png))
+    return written + [out / "report.html"]
+
+
+def _row(record, prediction: PatientPrediction | None, error: str | None, heatmap: str | None) -> dict:
+    row = {"patient_id": record.patient_id, "set": record.set, "label": record.label}
+    if prediction is not None:
+        r = prediction.result
+        row.update(probability=r["probability"], sd=r["sd"], low=r["interval"]["low"], high=r["interval"]["high"],
+                   threshold=r["threshold"], category=r["category"], n_frames=len(r["per_frame"]),
+                   imputed=";".join(r["imputed"]), heatmap=heatmap or "")
+    row["error"] = error or ""
+    return row
+
+
+def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precision: str = "fp32",
+                     allow_missing: bool = False) -> pd.DataFrame:
+    """Every manifest patient -> predictions.csv rows (+ heatmaps/<id>.png); a failing patient gets
+    its error in the `error` column and the others go on."""
+    from vcpred.cohort import load_manifest
+    from vcpred.imaging.store import safe_name
+
+    cohort = load_manifest(manifest)
+    rows = []
+    (out / "heatmaps").mkdir(exist_ok=True)
+    for record in console.progress(cohort.records, desc="predict"):
+        try:
+            prediction = predict_patient(bundle, record, precision=precision, allow_missing=allow_missing,
+                                         strict_keys=False)  # a manifest may hold other columns
+        except VcpredError as exc:
+            console.warn(f"patient {record.patient_id!r} not predicted: {exc}")
+            rows.append(_row(record, None, str(exc), None))
+            continue
+        name = f"heatmaps/{safe_name(record.patient_id)}.png"
+        written = heatmap_png(prediction, out / name)
+        rows.append(_row(record, prediction, None, name if written else None))
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
+    summary = {"generator": GENERATOR, "notice": NOTICE, "model_id": bundle.meta["model_id"], "manifest": str(manifest),
+               "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return table

@@ -1,0 +1,262 @@
+"""Predict for new patients with an exported model directory: one patient or a whole manifest.
+
+Per split model: the patient's frames -> probabilities [F]; AP combines them (the bundle's
+aggregate) or the main frame is used. The ensemble probability is the mean over split models; its
+spread is the SD and the min-max over models. The risk category compares the ensemble probability
+with the development threshold (median of the split thresholds).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.special import expit, logit
+
+from vcpred import RESEARCH_NOTICE, console
+from vcpred.cohort import PatientRecord, Roi
+from vcpred.errors import ConfigError, RoiError
+from vcpred.predict.bundle import Bundle
+
+CATEGORIES = ("high risk of collapse", "low risk of collapse")
+PRECISIONS = ("fp32", "bf16")
+EPS = 1e-6
+NOTICE = RESEARCH_NOTICE.rstrip(".").lower()  # "research use only, not a medical device"
+
+
+def parse_box(text: str) -> tuple[int, int, int, int]:
+    """'r0,c0,r1,c1' -> ints (canonical sagittal pixels, max exclusive)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        box = tuple(int(p) for p in parts)
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise RoiError(f"--roi-box {text!r} must be four whole numbers r0,c0,r1,c1 (row/column min and max)")
+    if box[0] >= box[2] or box[1] >= box[3] or min(box) < 0:
+        raise RoiError(f"--roi-box {text!r}: need 0 <= r0 < r1 and 0 <= c0 < c1")
+    return box  # type: ignore[return-value]
+
+
+def parse_clinical(text: str | None) -> dict[str, str]:
+    """'age=74,sex=F' -> {'age': '74', 'sex': 'F'} (values typed later, per the model's columns)."""
+    values: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--clinical item {item!r} must be NAME=VALUE, e.g. age=74,sex=F")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def make_record(images: dict[str, Path], roi_slice: int, box: tuple[int, int, int, int], clinical: dict,
+                patient_id: str = "patient") -> PatientRecord:
+    if roi_slice < 0:
+        raise RoiError(f"--roi-slice {roi_slice} must be 0 or more")
+    return PatientRecord(patient_id=patient_id, set="external", label=None, images=dict(images),
+                         roi=Roi(roi_slice, *box), clinical=dict(clinical))
+
+
+@dataclass
+class ClinicalCheck:
+    values: dict  # column -> typed value or None
+    imputed: dict = field(default_factory=dict)  # column -> training median used (median over splits)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _encodings(bundle: Bundle) -> dict:
+    return {c.name: c for c in bundle.models[0].preprocessor.columns} if bundle.models[0].preprocessor else {}
+
+
+def check_clinical(bundle: Bundle, given: dict, *, allow_missing: bool, strict_keys: bool = True) -> ClinicalCheck:
+    """Typed clinical values for the model's columns; errors for unknown keys and missing values."""
+    needed = bundle.clinical_columns
+    unknown = sorted(set(given) - set(needed))
+    if unknown and strict_keys:
+        raise ConfigError(f"unknown clinical value(s) {', '.join(unknown)}: this model uses "
+                          f"{', '.join(needed) or 'no clinical values'}")
+    encodings, check = _encodings(bundle), ClinicalCheck({})
+    for name in needed:
+        raw = given.get(name)
+        value = None if raw is None or str(raw).strip().lower() in ("", "na", "nan", "none", "null") else raw
+        kind = encodings[name].kind
+        if value is not None and kind == "numeric":
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"clinical value {name}={raw!r} must be a number") from None
+            if not math.isfinite(value):
+                raise ConfigError(f"clinical value {name}={raw!r} must be a finite number")
+        elif value is not None:
+            value = str(value)
+            if value not in (encodings[name].categories or []):
+                check.warnings.append(f"{name}={value!r} was never seen in training (seen: "
+                                      f"{', '.join(encodings[name].categories or [])}); it encodes as unknown")
+        if value is None:
+            check.imputed[name] = _imputation(bundle, name, kind)
+        check.values[name] = value
+    if check.imputed and not allow_missing:
+        raise ConfigError(f"clinical value(s) {', '.join(check.imputed)} needed by this model but not given; "
+                          "pass them with --clinical NAME=VALUE, or --allow-missing to impute training medians")
+    for name, value in check.imputed.items():
+        check.warnings.append(f"{name} missing: imputed with the training {value} (--allow-missing)")
+    return check
+
+
+def _imputation(bundle: Bundle, name: str, kind: str):
+    if kind != "numeric":
+        return "'missing' category"
+    medians = [next(c.median for c in m.preprocessor.columns if c.name == name) for m in bundle.models]
+    return f"median {float(np.median(medians)):.4g}"
+
+
+def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, method: str) -> float:
+    """One probability from per-frame probabilities [F] (AP) or the main frame (offset 0)."""
+    if not ap:
+        return float(probabilities[offsets == 0][0])
+    if method == "median":
+        return float(np.median(probabilities))
+    if method == "logit_mean":
+        return float(expit(np.mean(logit(np.clip(probabilities, EPS, 1 - EPS)))))
+    return float(np.mean(probabilities))
+
+
+def three_channels(frames: np.ndarray) -> np.ndarray:
+    """[F, C, H, W] -> float32 [F, 3, H, W], channels built as in training."""
+    from vcpred.training.data import three_channels as training_three_channels
+
+    return training_three_channels(np.asarray(frames, dtype=np.float32))
+
+
+def autocast(precision: str):
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    from contextlib import nullcontext
+
+    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+
+
+def summarise(per_model: np.ndarray, threshold: float) -> dict:
+    """Ensemble mean, spread and category from per-model probabilities [M]."""
+    mean = float(per_model.mean())
+    return {"probability": mean,
+            "sd": float(per_model.std(ddof=1)) if len(per_model) > 1 else 0.0,
+            "interval": {"low": float(per_model.min()), "high": float(per_model.max()),
+                         "kind": "min-max over split models"},
+            "threshold": threshold, "category": CATEGORIES[0] if mean >= threshold else CATEGORIES[1]}
+
+
+def base_result(bundle: Bundle) -> dict:
+    return {"generator": "vcpred predict", "notice": NOTICE,
+            "model_id": bundle.meta["model_id"], "configuration": bundle.meta["configuration"],
+            "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
+            "threshold_rule": bundle.meta["threshold_rule"]}
+
+
+def warn_all(patient_id: str, warnings: list[str]) -> None:
+    for message in warnings:
+        console.warn(f"patient {patient_id!r}: {message}")
+
+
+@dataclass
+class PatientPrediction:
+    """result: the JSON-able prediction; heat: [R, C] map on the main slice (NaN outside the crop)
+    or None (clinical-only model, or explain=False); prepared: the PreparedPatient (image models)."""
+
+    result: dict
+    heat: np.ndarray | None = None
+    prepared: object | None = None
+
+
+def _model_pass(model, frames: torch.Tensor, clinical, main: int, precision: str, family: str,
+                explain: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Probabilities [F] of one split model and its map [h, w] on the main frame (or None)."""
+    from vcpred.explain import grad_cam, record_attention, rollout_from_attentions, vit_layout
+    from vcpred.explain.rollout import find_vit
+
+    heat = None
+    with torch.no_grad(), autocast(precision):
+        if explain and family == "vit":  # one forward gives both the probabilities and the attention
+            vit = find_vit(model)
+            with record_attention(vit) as captured:
+                logits = model(frames, clinical)
+            heat = rollout_from_attentions([a[main:main + 1] for a in captured], **vit_layout(vit))[0]
+        else:
+            logits = model(frames, clinical)
+    if explain and family == "cnn":
+        heat = grad_cam(model, frames[main:main + 1], None if clinical is None else clinical[main:main + 1])[0]
+    return torch.sigmoid(logits.float()).numpy(), heat
+
+
+def _clinical_tensor(split_model, record: PatientRecord, count: int) -> torch.Tensor | None:
+    if split_model.preprocessor is None or split_model.net is None or split_model.net.clinical is None:
+        return None
+    row = torch.from_numpy(split_model.preprocessor.transform([record]))
+    return row.expand(count, -1).contiguous()
+
+
+def _image_prediction(bundle: Bundle, record: PatientRecord, precision: str, explain: bool) -> PatientPrediction:
+    from vcpred.explain.maps import full_slice_map
+    from vcpred.imaging import prepare_patient
+
+    prepared = prepare_patient(record, bundle.prepare_params())
+    frames = torch.from_numpy(three_channels(prepared.frames))
+    offsets = np.asarray(prepared.frame_offsets)
+    main = int(np.flatnonzero(offsets == 0)[0])
+    per_frame, per_model, maps = [], [], []
+    for split_model in bundle.models:
+        clinical = _clinical_tensor(split_model, record, len(frames))
+        probs, heat = _model_pass(split_model.net, frames, clinical, main, precision, bundle.meta["family"], explain)
+        per_frame.append(probs)
+        per_model.append(combine_frames(probs, offsets, ap=bundle.meta["ap"], method=bundle.meta["aggregate"]))
+        if heat is not None:
+            maps.append(heat)
+    per_frame_array = np.stack(per_frame)
+    result = {**summarise(np.asarray(per_model), bundle.threshold),
+              "per_model": [{"split": m.split, "threshold": m.threshold, "probability": p,
+                             "frames": [float(x) for x in f]} for m, p, f in zip(bundle.models, per_model, per_frame)],
+              "per_frame": [{"offset": int(o), "slice": int(s), "probability": float(p)} for o, s, p in
+                            zip(offsets, prepared.frame_slices, per_frame_array.mean(axis=0))],
+              "roi": {"slice": record.roi.slice, "box": list(record.roi.box)},
+              "crop_box": [int(v) for v in prepared.crop_box], "provenance": prepared.provenance}
+    heat_full = full_slice_map(np.stack(maps), prepared.crop_box, prepared.main_slice.shape) if maps else None
+    if maps:
+        result["heatmap"] = {"method": "attention rollout (mean heads, class token)" if bundle.meta["family"] == "vit"
+                             else "Grad-CAM on the last convolutional stage", "frame_offset": 0,
+                             "averaged_over_models": len(maps)}
+        if not np.nanmax(heat_full) > 0:  # Grad-CAM keeps only what raises the logit
+            result["heatmap"]["note"] = "the map is zero everywhere: no region of the crop raises the predicted risk"
+    return PatientPrediction(result, heat_full, prepared)
+
+
+def _clinical_only_prediction(bundle: Bundle, record: PatientRecord) -> PatientPrediction:
+    per_model = np.array([float(m.logistic.predict_proba(m.preprocessor.transform([record]))[0])
+                          for m in bundle.models])
+    result = {**summarise(per_model, bundle.threshold),
+              "per_model": [{"split": m.split, "threshold": m.threshold, "probability": float(p)}
+                            for m, p in zip(bundle.models, per_model)], "per_frame": []}
+    return PatientPrediction(result)
+
+
+def predict_patient(bundle: Bundle, record: PatientRecord, *, precision: str = "fp32", explain: bool = True,
+                    allow_missing: bool = False, strict_keys: bool = True) -> PatientPrediction:
+    """Predict one patient (record.clinical holds the given values, as text or typed)."""
+    from dataclasses import replace
+
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    check = check_clinical(bundle, record.clinical, allow_missing=allow_missing, strict_keys=strict_keys)
+    warn_all(record.patient_id, check.warnings)
+    record = replace(record, clinical=check.values)
+    if bundle.kind == "clinical_only":
+        prediction = _clinical_only_prediction(bundle, record)
+    else:
+        prediction = _image_prediction(bundle, record, precision, explain)
+    image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
+    prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,
+                         "clinical": check.values, "imputed": check.imputed, "precision": precision,
+                         "warnings": check.warnings + image_warnings}
+    return prediction

@@ -1,0 +1,131 @@
+"""`vcpred export`: merged split models, thresholds, hashes, model card."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from test_predict_support import exported, tiny_cohort, trained_runs
+from vcpred.cli import main
+from vcpred.cohort import load_manifest
+from vcpred.errors import VcpredError
+from vcpred.evaluate.aggregate import aggregate
+from vcpred.evaluate.per_split import split_row
+from vcpred.evaluate.runs import read_run
+from vcpred.evaluate.variants import Variant
+from vcpred.models import ClinicalPreprocessor
+from vcpred.predict import BundleError, export_configuration, load_bundle
+from vcpred.training.data import load_frames
+
+VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
+CNN = dict(backbone="resnet_test", method="lora")
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))  # no pre-trained weights anywhere
+
+
+@pytest.mark.parametrize("name,model", [("vitlora", VIT), ("resnetlora", CNN)])
+def test_exported_models_reproduce_the_runs_predictions(name, model):
+    """LoRA merged, full state reloaded into a randomly built plain model: same probabilities."""
+    bundle = load_bundle(exported(name, **model))
+    manifest, store, _ = tiny_cohort()
+    cohort = load_manifest(manifest)
+    assert bundle.kind == "image" and bundle.meta["family"] == ("vit" if name == "vitlora" else "cnn")
+    for split_model, entry in zip(bundle.models, bundle.meta["splits"]):
+        assert not hasattr(split_model.net, "peft_config")  # a plain VcpredModel
+        table = pd.read_csv(f"{entry['run']}/predictions.csv")
+        records = [cohort[p] for p in dict.fromkeys(table["patient_id"])]
+        frames = load_frames(store, records, ["x"] * len(records), main_only=False,
+                             preprocessor=split_model.preprocessor)
+        with torch.no_grad():
+            probabilities = torch.sigmoid(split_model.net(frames.frames, frames.clinical)).numpy()
+        mine = pd.DataFrame({"patient_id": frames.patient_ids, "frame_offset": frames.offsets, "mine": probabilities})
+        merged = table.merge(mine, on=["patient_id", "frame_offset"])
+        assert len(merged) == len(table)
+        np.testing.assert_allclose(merged["probability"], merged["mine"], atol=1e-5)
+
+
+def test_bundle_records_thresholds_params_and_hashes():
+    folder = exported("vitlora", **VIT)
+    meta = json.loads((folder / "bundle.json").read_text())
+    assert meta["ap"] is True and meta["aggregate"] == "mean" and meta["clinical_columns"] == ["age", "sex"]
+    assert meta["prepare_params"]["size"] == 64 and meta["prepare_params"]["normalize"] == "zscore"
+    for entry in meta["splits"]:  # the same Youden threshold `vcpred evaluate` computes
+        run = read_run(folder.parent / "runs-vitlora" / "vitlora" / entry["dir"])
+        row = split_row(Variant("vitlora", True, True), run, aggregate(run.predictions, ap=True))
+        assert entry["threshold"] == pytest.approx(row["threshold"])
+    assert meta["threshold"] == pytest.approx(np.median([e["threshold"] for e in meta["splits"]]))
+    files = sorted(meta["files"])
+    assert files == ["MODEL_CARD.md"] + [f"split-0{k}/{f}" for k in (0, 1) for f in
+                                          ("clinical.json", "model.json", "model.safetensors")]
+    assert not list(folder.rglob("*.pt")) and not list(folder.rglob("*.pkl"))
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "Research use only, not a medical device" in card and "development: 24 patients, 8 with collapse" in card
+
+
+def test_tampered_or_incomplete_bundles_are_refused(tmp_path, capsys):
+    copy = tmp_path / "bundle"
+    shutil.copytree(exported("vitlora", **VIT), copy)
+    with open(copy / "split-01" / "model.safetensors", "r+b") as handle:
+        handle.seek(-4, 2)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(BundleError, match=r"split-01/model.safetensors changed since export"):
+        load_bundle(copy)
+    (copy / "split-01" / "model.safetensors").unlink()
+    code = main(["predict", "--model", str(copy), "--image-t2", "x.nii.gz", "--roi-slice", "1",
+                 "--roi-box", "1,1,5,5", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and "incomplete: missing split-01/model.safetensors" in err and "Traceback" not in err
+    shutil.copytree(exported("vitlora", **VIT), tmp_path / "edited")
+    meta = json.loads((tmp_path / "edited" / "bundle.json").read_text())
+    meta["threshold"] = 0.01
+    (tmp_path / "edited" / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="edited after export"):
+        load_bundle(tmp_path / "edited")
+    with pytest.raises(BundleError, match="no bundle.json"):
+        load_bundle(tmp_path)
+
+
+def test_export_cli_refuses_other_folders_and_replaces_with_force(tmp_path, capsys):
+    runs = trained_runs("vitlora", **VIT)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    args = ["--quiet", "export", str(runs), "--configuration", "vitlora", "--no-ap"]
+    assert main(args + ["--out", str(tmp_path / "mine")]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert main(args + ["--out", str(tmp_path / "mine"), "--force"]) == 2
+    assert (tmp_path / "mine" / "notes.txt").is_file()
+    assert main(args + ["--out", str(tmp_path / "b")]) == 0
+    assert main(args + ["--out", str(tmp_path / "b"), "--force"]) == 0
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert meta["ap"] is False and meta["model_id"].startswith("vitlora@")
+    assert main(["export", str(runs), "--configuration", "nope", "--out", str(tmp_path / "c")]) == 2
+    assert "no configuration 'nope'" in capsys.readouterr().err
+
+
+def test_clinical_only_configurations_export_their_logistic(tmp_path):
+    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+    bundle = load_bundle(export_configuration(runs, "clinical", tmp_path / "b"))
+    assert bundle.kind == "clinical_only" and bundle.meta["prepare_params"] is None
+    assert all(m.logistic is not None and m.net is None for m in bundle.models)
+    assert isinstance(bundle.models[0].preprocessor, ClinicalPreprocessor)
+    with pytest.raises(VcpredError, match="not empty"):
+        export_configuration(runs, "clinical", tmp_path / "b")
+
+
+def test_model_card_reports_eval_performance_and_thresholds_agree_with_evaluate(tmp_path):
+    runs = trained_runs("vitlora", **VIT)
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(tmp_path / "eval"), "--no-figures"]) == 0
+    folder = export_configuration(runs, "vitlora", tmp_path / "b", eval_dir=tmp_path / "eval")
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| internal |" in card and "| external |" in card and "variant 'vitlora + AP'" in card
+    summary = pd.read_csv(tmp_path / "eval" / "summary.csv")
+    row = summary[(summary["variant"] == "vitlora + AP") & (summary["set"] == "external")].iloc[0]
+    assert json.loads((folder / "bundle.json").read_text())["threshold"] == pytest.approx(row["ensemble_threshold"])

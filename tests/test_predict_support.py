@@ -1,0 +1,67 @@
+"""Helpers for the export/predict tests: tiny trained runs and their exported bundles, built once
+per test session (no tests here)."""
+
+from __future__ import annotations
+
+import atexit
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from conftest import SHARED
+from tiny_store import build_tiny_cohort
+from vcpred.cohort import Roi
+from vcpred.models import ModelSpec
+from vcpred.training import TrainConfig, TrainingParams, train_run
+
+T2_LUMBAR = SHARED / "data" / "mri" / "t2_lumbar.nii.gz"
+# The lumbar vertebral body the imaging tests use on the real T2 (tests/test_imaging_support.py).
+BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)
+BOX_TEXT = f"{BODY.row_min},{BODY.col_min},{BODY.row_max},{BODY.col_max}"
+
+
+@lru_cache(maxsize=None)
+def workdir() -> Path:
+    """One folder for the whole test session (shared by the test modules), removed at exit."""
+    folder = Path(tempfile.mkdtemp(prefix="vcpred-predict-tests-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+@lru_cache(maxsize=None)
+def tiny_cohort() -> tuple[Path, Path, Path]:
+    return build_tiny_cohort(workdir() / "cohort")
+
+
+@lru_cache(maxsize=None)
+def trained_runs(name: str, splits: tuple[int, ...] = (0, 1), **model) -> Path:
+    """RUNS folder with RUNS/<name>/split-KK for a tiny model trained one epoch on each split."""
+    manifest, store, split_file = tiny_cohort()
+    runs = workdir() / f"runs-{name}"
+    spec = ModelSpec(**{"weights": "random", **model})
+    params = TrainingParams(epochs=1, batch_size=8, lr=1e-3, augment=False, precision="fp32")
+    for split in splits:
+        config = TrainConfig(name, manifest, store, split_file, spec, params)
+        train_run(config, split, runs / name / f"split-{split:02d}")
+    return runs
+
+
+@lru_cache(maxsize=None)
+def exported(name: str, **model) -> Path:
+    from vcpred.predict import export_configuration
+
+    runs = trained_runs(name, **model)
+    return export_configuration(runs, name, workdir() / f"bundle-{name}")
+
+
+def store_frames(patient_ids: list[str]):
+    """Main frames [B, 3, 64, 64] of tiny-store patients, as a float tensor."""
+    import numpy as np
+    import torch
+
+    from vcpred.imaging import load_prepared
+
+    _, store, _ = tiny_cohort()
+    frames = [load_prepared(store, pid).frames[1] for pid in patient_ids]  # offsets -1, 0, 1
+    return torch.from_numpy(np.repeat(np.stack(frames), 3, axis=1).astype(np.float32))
