@@ -10,7 +10,7 @@ venv:
 	@bash scripts/ensure_venv.sh
 
 demo: venv
-	@$(PY) -m vcpred.demo
+	@$(PY) -m vcpred demo --out runs/demo
 
 test: venv
 	$(PY) -m pytest -q

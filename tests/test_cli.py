@@ -64,3 +64,25 @@ def test_cohort_split_writes_json(clean_manifest: Path, tmp_path: Path, capsys):
     assert "wrote 4 splits" in capsys.readouterr().out
     assert main(["--quiet", "cohort", "split", str(clean_manifest), "--out", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_every_command_module_registers_its_own_name():
+    """The lazy table and the modules agree: each module registers exactly the name it is listed under."""
+    import argparse
+    import importlib
+
+    from vcpred.cli import COMMANDS
+    for name, (module, _) in COMMANDS.items():
+        parser = argparse.ArgumentParser()
+        subparsers = parser.add_subparsers(dest="command")
+        importlib.import_module(module).register(subparsers)
+        assert list(subparsers.choices) == [name]
+    full = __import__("vcpred.cli", fromlist=["build_parser"]).build_parser()
+    assert "train" in full.format_help()
+
+
+def test_cohort_commands_do_not_import_torch():
+    code = ("import sys; from vcpred.cli import main; main(['cohort', 'check', 'missing.csv']); "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "False"

@@ -14,14 +14,28 @@ import traceback
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import VcpredError
 
-# Modules that each define `register(subparsers)`; one line per capability.
-COMMAND_MODULES = [
-    "vcpred.cohort.command",
-    "vcpred.models.command",
-]
+# Subcommand -> (module defining `register(subparsers)`, one-line help). Only the module of the
+# command being run is imported, so `vcpred cohort check` does not pay for torch, peft or ITK.
+COMMANDS = {
+    "cohort": ("vcpred.cohort.command", "check a cohort manifest; make patient-level splits"),
+    "synth": ("vcpred.synth.command", "generate a synthetic OVCF cohort with a known true risk"),
+    "prepare": ("vcpred.imaging.command", "read, N4-correct, crop and normalise every patient's frames"),
+    "weights": ("vcpred.models.command", "list, download or import pre-trained weights"),
+    "train": ("vcpred.training.command", "train one configuration on one split; write a run dir"),
+    "experiment": ("vcpred.experiment.command", "train every configuration of a grid on every split"),
+    "evaluate": ("vcpred.evaluate.command", "AUC, thresholds, DeLong, calibration over a RUNS folder"),
+    "demo": ("vcpred.demo", "run the whole pipeline on a synthetic cohort"),
+    "export": ("vcpred.predict.export_command", "export a configuration's split models as one model directory"),
+    "predict": ("vcpred.predict.command", "predict collapse for new patients with an exported model"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _chosen_command(argv: list[str]) -> str | None:
+    return next((a for a in argv if a in COMMANDS), None)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with argv, only the chosen subcommand's module is imported (None: all of them)."""
     parser = argparse.ArgumentParser(
         prog="vcpred",
         description="Predict vertebral collapse after osteoporotic vertebral compression fracture "
@@ -31,13 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="print only errors and warnings")
     parser.add_argument("--debug", action="store_true", help="debug logging; tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+    chosen = _chosen_command(argv) if argv is not None else None
+    for name, (module, help_text) in COMMANDS.items():
+        if argv is None or name == chosen:
+            importlib.import_module(module).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=help_text)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
