@@ -61,8 +61,9 @@ class FitResult:
     best_epoch: int
     best_val_auc: float
     history: list[dict] = field(default_factory=list)
-    train_seconds: float = 0.0
-    model_seconds: float = 0.0
+    train_seconds: float = 0.0  # the whole fit, validation passes included
+    step_seconds: float = 0.0  # training steps only: batching, augmentation, model, optimiser
+    model_seconds: float = 0.0  # forward + backward + optimiser step
     samples_seen: int = 0
 
 
@@ -143,6 +144,7 @@ class Trainer:
         order = torch.randperm(len(train), generator=self.generator)
         total = 0.0
         for start in range(0, len(order), self.params.batch_size):
+            step_start = time.perf_counter()
             index = order[start:start + self.params.batch_size]
             batch = inputs[index]
             if self.params.augment and not self.use_features:
@@ -155,7 +157,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            total += float(loss.detach()) * len(index)  # waits for the device, so inside the timing
             result.model_seconds += time.perf_counter() - tick
+            result.step_seconds += time.perf_counter() - step_start
             result.samples_seen += len(index)
-            total += float(loss.detach()) * len(index)
         return total / len(order)

@@ -168,8 +168,9 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
         (out / "model" / "clinical.json").write_text(json.dumps({"preprocessor": plan.clinical.to_dict()}, indent=1))
     metrics = {"kind": "image", "best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
                "history": result.history, "train_seconds": result.train_seconds,
-               "model_seconds": result.model_seconds, "samples_seen": result.samples_seen,
-               "outside_model_fraction": 1 - result.model_seconds / max(result.train_seconds, 1e-9),
+               "step_seconds": result.step_seconds, "model_seconds": result.model_seconds,
+               "samples_seen": result.samples_seen,
+               "outside_model_fraction": 1 - result.model_seconds / max(result.step_seconds, 1e-9),
                "parameters": built.counts(), "feature_cache_hit": cache_hit}
     extra = {"weights": built.weights.to_dict(), "device": device.type, "precision": precision,
              "parameters": built.counts()}
