@@ -156,3 +156,24 @@ def test_cached_features_equal_the_backbone_on_the_frames(tiny):
     assert not hit and torch.allclose(features, direct, atol=1e-5)
     again, hit = cached_features(built, store, index_only, torch.device("cpu"))
     assert hit and torch.equal(again, features)
+
+
+def test_device_and_precision_selection_on_this_machine(monkeypatch):
+    from vcpred.training.loop import autocast, host_tensor, resolve_device, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_device("cpu") == cpu
+    if not torch.cuda.is_available():
+        assert resolve_device("auto") == cpu
+        with pytest.raises(ConfigError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA GPU"):
+        resolve_precision("fp16", cpu)
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"  # AMP with a gradient scaler
+    with autocast(cpu, "bf16"):
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.bfloat16
+    tensor = torch.ones(3)
+    assert host_tensor(tensor, cpu) is tensor and host_tensor(None, cpu) is None

@@ -41,6 +41,13 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return name
 
 
+def host_tensor(tensor: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    """Page-locked on the host when training on CUDA, so batches copy asynchronously."""
+    if tensor is None or device.type != "cuda":
+        return tensor
+    return tensor.pin_memory()
+
+
 def autocast(device: torch.device, precision: str):
     if precision == "fp32":
         return nullcontext()

@@ -32,7 +32,7 @@ from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, 
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
-from vcpred.training.loop import Trainer, resolve_device, resolve_precision
+from vcpred.training.loop import Trainer, host_tensor, resolve_device, resolve_precision
 
 PREDICTION_COLUMNS = ["patient_id", "set", "split", "frame_offset", "probability", "label"]
 
@@ -157,6 +157,7 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     cache_hit = None
     if use_features:
         inputs, cache_hit = _feature_inputs(built, config, plan, train, val, scored, device)
+    inputs = {name: host_tensor(tensor, device) for name, tensor in inputs.items()}
     trainer = Trainer(built, params, device, precision, use_features=use_features)
     console.say(f"training {config.configuration} split {split}: {len(plan.train)} train / {len(plan.val)} "
                 f"validation patients, {len(train)} samples, {built.counts()['trainable']:,} trainable "
