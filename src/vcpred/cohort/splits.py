@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import NamedTuple
@@ -11,6 +10,7 @@ import numpy as np
 
 from vcpred.cohort.manifest import Cohort
 from vcpred.errors import SplitError
+from vcpred.hashing import sha256_file
 
 SPLITS_FORMAT = 1
 
@@ -65,10 +65,6 @@ def make_splits(cohort: Cohort, n_splits: int = 10, val_fraction: float = 0.2,
     return splits
 
 
-def manifest_sha256(cohort: Cohort) -> str:
-    return hashlib.sha256(Path(cohort.manifest_path).read_bytes()).hexdigest()
-
-
 def save_splits(path: str | Path, splits: list[Split], *, cohort: Cohort, seed: int,
                 val_fraction: float, overwrite: bool = False) -> Path:
     """Write splits as JSON with the parameters and the manifest hash that produced them."""
@@ -81,7 +77,7 @@ def save_splits(path: str | Path, splits: list[Split], *, cohort: Cohort, seed: 
         "n_splits": len(splits),
         "val_fraction": val_fraction,
         "manifest": str(cohort.manifest_path),
-        "manifest_sha256": manifest_sha256(cohort),
+        "manifest_sha256": sha256_file(cohort.manifest_path),
         "splits": [{"index": i, "train": list(s.train_ids), "val": list(s.val_ids)}
                    for i, s in enumerate(splits)],
     }

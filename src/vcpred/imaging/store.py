@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,6 +19,7 @@ import numpy as np
 
 from vcpred.cohort.manifest import PatientRecord
 from vcpred.errors import VcpredError
+from vcpred.hashing import atomic_write
 from vcpred.imaging.pipeline import PreparedPatient, PrepareParams
 
 STORE_FORMAT = "vcpred-prepared-store"
@@ -42,19 +40,6 @@ def npz_path(store: Path, patient_id: str) -> Path:
 
 def provenance_path(store: Path, patient_id: str) -> Path:
     return Path(store) / "provenance" / f"{safe_name(patient_id)}.json"
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(temporary_path) then rename onto path (atomic on one file system)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: Path, data: dict) -> None:

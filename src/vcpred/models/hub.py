@@ -13,10 +13,11 @@ import torch
 from safetensors.torch import load_file
 
 from vcpred.errors import WeightsError
+from vcpred.hashing import sha256_file
 from vcpred.models.registry import get_backbone
 from vcpred.models.weights import (
     BIOMEDCLIP_FILES, BIOMEDCLIP_LICENCE, BIOMEDCLIP_REPO, CLIP_MEAN, CLIP_STD, IMAGENET_MEAN,
-    IMAGENET_STD, WeightsRecord, load_strict, save_stored, sha256_file,
+    IMAGENET_STD, WeightsRecord, load_strict, save_stored,
 )
 
 TRUNK_PREFIX = "visual.trunk."

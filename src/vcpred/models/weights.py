@@ -7,7 +7,6 @@ Nothing is ever unpickled without `weights_only=True`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from vcpred.errors import WeightsError
+from vcpred.hashing import sha256_file
 from vcpred.models.registry import BackboneInfo
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -63,14 +63,6 @@ def weights_home() -> Path:
 
 def stored_dir(name: str, backbone: str) -> Path:
     return weights_home() / name / backbone
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

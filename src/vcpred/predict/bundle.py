@@ -29,6 +29,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from vcpred.errors import VcpredError, WeightsError
+from vcpred.hashing import sha256_file
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
@@ -39,14 +40,6 @@ WEIGHTS_FILE, SPEC_FILE, CLINICAL_FILE = "model.safetensors", "model.json", "cli
 
 class BundleError(WeightsError):
     """A model directory is incomplete, altered or not a vcpred export."""
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def hash_files(root: Path, relative: list[str]) -> dict[str, str]:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from vcpred.hashing import atomic_write
+from vcpred.imaging import load_prepared
 from vcpred.imaging.store import npz_path
 from vcpred.models import BuiltModel
-from vcpred.imaging import load_prepared
 from vcpred.training.data import FrameSet, three_channels
 
 
@@ -62,9 +61,10 @@ def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: to
             if str(data["index"]) == index:
                 return torch.from_numpy(data["features"]), True
     features = compute_features(built, store, frames, device)
-    folder.mkdir(exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(handle, "wb") as stream:
-        np.savez(stream, features=features.numpy(), index=np.asarray(index))
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as stream:  # a file object keeps numpy from appending ".npz"
+            np.savez(stream, features=features.numpy(), index=np.asarray(index))
+
+    atomic_write(path, write)
     return features, False

@@ -9,7 +9,6 @@ RUN_DIR/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shutil
@@ -28,6 +27,7 @@ import yaml
 from vcpred import __version__, console
 from vcpred.cohort import Cohort, load_manifest, load_splits
 from vcpred.errors import ConfigError, VcpredError
+from vcpred.hashing import sha256_file
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
@@ -35,10 +35,6 @@ from vcpred.training.features import cached_features
 from vcpred.training.loop import Trainer, host_tensor, resolve_device, resolve_precision
 
 PREDICTION_COLUMNS = ["patient_id", "set", "split", "frame_offset", "probability", "label"]
-
-
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def environment() -> dict:
@@ -118,7 +114,7 @@ def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool =
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
     resolved = {"configuration": config.configuration, "split": split,
                 "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
-                "splits_sha256": sha256_of(config.splits), "manifest_sha256": sha256_of(config.manifest),
+                "splits_sha256": sha256_file(config.splits), "manifest_sha256": sha256_file(config.manifest),
                 "environment": environment(), **extra, "status": "done"}
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     return out
