@@ -1,7 +1,7 @@
 """`vcpred demo --out runs/demo`: the main job on a study-sized synthetic cohort.
 
 synth (200 development + 45 external) -> cohort check -> prepare -> experiment over 10 splits ->
-evaluate. Every step is the ordinary command, so its output is what a user would see; rerunning
+evaluate -> export the best configuration -> predict one external patient. Every step is the ordinary command, so its output is what a user would see; rerunning
 reuses what is already done (synth is skipped when its manifest exists, prepare skips unchanged
 patients, experiment skips finished runs).
 """
@@ -9,6 +9,7 @@ patients, experiment skips finished runs).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -74,11 +75,39 @@ def run_demo(args: argparse.Namespace) -> int:
     _step("experiment", quiet + ["experiment", str(experiment), "--out", str(out / "runs")])
     _step("evaluate", quiet + ["evaluate", str(out / "runs"), "--out", str(out / "eval"), "--force",
                                "--manifest", str(manifest)])
-    _summary(out, time.perf_counter() - start)
+    best = _export_best(out, quiet)
+    _predict_one(out, quiet)
+    _summary(out, best, time.perf_counter() - start)
     return 0
 
 
-def _summary(out: Path, seconds: float) -> None:
+def _export_best(out: Path, quiet: list[str]) -> str:
+    """Export the configuration (and AP setting) with the best mean internal AUC."""
+    import pandas as pd
+
+    summary = pd.read_csv(out / "eval" / "summary.csv")
+    best = summary[summary["best"].astype(str).str.lower().eq("true") & summary["set"].eq("internal")].iloc[0]
+    ap = str(best["ap"]).lower() == "true"
+    _step("export the best configuration", quiet + [
+        "export", str(out / "runs"), "--configuration", str(best["configuration"]), "--out", str(out / "model"),
+        "--eval", str(out / "eval"), "--ap" if ap else "--no-ap", "--force"])
+    return f"{best['configuration']}{' + AP' if ap else ''}"
+
+
+def _predict_one(out: Path, quiet: list[str]) -> None:
+    """The clinician's path: the first external patient through `vcpred predict`."""
+    from vcpred.cohort import load_manifest
+
+    record = load_manifest(out / "cohort" / "manifest.csv").subset("external")[0]
+    needed = json.loads((out / "model" / "bundle.json").read_text()).get("clinical_columns") or []
+    clinical = ",".join(f"{name}={record.clinical[name]}" for name in needed if record.clinical.get(name) is not None)
+    argv = ["predict", "--model", str(out / "model"), "--image-t2", str(record.images["t2"]),
+            "--roi-slice", str(record.roi.slice), "--roi-box", ",".join(map(str, record.roi.box)),
+            "--patient-id", record.patient_id, "--out", str(out / "predict" / record.patient_id), "--force"]
+    _step(f"predict external patient {record.patient_id}", quiet + argv + (["--clinical", clinical] if clinical else []))
+
+
+def _summary(out: Path, best: str, seconds: float) -> None:
     import pandas as pd
     from sklearn.metrics import roc_auc_score
 
@@ -92,6 +121,7 @@ def _summary(out: Path, seconds: float) -> None:
     for _, row in external.iterrows():
         console.say(f"  {row['configuration']:<28} AP {str(row['ap']):<5} external AUC "
                     f"{row['auc_mean']:.3f} ({row['auc_sd']:.3f})")
+    console.say(f"  best configuration (mean internal AUC): {best}; exported to {out / 'model'}")
     console.say(f"  Bayes AUC of the synthetic external set (true probabilities): "
                 f"{roc_auc_score(bayes['label'], bayes['true_probability']):.3f}")
     console.say(f"  tables: {out / 'eval' / 'tables.md'}; everything under {out} ({seconds / 60:.1f} min)")
