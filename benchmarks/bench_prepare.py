@@ -87,7 +87,7 @@ def main() -> None:
     seconds, _, skipped = timed_cohort(cohort, workdir / "store_jobs1", params, 1)
     rows.append([f"re-run, nothing changed ({skipped} skipped)", f"{seconds:.2f}", "-"])
     load = os.getloadavg()[0]
-    body = (f"### `vcpred prepare` (imaging pipeline)\n\nCohort: {len(cohort)} patients from {source}; "
+    body = (f"## `vcpred prepare` (imaging pipeline)\n\nCohort: {len(cohort)} patients from {source}; "
             "default parameters (N4 shrink 4, at most 20000 fit voxels, iterations 30,20, "
             "k = 2 -> 5 frames, 224 px).\n\n"
             + markdown_table(["measurement", "wall s", "CPU s"], rows)

@@ -78,7 +78,7 @@ def main() -> None:
               "dev Bayes AUC", "ext prevalence", "ext Bayes AUC"]
     sweep, _ = seed_sweep(range(10))
     body = "\n".join([
-        f"### vcpred synth ({n_dev} + {n_ext} patients, T2 + T1, DICOM, seed 0)", "",
+        f"## vcpred synth ({n_dev} + {n_ext} patients, T2 + T1, DICOM, seed 0)", "",
         markdown_table(header, [row1, row2]), "",
         f"manifest.csv + truth.csv byte-identical for jobs 1 and 2: {same}. "
         "CPU s counts this process and its workers; the machine is shared, so wall time grows "
