@@ -16,6 +16,21 @@ METHODS = ("mean", "median", "logit_mean")
 EPS = 1e-6  # clip before logit so 0/1 probabilities stay finite
 
 
+def combine_probabilities(probabilities: np.ndarray, method: str = "mean") -> float:
+    """One probability from a patient's frame probabilities [F]: mean, median or mean logit.
+
+    The AP rule shared by evaluation (here) and prediction for a new patient (vcpred.predict).
+    """
+    if method not in METHODS:
+        raise EvaluationError(f"aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    probabilities = np.asarray(probabilities, dtype=float)
+    if method == "median":
+        return float(np.median(probabilities))
+    if method == "logit_mean":
+        return float(expit(np.mean(logit(np.clip(probabilities, EPS, 1 - EPS)))))
+    return float(np.mean(probabilities))
+
+
 def aggregate(predictions: pd.DataFrame, *, ap: bool, method: str = "mean") -> pd.DataFrame:
     """One row per patient: patient_id (index), set, label (NaN = unlabelled), probability, n_frames.
 
@@ -25,9 +40,7 @@ def aggregate(predictions: pd.DataFrame, *, ap: bool, method: str = "mean") -> p
         raise EvaluationError(f"aggregate must be one of {', '.join(METHODS)}, got {method!r}")
     rows = predictions if ap else predictions[predictions["frame_offset"] == 0]
     grouped = rows.groupby("patient_id", sort=True)
-    if method == "logit_mean" and ap:
-        prob = grouped["probability"].agg(lambda p: float(expit(np.mean(logit(np.clip(p, EPS, 1 - EPS))))))
-    else:
-        prob = grouped["probability"].agg("median" if method == "median" else "mean")
+    rule = method if ap else "mean"  # one main frame per patient: nothing to combine
+    prob = grouped["probability"].agg(lambda p: combine_probabilities(p.to_numpy(), rule))
     first = grouped[["set", "label"]].first()
     return first.assign(probability=prob, n_frames=grouped.size())

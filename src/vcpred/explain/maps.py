@@ -66,7 +66,7 @@ def explain_run(run_dir: str | Path, store: str | Path, patient_ids: list[str], 
     written = []
     for pid in patient_ids:
         prepared = load_prepared(store, pid)
-        main = three_channels(np.asarray(prepared.frames, np.float32))[prepared.frame_offsets == 0]
+        main = three_channels(prepared.frames)[prepared.frame_offsets == 0]
         clinical = torch.from_numpy(preprocessor.transform([cohort[pid]])) if preprocessor else None
         maps = explain_frames(built.net, torch.from_numpy(main), clinical, head_fusion=head_fusion,
                               discard_ratio=discard_ratio)

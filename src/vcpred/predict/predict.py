@@ -14,16 +14,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import expit, logit
 
 from vcpred import RESEARCH_NOTICE, console
 from vcpred.cohort import PatientRecord, Roi
 from vcpred.errors import ConfigError, RoiError
+from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
+from vcpred.training.data import three_channels
+from vcpred.training.loop import autocast as training_autocast
 
 CATEGORIES = ("high risk of collapse", "low risk of collapse")
 PRECISIONS = ("fp32", "bf16")
-EPS = 1e-6
 NOTICE = RESEARCH_NOTICE.rstrip(".").lower()  # "research use only, not a medical device"
 
 
@@ -117,26 +118,14 @@ def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, 
     """One probability from per-frame probabilities [F] (AP) or the main frame (offset 0)."""
     if not ap:
         return float(probabilities[offsets == 0][0])
-    if method == "median":
-        return float(np.median(probabilities))
-    if method == "logit_mean":
-        return float(expit(np.mean(logit(np.clip(probabilities, EPS, 1 - EPS)))))
-    return float(np.mean(probabilities))
-
-
-def three_channels(frames: np.ndarray) -> np.ndarray:
-    """[F, C, H, W] -> float32 [F, 3, H, W], channels built as in training."""
-    from vcpred.training.data import three_channels as training_three_channels
-
-    return training_three_channels(np.asarray(frames, dtype=np.float32))
+    return combine_probabilities(probabilities, method)
 
 
 def autocast(precision: str):
+    """CPU autocast for prediction (the training helper, after checking the allowed values)."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    from contextlib import nullcontext
-
-    return torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    return training_autocast(torch.device("cpu"), precision)
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:

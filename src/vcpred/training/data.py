@@ -30,12 +30,10 @@ class FrameSet:
     def __len__(self) -> int:
         return len(self.patient_ids)
 
-    def main_frame_mask(self) -> np.ndarray:
-        return self.offsets == 0
-
 
 def three_channels(frames: np.ndarray) -> np.ndarray:
-    """[F, C, H, W] -> [F, 3, H, W]: one sequence repeated, two padded with their mean."""
+    """[F, C, H, W] -> float32 [F, 3, H, W]: one sequence repeated, two padded with their mean."""
+    frames = np.asarray(frames, dtype=np.float32)
     channels = frames.shape[1]
     if channels == 3:
         return frames
@@ -71,7 +69,7 @@ def load_frames(store: Path, records: list[PatientRecord], set_names: list[str],
             patient_offsets = _frame_offsets(store, record.patient_id)
         keep = patient_offsets == 0 if main_only else np.ones(len(patient_offsets), bool)
         if pixels:
-            frames.append(three_channels(np.asarray(prepared.frames[keep], dtype=np.float32)))
+            frames.append(three_channels(prepared.frames[keep]))
         count = int(keep.sum())
         ids += [record.patient_id] * count
         sets += [set_name] * count

@@ -45,7 +45,7 @@ def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: t
             prepared = load_prepared(store, pid)
             wanted = {int(o) for o in frames.offsets[mask]}
             keep = np.array([int(o) in wanted for o in prepared.frame_offsets])
-            pixels = torch.from_numpy(three_channels(np.asarray(prepared.frames[keep], dtype=np.float32)))
+            pixels = torch.from_numpy(three_channels(prepared.frames[keep]))
             for start in range(0, len(pixels), batch_size):
                 out.append(core.embed(pixels[start:start + batch_size].to(device)).float().cpu())
     return torch.cat(out) if out else torch.zeros(0)
