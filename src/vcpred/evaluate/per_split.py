@@ -4,6 +4,7 @@ external AUC, sensitivity and specificity at that threshold."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,15 +50,23 @@ def calibration_summary(labels: np.ndarray, prob: np.ndarray) -> dict[str, float
             "brier": result.brier}
 
 
-def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:
-    """One per_split.csv row; table = aggregate(run.predictions, ap=variant.ap)."""
+def validation_threshold(table: pd.DataFrame, source: Path) -> tuple[float, np.ndarray, np.ndarray]:
+    """Youden's threshold from the validation patients of one aggregated run table, never external.
+
+    Returns (threshold, validation labels, validation probabilities). Also used by `vcpred export`.
+    """
     val = scored(table, "validation")
     cases, controls = class_counts(val["label"])
     if min(cases, controls) < 2:
-        raise EvaluationError(f"{run.path / 'predictions.csv'}: the validation set has {cases} case(s) and "
-                              f"{controls} control(s); choosing a threshold needs at least 2 of each")
+        raise EvaluationError(f"{source}: the validation set has {cases} case(s) and {controls} control(s); "
+                              "choosing a threshold needs at least 2 of each")
     y_val, p_val = val["label"].to_numpy(int), val["probability"].to_numpy()
-    threshold, _, _ = youden_threshold(y_val, p_val)  # validation only: external labels never used
+    return youden_threshold(y_val, p_val)[0], y_val, p_val
+
+
+def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:
+    """One per_split.csv row; table = aggregate(run.predictions, ap=variant.ap)."""
+    threshold, y_val, p_val = validation_threshold(table, run.path / "predictions.csv")
     row = {"configuration": variant.configuration, "ap": variant.ap, "clinical": variant.clinical,
            "variant": variant.label, "split": run.split, "threshold": threshold}
     row.update({f"validation_{k}": v for k, v in discrimination(y_val, p_val, threshold).items()})

@@ -22,6 +22,7 @@ from safetensors.torch import save_file
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.aggregate import METHODS, aggregate
+from vcpred.evaluate.per_split import validation_threshold
 from vcpred.evaluate.runs import SPLIT_DIR, read_run
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
@@ -30,7 +31,6 @@ from vcpred.predict.bundle import (
     build_network, development_threshold, hash_files, meta_digest, read_meta,
 )
 from vcpred.predict.card import model_card
-from vcpred.stats import youden_threshold
 
 LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
 
@@ -64,11 +64,7 @@ def find_runs(runs: Path, configuration: str) -> list[SourceRun]:
 def split_threshold(run: SourceRun, *, ap: bool, method: str) -> float | None:
     """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite."""
     table = aggregate(read_run(run.path).predictions, ap=ap, method=method)
-    val = table[(table["set"] == "validation") & table["label"].notna()]
-    if min((val["label"] == 1).sum(), (val["label"] == 0).sum()) < 2:
-        raise VcpredError(f"{run.path}: validation has too few cases or controls (need 2 of each) to choose "
-                          "a Youden threshold")
-    threshold, _, _ = youden_threshold(val["label"].to_numpy(int), val["probability"].to_numpy())
+    threshold, _, _ = validation_threshold(table, run.path / "predictions.csv")
     return threshold if abs(threshold) != float("inf") else None
 
 
