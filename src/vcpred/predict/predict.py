@@ -8,7 +8,6 @@ with the development threshold (median of the split thresholds).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 
 from vcpred import RESEARCH_NOTICE, console
 from vcpred.cohort import PatientRecord, Roi
+from vcpred.cohort.manifest import is_missing, parse_float
 from vcpred.errors import ConfigError, RoiError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
@@ -82,15 +82,12 @@ def check_clinical(bundle: Bundle, given: dict, *, allow_missing: bool, strict_k
     encodings, check = _encodings(bundle), ClinicalCheck({})
     for name in needed:
         raw = given.get(name)
-        value = None if raw is None or str(raw).strip().lower() in ("", "na", "nan", "none", "null") else raw
+        value = None if raw is None or is_missing(str(raw)) else raw  # the manifest's missing tokens
         kind = encodings[name].kind
         if value is not None and kind == "numeric":
-            try:
-                value = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"clinical value {name}={raw!r} must be a number") from None
-            if not math.isfinite(value):
-                raise ConfigError(f"clinical value {name}={raw!r} must be a finite number")
+            value = parse_float(str(value))
+            if value is None:
+                raise ConfigError(f"clinical value {name}={raw!r} must be a number (finite, e.g. 74)")
         elif value is not None:
             value = str(value)
             if value not in (encodings[name].categories or []):
