@@ -49,7 +49,7 @@ def read_runs(root: str | Path) -> RunsFolder:
                               "folder that holds <configuration>/split-<KK>/ run dirs")
     runs, skipped = [], []
     for run_dir in sorted(p for p in root.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
-        reason = _unfinished_reason(run_dir)
+        reason = unfinished_reason(run_dir)
         if reason:
             skipped.append((str(run_dir), reason))
         else:
@@ -62,11 +62,12 @@ def read_runs(root: str | Path) -> RunsFolder:
     return RunsFolder(sorted(runs, key=lambda r: (r.configuration, r.split)), skipped)
 
 
-def _unfinished_reason(run_dir: Path) -> str | None:
+def unfinished_reason(run_dir: Path) -> str | None:
+    """Why a run dir is not a finished run (None when it is): the one rule for evaluate, experiment, export."""
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         return "no config.yaml"
-    status = _load_config(config_path).get("status")
+    status = load_run_config(config_path).get("status")
     if status != "done":
         return f"status is {status!r}, not 'done'"
     if not (run_dir / "predictions.csv").is_file():
@@ -74,7 +75,8 @@ def _unfinished_reason(run_dir: Path) -> str | None:
     return None
 
 
-def _load_config(path: Path) -> dict:
+def load_run_config(path: Path) -> dict:
+    """A run's config.yaml as a mapping; EvaluationError naming the file when it is not one."""
     try:
         config = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
@@ -87,7 +89,7 @@ def _load_config(path: Path) -> dict:
 def read_run(run_dir: Path) -> Run:
     """A finished run dir, validated against its folder name; EvaluationError naming the file otherwise."""
     config_path = run_dir / "config.yaml"
-    config = _load_config(config_path)
+    config = load_run_config(config_path)
     name, split, clinical = config.get("configuration"), config.get("split"), config.get("clinical_columns")
     if not isinstance(name, str) or not name:
         raise EvaluationError(f"{config_path}: 'configuration' must be a non-empty string, got {name!r}")

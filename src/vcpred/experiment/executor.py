@@ -14,22 +14,21 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from vcpred import console
 from vcpred.errors import ConfigError, VcpredError
+from vcpred.evaluate.errors import EvaluationError
+from vcpred.evaluate.runs import unfinished_reason
 from vcpred.experiment.grid import RunSpec
 
 STATUS_FILE = "experiment_status.json"
 
 
 def is_finished(run_dir: Path) -> bool:
-    config = run_dir / "config.yaml"
-    if not config.is_file() or not (run_dir / "predictions.csv").is_file():
-        return False
+    """Finished by the rule evaluate uses; a broken config.yaml means the run is redone."""
     try:
-        return (yaml.safe_load(config.read_text()) or {}).get("status") == "done"
-    except yaml.YAMLError:
+        return unfinished_reason(run_dir) is None
+    except EvaluationError:
         return False
 
 

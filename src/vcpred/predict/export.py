@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 from safetensors.torch import save_file
 
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.aggregate import METHODS, aggregate
 from vcpred.evaluate.per_split import validation_threshold
-from vcpred.evaluate.runs import SPLIT_DIR, read_run
+from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, read_run, unfinished_reason
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
 from vcpred.predict.bundle import (
@@ -50,11 +49,11 @@ def find_runs(runs: Path, configuration: str) -> list[SourceRun]:
         raise ConfigError(f"no configuration {configuration!r} under {runs}; found: {', '.join(known) or 'nothing'}")
     found = []
     for run_dir in sorted(p for p in folder.glob("split-*") if SPLIT_DIR.match(p.name)):
-        config_path = run_dir / "config.yaml"
-        config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else None
-        if not config or config.get("status") != "done":
-            console.warn(f"skipping {run_dir}: not a finished run")
+        reason = unfinished_reason(run_dir)
+        if reason:
+            console.warn(f"skipping {run_dir}: not a finished run ({reason})")
             continue
+        config = load_run_config(run_dir / "config.yaml")
         found.append(SourceRun(int(config["split"]), run_dir, config))
     if not found:
         raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
