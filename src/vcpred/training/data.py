@@ -30,6 +30,14 @@ class FrameSet:
     def __len__(self) -> int:
         return len(self.patient_ids)
 
+    def select(self, mask: np.ndarray) -> "FrameSet":
+        """The samples where mask [N] is true (views, no copy of the pixels beyond indexing)."""
+        index = np.flatnonzero(mask)
+        pick = torch.from_numpy(index)
+        return FrameSet([self.patient_ids[i] for i in index], [self.sets[i] for i in index], self.offsets[index],
+                        None if self.frames is None else self.frames[pick], self.labels[index],
+                        None if self.clinical is None else self.clinical[pick])
+
 
 def three_channels(frames: np.ndarray) -> np.ndarray:
     """[F, C, H, W] -> float32 [F, 3, H, W]: one sequence repeated, two padded with their mean."""

@@ -146,9 +146,9 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     use_features = spec.method == "linear" and params.feature_cache
     load = partial(load_frames, config.store, preprocessor=plan.clinical, pixels=not use_features)
     train = load(plan.train, ["train"] * len(plan.train), main_only=main_only)
-    val = load(plan.val, ["validation"] * len(plan.val), main_only=False)
     records, sets = plan.scored()
-    scored = load(records, sets, main_only=False)
+    scored = load(records, sets, main_only=False)  # validation + external, read once
+    val = scored.select(np.asarray(scored.sets) == "validation")
     inputs = {"train": train.frames, "val": val.frames, "scored": scored.frames}
     cache_hit = None
     if use_features:
