@@ -8,7 +8,8 @@ MODEL_DIR/
   split-KK/clinical.json      clinical preprocessing (+ the logistic for clinical-only models)
 
 bundle.json: format, version, model_id, configuration, kind ("image" | "clinical_only"), family
-("vit" | "cnn"), ap, aggregate, clinical_columns, prepare_params (vcpred.imaging.PrepareParams),
+("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max
+per numeric column), prepare_params (vcpred.imaging.PrepareParams),
 splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
 threshold_rule, files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
@@ -76,6 +77,11 @@ class Bundle:
     @property
     def clinical_columns(self) -> list[str]:
         return list(self.meta["clinical_columns"])
+
+    @property
+    def clinical_ranges(self) -> dict:
+        """Training min/max per numeric clinical column ({} in bundles exported before they were recorded)."""
+        return dict(self.meta.get("clinical_ranges") or {})
 
     def prepare_params(self):
         from vcpred.imaging import PrepareParams  # SimpleITK only when images are prepared

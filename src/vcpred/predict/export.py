@@ -82,6 +82,25 @@ def store_params(run: SourceRun) -> dict:
     return PrepareParams.from_dict(params).to_dict()
 
 
+def clinical_ranges(config: dict, columns: list[str]) -> dict:
+    """Per numeric clinical column, the min and max over the development patients (and the values
+    when at most two occur, e.g. 0/1 flags), for input forms (`vcpred serve`); {} when the training
+    manifest is no longer readable. Categorical columns need none: their categories are in clinical.json."""
+    from vcpred.cohort import load_manifest
+
+    try:
+        cohort = load_manifest(config["config"]["manifest"])
+    except (VcpredError, OSError, KeyError):
+        return {}
+    ranges = {}
+    for name in columns:
+        values = sorted({float(r.clinical[name]) for r in cohort.subset("development")
+                         if isinstance(r.clinical.get(name), (int, float))})
+        if values and cohort.clinical_columns.get(name) == "numeric":
+            ranges[name] = {"min": values[0], "max": values[-1], **({"values": values} if len(values) <= 2 else {})}
+    return ranges
+
+
 def prepare_out(out: Path, force: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not force:
@@ -157,6 +176,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
     meta = {
         "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
         "ap": bool(ap and image), "aggregate": method, "clinical_columns": list(first.get("clinical_columns") or []),
+        "clinical_ranges": clinical_ranges(first, list(first.get("clinical_columns") or [])),
         "prepare_params": store_params(sources[0]) if image else None,
         "spec": specs[0] if specs else None, "splits": entries,
     }

@@ -1,0 +1,256 @@
+"""The Starlette app: one static page and a small JSON/binary API (docs/serve.md).
+
+Blocking work (unzipping, reading DICOM, inference) runs in the thread pool under the study's
+lock; errors a user can cause answer `{"error": message}` with a 4xx status, and a failed upload
+leaves nothing behind (its study folder is deleted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from vcpred import RESEARCH_NOTICE
+from vcpred.errors import ConfigError, VcpredError
+from vcpred.predict.bundle import Bundle
+from vcpred.serve import local
+from vcpred.serve.clinical import form_fields
+from vcpred.serve.errors import ServeError, status_of
+from vcpred.serve.headers import SecurityHeaders
+from vcpred.serve.inference import PredictRequest, RESULT_DIR, predict_study, result_payload, sequence_name
+from vcpred.serve.loading import choose_series, load_upload
+from vcpred.serve.settings import ServeSettings
+from vcpred.serve.studies import Study, StudyStore
+
+STATIC = Path(__file__).parent / "static"
+DOWNLOADS = {"prediction.json": "application/json", "report.html": "text/html; charset=utf-8",
+             "heatmap.png": "image/png"}
+
+
+def check_bundle(bundle: Bundle) -> None:
+    """The viewer needs an image model reading one sequence."""
+    if bundle.kind != "image":
+        raise ConfigError(f"{bundle.path} is a clinical-only model; vcpred serve needs an image model "
+                          "(use `vcpred predict --clinical ...` for this one)")
+    sequences = bundle.prepare_params().sequences
+    if sequences and len(sequences) > 1:
+        raise ConfigError(f"{bundle.path} stacks {len(sequences)} sequences ({', '.join(sequences)}); vcpred "
+                          "serve loads one series per study: use `vcpred predict` for this model")
+
+
+def public_message(exc: Exception, study: Study | None) -> str:
+    """The error text without server paths or the internal patient id."""
+    message = str(exc)
+    if study is not None:
+        message = message.replace(f"patient {study.id!r}: ", "").replace(str(study.folder), "the study")
+    return message
+
+
+def error_response(exc: VcpredError, study: Study | None = None) -> JSONResponse:
+    return JSONResponse({"error": public_message(exc, study)}, status_code=status_of(exc))
+
+
+async def in_study(request: Request, work):
+    """Run work(study) in the thread pool under the study's lock; errors -> JSON 4xx."""
+    store: StudyStore = request.app.state.store
+    study = None
+    try:
+        study = store.get(request.path_params["study_id"])
+
+        def locked():
+            with study.lock:
+                return work(study)
+        return await run_in_threadpool(locked)
+    except VcpredError as exc:
+        return error_response(exc, study)
+
+
+async def read_json(request: Request) -> dict:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ServeError("the request body must be JSON") from None
+    if not isinstance(body, dict):
+        raise ServeError("the request body must be a JSON object")
+    return body
+
+
+async def index(request: Request) -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
+async def model_info(request: Request) -> JSONResponse:
+    bundle: Bundle = request.app.state.bundle
+    settings: ServeSettings = request.app.state.settings
+    params = bundle.prepare_params()
+    return JSONResponse({
+        "model_id": bundle.meta["model_id"], "configuration": bundle.meta["configuration"],
+        "family": bundle.meta["family"], "splits": len(bundle.models), "threshold": bundle.threshold,
+        "threshold_rule": bundle.meta["threshold_rule"], "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
+        "k": params.k, "edge": params.edge, "margin": params.margin, "sequence": sequence_name(bundle),
+        "clinical": form_fields(bundle), "notice": RESEARCH_NOTICE,
+        "max_upload_mb": settings.max_upload_mb, "local_folder": settings.data_dir is not None})
+
+
+async def upload(request: Request) -> JSONResponse:
+    store: StudyStore = request.app.state.store
+    study = store.create()
+    try:
+        await load_upload(request, study, request.app.state.settings)
+        return JSONResponse(study_state(study), status_code=201)
+    except VcpredError as exc:
+        response = error_response(exc, study)
+        store.close(study.id)  # a refused upload leaves nothing behind
+        return response
+
+
+async def open_local(request: Request) -> JSONResponse:
+    store: StudyStore = request.app.state.store
+    settings: ServeSettings = request.app.state.settings
+    study = None
+    try:
+        body = await read_json(request)
+        study = store.create()
+        await run_in_threadpool(local.open_entry, settings, str(body.get("name", "")), study)
+        return JSONResponse(study_state(study), status_code=201)
+    except VcpredError as exc:
+        response = error_response(exc, study)
+        if study is not None:
+            store.close(study.id)
+        return response
+
+
+async def list_local(request: Request) -> JSONResponse:
+    settings: ServeSettings = request.app.state.settings
+    entries = await run_in_threadpool(local.entries, settings.data_dir) if settings.data_dir else []
+    return JSONResponse({"enabled": settings.data_dir is not None, "entries": entries})
+
+
+def study_state(study: Study) -> dict:
+    volume = study.volume
+    chosen = None
+    if volume is not None:
+        from vcpred.explain.overlay import _window as report_window  # the report's heat-map window
+
+        low, high = report_window(volume.array)
+        chosen = {"series": study.chosen.public(), "shape": list(volume.shape),
+                  "spacing": [float(s) for s in volume.spacing], "window": {"low": low, "high": high},
+                  "volume": f"/api/studies/{study.id}/volume"}
+    return {"study_id": study.id, "series": [s.public() for s in study.series], "chosen": chosen}
+
+
+async def get_study(request: Request) -> JSONResponse:
+    return await in_study(request, lambda study: JSONResponse(study_state(study)))
+
+
+async def select_series(request: Request) -> JSONResponse:
+    try:
+        body = await read_json(request)
+    except VcpredError as exc:
+        return error_response(exc)
+    settings = request.app.state.settings
+
+    def work(study: Study):
+        choose_series(study, str(body.get("series", "")), settings)
+        return JSONResponse(study_state(study))
+    return await in_study(request, work)
+
+
+def _raw(array: np.ndarray, shape) -> Response:
+    """Little-endian float32, C order; the shape travels in a header (NaN where there is no value)."""
+    return Response(np.ascontiguousarray(array, dtype="<f4").tobytes(), media_type="application/octet-stream",
+                    headers={"X-Shape": ",".join(str(int(n)) for n in shape)})
+
+
+async def volume(request: Request) -> Response:
+    return await in_study(request, lambda study: _raw(study.require_volume().array, study.volume.shape))
+
+
+async def predict(request: Request) -> JSONResponse:
+    bundle = request.app.state.bundle
+    try:
+        predict_request = PredictRequest.from_json(await read_json(request))
+    except VcpredError as exc:
+        return error_response(exc)
+
+    def work(study: Study):
+        prediction, warnings = predict_study(bundle, study, predict_request)
+        study.prediction = prediction
+        return JSONResponse(result_payload(study, prediction, warnings))
+    return await in_study(request, work)
+
+
+async def heatmap(request: Request) -> Response:
+    def work(study: Study):
+        heat = study.require_prediction().heat
+        if heat is None:
+            raise ServeError("this prediction has no heat map")
+        return _raw(heat, heat.shape)
+    return await in_study(request, work)
+
+
+async def download(request: Request) -> Response:
+    name = request.path_params["name"]
+
+    def work(study: Study):
+        study.require_prediction()
+        path = study.folder / RESULT_DIR / name
+        if name not in DOWNLOADS or not path.is_file():
+            raise ServeError(f"no {name} for this study")
+        return Response(path.read_bytes(), media_type=DOWNLOADS[name],
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return await in_study(request, work)
+
+
+async def close_study(request: Request) -> JSONResponse:
+    closed = await run_in_threadpool(request.app.state.store.close, request.path_params["study_id"])
+    return JSONResponse({"closed": closed})
+
+
+async def reap_forever(store: StudyStore) -> None:
+    interval = min(60.0, max(store.timeout_s / 4, 0.5))
+    while True:
+        await asyncio.sleep(interval)
+        await run_in_threadpool(store.reap)
+
+
+def create_app(bundle: Bundle, settings: ServeSettings | None = None) -> Starlette:
+    """The web viewer for one loaded model bundle."""
+    settings = settings or ServeSettings()
+    check_bundle(bundle)
+    store = StudyStore(settings.study_timeout_s, settings.workdir)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        task = asyncio.create_task(reap_forever(store))
+        try:
+            yield
+        finally:
+            task.cancel()
+            store.close_all()  # nothing of any patient outlives the server
+
+    study = "/api/studies/{study_id:str}"
+    routes = [
+        Route("/", index), Route("/api/model", model_info), Route("/api/local", list_local),
+        Route("/api/studies", upload, methods=["POST"]), Route("/api/studies/local", open_local, methods=["POST"]),
+        Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
+        Route(f"{study}/close", close_study, methods=["POST"]),  # navigator.sendBeacon can only POST
+        Route(f"{study}/series", select_series, methods=["POST"]), Route(f"{study}/volume", volume),
+        Route(f"{study}/predict", predict, methods=["POST"]), Route(f"{study}/heatmap", heatmap),
+        Route(study + "/{name:str}", download),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])
+    app.state.bundle, app.state.settings, app.state.store = bundle, settings, store
+    return app

@@ -1,0 +1,114 @@
+"""Extracting an uploaded zip safely: member names cannot leave the target folder (no `..`, no
+absolute or drive paths, no symbolic links), and the archive cannot expand without bound (member
+count, total size and per-member compression ratio are capped, and bytes are counted as written,
+whatever the headers claim). Files that are not DICOM are skipped, like the reader skips them."""
+
+from __future__ import annotations
+
+import re
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from vcpred.serve.errors import ServeError, TooLarge, UnsafeArchive, UnsupportedUpload
+from vcpred.serve.settings import MB, ServeSettings
+from vcpred.serve.uploads import CHUNK, _private_file
+
+SKIPPED_NAMES = ("__MACOSX", "DICOMDIR")
+RATIO_FLOOR = MB  # the compression ratio is judged only for members expanding past 1 MB
+
+
+@dataclass
+class Extracted:
+    files: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def member_parts(name: str) -> tuple[str, ...]:
+    """The path parts of a member name; UnsafeArchive for names that could leave the folder."""
+    clean = name.replace("\\", "/")
+    parts = PurePosixPath(clean).parts
+    if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean) or ".." in parts or "\0" in clean or not parts:
+        raise UnsafeArchive(f"the zip holds an unsafe path {name!r} (absolute, or leaving the folder with ..); "
+                            "refused: zip the series folder itself")
+    return parts
+
+
+def check_members(members: list[zipfile.ZipInfo], settings: ServeSettings) -> None:
+    """Refuse before writing anything: too many members, links, encryption, bombs."""
+    if len(members) > settings.max_members:
+        raise UnsafeArchive(f"the zip holds {len(members)} files, more than the {settings.max_members} allowed")
+    for info in members:
+        member_parts(info.filename)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsafeArchive(f"the zip holds a symbolic link ({info.filename!r}); refused")
+        if info.flag_bits & 0x1:
+            raise UnsupportedUpload("the zip is encrypted; upload an unencrypted zip")
+        if info.file_size > RATIO_FLOOR and info.file_size > settings.max_ratio * max(info.compress_size, 1):
+            raise UnsafeArchive(f"a zip member expands {info.file_size / max(info.compress_size, 1):.0f} times "
+                                f"(more than {settings.max_ratio:.0f}); refused as a possible zip bomb")
+    declared = sum(info.file_size for info in members)
+    if declared > settings.max_unpacked_bytes:
+        raise TooLarge(f"the zip expands to {declared / MB:.0f} MB, more than the {settings.max_unpacked_mb:.0f} MB "
+                       "allowed (vcpred serve --max-unpacked-mb)")
+
+
+def safe_extract(archive: Path, dest: Path, settings: ServeSettings) -> Extracted:
+    """Extract the DICOM files of archive under dest (keeping their relative paths)."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = [m for m in zf.infolist() if not m.is_dir()]
+            check_members(members, settings)
+            return _extract(zf, members, dest, settings.max_unpacked_bytes)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, ValueError) as exc:
+        raise UnsupportedUpload(f"the zip is damaged or uses an unsupported format ({exc}); zip the series "
+                                "folder again (plain deflate)") from None
+
+
+def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, budget: int) -> Extracted:
+    result, root = Extracted(), dest.resolve()
+    for info in members:
+        parts = member_parts(info.filename)
+        if any(p.startswith(".") or p in SKIPPED_NAMES for p in parts):
+            continue  # hidden files, macOS resource forks, DICOMDIR: the reader ignores them too
+        target = dest.joinpath(*parts)
+        if root not in target.resolve().parents:  # belt and braces after member_parts
+            raise UnsafeArchive(f"the zip member {info.filename!r} would land outside the upload folder; refused")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError:  # a member named like an earlier member's folder, or the other way round
+            raise UnsafeArchive(f"the zip member {info.filename!r} clashes with another member's name; "
+                                "refused") from None
+        budget -= _copy_member(zf, info, target, budget)
+        if _is_dicom(target):
+            result.files += 1
+        else:
+            target.unlink()
+            result.skipped.append(info.filename)
+    if result.files == 0:
+        hint = " (NIfTI files are uploaded as they are, not zipped)" if any(
+            s.lower().endswith((".nii", ".nii.gz")) for s in result.skipped) else ""
+        raise ServeError(f"the zip holds no DICOM file{hint}; zip the folder of the sagittal series")
+    return result
+
+
+def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Bytes written; TooLarge when the member expands past what is left of the budget."""
+    written = 0
+    try:
+        with zf.open(info) as source, _private_file(target) as out:
+            while chunk := source.read(CHUNK):
+                written += len(chunk)
+                if written > budget:
+                    raise TooLarge("the zip expands past the allowed size (vcpred serve --max-unpacked-mb)")
+                out.write(chunk)
+    except FileExistsError:
+        raise UnsafeArchive(f"the zip holds {info.filename!r} twice; refused") from None
+    return written
+
+
+def _is_dicom(path: Path) -> bool:
+    """The DICOM Part 10 marker (the reader refuses files without it)."""
+    with open(path, "rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"

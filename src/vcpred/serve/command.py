@@ -1,0 +1,74 @@
+"""`vcpred serve --model MODEL_DIR [--host 127.0.0.1] [--port 8000] [--data-dir FOLDER]`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vcpred import console
+from vcpred.errors import ConfigError
+from vcpred.serve.settings import LOOPBACK_HOSTS, ServeSettings
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="local web viewer: load an MRI, draw the ROI, see the risk",
+        description="A local web page: upload a zipped sagittal DICOM series or a NIfTI file, draw the box "
+                    "around the fractured vertebral body, type the clinical values and see the collapse risk "
+                    "with its spread over the split models and the heat map. Research use only, not a "
+                    "medical device. See docs/serve.md.")
+    parser.add_argument("--model", required=True, help="model directory written by `vcpred export`")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1: this computer only)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--data-dir", help="local folder whose DICOM folders, zips and NIfTI files the page may open")
+    parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload accepted (default 512)")
+    parser.add_argument("--max-unpacked-mb", type=float, default=2048,
+                        help="most a zip or .nii.gz may expand to (default 2048)")
+    parser.add_argument("--study-timeout", type=float, default=30,
+                        help="minutes after which an idle study and its files are deleted (default 30)")
+    parser.set_defaults(func=run_serve)
+
+
+def settings_from(args: argparse.Namespace) -> ServeSettings:
+    data_dir = Path(args.data_dir) if args.data_dir else None
+    if data_dir is not None and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is not a folder")
+    for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-unpacked-mb", args.max_unpacked_mb),
+                        ("--study-timeout", args.study_timeout)):
+        if not value > 0:
+            raise ConfigError(f"{flag} must be more than 0, got {value}")
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port {args.port} must be 1 to 65535")
+    return ServeSettings(max_upload_mb=args.max_upload_mb, max_unpacked_mb=args.max_unpacked_mb,
+                         study_timeout_s=60 * args.study_timeout, data_dir=data_dir)
+
+
+def warn_if_exposed(host: str, port: int) -> bool:
+    """Say loudly when other computers can reach the page (there is no login and no TLS)."""
+    if host in LOOPBACK_HOSTS:
+        return False
+    console.warn("!" * 78)
+    console.warn(f"vcpred serve listens on {host}:{port}: OTHER COMPUTERS CAN REACH THIS PAGE. It has no login "
+                 "and no encryption; anyone who reaches it can upload images and see predictions. Use "
+                 "--host 127.0.0.1 unless this network is trusted and access is controlled.")
+    console.warn("!" * 78)
+    return True
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from vcpred.predict.bundle import load_bundle
+    from vcpred.serve.app import create_app
+
+    settings = settings_from(args)
+    console.say(f"loading model {args.model} ...")
+    app = create_app(load_bundle(args.model), settings)
+    warn_if_exposed(args.host, args.port)
+    shown = f"[{args.host}]" if ":" in args.host else args.host
+    console.say(f"vcpred serve: open http://{shown}:{args.port}/ (Ctrl+C stops it and deletes every study). "
+                "Research use only, not a medical device.")
+    # Access log lines carry only the random study ids: no file names, no patient data in URLs.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+    return 0
