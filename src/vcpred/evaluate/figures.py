@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -13,12 +14,18 @@ from sklearn.metrics import roc_curve  # noqa: E402
 from vcpred import RESEARCH_NOTICE  # noqa: E402
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path | io.BytesIO, dpi: int = 120) -> Path | io.BytesIO:
+    """Stamp the research-use notice, save (to a path or a buffer) and close the figure."""
     fig.text(0.01, 0.01, RESEARCH_NOTICE, fontsize=6, color="grey")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=dpi, format="png")
     plt.close(fig)
     return path
+
+
+def png_bytes(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (with the notice), for embedding in an HTML report."""
+    return _save(fig, io.BytesIO(), dpi).getvalue()
 
 
 def roc_figure(ev, path: Path) -> Path | None:
@@ -41,11 +48,9 @@ def roc_figure(ev, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def calibration_figure(ev, path: Path) -> Path | None:
-    if not ev.calibration:
-        return None
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for label, cal in ev.calibration.items():
+def draw_calibration(ax, calibration: dict[str, dict]) -> None:
+    """Binned observed fraction vs mean predicted probability per variant (evaluation.json 'calibration')."""
+    for label, cal in calibration.items():
         curve = cal["curve"]
         ax.plot(curve["mean_predicted"], curve["observed_fraction"], marker="o",
                 label=f"{label} (slope {cal['slope']:.2f})")
@@ -53,22 +58,55 @@ def calibration_figure(ev, path: Path) -> Path | None:
     ax.set(xlabel="mean predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
            title="Calibration, external set")
     ax.legend(fontsize=7, loc="upper left")
+
+
+def draw_decision(ax, dc: dict, labels: list[str] | None = None) -> None:
+    """Net benefit of each variant's ensemble (evaluation.json 'decision_curves'), treat all, treat none."""
+    curves = {k: v for k, v in dc["net_benefit"].items() if labels is None or k in labels}
+    for label, values in curves.items():
+        ax.plot(dc["thresholds"], values, label=label)
+    ax.plot(dc["thresholds"], dc["treat_all"], color="black", linestyle="--", label="treat all")
+    ax.plot(dc["thresholds"], dc["treat_none"], color="grey", linestyle=":", label="treat none")
+    top = max(max(v) for v in curves.values()) if curves else 0.0
+    ax.set(xlabel="threshold probability", ylabel="net benefit", ylim=(-0.05, max(top, 0.05) * 1.1),
+           title="Decision curve, external set")
+    ax.legend(fontsize=7)
+
+
+def draw_roc_band(ax, split_curves: list[tuple], ensemble_curve: tuple | None, title: str,
+                  grid_points: int = 101) -> None:
+    """Split models as a band (min to max sensitivity over splits at each 1 - specificity) with their
+    mean as a thin line, and the split ensemble as a thick line. Curves: (fpr, tpr) arrays."""
+    import numpy as np
+
+    grid = np.linspace(0, 1, grid_points)
+    if split_curves:
+        # curves have different steps: interpolate each onto one grid so a band and a mean exist
+        tprs = np.array([np.interp(grid, fpr, tpr) for fpr, tpr in split_curves])
+        ax.fill_between(grid, tprs.min(axis=0), tprs.max(axis=0), color="tab:blue", alpha=0.2,
+                        label=f"{len(split_curves)} split models (min-max)")
+        ax.plot(grid, tprs.mean(axis=0), color="tab:blue", linewidth=0.8, linestyle="--", label="split mean")
+    if ensemble_curve is not None:
+        ax.plot(*ensemble_curve, color="tab:red", linewidth=2, label="ensemble")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=6, loc="lower right")
+
+
+def calibration_figure(ev, path: Path) -> Path | None:
+    if not ev.calibration:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_calibration(ax, ev.calibration)
     return _save(fig, path)
 
 
 def decision_figure(ev, path: Path) -> Path | None:
-    dc = ev.decision_curves
-    if not dc:
+    if not ev.decision_curves:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, values in dc["net_benefit"].items():
-        ax.plot(dc["thresholds"], values, label=label)
-    ax.plot(dc["thresholds"], dc["treat_all"], color="black", linestyle="--", label="treat all")
-    ax.plot(dc["thresholds"], dc["treat_none"], color="grey", linestyle=":", label="treat none")
-    top = max(max(v) for v in dc["net_benefit"].values())
-    ax.set(xlabel="threshold probability", ylabel="net benefit", ylim=(-0.05, max(top, 0.05) * 1.1),
-           title="Decision curve, external set")
-    ax.legend(fontsize=7)
+    draw_decision(ax, ev.decision_curves)
     return _save(fig, path)
 
 

@@ -1,7 +1,10 @@
-"""MODEL_CARD.md for an exported model: intended use, notice, population, performance, limits."""
+"""MODEL_CARD.md for an exported model: intended use, notice, population, performance (with the
+ensemble's DeLong CI and calibration from `vcpred evaluate`), limits."""
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +15,7 @@ from vcpred import RESEARCH_NOTICE
 def _population(sources) -> list[str]:
     """Counts from the manifest the runs were trained on (when it is still readable)."""
     from vcpred.cohort import load_manifest
+    from vcpred.cohort.summary import event_counts
     from vcpred.errors import VcpredError
 
     manifest = sources[0].config["config"]["manifest"]
@@ -21,10 +25,10 @@ def _population(sources) -> list[str]:
         return [f"- training manifest {manifest} not readable at export time ({exc})"]
     lines = []
     for set_name in ("development", "external"):
-        records = cohort.subset(set_name)
-        events = sum(1 for r in records if r.label == 1)
-        labelled = sum(1 for r in records if r.label is not None)
-        lines.append(f"- {set_name}: {len(records)} patients, {events} with collapse among {labelled} labelled")
+        counts = event_counts([r.label for r in cohort.subset(set_name)])
+        prevalence = "" if counts.prevalence is None else f" (prevalence {counts.prevalence:.1%})"
+        lines.append(f"- {set_name}: {counts.patients} patients, {counts.events} with collapse among "
+                     f"{counts.labelled} labelled{prevalence}")
     sites = sorted({r.site for r in cohort.records if r.site})
     if sites:
         lines.append(f"- sites: {', '.join(sites)}")
@@ -33,15 +37,39 @@ def _population(sources) -> list[str]:
     return lines
 
 
+def _variant(meta: dict) -> str:
+    return meta["configuration"] + (" + AP" if meta["ap"] else "")
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _ensemble_lines(row: pd.Series, ensemble: dict) -> list[str]:
+    """External performance of the split ensemble (the exported model's own output)."""
+    if pd.isna(row.get("ensemble_auc", math.nan)):
+        return ["- external ensemble: not scored (no labelled external patients of both classes)"]
+    return [
+        f"- **external AUC of the ensemble (the exported model): {row['ensemble_auc']:.3f} "
+        f"(95 % CI {row['ensemble_auc_ci_low']:.3f}-{row['ensemble_auc_ci_high']:.3f}, DeLong)**, "
+        f"{ensemble.get('n', 'n/a')} patients with {ensemble.get('n_cases', 'n/a')} events",
+        f"- at the development threshold {row['ensemble_threshold']:.4f}: sensitivity "
+        f"{row['ensemble_sensitivity']:.3f}, specificity {row['ensemble_specificity']:.3f}",
+        f"- calibration on the external set: slope {_fmt(ensemble.get('calibration_slope'), 2)}, intercept "
+        f"(calibration-in-the-large) {_fmt(ensemble.get('calibration_intercept'), 2)}, Brier score "
+        f"{_fmt(row.get('ensemble_brier'))} (slope 1 and intercept 0 = perfectly calibrated)"]
+
+
 def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
     if eval_dir is None:
         return ["Not given at export (pass `--eval EVAL` from `vcpred evaluate` to include it)."]
     path = Path(eval_dir) / "summary.csv"
     try:
         summary = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError) as exc:
-        return [f"EVAL {path} not readable ({exc})."]
-    variant = meta["configuration"] + (" + AP" if meta["ap"] else "")
+        ensembles = json.loads((Path(eval_dir) / "evaluation.json").read_text()).get("ensembles", {})
+    except (OSError, pd.errors.ParserError, json.JSONDecodeError) as exc:
+        return [f"EVAL {eval_dir} not readable ({exc})."]
+    variant = _variant(meta)
     rows = summary[summary["variant"] == variant]
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]
@@ -49,8 +77,21 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
     for _, row in rows.iterrows():
         lines.append(f"| {row['set']} | {row['auc_mean']:.3f} ({row['auc_sd']:.3f}) | {row['sensitivity_mean']:.3f} | "
                      f"{row['specificity_mean']:.3f} | {row['n_splits']} |")
-    lines.append(f"\nSource: {path} (variant {variant!r}); mean (SD) over split models at each split's threshold.")
+    lines.append(f"\nSource: {path} (variant {variant!r}); mean (SD) over split models at each split's threshold.\n")
+    external = rows[rows["set"] == "external"]
+    if not external.empty:
+        lines += _ensemble_lines(external.iloc[0], ensembles.get(variant, {}))
     return lines
+
+
+def _preprocessing(params: dict | None) -> str:
+    if not params:
+        return "- preprocessing: none (clinical only)"
+    n4 = f"N4 on (shrink {params['n4_shrink']})" if params.get("n4") else "N4 off"
+    return (f"- preprocessing: {n4}; ROI margin {params['margin']}; frames: ROI slice +/- {params['k']} "
+            f"({2 * params['k'] + 1} frames); normalisation {params['normalize']} after "
+            f"{params['percentiles'][0]}-{params['percentiles'][1]} percentile clipping; input "
+            f"{params['size']} x {params['size']} px (all parameters in bundle.json)")
 
 
 def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
@@ -63,16 +104,16 @@ def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
         f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "",
         "## Intended use",
         "Research on predicting vertebral collapse after an acute osteoporotic vertebral compression fracture "
-        "from a sagittal spine MRI (ROI around the fractured vertebral body) and clinical values. Not for "
-        "diagnosis or treatment decisions; outputs must be reviewed by a qualified clinician.", "",
+        "from a sagittal spine MRI (ROI around the fractured vertebral body) and clinical values. Intended users: "
+        "researchers, and clinicians taking part in research. Not for diagnosis or treatment decisions; outputs "
+        "must be reviewed by a qualified clinician.", "",
         "## Model",
         f"- configuration: {meta['configuration']}; {model}",
         f"- clinical inputs: {', '.join(meta['clinical_columns']) or 'none'}",
         f"- augmented prediction (AP) over frames: {meta['ap']} (aggregate: {meta['aggregate']})",
         f"- ensemble: mean probability over {len(meta['splits'])} split models; spread = SD and min-max over models",
         f"- risk threshold: {meta['threshold']:.4f} = {meta['threshold_rule']}; per split: {thresholds}",
-        (f"- preprocessing: {meta['prepare_params']}" if meta.get("prepare_params")
-         else "- preprocessing: none (clinical only)"),
+        _preprocessing(meta.get("prepare_params")),
         "", "## Training population", *_population(sources), "",
         "## Performance", *_performance(meta, eval_dir), "",
         "## Known limits",
@@ -82,6 +123,8 @@ def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
         "segmentations and can highlight artefacts.",
         "- Missing clinical values imputed with training medians reduce reliability.",
         "- The risk category uses a threshold chosen on development validation data; its sensitivity and "
-        "specificity in a new population are unknown until validated there.", "",
+        "specificity in a new population are unknown until validated there.",
+        "- Calibration was measured on the external set only; recalibrate before using probabilities at face value "
+        "in a new population.", "",
     ]
     return "\n".join(parts)

@@ -1,0 +1,189 @@
+"""Everything the report reads, found and checked before anything is drawn.
+
+EVAL (from `vcpred evaluate`) is the source of every number; the runs folder it names gives the
+configurations (config.yaml) and the per-split predictions for the ROC bands; the runs' manifest,
+splits file and prepared store give the cohort and the preprocessing record; an exported model
+directory (optional) gives the heat-map gallery and the model card.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from vcpred.errors import VcpredError
+from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
+
+EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
+THRESHOLD_TOLERANCE = 1e-6  # export and evaluate compute the same median of the same Youden thresholds
+
+
+class ReportError(VcpredError):
+    """The inputs of `vcpred report` are missing, incomplete or do not belong together."""
+
+
+@dataclass
+class ReportInputs:
+    eval_dir: Path
+    summary: pd.DataFrame  # summary.csv: one row per variant x set
+    per_split: pd.DataFrame  # per_split.csv
+    evaluation: dict  # evaluation.json
+    ensembles: pd.DataFrame  # ensemble_predictions.csv
+    runs_dir: Path
+    configs: dict[str, dict]  # configuration -> config.yaml of its first finished split
+    cohort: object  # vcpred.cohort.Cohort
+    splits: dict | None  # splits.json content (None when not found)
+    store_params: dict | None  # the prepared store's index.json params
+    store_dir: Path | None
+    model_dir: Path | None = None
+    bundle: dict | None = None  # bundle.json
+    chosen: str = ""  # the variant label the gallery, failures and card are about
+    notes: list[str] = field(default_factory=list)  # what could not be found, said in the report
+    gallery_per_cell: int = 2  # heat maps per outcome (TP, FP, FN, TN): each is one full prediction
+
+    @property
+    def bonferroni_level(self) -> float:
+        return float(self.evaluation["comparisons"]["bonferroni_level"])
+
+
+def find_path(recorded: str | Path, anchors: list[Path]) -> Path | None:
+    """A path recorded relative to some earlier working directory, found again: as given, or its
+    trailing parts under one of anchors (so `runs/demo/runs` is found from inside runs/demo too)."""
+    recorded = Path(recorded)
+    if recorded.exists():
+        return recorded
+    parts = recorded.parts[1:] if recorded.is_absolute() else recorded.parts
+    for start in range(len(parts)):
+        for anchor in anchors:
+            candidate = anchor.joinpath(*parts[start:])
+            if candidate.exists():
+                return candidate
+    return None
+
+
+def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+    if not eval_dir.is_dir():
+        raise ReportError(f"EVAL {eval_dir} does not exist or is not a folder; pass the --out folder of "
+                          "`vcpred evaluate`")
+    missing = [name for name in EVAL_FILES if not (eval_dir / name).is_file()]
+    if missing:
+        raise ReportError(f"{eval_dir} is not a `vcpred evaluate` output (missing {', '.join(missing)}); "
+                          "run `vcpred evaluate RUNS --out EVAL` first")
+    try:
+        evaluation = json.loads((eval_dir / "evaluation.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ReportError(f"{eval_dir / 'evaluation.json'} is not readable JSON ({exc}); evaluate again") from None
+    if not isinstance(evaluation, dict) or evaluation.get("generator") != EVALUATE_GENERATOR:
+        raise ReportError(f"{eval_dir / 'evaluation.json'} was not written by `vcpred evaluate`")
+    tables = []
+    for name in ("summary.csv", "per_split.csv", "ensemble_predictions.csv"):
+        try:
+            tables.append(pd.read_csv(eval_dir / name, dtype={"patient_id": str}))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ReportError(f"{eval_dir / name} is not a readable CSV table ({exc}); evaluate again") from None
+    summary, per_split, ensembles = tables
+    for frame in (summary, per_split):  # evaluate writes booleans as true/false text
+        for column in ("ap", "clinical", "best"):
+            if column in frame:
+                frame[column] = frame[column].astype(str).str.lower().eq("true")
+    return summary, per_split, evaluation, ensembles
+
+
+def read_configs(runs_dir: Path) -> dict[str, dict]:
+    """configuration -> the config.yaml of its first finished split run."""
+    from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, unfinished_reason
+
+    configs = {}
+    for run_dir in sorted(p for p in runs_dir.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
+        if run_dir.parent.name not in configs and unfinished_reason(run_dir) is None:
+            configs[run_dir.parent.name] = load_run_config(run_dir / "config.yaml")
+    return configs
+
+
+def locate_runs(evaluation: dict, eval_dir: Path, override: str | None) -> Path:
+    if override:
+        runs = Path(override)
+        if not runs.is_dir():
+            raise ReportError(f"--runs {runs} is not a folder")
+        return runs
+    runs = find_path(evaluation["runs"], [Path.cwd(), eval_dir.parent])
+    if runs is None or not runs.is_dir():
+        raise ReportError(f"the runs folder this evaluation read ({evaluation['runs']}) is not found from "
+                          f"{Path.cwd()}; pass --runs RUNS")
+    return runs
+
+
+def check_runs_match(configs: dict[str, dict], evaluation: dict, runs_dir: Path) -> None:
+    evaluated = {v["configuration"] for v in evaluation["variants"]}
+    missing = sorted(evaluated - set(configs))
+    if missing:
+        raise ReportError(f"{runs_dir} has no finished runs of {', '.join(missing)}, which this evaluation "
+                          "scored: pass the runs folder the evaluation was made from (--runs)")
+
+
+def read_json(path: Path | None) -> dict | None:
+    try:
+        return json.loads(path.read_text()) if path else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def locate_cohort(configs: dict[str, dict], anchors: list[Path], override: str | None):
+    """The manifest the runs trained on (or --manifest) as a Cohort; image files not required."""
+    from vcpred.cohort import load_manifest
+
+    recorded = next(iter(configs.values()))["config"]["manifest"]
+    manifest = Path(override) if override else find_path(recorded, anchors)
+    if manifest is None or not manifest.is_file():
+        raise ReportError(f"the runs' manifest {recorded} is not found; pass --manifest MANIFEST")
+    return load_manifest(manifest, check_files=False)
+
+
+def bundle_variant(bundle: dict) -> str:
+    return bundle["configuration"] + (" + AP" if bundle.get("ap") else "")
+
+
+def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
+    """The model directory exports a configuration of these runs: same variant, same threshold."""
+    variant = bundle_variant(bundle)
+    ensembles = inputs.evaluation.get("ensembles", {})
+    if variant not in ensembles:
+        raise ReportError(f"model directory {model_dir} exports {variant!r}, which this evaluation does not "
+                          f"contain ({', '.join(sorted(ensembles))}): it was exported from another runs folder")
+    expected = ensembles[variant].get("threshold")
+    if expected is None or not math.isclose(float(bundle["threshold"]), expected, rel_tol=0, abs_tol=THRESHOLD_TOLERANCE):
+        raise ReportError(f"model directory {model_dir}: its threshold {bundle['threshold']:.6f} differs from the "
+                          f"evaluation's {variant!r} ensemble threshold ({expected}); it was exported from other "
+                          "runs (or with another --aggregate): export it again from this evaluation's runs")
+
+
+def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | None = None, runs: str | None = None,
+                manifest: str | None = None) -> ReportInputs:
+    """Read and cross-check every input; ReportError saying what is wrong and how to fix it."""
+    from vcpred.predict.bundle import read_meta
+
+    eval_dir = Path(eval_dir)
+    summary, per_split, evaluation, ensembles = read_eval(eval_dir)
+    runs_dir = locate_runs(evaluation, eval_dir, runs)
+    configs = read_configs(runs_dir)
+    check_runs_match(configs, evaluation, runs_dir)
+    anchors = [Path.cwd(), eval_dir.parent, runs_dir.parent]
+    cohort = locate_cohort(configs, anchors, manifest)
+    first = next(iter(configs.values()))["config"]
+    store_dir = find_path(first.get("store", ""), anchors) if first.get("store") else None
+    index = read_json(store_dir / "index.json" if store_dir else None)
+    splits_path = find_path(first.get("splits", ""), anchors) if first.get("splits") else None
+    inputs = ReportInputs(eval_dir, summary, per_split, evaluation, ensembles, runs_dir, configs, cohort,
+                          read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"])
+    if index is None:
+        inputs.notes.append(f"prepared store {first.get('store')} not found: preprocessing from the model only")
+    if model_dir is not None:
+        inputs.model_dir = Path(model_dir)
+        inputs.bundle = read_meta(inputs.model_dir)
+        check_bundle(inputs.bundle, inputs.model_dir, inputs)
+        inputs.chosen = bundle_variant(inputs.bundle)
+    return inputs

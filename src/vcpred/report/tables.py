@@ -1,0 +1,102 @@
+"""Comparison tables shaped like the study's Table 2 (backbone x weights x method) and Table 3
+(+/- AP, +/- clinical features), internal and external, read from summary.csv (never recomputed)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from vcpred.evaluate.tables import mean_sd, p_text
+from vcpred.report.html import Html, join, note, section, table, tag
+from vcpred.report.inputs import ReportInputs
+from vcpred.report.setup import model_text
+
+SET_COLUMNS = ["AUC", "specificity", "sensitivity", "p vs best"]
+
+
+def ensemble_ci(row: pd.Series) -> str:
+    """'0.8254 (0.7001-0.9507)': the split ensemble's AUC with its DeLong 95 % CI."""
+    auc = row.get("ensemble_auc", math.nan)
+    if auc is None or pd.isna(auc):
+        return "n/a"
+    return f"{auc:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
+
+
+def _set_cells(row: pd.Series, level: float) -> list[str]:
+    return [mean_sd(row["auc_mean"], row["auc_sd"]), mean_sd(row["specificity_mean"], row["specificity_sd"]),
+            mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]),
+            "reference" if row["best"] else p_text(row["p_value"], level)]
+
+
+def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> list:
+    backbone, weights, method = model_text(inputs.configs[configuration]["config"]["model"])
+    name = tag("strong", row["variant"]) if row["best"] else row["variant"]
+    return [name, f"{backbone} / {weights}", method, "yes" if row["clinical"] else "no", "yes" if row["ap"] else "no"]
+
+
+def comparison_table(inputs: ReportInputs, variants: list[str], set_name: str, caption: str) -> Html:
+    """One row per variant: mean (SD) over splits and p vs best in one set (+ the ensemble CI externally)."""
+    level = inputs.bonferroni_level
+    summary = inputs.summary.set_index(["variant", "set"], drop=False)
+    rows = []
+    for variant in variants:
+        row = summary.loc[(variant, set_name)]
+        cells = [*_model_cells(inputs, row["configuration"], row), *_set_cells(row, level)]
+        rows.append(cells + ([ensemble_ci(row)] if set_name == "external" else []))
+    header = ["variant", "backbone / weights", "method", "clinical", "AP", *SET_COLUMNS]
+    header += ["ensemble AUC (95 % CI)"] if set_name == "external" else []
+    return table(header, rows, caption=caption, cls="numbers")
+
+
+def paired_tables(inputs: ReportInputs, variants: list[str], title: str) -> Html:
+    """The internal and the external table of one comparison, one above the other (printable width)."""
+    return join([comparison_table(inputs, variants, "internal", f"{title}: internal validation (each split "
+                                                                 "model on its validation patients)"),
+                 comparison_table(inputs, variants, "external", f"{title}: external set (each split model; "
+                                                                 "ensemble of the split models)")])
+
+
+def table2_variants(inputs: ReportInputs) -> list[str]:
+    """Every configuration without AP (the study's Table 2 compares models on the main frame)."""
+    rows = inputs.summary[(inputs.summary["set"] == "internal") & ~inputs.summary["ap"]]
+    return list(rows["variant"])
+
+
+def _is_image(inputs: ReportInputs, configuration: str) -> bool:
+    return bool(inputs.configs[configuration]["config"]["model"].get("image", True))
+
+
+def table3_variants(inputs: ReportInputs) -> list[str]:
+    """The best image model (the best variant's, else the highest mean internal AUC among image
+    configurations) +/- clinical features +/- AP, and the clinical-only baseline(s)."""
+    rows = inputs.summary[inputs.summary["set"] == "internal"]
+    images = rows[[_is_image(inputs, c) for c in rows["configuration"]]]
+    if images.empty:
+        return list(rows["variant"])
+    reference = images[images["best"]] if images["best"].any() else images.sort_values("auc_mean", ascending=False)
+    best_model = model_text(inputs.configs[reference.iloc[0]["configuration"]]["config"]["model"])
+    return [r["variant"] for _, r in rows.iterrows()
+            if not _is_image(inputs, r["configuration"])
+            or model_text(inputs.configs[r["configuration"]]["config"]["model"]) == best_model]
+
+
+def footnote(inputs: ReportInputs) -> Html:
+    comp = inputs.evaluation["comparisons"]
+    return note(f"Mean (SD) over split models; each split's threshold is Youden's J on its validation patients "
+                f"(internal sensitivity and specificity are therefore optimistic). Best: {comp['best']} "
+                f"({comp.get('best_rule', '')}). p vs best - internal: paired t-test of per-split AUCs; external: "
+                f"paired DeLong test of the split ensembles. * significant after Bonferroni correction over "
+                f"{comp['n_comparisons']} comparisons: p < {comp['alpha']}/{comp['n_comparisons']} = "
+                f"{comp['bonferroni_level']:.4f}. Ensemble: mean probability of the split models, AUC with DeLong "
+                f"95 % CI. Holm-adjusted p-values and per-split DeLong tests: {inputs.eval_dir / 'summary.csv'}.")
+
+
+def tables_section(inputs: ReportInputs) -> Html:
+    return section("comparison", "Model comparison (Tables 2 and 3)",
+                   tag("h3", "Table 2 shape: backbone x weights x fine-tuning method (main frame, no AP)"),
+                   paired_tables(inputs, table2_variants(inputs), "Table 2"),
+                   tag("h3", "Table 3 shape: the best image model +/- augmented prediction (AP) +/- clinical "
+                             "features, with the clinical-only baseline"),
+                   paired_tables(inputs, table3_variants(inputs), "Table 3"),
+                   footnote(inputs))

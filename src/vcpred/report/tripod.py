@@ -1,0 +1,223 @@
+"""A TRIPOD+AI (Collins et al., BMJ 2024) checklist filled from the run where the run knows the
+answer, with "[authors: ...]" placeholders where only the authors can. Item wording is a short
+paraphrase of each item, not the statement's text; its numbering and grouping follow the statement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vcpred.cohort.summary import event_counts
+from vcpred.report.html import Html, section, tag, text
+from vcpred.report.inputs import ReportInputs
+
+
+@dataclass(frozen=True)
+class Item:
+    number: str
+    group: str
+    topic: str
+    asks: str
+
+
+ITEMS = [
+    Item("1", "Title and abstract", "Title", "say that a prediction model is developed or evaluated, for whom, and what it predicts"),
+    Item("2", "Title and abstract", "Abstract", "a structured summary following TRIPOD+AI for Abstracts"),
+    Item("3a", "Introduction", "Background", "clinical context, diagnostic or prognostic, why this model, existing models"),
+    Item("3b", "Introduction", "Background", "target population, intended purpose in the care pathway, intended users"),
+    Item("3c", "Introduction", "Background", "known health inequalities between sociodemographic groups"),
+    Item("4", "Introduction", "Objectives", "whether the study develops, evaluates or does both"),
+    Item("5a", "Methods", "Data", "data sources for development and evaluation, why these, how representative"),
+    Item("5b", "Methods", "Data", "dates of data collection: accrual start and end, end of follow-up"),
+    Item("6a", "Methods", "Participants", "setting and the number and location of centres"),
+    Item("6b", "Methods", "Participants", "eligibility criteria"),
+    Item("6c", "Methods", "Participants", "treatments received and how they were handled"),
+    Item("7", "Methods", "Data preparation", "pre-processing and quality checks, and whether they were similar across groups"),
+    Item("8a", "Methods", "Outcome", "outcome definition, time horizon, how and when assessed, why this outcome"),
+    Item("8b", "Methods", "Outcome", "qualifications of outcome assessors when judgement is needed"),
+    Item("8c", "Methods", "Outcome", "blinding of outcome assessment"),
+    Item("9a", "Methods", "Predictors", "how the candidate predictors were chosen"),
+    Item("9b", "Methods", "Predictors", "definition of every predictor, how and when measured, blinding"),
+    Item("9c", "Methods", "Predictors", "qualifications of predictor assessors when judgement is needed"),
+    Item("10", "Methods", "Sample size", "how the sample size was arrived at and why it suffices"),
+    Item("11", "Methods", "Missing data", "how missing data were handled and why data were left out"),
+    Item("12a", "Methods", "Analytical methods", "how the data were used and partitioned"),
+    Item("12b", "Methods", "Analytical methods", "how predictors were handled (form, scaling, transformation)"),
+    Item("12c", "Methods", "Analytical methods", "model type, building steps, hyperparameter tuning, internal validation"),
+    Item("12d", "Methods", "Analytical methods", "heterogeneity across clusters (e.g. centres)"),
+    Item("12e", "Methods", "Analytical methods", "performance measures and plots, and how models were compared"),
+    Item("12f", "Methods", "Analytical methods", "any model updating (e.g. recalibration)"),
+    Item("12g", "Methods", "Analytical methods", "how predictions were computed for the evaluation"),
+    Item("13", "Methods", "Class imbalance", "class-imbalance methods, why, and any recalibration afterwards"),
+    Item("14", "Methods", "Fairness", "approaches to model fairness and their rationale"),
+    Item("15", "Methods", "Model output", "the output (probability, class) and how thresholds were chosen"),
+    Item("16", "Methods", "Training versus evaluation", "differences between development and evaluation data"),
+    Item("17", "Methods", "Ethical approval", "ethics committee and consent or waiver"),
+    Item("18a", "Open science", "Funding", "funding and the funders' role"),
+    Item("18b", "Open science", "Conflicts of interest", "conflicts of interest of all authors"),
+    Item("18c", "Open science", "Protocol", "where the protocol is, or that there was none"),
+    Item("18d", "Open science", "Registration", "registration, or that there was none"),
+    Item("18e", "Open science", "Data sharing", "availability of the data"),
+    Item("18f", "Open science", "Code sharing", "availability of the analysis code"),
+    Item("19", "Patient and public involvement", "Patient and public involvement", "any involvement, or none"),
+    Item("20a", "Results", "Participants", "participant flow, with and without the outcome; a diagram helps"),
+    Item("20b", "Results", "Participants", "characteristics per data source: predictors, events, missing data"),
+    Item("20c", "Results", "Participants", "evaluation data compared with development data on key predictors"),
+    Item("21", "Results", "Model development", "participants and events in each analysis"),
+    Item("22", "Results", "Model specification", "the full model (formula, code, object) and access to it"),
+    Item("23a", "Results", "Model performance", "performance with confidence intervals, also in key subgroups"),
+    Item("23b", "Results", "Model performance", "heterogeneity of performance across clusters"),
+    Item("24", "Results", "Model updating", "results of any model updating"),
+    Item("25", "Discussion", "Interpretation", "overall interpretation, including fairness"),
+    Item("26", "Discussion", "Limitations", "limitations and their effect on bias, uncertainty, generalisability"),
+    Item("27a", "Discussion", "Usability", "how to handle poor-quality or missing inputs in use"),
+    Item("27b", "Discussion", "Usability", "user interaction with the model and the expertise needed"),
+    Item("27c", "Discussion", "Usability", "next steps towards applicability and generalisability"),
+]
+
+
+def authors(what: str) -> str:
+    return f"[authors: {what}]"
+
+
+def _facts(inputs: ReportInputs) -> dict:
+    """The numbers the answers quote, computed once."""
+    cohort, ev = inputs.cohort, inputs.evaluation
+    dev = event_counts([r.label for r in cohort.subset("development")])
+    ext = event_counts([r.label for r in cohort.subset("external")])
+    splits = inputs.splits or {}
+    ensemble = ev.get("ensembles", {}).get(inputs.chosen, {})
+    first = next(iter(inputs.configs.values()))
+    chosen_configuration = inputs.summary.loc[inputs.summary["variant"] == inputs.chosen, "configuration"].iloc[0]
+    return {"chosen_clinical": inputs.configs[chosen_configuration].get("clinical_columns") or [],
+            "dev": dev, "ext": ext, "sites": sorted({r.site for r in cohort.records if r.site}),
+            "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
+            "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
+            "configs": list(inputs.configs), "commit": (first.get("environment") or {}).get("git_commit"),
+            "comp": ev["comparisons"], "subgroups": bool((ev.get("subgroups") or {}).get(inputs.chosen))}
+
+
+def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
+    """item number -> (answer, where in this report)."""
+    f = _facts(inputs)
+    dev, ext, ens, comp = f["dev"], f["ext"], f["ens"], f["comp"]
+    auc = (f"{ens['auc']:.3f} (95 % CI {ens['auc_ci_low']:.3f}-{ens['auc_ci_high']:.3f})"
+           if ens.get("auc") is not None else "n/a")
+    model = (f"exported model {inputs.bundle['model_id']} in {inputs.model_dir}" if inputs.bundle
+             else "no exported model given to this report")
+    return {
+        "1": (authors("title naming development and external evaluation, the OVCF population and vertebral collapse"), ""),
+        "2": (authors("structured abstract"), ""),
+        "3a": (authors("clinical context (prognostic) and existing models"), ""),
+        "3b": ("Adults with an acute osteoporotic vertebral compression fracture at their first MRI; purpose: flag "
+               "risk of vertebral collapse early; users: spine clinicians in research. " + authors("care pathway"), "#card"),
+        "3c": (authors("known inequalities"), ""),
+        "4": (f"Development with internal validation over {f['n_splits']} splits and evaluation on a held-out "
+              f"external set; {len(f['configs'])} configurations compared.", "#comparison"),
+        "5a": (f"One manifest: development set {dev.patients} patients, external set {ext.patients} patients; "
+               f"sites {', '.join(f['sites']) or 'not recorded'}. " + authors("data sources and representativeness"),
+               "#cohort"),
+        "5b": (authors("accrual dates and end of follow-up"), ""),
+        "6a": (f"{len(f['sites'])} site(s) recorded ({', '.join(f['sites']) or '-'}). " + authors("setting and location"),
+               "#cohort"),
+        "6b": (authors("eligibility criteria"), ""),
+        "6c": (authors("treatments received (brace, vertebroplasty, ...) and their handling"), ""),
+        "7": ("Recorded: N4, ROI crop with margin, frames, normalisation, resizing; identical for every patient "
+              "and set.", "#preprocessing"),
+        "8a": ("Binary label: vertebral collapse (1) or not (0), as given in the manifest. "
+               + authors("definition (height-loss threshold), time horizon, assessment"), "#cohort"),
+        "8b": (authors("who assessed the outcome"), ""),
+        "8c": (authors("blinding of outcome assessment"), ""),
+        "9a": (f"Sagittal MRI frames around the fractured vertebra; the chosen model's clinical values: "
+               f"{', '.join(f['chosen_clinical']) or 'none'} (manifest columns: {', '.join(f['clinical']) or 'none'}). "
+               + authors("why these"), "#preprocessing"),
+        "9b": (authors("definitions and timing of each predictor and of the MRI"), ""),
+        "9c": ("ROI box and slice placed by a reader. " + authors("who placed them, qualifications"), ""),
+        "10": (f"All available patients ({dev.patients} development with {dev.events} events, {ext.patients} external "
+               f"with {ext.events} events). " + authors("justification of the sample size"), "#cohort"),
+        "11": ("Missing clinical values: training median (numeric) plus a missing indicator (every column); no "
+               "patient left out for missing values; counts per column shown.", "#cohort"),
+        "12a": (f"{f['n_splits']} random patient-level splits of the development set (validation fraction {f['val']}, "
+                f"seed {f['seed']}), stratified by outcome; the external set is never used for training, model "
+                "choice or thresholds.", "#cohort"),
+        "12b": ("Images: preprocessing record; numeric clinical values standardised on the training split; "
+                "categorical values one-hot encoded.", "#preprocessing"),
+        "12c": ("Configurations (backbone, weights, fine-tuning method, epochs, early stopping on validation AUC) "
+                "listed per configuration; best variant by mean internal AUC.", "#preprocessing"),
+        "12d": ("Performance per site reported when the evaluation had the manifest." if f["subgroups"]
+                else "Not examined.", "#performance"),
+        "12e": (f"AUC with DeLong CI, sensitivity and specificity at Youden's threshold, calibration slope and "
+                f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong (external) and "
+                f"paired t-test (internal), Bonferroni over {comp['n_comparisons']} comparisons (p < "
+                f"{comp['bonferroni_level']:.4f}).", "#comparison"),
+        "12f": ("No updating or recalibration.", ""),
+        "12g": ("Per split model on the prepared frames (predictions tables); the ensemble is the mean of the split "
+                f"models' probabilities; {model}.", "#gallery"),
+        "13": ("Class-weighted loss (positive weight = negatives / positives) for image models and balanced class "
+               "weights for the clinical-only logistic regression; no resampling and no recalibration afterwards.", ""),
+        "14": ("Subgroup metrics (sex, age band, site) reported; no fairness constraint." if f["subgroups"]
+               else "No fairness analysis in this run.", "#performance"),
+        "15": (f"A probability of collapse (ensemble mean) and a category at the development threshold "
+               f"{ens.get('threshold', float('nan')):.3f} (median of the split models' Youden thresholds on "
+               "validation patients).", "#card"),
+        "16": ("Same preprocessing and predictors; sites and prevalence per set in the cohort table. "
+               + authors("differences in setting or eligibility"), "#cohort"),
+        "17": (authors("ethics committee and consent"), ""),
+        "18a": (authors("funding"), ""),
+        "18b": (authors("conflicts of interest"), ""),
+        "18c": (authors("protocol"), ""),
+        "18d": (authors("registration"), ""),
+        "18e": (authors("data availability"), ""),
+        "18f": (f"vcpred (git commit {f['commit'] or 'not recorded'}); configurations in each run's config.yaml. "
+                + authors("repository link"), "#preprocessing"),
+        "19": (authors("patient and public involvement"), ""),
+        "20a": ("Participant flow diagram.", "#cohort"),
+        "20b": ("Patients, events, prevalence per set and site; missing values per column; characteristics.", "#cohort"),
+        "20c": ("Characteristics table: development and external side by side.", "#cohort"),
+        "21": (f"Development {dev.labelled} labelled ({dev.events} events); external {ext.labelled} labelled "
+               f"({ext.events} events); per-split train/validation counts in the flow.", "#cohort"),
+        "22": (model + "; bundle with weights, preprocessing and thresholds.", "#card"),
+        "23a": (f"Chosen model {inputs.chosen}: external ensemble AUC {auc}; all variants with CIs; subgroups"
+                + (" shown." if f["subgroups"] else " not evaluated."), "#performance"),
+        "23b": ("Per-site metrics in the subgroup table." if f["subgroups"] else "Not examined.", "#performance"),
+        "24": ("Not applicable: no model updating.", ""),
+        "25": (authors("interpretation, including fairness"), ""),
+        "26": ("Known limits listed in the model card; most confident errors listed. " + authors("limitations"),
+               "#failures"),
+        "27a": ("Missing clinical values are imputed (with a warning); images that cannot be read are refused by "
+                "`vcpred predict`.", "#card"),
+        "27b": ("The user gives the MRI, the ROI slice and box, and clinical values; a clinician reviews the "
+                "output.", "#card"),
+        "27c": (authors("next steps"), ""),
+    }
+
+
+def _answer_cell(answer: str) -> Html:
+    """The run's answer, with any [authors: ...] placeholder marked so it stands out (also in print)."""
+    known, marker, rest = answer.partition("[authors:")
+    return tag("td", known, tag("span", marker + rest, cls="placeholder") if marker else "")
+
+
+def _row(item: Item, answer: str, where: str, titles: dict[str, str]) -> Html:
+    link = tag("a", titles.get(where.lstrip("#"), where), href=where) if where else ""
+    return tag("tr", tag("td", item.number), tag("td", item.topic), tag("td", item.asks), _answer_cell(answer),
+               tag("td", link))
+
+
+def tripod_section(inputs: ReportInputs, titles: dict[str, str] | None = None) -> Html:
+    """titles: section anchor -> title, for the 'in this report' links."""
+    filled = answers(inputs)
+    rows, group = [], None
+    for item in ITEMS:
+        if item.group != group:
+            group = item.group
+            rows.append(tag("tr", tag("th", group, colspan=5), cls="group"))
+        rows.append(_row(item, *filled[item.number], titles or {}))
+    only_authors = sum(a.startswith("[authors:") for a, _ in filled.values())
+    partly = sum("[authors:" in a for a, _ in filled.values()) - only_authors
+    head = tag("thead", tag("tr", *(tag("th", h) for h in ("item", "topic", "the item asks for", "this run", "in this report"))))
+    return section("tripod", "TRIPOD+AI checklist",
+                   tag("p", text(f"{len(ITEMS)} items of TRIPOD+AI (Collins et al., BMJ 2024;385:e078378), paraphrased. "
+                                 f"Filled from the run where it knows the answer: {len(ITEMS) - only_authors - partly} "
+                                 f"items completely, {partly} partly; {only_authors} are left to the authors "
+                                 "([authors: ...] placeholders, highlighted).")),
+                   tag("table", head, tag("tbody", *rows), cls="checklist"))

@@ -1,0 +1,73 @@
+"""Helpers for the report tests: one small evaluation with an exported model, built once per test
+session from the export/predict helpers' tiny trained runs (no tests here)."""
+
+from __future__ import annotations
+
+import shutil
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+
+from test_predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs, workdir
+from vcpred.cli import main
+
+VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
+CLINICAL = dict(image=False, clinical_columns=("age", "sex"))
+
+
+@lru_cache(maxsize=None)
+def runs_folder() -> Path:
+    """One RUNS folder holding the tiny ViT-LoRA (+ clinical) and clinical-only configurations."""
+    runs = workdir() / "report-runs"
+    if not runs.is_dir():
+        for name, model in (("vitlora", VIT), ("clinical", CLINICAL)):
+            shutil.copytree(trained_runs(name, **model) / name, runs / name)
+    return runs
+
+
+@lru_cache(maxsize=None)
+def evaluation() -> Path:
+    out = workdir() / "report-eval"
+    assert main(["--quiet", "evaluate", str(runs_folder()), "--out", str(out)]) == 0
+    return out
+
+
+@lru_cache(maxsize=None)
+def model_dir() -> Path:
+    """The ViT-LoRA configuration (+ AP) exported with the evaluation, for its card."""
+    out = workdir() / "report-model"
+    assert main(["--quiet", "export", str(runs_folder()), "--configuration", "vitlora", "--eval",
+                 str(evaluation()), "--out", str(out)]) == 0
+    return out
+
+
+@lru_cache(maxsize=None)
+def image_manifest() -> Path:
+    """The tiny manifest with every patient's image replaced by the real lumbar T2 (and its vertebral
+    body as ROI): the tiny store's frames are synthetic, but the gallery reads images like predict."""
+    manifest, _, _ = tiny_cohort()
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table["image_t2"] = str(T2_LUMBAR)
+    for column, value in zip(("roi_slice", "roi_row_min", "roi_col_min", "roi_row_max", "roi_col_max"),
+                             (BODY.slice, *BODY.box)):
+        table[column] = str(value)
+    path = workdir() / "report-manifest.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def report_args(out: Path, *extra: str) -> list[str]:
+    return ["--quiet", "report", str(evaluation()), "--out", str(out), "--model", str(model_dir()),
+            "--manifest", str(image_manifest()), "--gallery", "1", *extra]
+
+
+@lru_cache(maxsize=None)
+def report_file() -> Path:
+    """The report of the small evaluation with the exported model and a one-case-per-outcome gallery."""
+    out = workdir() / "report.html"
+    assert main(report_args(out)) == 0
+    return out
+
+
+__all__ = ["exported", "evaluation", "image_manifest", "model_dir", "report_args", "report_file", "runs_folder"]

@@ -1,0 +1,205 @@
+"""`vcpred report`: every section filled from the evaluation's own numbers, self-contained HTML,
+heat maps made by predict's code, the model card, and clear errors for bad inputs."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+from html import escape
+
+import pandas as pd
+import pytest
+
+from report_support import evaluation, image_manifest, model_dir, report_args, report_file, runs_folder
+from vcpred import RESEARCH_NOTICE
+from vcpred.cli import main
+from vcpred.cohort import load_manifest
+from vcpred.evaluate.tables import mean_sd
+from vcpred.predict import export_configuration, load_bundle, predict_patient
+from vcpred.predict.outputs import heatmap_png
+from vcpred.report.build import SECTIONS
+from vcpred.report.tripod import ITEMS
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))  # no pre-trained weights anywhere
+
+
+@pytest.fixture(scope="module")
+def html() -> str:
+    return report_file().read_text()
+
+
+def _summary() -> pd.DataFrame:
+    return pd.read_csv(evaluation() / "summary.csv")
+
+
+def _fails(capsys, argv: list[str]) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    return err
+
+
+def test_every_section_and_the_notice_are_there(html):
+    for anchor, title, _ in SECTIONS:
+        assert f"<section id=\"{anchor}\"><h2>{escape(title)}</h2>" in html
+    assert html.count(RESEARCH_NOTICE) >= 3  # banner, footer, model card (and every figure)
+    assert 'class="notice"' in html
+
+
+def test_the_page_is_self_contained(html):
+    sources = re.findall(r'<img src="([^"]*)"', html)
+    assert len(sources) >= 3 + 4  # ROC, calibration, decision curve + one heat map per outcome
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    for source in sources:
+        assert base64.b64decode(source.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)\s*=\s*["\']?\s*(https?:)?//', html, flags=re.IGNORECASE)
+    assert "<script" not in html and "<link" not in html and "@import" not in html and "url(http" not in html
+
+
+def test_comparison_cells_are_the_evaluation_numbers(html):
+    summary = _summary()
+    section = html[html.index('id="comparison"'):html.index('id="performance"')]
+    for _, row in summary.iterrows():
+        assert mean_sd(row["auc_mean"], row["auc_sd"]) in section
+        assert mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]) in section
+        if row["set"] == "external":
+            ci = f"{row['ensemble_auc']:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
+            assert ci in section
+    level = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["bonferroni_level"]
+    assert f"= {level:.4f}" in section
+    others = summary[(summary["best"].astype(str).str.lower() != "true") & summary["p_value"].notna()]
+    assert all(f"{p:.3f}" in section or p < 0.001 for p in others["p_value"])
+    # Table 2: backbone x weights x method from each configuration's config.yaml
+    assert "vit_tiny_test / random" in section and "lora" in section and "logistic regression" in section
+
+
+def test_cohort_counts_and_flow_match_the_manifest(html):
+    cohort = load_manifest(image_manifest(), check_files=False)
+    section = html[html.index('id="cohort"'):html.index('id="preprocessing"')]
+    for set_name in ("development", "external"):
+        records = cohort.subset(set_name)
+        events = sum(r.label for r in records)
+        assert (f"<td>{set_name}</td><td>all</td><td>{len(records)}</td><td>{len(records)}</td><td>{events}</td>"
+                f"<td>{events / len(records):.1%}</td>") in section
+    assert "<td>age</td><td>numeric</td><td>1 (4%)</td>" in section  # the tiny cohort's one missing age
+    assert "<svg" in section and "3 patient-level splits (seed 0)" in section
+    assert "4 finished split runs" in section  # 2 configurations x 2 splits
+
+
+def test_preprocessing_record_comes_from_the_store_and_the_model(html):
+    section = html[html.index('id="preprocessing"'):html.index('id="comparison"')]
+    assert "64 x 64 px" in section and "zscore" in section and "5 frames" in section
+    assert "index.json" in section and "bundle.json" in section
+
+
+def test_gallery_maps_are_predicts_own_heat_maps(html):
+    """The first gallery image is byte for byte what `vcpred predict`'s code draws for that patient."""
+    section = html[html.index('id="gallery"'):html.index('id="failures"')]
+    for outcome in ("true positives", "false positives", "false negatives", "true negatives"):
+        assert outcome in section
+    match = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="heat map of ([^"]+)"', section)
+    patient = match.group(2)
+    record = load_manifest(image_manifest(), check_files=False)[patient]
+    prediction = predict_patient(load_bundle(model_dir()), record, allow_missing=True, strict_keys=False)
+    assert base64.b64decode(match.group(1)) == heatmap_png(prediction, None)
+    assert f"P(collapse) {prediction.result['probability']:.3f}" in section
+    assert "attention rollout" in section
+
+
+def test_failures_list_the_most_confident_errors_with_clinical_values(html):
+    table = pd.read_csv(evaluation() / "ensemble_predictions.csv")
+    mine = table[(table["variant"] == "vitlora + AP") & table["label"].notna()]
+    wrong = mine[(mine["probability"] >= mine["threshold"]).astype(int) != mine["label"]]
+    worst = wrong.loc[(wrong["label"] - wrong["probability"]).abs().idxmax()]
+    section = html[html.index('id="failures"'):html.index('id="card"')]
+    assert f"{len(wrong)} of {len(mine)} labelled external patients are misclassified" in section
+    record = load_manifest(image_manifest(), check_files=False)[worst["patient_id"]]
+    first_row = section[section.index("<tbody>"):section.index("</tr>", section.index("<tbody>"))]
+    assert f"<td>{worst['patient_id']}</td>" in first_row and f"<td>{worst['probability']:.3f}</td>" in first_row
+    assert f"<td>{record.clinical['sex']}</td>" in first_row
+
+
+def test_model_card_has_ensemble_ci_and_calibration(html):
+    card = (model_dir() / "MODEL_CARD.md").read_text()
+    row = _summary().query("variant == 'vitlora + AP' and set == 'external'").iloc[0]
+    ensemble = json.loads((evaluation() / "evaluation.json").read_text())["ensembles"]["vitlora + AP"]
+    ci = f"{row['ensemble_auc']:.3f} (95 % CI {row['ensemble_auc_ci_low']:.3f}-{row['ensemble_auc_ci_high']:.3f}, DeLong)"
+    assert ci in card and f"slope {ensemble['calibration_slope']:.2f}" in card
+    assert f"**{RESEARCH_NOTICE}**" in card and "## Intended use" in card and "## Known limits" in card
+    section = html[html.index('id="card"'):html.index('id="tripod"')]
+    assert escape(ci) in section and "<h4>Training population</h4>" in section and "<table" in section
+
+
+def test_tripod_checklist_is_filled_from_the_run_with_placeholders(html):
+    section = html[html.index('id="tripod"'):]
+    numbers = re.findall(r"<tr><td>(\w+)</td>", section)
+    assert numbers == [item.number for item in ITEMS]
+    assert {"Open science", "Patient and public involvement", "Discussion"} <= set(re.findall(r'colspan="5">([^<]+)<', section))
+    assert section.count('class="placeholder"') >= 10 and "[authors: funding]" in section
+    assert "Bonferroni over 3 comparisons" in section and "3 random patient-level splits" in section
+
+
+def test_without_a_model_the_gallery_says_how_to_get_one(tmp_path):
+    out = tmp_path / "r.html"
+    assert main(["--quiet", "report", str(evaluation()), "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "vcpred export RUNS --configuration NAME --eval EVAL --out MODEL_DIR" in html
+    assert "heat map of" not in html and 'id="failures"' in html
+
+
+def test_bad_eval_folders_are_refused(tmp_path, capsys):
+    out = str(tmp_path / "r.html")
+    assert "does not exist" in _fails(capsys, ["report", str(tmp_path / "nope"), "--out", out])
+    (tmp_path / "empty").mkdir()
+    assert "not a `vcpred evaluate` output" in _fails(capsys, ["report", str(tmp_path / "empty"), "--out", out])
+    copy = shutil.copytree(evaluation(), tmp_path / "eval")
+    (copy / "evaluation.json").write_text(json.dumps({"generator": "someone else"}))
+    assert "not written by `vcpred evaluate`" in _fails(capsys, ["report", str(copy), "--out", out])
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_an_existing_report_is_kept_unless_force(tmp_path, capsys):
+    out = tmp_path / "r.html"
+    out.write_text("mine")
+    assert "exists" in _fails(capsys, ["report", str(evaluation()), "--out", str(out)])
+    assert out.read_text() == "mine"
+    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--force", "--gallery", "0"]) == 0
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_model_from_other_runs_is_refused(tmp_path, capsys):
+    # a configuration this evaluation never saw
+    only_clinical = shutil.copytree(runs_folder() / "clinical", tmp_path / "runs" / "clinical")
+    assert main(["--quiet", "evaluate", str(only_clinical.parent), "--out", str(tmp_path / "eval")]) == 0
+    err = _fails(capsys, ["report", str(tmp_path / "eval"), "--out", str(tmp_path / "r.html"),
+                          "--model", str(model_dir())])
+    assert "exports 'vitlora + AP', which this evaluation does not contain" in err
+    # the same configuration exported with another AP rule: its threshold is not the evaluation's
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    err = _fails(capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(median)])
+    assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
+    assert "not a `vcpred export` model directory" in _fails(
+        capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(tmp_path)])
+
+
+def test_runs_and_manifest_that_cannot_be_found_are_named(tmp_path, capsys):
+    copy = shutil.copytree(evaluation(), tmp_path / "eval")
+    payload = json.loads((copy / "evaluation.json").read_text())
+    (copy / "evaluation.json").write_text(json.dumps({**payload, "runs": str(tmp_path / "moved")}))
+    assert "pass --runs RUNS" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html")])
+    assert "--manifest" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html"),
+                                           "--runs", str(runs_folder()), "--manifest", str(tmp_path / "no.csv")])
+
+
+def test_runs_given_explicitly_with_no_gallery(tmp_path):
+    """--runs overrides the recorded runs folder; --gallery 0 leaves the heat maps out."""
+    out = tmp_path / "r.html"
+    assert main(report_args(out, "--runs", str(runs_folder()), "--gallery", "0")) == 0
+    html = out.read_text()
+    assert all(f'<section id="{anchor}">' in html for anchor, _, _ in SECTIONS) and "heat map of" not in html
