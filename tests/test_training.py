@@ -63,6 +63,27 @@ def test_every_combination_trains_one_epoch_and_reloads(tiny, tmp_path, backbone
     assert 0 < metrics["parameters"]["trainable"] <= metrics["parameters"]["total"]
 
 
+def test_cnn_trains_in_channels_last_and_hands_back_contiguous_weights(tiny):
+    """NHWC only inside fit (speed on CPU); saved tensors must be contiguous for safetensors."""
+    from vcpred.models import create_model
+
+    config = make_config(tiny, backbone="efficientnet_test", method="full")
+    built = create_model(config.model)
+    trainer = Trainer(built, config.training, torch.device("cpu"), "fp32")
+    frames = load_frames(config.store, load_manifest(config.manifest).subset("development")[:8], ["train"] * 8,
+                         main_only=True, preprocessor=None)
+    layouts = []
+    hook = built.net.register_forward_pre_hook(
+        lambda _, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
+    trainer.fit(frames, frames.frames, frames, frames.frames)
+    hook.remove()
+    assert trainer.channels_last and layouts and all(layouts)
+    assert all(p.is_contiguous() for p in built.net.parameters())
+    vit = Trainer(create_model(make_config(tiny, backbone="vit_tiny_test", method="full").model),
+                  config.training, torch.device("cpu"), "fp32")
+    assert not vit.channels_last
+
+
 def test_predictions_hold_validation_and_external_only(tiny, tmp_path):
     config = make_config(tiny, backbone="resnet_test", method="linear")
     run = train_run(config, 1, tmp_path / "run")
@@ -156,6 +177,55 @@ def test_cached_features_equal_the_backbone_on_the_frames(tiny):
     assert not hit and torch.allclose(features, direct, atol=1e-5)
     again, hit = cached_features(built, store, index_only, torch.device("cpu"))
     assert hit and torch.equal(again, features)
+
+
+def test_parallel_runs_compute_the_features_once(tiny, monkeypatch):
+    """Two split runs missing the cache at the same moment: one computes, the other waits and reads."""
+    import threading
+    import time
+
+    from vcpred.models import create_model
+    from vcpred.training import features as feature_module
+
+    manifest, store, _ = tiny
+    records = load_manifest(manifest).records[:4]
+    built = create_model(ModelSpec(backbone="resnet_test", weights="random", method="linear", seed=11))
+    frames = load_frames(store, records, ["x"] * 4, main_only=False, preprocessor=None, pixels=False)
+    real, calls = feature_module.compute_features, []
+
+    def slow_compute(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)  # widen the window in which the second run would also miss the cache
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(feature_module, "compute_features", slow_compute)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        feature_module.cached_features(built, store, frames, torch.device("cpu")))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and sorted(hit for _, hit in results) == [False, True]
+    assert torch.equal(results[0][0], results[1][0])
+
+
+def test_frozen_batchnorm_keeps_pretrained_statistics(tiny):
+    from vcpred.models import create_model
+
+    for batchnorm, should_change in (("frozen", False), ("update", True)):
+        config = make_config(tiny, backbone="resnet_test", method="full", training={"batchnorm": batchnorm})
+        built = create_model(config.model)
+        norms = [m for m in built.net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        before = [(m.running_mean.clone(), m.weight.detach().clone()) for m in norms]
+        frames = load_frames(config.store, load_manifest(config.manifest).subset("development")[:8], ["train"] * 8,
+                             main_only=True, preprocessor=None)
+        Trainer(built, config.training, torch.device("cpu"), "fp32").fit(frames, frames.frames, frames, frames.frames)
+        stats_changed = any(not torch.equal(m.running_mean, mean) for m, (mean, _) in zip(norms, before))
+        weights_changed = any(not torch.equal(m.weight, weight) for m, (_, weight) in zip(norms, before))
+        assert stats_changed is should_change and weights_changed
+    with pytest.raises(ConfigError, match="batchnorm"):
+        TrainingParams(batchnorm="sometimes")
 
 
 def test_device_and_precision_selection_on_this_machine(monkeypatch):

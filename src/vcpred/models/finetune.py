@@ -71,10 +71,11 @@ def parameter_counts(model: nn.Module) -> dict[str, int]:
     return {"total": total, "trainable": trainable}
 
 
-def keep_frozen_norms_in_eval(model: nn.Module) -> None:
-    """After model.train(): frozen BatchNorm layers must not update their running statistics."""
+def keep_frozen_norms_in_eval(model: nn.Module, *, all_statistics: bool = False) -> None:
+    """After model.train(): frozen BatchNorm layers must not update their running statistics;
+    with all_statistics, no BatchNorm layer does (trainable scale/shift still learn)."""
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
+            if all_statistics or (params and not any(p.requires_grad for p in params)):
                 module.eval()

@@ -63,6 +63,9 @@ def _vit(name: str, timm_name: str, size: int = 224, test: bool = False, **kwarg
 
 _vit("vit_base_patch16_224", "vit_base_patch16_224")
 _vit("vit_small_patch16_224", "vit_small_patch16_224")
+# A 6-block ViT-Tiny at 96 px (6x6 patches): the demo's from-scratch ViT, small enough for a CPU to
+# train over 10 splits in minutes and to give attention-rollout maps.
+_vit("vit_tiny_d6_patch16_96", "vit_tiny_patch16_224", size=96, img_size=96, depth=6)
 _vit("vit_tiny_test", "vit_tiny_patch16_224", size=64, test=True, depth=2, img_size=64)
 
 _RESNET_CONV = r"layer\d\.\d+\.conv[123]"

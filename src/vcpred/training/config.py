@@ -11,6 +11,7 @@ from vcpred.errors import ConfigError
 from vcpred.models import ModelSpec
 
 FRAMES = ("all", "main")
+BATCHNORM = ("update", "frozen")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -28,12 +29,16 @@ class TrainingParams:
     precision: str = "auto"  # auto: bf16 autocast on CPUs with native bf16, AMP on CUDA, else fp32
     device: str = "auto"
     feature_cache: bool = True  # linear probe: backbone features computed once, reused across splits
+    # "frozen": BatchNorm layers keep their pre-trained running statistics while fine-tuning (their
+    # scale/shift still train); "update": PyTorch's default, statistics follow the training batches.
+    batchnorm: str = "update"
     seed: int = 0
 
     def __post_init__(self) -> None:
         checks = [(self.frames in FRAMES, f"frames must be one of {FRAMES}"),
                   (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}"),
                   (self.device in DEVICES, f"device must be one of {DEVICES}"),
+                  (self.batchnorm in BATCHNORM, f"batchnorm must be one of {BATCHNORM}"),
                   (self.epochs >= 1 and self.batch_size >= 1, "epochs and batch_size must be at least 1"),
                   (self.lr > 0 and self.patience >= 1, "lr must be positive and patience at least 1")]
         for ok, message in checks:

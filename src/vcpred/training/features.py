@@ -8,6 +8,8 @@ the weights' sha256, the input scaling and each patient's prepared file (size + 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 from pathlib import Path
@@ -51,20 +53,44 @@ def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: t
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
-    """Features for every sample of `frames` (patients grouped, offsets ascending); (features, was_cached)."""
-    folder = Path(store) / "feature_cache"
-    path = folder / f"{cache_key(built, store, frames.patient_ids)}.npz"
-    index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
+@contextlib.contextmanager
+def exclusive(lock: Path):
+    """One process at a time (parallel split runs would otherwise all compute the same features)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_cached(path: Path, index: str) -> torch.Tensor | None:
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             if str(data["index"]) == index:
-                return torch.from_numpy(data["features"]), True
-    features = compute_features(built, store, frames, device)
+                return torch.from_numpy(data["features"])
+    return None
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as stream:  # a file object keeps numpy from appending ".npz"
-            np.savez(stream, features=features.numpy(), index=np.asarray(index))
 
-    atomic_write(path, write)
+def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
+    """Features for every sample of `frames` (patients grouped, offsets ascending); (features, was_cached)."""
+    folder = Path(store) / "feature_cache"
+    key = cache_key(built, store, frames.patient_ids)
+    path = folder / f"{key}.npz"
+    index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
+    features = _read_cached(path, index)
+    if features is not None:
+        return features, True
+    with exclusive(folder / f"{key}.lock"):
+        features = _read_cached(path, index)  # another process may have written it while we waited
+        if features is not None:
+            return features, True
+        features = compute_features(built, store, frames, device)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as stream:  # a file object keeps numpy from appending ".npz"
+                np.savez(stream, features=features.numpy(), index=np.asarray(index))
+
+        atomic_write(path, write)
     return features, False

@@ -18,6 +18,7 @@ from vcpred.errors import ConfigError
 from vcpred.models import BuiltModel
 from vcpred.models.factory import trained_state
 from vcpred.models.finetune import keep_frozen_norms_in_eval
+from vcpred.models.registry import get_backbone
 from vcpred.training.config import TrainingParams
 from vcpred.training.data import FrameSet, augment
 
@@ -83,9 +84,20 @@ class Trainer:
         self.use_features = use_features
         self.net = built.net.to(device)
         self.generator = torch.Generator().manual_seed(params.seed)
+        # CNN training in NHWC: oneDNN's depthwise/pointwise convolutions run about 1.8x faster on
+        # this CPU (EfficientNet-Lite0, 96 px). Only during fit: safetensors stores contiguous tensors.
+        self.channels_last = not use_features and get_backbone(built.spec.backbone).family == "cnn"
+        self._nhwc = False
+
+    def _layout(self, nhwc: bool) -> None:
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+            self._nhwc = nhwc
 
     def logits(self, inputs: torch.Tensor, clinical: torch.Tensor | None) -> torch.Tensor:
         inputs = inputs.to(self.device, non_blocking=True)
+        if self._nhwc:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         clinical = clinical.to(self.device, non_blocking=True) if clinical is not None else None
         with autocast(self.device, self.precision):
             if self.use_features:
@@ -128,6 +140,7 @@ class Trainer:
         bar = tqdm(range(self.params.epochs), desc="epochs", disable=console.progress_disabled(),
                    leave=False)
         start = time.perf_counter()
+        self._layout(nhwc=True)
         for epoch in bar:
             loss = self._epoch(train, train_inputs, labels, loss_fn, optimizer, scheduler, scaler, result)
             val_auc = patient_auc(val, self.predict(val_inputs, val.clinical))
@@ -143,11 +156,12 @@ class Trainer:
                     break
         result.train_seconds = time.perf_counter() - start
         self.net.load_state_dict(best_state, strict=False)
+        self._layout(nhwc=False)
         return result
 
     def _epoch(self, train, inputs, labels, loss_fn, optimizer, scheduler, scaler, result) -> float:
         self.net.train()
-        keep_frozen_norms_in_eval(self.net)
+        keep_frozen_norms_in_eval(self.net, all_statistics=self.params.batchnorm == "frozen")
         order = torch.randperm(len(train), generator=self.generator)
         total = 0.0
         for start in range(0, len(order), self.params.batch_size):

@@ -149,6 +149,8 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     records, sets = plan.scored()
     scored = load(records, sets, main_only=False)  # validation + external, read once
     val = scored.select(np.asarray(scored.sets) == "validation")
+    if main_only:  # select the model on the frames it learns from; AP is judged later from predictions.csv
+        val = val.select(val.offsets == 0)
     inputs = {"train": train.frames, "val": val.frames, "scored": scored.frames}
     cache_hit = None
     if use_features:
