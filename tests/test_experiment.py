@@ -93,3 +93,31 @@ def test_submitit_executor_runs_through_submitit(tiny, tmp_path):
                              slurm_params={"timeout_min": 5})
     assert len(summary.done) == 2, summary.failed
     assert list((tmp_path / "runs" / "slurm").glob("*_log.out"))
+
+
+def test_paper_config_is_the_study_grid(tmp_path: Path):
+    """configs/paper.yaml loads against a cohort with the study's clinical columns: 27 configurations x 10 splits."""
+    from conftest import patient_row, write_manifest
+    from vcpred.models.registry import get_backbone
+
+    rows = [patient_row(i, label=int(i % 3 == 0), bmi=24 + i % 5, bmd_tscore=-2.5 - i % 4 / 10, days_to_mri=i % 30)
+            for i in range(40)]
+    rows += [patient_row(100 + i, set_name="external", label=int(i % 2), bmi=25, bmd_tscore=-3, days_to_mri=5)
+             for i in range(6)]
+    header = ["patient_id", "set", "image_t2", "roi_slice", "roi_row_min", "roi_col_min", "roi_row_max",
+              "roi_col_max", "label", "site", "level", "age", "sex", "bmi", "bmd_tscore", "days_to_mri"]
+    write_manifest(tmp_path / "cohort", rows, header=header)
+    config = tmp_path / "paper.yaml"
+    config.write_text((Path(__file__).resolve().parents[1] / "configs" / "paper.yaml").read_text())
+    specs = load_experiment(config)
+    assert len(specs) == 270 and {s.split for s in specs} == set(range(10))
+    models = {s.name: s.config.model for s in specs}
+    assert len(models) == 27
+    vits = {(m.weights, m.method) for m in models.values() if m.backbone == "vit_base_patch16_224"}
+    assert vits == {(w, m) for w in ("biomedclip", "imagenet") for m in ("full", "linear", "lora")} | {("random", "full")}
+    cnns = {(m.backbone, m.method) for m in models.values() if m.image and m.backbone != "vit_base_patch16_224"}
+    assert cnns == {(b, m) for b in ("resnet50", "densenet121") for m in ("full", "linear", "lora")}
+    assert all(get_backbone(m.backbone).input_size == 224 for m in models.values() if m.image)
+    with_cf = [n for n, m in models.items() if m.clinical_columns]
+    assert len(with_cf) == 14 and all(n.endswith("-cf") or n == "clinical-only" for n in with_cf)
+    assert models["vit-biomedclip-lora-cf"].clinical_columns == ["age", "sex", "bmd_tscore", "bmi", "days_to_mri"]
