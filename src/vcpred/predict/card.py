@@ -98,8 +98,9 @@ def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
     """The markdown text of MODEL_CARD.md."""
     thresholds = ", ".join("n/a" if e["threshold"] is None else f"{e['threshold']:.4f}" for e in meta["splits"])
     spec = meta.get("spec") or {}
-    model = (f"{spec.get('backbone')} ({spec.get('weights')} weights, {spec.get('method')} fine-tuning, LoRA "
-             "merged into the weights)" if spec else "clinical-only logistic regression")
+    merged = ", LoRA merged into the weights" if spec.get("method") == "lora" else ""
+    model = (f"{spec.get('backbone')} ({spec.get('weights')} weights, {spec.get('method')} fine-tuning{merged})"
+             if spec else "clinical-only logistic regression")
     parts = [
         f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "",
         "## Intended use",
