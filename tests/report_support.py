@@ -43,6 +43,16 @@ def model_dir() -> Path:
 
 
 @lru_cache(maxsize=None)
+def second_model_dir() -> Path:
+    """The same ViT-LoRA runs exported without AP: another variant of this evaluation (its own
+    ensemble and threshold), for the gallery's second block (attention rollout maps)."""
+    out = workdir() / "report-model-no-ap"
+    assert main(["--quiet", "export", str(runs_folder()), "--configuration", "vitlora", "--no-ap", "--eval",
+                 str(evaluation()), "--out", str(out)]) == 0
+    return out
+
+
+@lru_cache(maxsize=None)
 def image_manifest() -> Path:
     """The tiny manifest with every patient's image replaced by the real lumbar T2 (and its vertebral
     body as ROI): the tiny store's frames are synthetic, but the gallery reads images like predict."""
@@ -62,12 +72,19 @@ def report_args(out: Path, *extra: str) -> list[str]:
             "--manifest", str(image_manifest()), "--gallery", "1", *extra]
 
 
+def two_model_args(out: Path, *extra: str) -> list[str]:
+    """report_args with the no-AP export as a second --model."""
+    return report_args(out, "--model", str(second_model_dir()), *extra)
+
+
 @lru_cache(maxsize=None)
 def report_file() -> Path:
-    """The report of the small evaluation with the exported model and a one-case-per-outcome gallery."""
+    """The report of the small evaluation with two exported models (the AP one chosen) and a
+    one-case-per-outcome gallery."""
     out = workdir() / "report.html"
-    assert main(report_args(out)) == 0
+    assert main(two_model_args(out)) == 0
     return out
 
 
-__all__ = ["exported", "evaluation", "image_manifest", "model_dir", "report_args", "report_file", "runs_folder"]
+__all__ = ["exported", "evaluation", "image_manifest", "model_dir", "report_args", "report_file", "runs_folder",
+           "second_model_dir", "two_model_args"]

@@ -27,6 +27,9 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     assert (out / "model" / "MODEL_CARD.md").is_file()
     report = (out / "report.html").read_text()
     assert "TRIPOD+AI" in report and "Heat-map gallery" in report and "not a medical device" in report
+    assert "attention rollout" in report and "Grad-CAM" in report  # the ViT's and the CNNs' maps
+    exported = json.loads((out / "model" / "bundle.json").read_text())["configuration"]
+    assert (out / "model-vit" / "bundle.json").is_file() == (exported != "vit-random-full")
     [prediction] = list((out / "predict").glob("*/prediction.json"))
     result = json.loads(prediction.read_text())
     assert 0 <= result["probability"] <= 1 and "not a medical device" in json.dumps(result).lower()

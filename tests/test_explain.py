@@ -181,6 +181,20 @@ def test_pasted_map_lies_inside_the_crop_box_clipped_to_the_image(tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and (tmp_path / "o.png").read_bytes() == png
 
 
+def test_zoomed_overlay_shows_the_crop_with_context_inside_the_image():
+    from vcpred.explain import zoom_box
+
+    assert zoom_box((40, 50, 60, 70), (200, 300)) == (30, 40, 70, 80)  # twice the side, same centre
+    assert zoom_box((0, 280, 20, 300), (200, 300)) == (0, 260, 40, 300)  # moved inside at the edges
+    assert zoom_box((-10, 0, 90, 100), (50, 80), context=3.0) == (0, 0, 50, 80)  # cut to the image
+    full = paste_map(np.eye(4, dtype=np.float32), (40, 50, 60, 70), (200, 300))
+    image = np.random.default_rng(0).random((200, 300))
+    zoomed = overlay_png(image, full, (42, 52, 58, 68), (40, 50, 60, 70), spacing=(1.0, 1.0), title="t " * 80,
+                         view=zoom_box((40, 50, 60, 70), (200, 300)))
+    assert zoomed[:8] == b"\x89PNG\r\n\x1a\n"
+    assert zoomed != overlay_png(image, full, (42, 52, 58, 68), (40, 50, 60, 70), spacing=(1.0, 1.0), title="t " * 80)
+
+
 def test_explain_run_draws_the_study_figures_for_store_patients(tmp_path):
     from test_predict_support import tiny_cohort, trained_runs
     from vcpred.explain.maps import explain_run

@@ -12,7 +12,9 @@ from html import escape
 import pandas as pd
 import pytest
 
-from report_support import evaluation, image_manifest, model_dir, report_args, report_file, runs_folder
+from report_support import (
+    evaluation, image_manifest, model_dir, report_args, report_file, runs_folder, second_model_dir, two_model_args,
+)
 from vcpred import RESEARCH_NOTICE
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
@@ -20,6 +22,7 @@ from vcpred.evaluate.tables import mean_sd
 from vcpred.predict import export_configuration, load_bundle, predict_patient
 from vcpred.predict.outputs import heatmap_png
 from vcpred.report.build import SECTIONS
+from vcpred.report.gallery import CONTEXT
 from vcpred.report.tripod import ITEMS
 
 
@@ -98,18 +101,69 @@ def test_preprocessing_record_comes_from_the_store_and_the_model(html):
     assert "index.json" in section and "bundle.json" in section
 
 
-def test_gallery_maps_are_predicts_own_heat_maps(html):
-    """The first gallery image is byte for byte what `vcpred predict`'s code draws for that patient."""
+def _blocks(html: str) -> list[str]:
     section = html[html.index('id="gallery"'):html.index('id="failures"')]
-    for outcome in ("true positives", "false positives", "false negatives", "true negatives"):
-        assert outcome in section
-    match = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="heat map of ([^"]+)"', section)
-    patient = match.group(2)
-    record = load_manifest(image_manifest(), check_files=False)[patient]
-    prediction = predict_patient(load_bundle(model_dir()), record, allow_missing=True, strict_keys=False)
-    assert base64.b64decode(match.group(1)) == heatmap_png(prediction, None)
-    assert f"P(collapse) {prediction.result['probability']:.3f}" in section
-    assert "attention rollout" in section
+    return section.split('<div class="block">')[1:]
+
+
+def _first_map(block: str) -> tuple[bytes, str]:
+    match = re.search(r'<img src="data:image/png;base64,([^"]+)" alt="heat map of ([^"]+)"', block)
+    return base64.b64decode(match.group(1)), match.group(2)
+
+
+def test_gallery_maps_are_predicts_own_heat_maps(html):
+    """Each block's first image is byte for byte what `vcpred predict`'s code draws for that patient
+    with that block's model, zoomed on the vertebra; predict's own heat map is the one drawn."""
+    blocks = _blocks(html)
+    assert len(blocks) == 2
+    assert "vitlora + AP - attention rollout (chosen model)" in blocks[0]
+    assert "vitlora - attention rollout (for comparison)" in blocks[1]
+    cohort = load_manifest(image_manifest(), check_files=False)
+    for block, directory in zip(blocks, (model_dir(), second_model_dir())):
+        for outcome in ("true positives", "false positives", "false negatives", "true negatives"):
+            assert outcome in block
+        png, patient = _first_map(block)
+        prediction = predict_patient(load_bundle(directory), cohort[patient], allow_missing=True, strict_keys=False)
+        assert png == heatmap_png(prediction, None, context=CONTEXT)
+        assert png != heatmap_png(prediction, None)  # zoomed, not the full slice
+        assert f"P(collapse) {prediction.result['probability']:.3f}" in block
+        assert f"development threshold {prediction.result['threshold']:.3f}" in block
+    assert "attention rollout" in html[html.index('id="gallery"'):html.index('id="failures"')]
+
+
+def test_each_gallery_block_picks_its_own_models_cases(html):
+    """Cases come from each variant's own ensemble at its own threshold: the first case shown per
+    outcome is that ensemble's clearest one."""
+    table = pd.read_csv(evaluation() / "ensemble_predictions.csv", dtype={"patient_id": str})
+    for block, variant in zip(_blocks(html), ("vitlora + AP", "vitlora")):
+        mine = table[(table["variant"] == variant) & table["label"].notna()]
+        predicted = mine["probability"] >= mine["threshold"]
+        cells = block.split('<div class="cell">')[1:]
+        for cell, (label, positive, ascending) in zip(cells, ((1, True, False), (0, True, False),
+                                                               (1, False, True), (0, False, True))):
+            chosen = mine[(mine["label"] == label) & (predicted == positive)]
+            if chosen.empty:
+                assert "none" in cell
+                continue
+            best = chosen.sort_values(["probability", "patient_id"], ascending=[ascending, True]).iloc[0]
+            assert f"alt=\"heat map of {best['patient_id']}\"" in cell
+            assert f"evaluation ensemble {best['probability']:.3f}" in cell
+
+
+def test_extra_models_must_be_other_variants_of_this_evaluation(tmp_path, capsys):
+    err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(model_dir())))
+    assert "both export 'vitlora + AP'" in err
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(median)))
+    assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
+    assert not (tmp_path / "r.html").exists()
+    # a clinical-only extra model gets a block that says there is nothing to explain
+    clinical = tmp_path / "clinical-model"
+    assert main(["--quiet", "export", str(runs_folder()), "--configuration", "clinical", "--eval", str(evaluation()),
+                 "--out", str(clinical)]) == 0
+    assert main(report_args(tmp_path / "r.html", "--model", str(clinical), "--gallery", "1")) == 0
+    blocks = _blocks((tmp_path / "r.html").read_text())
+    assert len(blocks) == 2 and "uses clinical values only" in blocks[1] and "heat map of" not in blocks[1]
 
 
 def test_failures_list_the_most_confident_errors_with_clinical_values(html):

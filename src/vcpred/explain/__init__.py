@@ -4,7 +4,7 @@ See docs/predict.md.
 """
 
 from vcpred.explain.gradcam import grad_cam
-from vcpred.explain.overlay import overlay_figure, overlay_png, paste_map, upsample
+from vcpred.explain.overlay import overlay_figure, overlay_png, paste_map, upsample, zoom_box
 from vcpred.explain.rollout import (
     attention_rollout,
     find_vit,
@@ -16,5 +16,5 @@ from vcpred.explain.maps import explain_frames, model_family
 
 __all__ = [
     "attention_rollout", "explain_frames", "find_vit", "grad_cam", "model_family", "overlay_figure",
-    "overlay_png", "paste_map", "record_attention", "rollout_from_attentions", "upsample", "vit_layout",
+    "overlay_png", "paste_map", "record_attention", "rollout_from_attentions", "upsample", "vit_layout", "zoom_box",
 ]

@@ -4,7 +4,8 @@ The model saw the square crop `crop_box` = (row_min, col_min, row_max, col_max) 
 (canonical pixels, max exclusive, possibly reaching past the image), resized to its input size.
 A map over that input is therefore resized to the crop's size and pasted at the crop's place;
 the parts of the crop outside the image are dropped. Drawn with matplotlib's Agg canvas (no
-pyplot state, no display needed).
+pyplot state, no display needed). `view` (e.g. `zoom_box(crop_box, shape)`) shows only a region
+around the crop, enlarged, with the full slice as a small thumbnail beside it.
 """
 
 from __future__ import annotations
@@ -50,6 +51,20 @@ def stretched(heat: np.ndarray) -> np.ndarray:
     return (heat - finite.min()) / (finite.max() - finite.min())
 
 
+def zoom_box(crop_box, image_shape: tuple[int, int], context: float = 2.0) -> tuple[int, int, int, int]:
+    """(r0, c0, r1, c1): a box with the crop box's centre and `context` times its rows and columns,
+    moved inside the image where it fits (cut to the image where it does not)."""
+    r0, c0, r1, c1 = (int(v) for v in crop_box)
+    out = []
+    for low, high, size in ((r0, r1, image_shape[0]), (c0, c1, image_shape[1])):
+        side = min(max(1, int(round((high - low) * context))), size)
+        start = int(round((low + high - side) / 2))
+        start = min(max(start, 0), size - side)
+        out.append((start, start + side))
+    (top, bottom), (left, right) = out
+    return top, left, bottom, right
+
+
 def _window(image: np.ndarray) -> tuple[float, float]:
     """Display window: 1st to 99.5th percentile, robust to a few very bright voxels."""
     finite = image[np.isfinite(image)]
@@ -68,16 +83,35 @@ def _rectangle(ax, box, colour: str, style: str, label: str) -> None:
                            linewidth=1.4, linestyle=style, label=label))
 
 
+def _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, *, aspect, window, alpha, cmap, stretch):
+    """Slice, map and boxes on ax; returns (the map's image, the colour bar's label)."""
+    ax.imshow(main_slice, cmap="gray", vmin=window[0], vmax=window[1], aspect=aspect, interpolation="bilinear")
+    shown_map, label = ((stretched(heat_full), "relevance (min to max)") if stretch
+                        else (heat_full, "relevance (max = 1)"))
+    shown = ax.imshow(np.ma.masked_invalid(shown_map), cmap=cmap, vmin=0.0, vmax=1.0, alpha=alpha,
+                      aspect=aspect, interpolation="bilinear")
+    if crop_box is not None:
+        _rectangle(ax, crop_box, "white", "--", "model input (crop)")
+    _rectangle(ax, roi_box, "lime", "-", "ROI")
+    ax.set_axis_off()
+    return shown, label
+
+
 def overlay_figure(main_slice: np.ndarray, heat_full: np.ndarray, roi_box, crop_box=None, *,
                    spacing: tuple[float, float] | None = None, title: str = "", alpha: float = 0.45,
-                   cmap: str = "jet", stretch: bool = True):
+                   cmap: str = "jet", stretch: bool = True, view=None):
     """A matplotlib Figure: the slice in grey, the map blended on top, the ROI (and crop) boxes.
 
     main_slice, heat_full: [R, C] (heat NaN where there is no map); spacing: (row_mm, col_mm) so
     the image keeps its physical aspect ratio. stretch: show the map's own min..max over the full
     colour range (rollout maps are often nearly flat because of the residual identity; the
-    ordering, not the level, is what a reader can use).
+    ordering, not the level, is what a reader can use). view: (r0, c0, r1, c1), max exclusive:
+    show only this region of the slice, enlarged (see zoom_box), with the whole slice as a
+    thumbnail (the region marked in yellow), the legend and the colour bar in a column beside it.
     """
+    if view is not None:
+        return _zoomed_figure(main_slice, heat_full, roi_box, crop_box, view, spacing=spacing, title=title,
+                              alpha=alpha, cmap=cmap, stretch=stretch)
     from matplotlib.figure import Figure
 
     rows, cols = main_slice.shape
@@ -86,23 +120,63 @@ def overlay_figure(main_slice: np.ndarray, heat_full: np.ndarray, roi_box, crop_
     width = max(3.0, height * cols / (rows * aspect)) + 1.2
     figure = Figure(figsize=(width, height + 0.4), dpi=110)
     ax = figure.add_axes((0.02, 0.02, 0.96 - 1.0 / width, 0.9))
-    low, high = _window(main_slice)
-    ax.imshow(main_slice, cmap="gray", vmin=low, vmax=high, aspect=aspect, interpolation="bilinear")
-    shown_map, label = ((stretched(heat_full), "relevance (min to max)") if stretch
-                        else (heat_full, "relevance (max = 1)"))
-    shown = ax.imshow(np.ma.masked_invalid(shown_map), cmap=cmap, vmin=0.0, vmax=1.0, alpha=alpha,
-                      aspect=aspect, interpolation="bilinear")
-    if crop_box is not None:
-        _rectangle(ax, crop_box, "white", "--", "model input (crop)")
-    _rectangle(ax, roi_box, "lime", "-", "ROI")
+    shown, label = _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, aspect=aspect,
+                                window=_window(main_slice), alpha=alpha, cmap=cmap, stretch=stretch)
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
-    ax.set_axis_off()
     ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
     if title:
         ax.set_title(title, fontsize=9)
     colourbar_axes = figure.add_axes((0.97 - 0.9 / width, 0.1, 0.25 / width, 0.7))
     figure.colorbar(shown, cax=colourbar_axes).set_label(label, fontsize=8)
+    return figure
+
+
+def _zoomed_figure(main_slice, heat_full, roi_box, crop_box, view, *, spacing, title, alpha, cmap, stretch):
+    """overlay_figure's `view` layout, in inches: the region (image_h tall) on the left; a column
+    with the whole-slice thumbnail, the legend and the colour bar on the right; the title wrapped
+    over both."""
+    import textwrap
+
+    from matplotlib.figure import Figure
+
+    top, left, bottom, right = (int(v) for v in view)
+    if bottom <= top or right <= left:
+        raise ValueError(f"view {tuple(view)} is empty")
+    aspect = (spacing[0] / spacing[1]) if spacing else 1.0
+    image_h, side, head, foot = 3.4, 1.45, 0.45, 0.05
+    image_w = min(max(2.0, image_h * (right - left) / ((bottom - top) * aspect)), 2.0 * image_h)
+    width, height = image_w + side + 0.1, image_h + head + foot
+    figure = Figure(figsize=(width, height), dpi=130)
+
+    def box(x, y, w, h):  # inches from the lower left -> figure fractions
+        return (x / width, y / height, w / width, h / height)
+
+    ax = figure.add_axes(box(0.05, foot, image_w, image_h))
+    window = _window(main_slice[max(top, 0):bottom, max(left, 0):right])
+    shown, label = _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, aspect=aspect, window=window,
+                                alpha=alpha, cmap=cmap, stretch=stretch)
+    ax.set_xlim(left - 0.5, right - 0.5)
+    ax.set_ylim(bottom - 0.5, top - 0.5)
+    column = image_w + 0.15
+    thumb = figure.add_axes(box(column, foot + 0.56 * image_h, side - 0.15, 0.44 * image_h - 0.2))
+    thumb.imshow(main_slice, cmap="gray", vmin=window[0], vmax=window[1], aspect=aspect, interpolation="bilinear")
+    _rectangle(thumb, view, "yellow", "-", "shown")
+    thumb.set_axis_off()
+    thumb.set_title("whole slice", fontsize=8, pad=2)
+    handles, labels = ax.get_legend_handles_labels()
+    anchor = ((column + (side - 0.15) / 2) / width, (foot + 0.48 * image_h) / height)
+    figure.legend(handles, labels, loc="center", fontsize=7.5, handlelength=1.6, facecolor="0.35", framealpha=1.0,
+                  edgecolor="0.35", labelcolor="white", bbox_to_anchor=anchor)
+    colourbar_axes = figure.add_axes(box(column + 0.1, foot + 0.03 * image_h, 0.15, 0.36 * image_h))
+    colourbar = figure.colorbar(shown, cax=colourbar_axes)
+    colourbar.set_label(label, fontsize=8)
+    colourbar.ax.tick_params(labelsize=7.5)
+    if title:
+        characters = int(width * 72 / (0.52 * 9))  # about how many 9 pt characters fit across
+        parts = title.split(" - ") if len(title) > characters else [title]  # break at the dash first
+        figure.suptitle("\n".join(textwrap.fill(part, characters) for part in parts), x=0.05 / width,
+                        y=1 - 0.04 / height, ha="left", va="top", fontsize=9)
     return figure
 
 

@@ -65,16 +65,19 @@ def jsonable(value):
     return value
 
 
-def heatmap_png(prediction: PatientPrediction, path: Path | None) -> bytes | None:
+def heatmap_png(prediction: PatientPrediction, path: Path | None, *, context: float | None = None) -> bytes | None:
+    """The heat-map overlay PNG (None for clinical-only models). context: show only the crop box's
+    surroundings, `context` times its side, enlarged, with the whole slice as a thumbnail."""
     if prediction.heat is None:
         return None
-    from vcpred.explain import overlay_png
+    from vcpred.explain import overlay_png, zoom_box
 
     prepared, result = prediction.prepared, prediction.result
     title = (f"{result['patient_id']}: P(collapse) {100 * result['probability']:.1f} % ({result['category']}) - "
              f"{NOTICE}")
+    view = None if context is None else zoom_box(prepared.crop_box, prepared.main_slice.shape, context)
     return overlay_png(prepared.main_slice, prediction.heat, prepared.roi_box, prepared.crop_box, path=path,
-                       spacing=tuple(prepared.spacing[1:]), title=title)
+                       spacing=tuple(prepared.spacing[1:]), title=title, view=view)
 
 
 def write_patient(out: Path, prediction: PatientPrediction, *, dicom: bool = False) -> list[Path]:

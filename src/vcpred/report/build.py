@@ -45,7 +45,8 @@ table.checklist td:nth-child(4){min-width:22em} tr.group th{background:#dfe7ef}
 .placeholder{background:#fde2e1;color:#8a1c1c;font-style:italic}
 figure{margin:.6em 0} figure img{max-width:100%;border:1px solid #ddd} figcaption{font-size:.85em;color:#444}
 .pair{display:flex;flex-wrap:wrap;gap:1em} .pair figure{flex:1 1 28em}
-.gallery{display:grid;grid-template-columns:repeat(4,1fr);gap:.8em} .cell h3{margin-top:0;font-size:1em}
+.gallery{display:grid;grid-template-columns:repeat(2,1fr);gap:.8em 1.2em} .cell h3{margin-top:0;font-size:1em}
+h3.model{background:#eef2f6;padding:.25em .5em;margin-top:1.4em} .block{margin-bottom:1em}
 .case img{width:100%} svg.flow{max-width:100%;height:auto}
 .card{border:1px solid #c8cdd2;padding:0 1em;background:#fbfcfd}
 nav ol{columns:2;font-size:.92em}
@@ -80,9 +81,10 @@ def render(inputs: ReportInputs) -> str:
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def build_report(eval_dir: str | Path, out: str | Path, *, model_dir: str | Path | None = None,
+def build_report(eval_dir: str | Path, out: str | Path, *, model_dir: str | Path | list | tuple | None = None,
                  runs: str | None = None, manifest: str | None = None, gallery_per_cell: int = 2) -> Path:
-    """Read EVAL (and its runs, manifest, store, and MODEL_DIR when given) and write the HTML to out."""
+    """Read EVAL (and its runs, manifest, store, and the model directories when given: one, or a
+    list whose first is the chosen model and the others add gallery blocks) and write the HTML to out."""
     inputs = load_inputs(eval_dir, model_dir=model_dir, runs=runs, manifest=manifest)
     inputs.gallery_per_cell = gallery_per_cell
     html = render(inputs)

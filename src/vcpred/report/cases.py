@@ -1,5 +1,6 @@
-"""External patients of the chosen variant's ensemble sorted into TP / FP / FN / TN at the
-development threshold (ensemble_predictions.csv), and the most confident wrong predictions."""
+"""External patients of a variant's ensemble (the chosen one unless named) sorted into
+TP / FP / FN / TN at its development threshold (ensemble_predictions.csv), and the most
+confident wrong predictions."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from vcpred.report.inputs import ReportInputs
 OUTCOMES = ("true positive", "false positive", "false negative", "true negative")
 
 
-def classified(inputs: ReportInputs) -> pd.DataFrame:
-    """Labelled external patients of the chosen ensemble with `predicted` (0/1), `outcome` and `error`
+def classified(inputs: ReportInputs, variant: str | None = None) -> pd.DataFrame:
+    """Labelled external patients of the ensemble of variant (default: the chosen one) with
+    `predicted` (0/1, at that ensemble's own development threshold), `outcome` and `error`
     (|label - probability|: how far the probability lies from the truth)."""
-    table = inputs.ensembles[(inputs.ensembles["variant"] == inputs.chosen) & inputs.ensembles["label"].notna()]
+    variant = inputs.chosen if variant is None else variant
+    table = inputs.ensembles[(inputs.ensembles["variant"] == variant) & inputs.ensembles["label"].notna()]
     table = table.assign(label=table["label"].astype(int))
     predicted = (table["probability"] >= table["threshold"]).astype(int)
     names = {(1, 1): OUTCOMES[0], (0, 1): OUTCOMES[1], (1, 0): OUTCOMES[2], (0, 0): OUTCOMES[3]}

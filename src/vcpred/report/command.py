@@ -1,4 +1,4 @@
-"""`vcpred report EVAL --out report.html [--model MODEL_DIR]`: the study-style HTML report."""
+"""`vcpred report EVAL --out report.html [--model MODEL_DIR ...]`: the study-style HTML report."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "model card and a TRIPOD+AI checklist (docs/report.md).")
     parser.add_argument("eval", metavar="EVAL", help="output folder of `vcpred evaluate`")
     parser.add_argument("--out", required=True, help="HTML file to write (e.g. report.html)")
-    parser.add_argument("--model", metavar="MODEL_DIR",
-                        help="model directory of `vcpred export` (heat-map gallery and model card); its "
-                             "configuration is the one the gallery and failure analysis show")
+    parser.add_argument("--model", metavar="MODEL_DIR", action="append",
+                        help="model directory of `vcpred export` (heat-map gallery and model card); the first "
+                             "one's configuration is the chosen one (failure analysis, model card); repeat it to "
+                             "add more models of this evaluation to the heat-map gallery, one block each")
     parser.add_argument("--runs", help="the RUNS folder evaluated (default: the one EVAL records)")
     parser.add_argument("--manifest", help="cohort manifest (default: the one the runs trained on)")
     parser.add_argument("--gallery", type=int, default=2, metavar="N",

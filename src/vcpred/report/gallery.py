@@ -1,16 +1,25 @@
-"""Heat-map gallery: external true/false positives/negatives of the chosen ensemble, each predicted
-again with the exported model through `vcpred predict`'s own code (predict_patient, heatmap_png),
-so the maps are exactly what a user of the model would see."""
+"""Heat-map gallery: external true/false positives/negatives of each given model's ensemble (the
+chosen one first), each predicted again with the exported model through `vcpred predict`'s own
+code (predict_patient, heatmap_png), so the maps are exactly what a user of the model would see;
+drawn zoomed on the vertebra (heatmap_png's `context`), the whole slice as a thumbnail."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.report.cases import OUTCOMES, classified, examples
 from vcpred.report.html import Html, note, png_image, section, tag
-from vcpred.report.inputs import ReportInputs
+from vcpred.report.inputs import ReportInputs, bundle_variant
 
 AGREEMENT = 0.01  # the model directory reproduces the runs' probabilities far closer than this
+CONTEXT = 2.0  # each map shows the model's input crop and as much again around it (neighbouring levels)
+
+
+def method_name(bundle: dict) -> str:
+    return ("attention rollout (class token, heads averaged)" if bundle.get("family") == "vit"
+            else "Grad-CAM on the last convolutional stage")
 
 
 def _card(bundle, record, expected: float) -> Html:
@@ -24,25 +33,43 @@ def _card(bundle, record, expected: float) -> Html:
     probability = prediction.result["probability"]
     agreement = "" if abs(probability - expected) <= AGREEMENT else (
         " - differs from the evaluation: the images or preprocessing changed since the runs")
-    png = heatmap_png(prediction, None)
+    png = heatmap_png(prediction, None, context=CONTEXT)
     image = png_image(png, f"heat map of {record.patient_id}") if png else note("no heat map (clinical-only model)")
-    caption = (f"{record.patient_id}: label {record.label}, P(collapse) {probability:.3f} "
+    level = f", {record.level}" if record.level else ""
+    caption = (f"{record.patient_id}{level}: label {record.label}, P(collapse) {probability:.3f} "
                f"(evaluation ensemble {expected:.3f}{agreement})")
     return tag("figure", image, tag("figcaption", caption), cls="case")
 
 
-def gallery_cells(inputs: ReportInputs, per_cell: int) -> list[Html]:
+def gallery_cells(inputs: ReportInputs, per_cell: int, model_dir: Path | None = None,
+                  meta: dict | None = None) -> list[Html]:
+    """One cell per outcome for the model in model_dir (default: the chosen one), its cases picked
+    from its own ensemble's predictions at its own development threshold."""
     from vcpred.predict import load_bundle
 
-    bundle = load_bundle(inputs.model_dir)
+    model_dir, meta = (inputs.model_dir, inputs.bundle) if model_dir is None else (model_dir, meta)
+    bundle = load_bundle(model_dir)
     by_id = {r.patient_id: r for r in inputs.cohort.records}
     cells = []
-    chosen = examples(classified(inputs), per_cell)
-    for outcome in console.progress(OUTCOMES, desc="gallery"):
+    chosen = examples(classified(inputs, bundle_variant(meta)), per_cell)
+    for outcome in console.progress(OUTCOMES, desc=f"gallery {meta['configuration']}"):
         cases = [_card(bundle, by_id[pid], p) for pid, p in zip(chosen[outcome]["patient_id"],
                                                                  chosen[outcome]["probability"]) if pid in by_id]
         cells.append(tag("div", tag("h3", f"{outcome}s ({len(cases)})"), *cases or [note("none")], cls="cell"))
     return cells
+
+
+def _block(inputs: ReportInputs, per_cell: int, model_dir: Path, meta: dict, first: bool) -> Html:
+    variant = bundle_variant(meta)
+    role = "chosen model" if first else "for comparison"
+    heading = tag("h3", f"{variant} - {method_name(meta).split(' (')[0]} ({role})", cls="model")
+    if meta.get("kind") != "image":
+        return tag("div", heading, note(f"{variant} uses clinical values only: there is no image to explain."),
+                   cls="block")
+    line = tag("p", f"Exported model {meta['model_id']} ({model_dir}); development threshold "
+                    f"{meta['threshold']:.3f}; map: {method_name(meta)}.", cls="note")
+    return tag("div", heading, line, tag("div", *gallery_cells(inputs, per_cell, model_dir, meta), cls="gallery"),
+               cls="block")
 
 
 def _no_model() -> Html:
@@ -55,15 +82,17 @@ def gallery_section(inputs: ReportInputs) -> Html:
     per_cell = inputs.gallery_per_cell
     if inputs.bundle is None or per_cell == 0:
         return section("gallery", "Heat-map gallery", _no_model())
-    method = ("attention rollout (class token, heads averaged)" if inputs.bundle.get("family") == "vit"
-              else "Grad-CAM on the last convolutional stage")
-    intro = tag("p", f"External patients of {inputs.chosen} at the development threshold "
-                     f"{inputs.bundle['threshold']:.3f}: the clearest {per_cell} of each outcome (true positives and "
-                     "false positives: highest probabilities; false negatives and true negatives: lowest). Each "
-                     f"is predicted again by the exported model {inputs.bundle['model_id']} with the code of "
-                     f"`vcpred predict`; map: {method}, averaged over the split models, on the ROI slice (green: "
-                     "ROI, dashed: model input). A map shows where the model looked, not why.")
-    if inputs.bundle.get("kind") != "image":
-        return section("gallery", "Heat-map gallery", intro, note("The chosen model uses clinical values only: "
-                                                                  "there is no image to explain."))
-    return section("gallery", "Heat-map gallery", intro, tag("div", *gallery_cells(inputs, per_cell), cls="gallery"))
+    models = inputs.models
+    names = ", ".join(bundle_variant(meta) for _, meta in models)
+    intro = tag("p", f"External patients of {names}, each at its own development threshold and picked from its "
+                     f"own ensemble's predictions: the clearest {per_cell} of each outcome (true positives and false "
+                     "positives: highest probabilities; false negatives and true negatives: lowest), laid out as a "
+                     "confusion matrix (predicted positive above, predicted negative below; collapse on the left, no "
+                     "collapse on the right). Each is predicted again by the exported model with the code of "
+                     "`vcpred predict`; the map is averaged over the split models and shown on the ROI slice, zoomed "
+                     f"on the vertebra: the region shown is {CONTEXT:g} times the side of the model's input crop "
+                     "(dashed white; green: ROI), the thumbnail shows the whole slice with that region in yellow. "
+                     "Colours are stretched from each map's minimum to its maximum. A map shows where the model "
+                     "looked, not why.")
+    blocks = [_block(inputs, per_cell, model_dir, meta, index == 0) for index, (model_dir, meta) in enumerate(models)]
+    return section("gallery", "Heat-map gallery", intro, *blocks)

@@ -3,7 +3,8 @@
 EVAL (from `vcpred evaluate`) is the source of every number; the runs folder it names gives the
 configurations (config.yaml) and the per-split predictions for the ROC bands; the runs' manifest,
 splits file and prepared store give the cohort and the preprocessing record; an exported model
-directory (optional) gives the heat-map gallery and the model card.
+directory (optional) gives the heat-map gallery and the model card; further model directories of
+the same evaluation add their own blocks to the gallery.
 """
 
 from __future__ import annotations
@@ -42,8 +43,15 @@ class ReportInputs:
     model_dir: Path | None = None
     bundle: dict | None = None  # bundle.json
     chosen: str = ""  # the variant label the gallery, failures and card are about
+    extra_models: list[tuple[Path, dict]] = field(default_factory=list)  # more (model_dir, bundle) for the gallery
     notes: list[str] = field(default_factory=list)  # what could not be found, said in the report
     gallery_per_cell: int = 2  # heat maps per outcome (TP, FP, FN, TN): each is one full prediction
+
+    @property
+    def models(self) -> list[tuple[Path, dict]]:
+        """(model_dir, bundle.json) of every model given, the chosen one first."""
+        first = [(self.model_dir, self.bundle)] if self.bundle is not None else []
+        return first + self.extra_models
 
     @property
     def bonferroni_level(self) -> float:
@@ -161,8 +169,8 @@ def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
                           "runs (or with another --aggregate): export it again from this evaluation's runs")
 
 
-def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | None = None, runs: str | None = None,
-                manifest: str | None = None) -> ReportInputs:
+def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | None = None,
+                runs: str | None = None, manifest: str | None = None) -> ReportInputs:
     """Read and cross-check every input; ReportError saying what is wrong and how to fix it."""
     from vcpred.predict.bundle import read_meta
 
@@ -181,9 +189,18 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | None = None, ru
                           read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"])
     if index is None:
         inputs.notes.append(f"prepared store {first.get('store')} not found: preprocessing from the model only")
-    if model_dir is not None:
-        inputs.model_dir = Path(model_dir)
-        inputs.bundle = read_meta(inputs.model_dir)
-        check_bundle(inputs.bundle, inputs.model_dir, inputs)
-        inputs.chosen = bundle_variant(inputs.bundle)
+    model_dirs = [] if model_dir is None else [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
+    seen: dict[str, Path] = {}
+    for index, directory in enumerate(Path(d) for d in model_dirs):
+        bundle = read_meta(directory)
+        check_bundle(bundle, directory, inputs)
+        variant = bundle_variant(bundle)
+        if variant in seen:
+            raise ReportError(f"model directories {seen[variant]} and {directory} both export {variant!r}: "
+                              "give each variant once")
+        seen[variant] = directory
+        if index == 0:
+            inputs.model_dir, inputs.bundle, inputs.chosen = directory, bundle, variant
+        else:
+            inputs.extra_models.append((directory, bundle))
     return inputs
