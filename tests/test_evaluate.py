@@ -213,3 +213,14 @@ def test_subgroups_from_manifest(runs, patients, tmp_path):
     n_labelled = int(patients.loc[patients["set"] == "external", "label"].notna().sum())
     assert sum(g["n"] for g in groups["sex"].values()) == n_labelled
     assert set(groups["age_band"]) <= {"<60", "60-69", "70-79", "80+"}
+
+
+def test_ensemble_threshold_leaves_out_infinite_split_thresholds_like_export():
+    """One rule for the ensemble's threshold in evaluation and in exported models."""
+    import math
+
+    from vcpred.evaluate.per_split import development_threshold
+
+    assert development_threshold([0.2, 0.4, math.inf, 0.9]) == 0.4
+    assert development_threshold([0.2, None, 0.6]) == pytest.approx(0.4)
+    assert math.isnan(development_threshold([math.inf, None]))

@@ -1,16 +1,15 @@
 """The split ensemble: the mean of the split models' external probabilities per patient, scored at
-the median of the split thresholds (the median, so one split with an extreme or infinite
-Youden threshold cannot drag the ensemble's threshold)."""
+the median of the finite split thresholds (`per_split.development_threshold`, the rule exported
+models use too; the median, so one split with an extreme threshold cannot drag it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from vcpred.evaluate.errors import EvaluationError
-from vcpred.evaluate.per_split import calibration_summary, discrimination
+from vcpred.evaluate.per_split import calibration_summary, development_threshold, discrimination
 from vcpred.evaluate.variants import Variant
 
 
@@ -53,7 +52,7 @@ def build_ensemble(variant: Variant, tables: dict[int, pd.DataFrame], thresholds
                           f"{variant.configuration}: splits {split} and {reference_split}")
     probs = pd.concat({k: t["probability"] for k, t in external.items()}, axis=1)
     frame = pd.DataFrame({"label": reference["label"], "probability": probs.mean(axis=1)})
-    threshold = float(np.median(list(thresholds.values())))
+    threshold = development_threshold(thresholds.values())
     known = frame[frame["label"].notna()]
     y, p = known["label"].to_numpy(int), known["probability"].to_numpy()
     metrics = discrimination(y, p, threshold) | calibration_summary(y, p)

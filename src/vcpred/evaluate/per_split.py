@@ -64,6 +64,16 @@ def validation_threshold(table: pd.DataFrame, source: Path) -> tuple[float, np.n
     return youden_threshold(y_val, p_val)[0], y_val, p_val
 
 
+def development_threshold(thresholds) -> float:
+    """A split ensemble's threshold: the median of the finite split thresholds (NaN when none is).
+
+    A split whose Youden threshold is infinite (it never calls a patient positive; an exported
+    model stores it as null) is left out rather than counted, so evaluation and `vcpred export`
+    give the ensemble the same threshold."""
+    finite = [float(t) for t in thresholds if t is not None and math.isfinite(t)]
+    return float(np.median(finite)) if finite else math.nan
+
+
 def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:
     """One per_split.csv row; table = aggregate(run.predictions, ap=variant.ap)."""
     threshold, y_val, p_val = validation_threshold(table, run.path / "predictions.csv")

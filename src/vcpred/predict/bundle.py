@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 from safetensors.torch import load_file
@@ -196,12 +194,3 @@ def _check_input_size(folder: Path, meta: dict, models: list[SplitModel]) -> Non
     if expected != (size, size):
         raise BundleError(f"{folder / BUNDLE_FILE}: preprocessing makes {size} px frames but the model takes "
                           f"{expected[0]}x{expected[1]}; export the model again from its runs")
-
-
-def development_threshold(thresholds: list[float | None]) -> float:
-    """The median of the finite split thresholds (the study's rule for split ensembles)."""
-    finite = [t for t in thresholds if t is not None and math.isfinite(t)]
-    if not finite:
-        raise VcpredError("no split has a finite Youden threshold (constant validation predictions?); "
-                          "the model cannot assign risk categories")
-    return float(np.median(finite))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,13 @@ from safetensors.torch import save_file
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.aggregate import METHODS, aggregate
-from vcpred.evaluate.per_split import validation_threshold
+from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, read_run, unfinished_reason
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
 from vcpred.predict.bundle import (
     BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE,
-    build_network, development_threshold, hash_files, meta_digest, read_meta,
+    build_network, hash_files, meta_digest, read_meta,
 )
 from vcpred.predict.card import model_card
 
@@ -183,6 +184,14 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
     return finalise_bundle(out, meta, lambda full: model_card(full, sources, eval_dir))
 
 
+def _ensemble_threshold(splits: list[dict]) -> float:
+    threshold = development_threshold([e["threshold"] for e in splits])
+    if math.isnan(threshold):
+        raise VcpredError("no split has a finite Youden threshold (constant validation predictions?); "
+                          "the model cannot assign risk categories")
+    return threshold
+
+
 def finalise_bundle(out: Path, meta: dict, card) -> Path:
     """Complete meta (format, id, threshold, hashes) for the split folders already in out, write
     MODEL_CARD.md (card(meta) -> text) and bundle.json; returns out."""
@@ -190,7 +199,7 @@ def finalise_bundle(out: Path, meta: dict, card) -> Path:
     tag = "+AP" if meta["ap"] else ""
     meta = {"format": BUNDLE_FORMAT, "version": BUNDLE_VERSION, "vcpred_version": __version__,
             "model_id": f"{meta['configuration']}{tag}@{_short_id(files)}", **meta,
-            "threshold": development_threshold([e["threshold"] for e in meta["splits"]]),
+            "threshold": _ensemble_threshold(meta["splits"]),
             "threshold_rule": "median over split models of Youden's J threshold on each split's validation "
                               "predictions (AP-aggregated when ap)",
             "notice": RESEARCH_NOTICE}
