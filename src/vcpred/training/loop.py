@@ -84,8 +84,8 @@ class Trainer:
         self.use_features = use_features
         self.net = built.net.to(device)
         self.generator = torch.Generator().manual_seed(params.seed)
-        # CNN training in NHWC: oneDNN's depthwise/pointwise convolutions run about 1.8x faster on
-        # this CPU (EfficientNet-Lite0, 96 px). Only during fit: safetensors stores contiguous tensors.
+        # CNN training in NHWC: oneDNN's convolutions run 1.3x (96 px) to 1.7x (224 px) faster on this
+        # CPU (benchmarks/bench_layout.py). Only during fit: safetensors stores contiguous tensors.
         self.channels_last = not use_features and get_backbone(built.spec.backbone).family == "cnn"
         self._nhwc = False
 
