@@ -2,10 +2,10 @@
 
 synth (200 development + 45 external) -> cohort check -> prepare (96 px) -> experiment over 10
 splits -> evaluate -> the best image configuration again with clinical features -> evaluate ->
-export the best -> predict one external patient -> the study-style report. Every step is the
-ordinary command, so its output is what a user would see; rerunning reuses what is already done
-(synth is skipped when its manifest exists, prepare skips unchanged patients, experiment skips
-finished runs).
+export the best (and the ViT, for attention-rollout maps) -> predict one external patient ->
+the study-style report. Every step is the ordinary command, so its output is what a user would
+see; rerunning reuses what is already done (synth is skipped when its manifest exists, prepare
+skips unchanged patients, experiment skips finished runs).
 """
 
 from __future__ import annotations
@@ -45,8 +45,7 @@ DEMO_EXPERIMENT = {
          "training": {"epochs": 40, "patience": 8, "frames": "all"}},
         {"name": "cnn-imagenet-lora", "model": {**CNN, "method": "lora"}, "training": FINE_TUNE},
         {"name": "cnn-imagenet-full", "model": {**CNN, "method": "full"}, "training": {**FINE_TUNE, "lr": 3.0e-4}},
-        {"name": VIT, "model": {"backbone": "vit_tiny_d6_patch16_96", "weights": "random",
-                                              "method": "full"},
+        {"name": VIT, "model": {"backbone": "vit_tiny_d6_patch16_96", "weights": "random", "method": "full"},
          "training": {"frames": "main", "epochs": 8, "patience": 3, "lr": 5.0e-4}},
         {"name": "clinical-only", "model": {"image": False, "clinical_columns": CLINICAL}},
     ],
@@ -69,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", default="runs/demo", help="folder for everything (default %(default)s)")
     demo.add_argument("--development", type=int, default=200)
     demo.add_argument("--external", type=int, default=45)
-    demo.add_argument("--jobs", type=int, default=2, help="processes for synth and prepare")
+    demo.add_argument("--jobs", type=int, default=2, help="processes for synth, prepare and the experiment")
     demo.set_defaults(func=run_demo)
 
 
