@@ -363,3 +363,21 @@ def test_cli_refuses_bad_arguments_and_warns_when_exposed(bundle, tmp_path, caps
     assert served["host"] == "0.0.0.0" and served["port"] == 8123
     printed = capsys.readouterr()  # the CLI sends warnings to stderr through its own logging setup
     assert "OTHER COMPUTERS CAN REACH THIS PAGE" in printed.err and "open http://0.0.0.0:8123/" in printed.out
+
+
+def test_a_store_whose_server_never_ran_leaves_no_folder(tmp_path):
+    """close_all runs at server shutdown; a dropped store (app never started) still removes its root."""
+    import gc
+
+    from vcpred.serve.studies import StudyStore
+
+    store = StudyStore(60, tmp_path)
+    root = store.create().folder.parent
+    assert root.is_dir() and oct(root.stat().st_mode & 0o777) == "0o700"
+    del store
+    gc.collect()
+    assert not root.exists()
+    closed = StudyStore(60, tmp_path)
+    closed.create()
+    closed.close_all()
+    assert list(tmp_path.iterdir()) == []

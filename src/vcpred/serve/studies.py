@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,9 @@ class StudyStore:
 
     def __init__(self, timeout_s: float, parent: Path | None = None):
         self.root = Path(tempfile.mkdtemp(prefix="vcpred-serve-", dir=parent))  # mode 0700
+        # The server's shutdown calls close_all; this also removes the root of a store whose app
+        # never ran (an app built and dropped, e.g. by a failed start) when it is collected or at exit.
+        self._remove_root = weakref.finalize(self, shutil.rmtree, self.root, ignore_errors=True)
         self.timeout_s = timeout_s
         self._studies: dict[str, Study] = {}
         self._guard = threading.Lock()
@@ -108,4 +112,4 @@ class StudyStore:
     def close_all(self) -> None:
         for study_id in list(self._studies):
             self.close(study_id)
-        shutil.rmtree(self.root, ignore_errors=True)
+        self._remove_root()
