@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
+from vcpred.evaluate.variants import Variant
 
 
 def _population(sources) -> list[str]:
@@ -35,10 +36,6 @@ def _population(sources) -> list[str]:
     lines.append(f"- {len(sources)} split models, each trained on a patient-level split of the development set "
                  "(train/validation); external patients never used for training or thresholds")
     return lines
-
-
-def _variant(meta: dict) -> str:
-    return meta["configuration"] + (" + AP" if meta["ap"] else "")
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -69,7 +66,7 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
         ensembles = json.loads((Path(eval_dir) / "evaluation.json").read_text()).get("ensembles", {})
     except (OSError, pd.errors.ParserError, json.JSONDecodeError) as exc:
         return [f"EVAL {eval_dir} not readable ({exc})."]
-    variant = _variant(meta)
+    variant = Variant(meta["configuration"], bool(meta["ap"])).label
     rows = summary[summary["variant"] == variant]
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]

@@ -12,6 +12,7 @@ import pandas as pd
 from vcpred.evaluate.aggregate import aggregate
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.evaluate.runs import read_runs
+from vcpred.evaluate.variants import Variant
 from vcpred.report.inputs import ReportInputs
 
 COLUMNS = 3  # ROC panels per row
@@ -37,7 +38,7 @@ def split_curves(inputs: ReportInputs) -> dict[str, list[tuple]]:
             table = aggregate(run.predictions, ap=ap, method=method)
             curve = _curve(table[table["set"] == "external"])
             if curve is not None:
-                curves.setdefault(run.configuration + (" + AP" if ap else ""), []).append(curve)
+                curves.setdefault(Variant(run.configuration, ap).label, []).append(curve)
     return curves
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from vcpred.errors import VcpredError
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
+from vcpred.evaluate.variants import Variant
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
 THRESHOLD_TOLERANCE = 1e-6  # export and evaluate compute the same median of the same Youden thresholds
@@ -152,7 +153,8 @@ def locate_cohort(configs: dict[str, dict], anchors: list[Path], override: str |
 
 
 def bundle_variant(bundle: dict) -> str:
-    return bundle["configuration"] + (" + AP" if bundle.get("ap") else "")
+    """The evaluation's name for an exported model (configuration, with or without AP)."""
+    return Variant(bundle["configuration"], bool(bundle.get("ap"))).label
 
 
 def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
