@@ -97,8 +97,9 @@ def test_typical_sagittal_orientation_is_recorded(tmp_path):
 @pytest.mark.parametrize("perm, plane", [((1, 0, 2), "axial"), ((2, 1, 0), "coronal")])
 def test_axial_or_coronal_dicom_is_refused(tmp_path, perm, plane):
     folder = write_dicom_series(tmp_path / plane, small_volume(), perm=perm)
-    with pytest.raises(OrientationError, match=f"{plane} series"):
+    with pytest.raises(OrientationError, match=f"{plane} series") as refused:
         read_volume(folder)
+    assert refused.value.plane == plane
 
 
 @pytest.mark.parametrize("perm, plane", [((1, 0, 2), "axial"), ((2, 1, 0), "coronal")])
@@ -109,8 +110,9 @@ def test_axial_or_coronal_nifti_is_refused(tmp_path, perm, plane):
     affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ volume.direction * np.asarray(volume.spacing)
     path = tmp_path / "x.nii.gz"
     nib.save(nib.Nifti1Image(volume.array, affine), str(path))
-    with pytest.raises(OrientationError, match=f"{plane} series"):
+    with pytest.raises(OrientationError, match=f"{plane} series") as refused:
         read_volume(path)
+    assert refused.value.plane == plane
 
 
 def test_corrupt_and_non_dicom_files_are_named(tmp_path):

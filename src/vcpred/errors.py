@@ -21,7 +21,13 @@ class ImageReadError(VcpredError):
 
 
 class OrientationError(ImageReadError):
-    """An image is not in the sagittal plane, or its orientation cannot be determined."""
+    """An image is not in the sagittal plane, or its orientation cannot be determined.
+
+    plane: the plane it is in ("axial", "coronal") when that is known, else None."""
+
+    def __init__(self, message: str, plane: str | None = None):
+        super().__init__(message)
+        self.plane = plane
 
 
 class RoiError(VcpredError):

@@ -134,7 +134,7 @@ def check_sagittal(normal: np.ndarray, source: object) -> None:
         article = "an" if plane == "axial" else "a"
         raise OrientationError(
             f"{source}: this is {article} {plane} series (slice normal {np.round(normal, 3).tolist()} "
-            "in LPS), not a sagittal one; give the sagittal series of the spine")
+            "in LPS), not a sagittal one; give the sagittal series of the spine", plane=plane)
 
 
 def geometry_record(volume: Volume) -> dict:

@@ -8,7 +8,6 @@ is copied into its own folder so that the prediction reads exactly one series, l
 
 from __future__ import annotations
 
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +75,7 @@ def nifti_series(path: Path) -> list[SeriesEntry]:
     try:
         volume = read_volume(path)
     except OrientationError as exc:
-        found = re.search(r"this is an? (\w+) series", str(exc))
-        plane = found.group(1) if found else "not sagittal"
+        plane = exc.plane or "not sagittal"
         return [SeriesEntry("s1", "NIfTI volume", plane, 0, None, None, refusal(plane) or str(exc))]
     slices, rows, cols = volume.shape
     return [SeriesEntry("s1", "NIfTI volume", "sagittal", slices, rows, cols, None, [path], volume)]
