@@ -46,10 +46,12 @@ def reload_and_predict(run: Path, config: TrainConfig) -> pd.DataFrame:
     return pd.DataFrame({"patient_id": frames.patient_ids, "frame_offset": frames.offsets, "reloaded": probabilities})
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # both, whatever `auto` would pick on this CPU
 @pytest.mark.parametrize("backbone", ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet_test"])
 @pytest.mark.parametrize("method", ["full", "linear", "lora", "partial"])
-def test_every_combination_trains_one_epoch_and_reloads(tiny, tmp_path, backbone, method):
-    config = make_config(tiny, backbone=backbone, method=method, clinical_columns=["age", "sex"] if method == "lora" else [])
+def test_every_combination_trains_one_epoch_and_reloads(tiny, tmp_path, backbone, method, precision):
+    config = make_config(tiny, backbone=backbone, method=method, training={"precision": precision},
+                         clinical_columns=["age", "sex"] if method == "lora" else [])
     run = train_run(config, 0, tmp_path / "run")
     table = pd.read_csv(run / "predictions.csv")
     assert list(table.columns) == PREDICTION_COLUMNS

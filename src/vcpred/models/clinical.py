@@ -85,7 +85,7 @@ class ClinicalLogistic:
     def fit(cls, features: np.ndarray, labels: np.ndarray, *, c: float = 1.0) -> "ClinicalLogistic":
         from sklearn.linear_model import LogisticRegression  # slow import, needed only here
 
-        model = LogisticRegression(C=c, max_iter=1000, class_weight="balanced")
+        model = LogisticRegression(C=c, max_iter=1000)  # unweighted: the output is a probability
         model.fit(features, labels)
         return cls(model.coef_[0].tolist(), float(model.intercept_[0]))
 

@@ -55,10 +55,14 @@ def create_model(spec: ModelSpec, *, clinical_features: int = 0) -> BuiltModel:
 
 
 def trained_state(net: nn.Module) -> dict[str, torch.Tensor]:
-    """What training changed: trainable parameters and all buffers (BatchNorm statistics)."""
+    """What training changed: trainable parameters and all buffers (BatchNorm statistics).
+
+    Always a copy, contiguous, on the CPU: `.cpu().contiguous()` alone returns the live tensor for
+    a contiguous CPU parameter, and a best-epoch snapshot that shares memory with the weights
+    follows training to its last epoch."""
     state = {name: p for name, p in net.named_parameters() if p.requires_grad}
     state.update(dict(net.named_buffers()))
-    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    return {k: v.detach().to("cpu", copy=True, memory_format=torch.contiguous_format) for k, v in state.items()}
 
 
 def save_model(built: BuiltModel, folder: str | Path) -> Path:

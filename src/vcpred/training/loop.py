@@ -1,8 +1,16 @@
-"""The training loop: AdamW, warm-up + cosine, class-weighted BCE, early stopping on validation AUC."""
+"""The training loop: AdamW, warm-up + cosine, BCE, early stopping on validation AUC.
+
+The loss is unweighted so that the model's output estimates the probability of collapse (class
+weighting with pos_weight w shifts every logit by about log w); the head's bias starts at the
+training prevalence's logit, so short fine-tuning does not leave the probabilities near 0.5.
+Training steps may run in bf16/fp16 autocast; every score (validation AUC for early stopping,
+predictions.csv) is computed in fp32, so it does not depend on the CPU's bf16 support.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -64,6 +72,21 @@ def patient_auc(frames: FrameSet, probabilities: np.ndarray) -> float:
     return float(roc_auc_score(per_patient["y"], per_patient["prob"]))
 
 
+# VcpredModel.head = [Dropout, Linear]; peft keeps a trainable copy of it under modules_to_save.
+OUTPUT_LAYER = re.compile(r"(^|\.)head\.(modules_to_save\.default\.|original_module\.)?1$")
+
+
+def start_at_prevalence(net: torch.nn.Module, prevalence: float) -> None:
+    """Set the output layer's bias to logit(prevalence) (the head itself and peft's trainable copy)."""
+    prevalence = min(max(prevalence, 1e-3), 1 - 1e-3)
+    heads = [m for name, m in net.named_modules() if isinstance(m, torch.nn.Linear) and OUTPUT_LAYER.search(name)]
+    if not heads:
+        raise RuntimeError("no output layer found under 'head'; vcpred models end in head = [Dropout, Linear]")
+    with torch.no_grad():
+        for layer in heads:
+            layer.bias.fill_(math.log(prevalence / (1 - prevalence)))
+
+
 @dataclass
 class FitResult:
     best_epoch: int
@@ -94,25 +117,25 @@ class Trainer:
             self.net.to(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
             self._nhwc = nhwc
 
-    def logits(self, inputs: torch.Tensor, clinical: torch.Tensor | None) -> torch.Tensor:
+    def logits(self, inputs: torch.Tensor, clinical: torch.Tensor | None, precision: str) -> torch.Tensor:
         inputs = inputs.to(self.device, non_blocking=True)
         if self._nhwc:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         clinical = clinical.to(self.device, non_blocking=True) if clinical is not None else None
-        with autocast(self.device, self.precision):
+        with autocast(self.device, precision):
             if self.use_features:
                 return self.built.core.classify(inputs, clinical).float()
             return self.net(inputs, clinical).float()
 
     def predict(self, inputs: torch.Tensor, clinical: torch.Tensor | None) -> np.ndarray:
-        """Probabilities [N] in eval mode, in batches."""
+        """Probabilities [N] in eval mode, in batches, always in fp32 (see the module docstring)."""
         self.net.eval()
         out = []
         with torch.inference_mode():
             for start in range(0, len(inputs), self.params.batch_size * 2):
                 stop = start + self.params.batch_size * 2
                 batch_clinical = clinical[start:stop] if clinical is not None else None
-                out.append(torch.sigmoid(self.logits(inputs[start:stop], batch_clinical)).cpu().numpy())
+                out.append(torch.sigmoid(self.logits(inputs[start:stop], batch_clinical, "fp32")).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def _optimizer(self, total_steps: int):
@@ -130,9 +153,8 @@ class Trainer:
     def fit(self, train: FrameSet, train_inputs: torch.Tensor, val: FrameSet, val_inputs: torch.Tensor) -> FitResult:
         """Train with early stopping; the best epoch's tensors are loaded back at the end."""
         labels = torch.tensor(train.labels, dtype=torch.float32)
-        positives = float(labels.sum())
-        pos_weight = torch.tensor((len(labels) - positives) / max(positives, 1.0), device=self.device)
-        loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+        start_at_prevalence(self.net, float(labels.mean()))
+        loss_fn = torch.nn.BCEWithLogitsLoss()
         steps_per_epoch = math.ceil(len(train) / self.params.batch_size)
         optimizer, scheduler = self._optimizer(steps_per_epoch * self.params.epochs)
         scaler = torch.amp.GradScaler(enabled=self.precision == "fp16")
@@ -172,7 +194,7 @@ class Trainer:
                 batch = augment(batch, self.generator)
             clinical = train.clinical[index] if train.clinical is not None else None
             tick = time.perf_counter()
-            loss = loss_fn(self.logits(batch, clinical), labels[index].to(self.device))
+            loss = loss_fn(self.logits(batch, clinical, self.precision), labels[index].to(self.device))
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)

@@ -26,6 +26,7 @@ import yaml
 
 from vcpred import __version__, console
 from vcpred.cohort import Cohort, load_manifest, load_splits
+from vcpred.cohort.provenance import training_data
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.hashing import sha256_file
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
@@ -35,6 +36,7 @@ from vcpred.training.features import cached_features
 from vcpred.training.loop import Trainer, host_tensor, resolve_device, resolve_precision
 
 PREDICTION_COLUMNS = ["patient_id", "set", "split", "frame_offset", "probability", "label"]
+LOSS = "unweighted binary cross-entropy (outputs estimate the probability at the training prevalence)"
 
 
 def environment() -> dict:
@@ -92,6 +94,10 @@ class RunPlan:
         self.clinical = (ClinicalPreprocessor.fit(self.train, columns, self.cohort.clinical_columns)
                          if columns else None)
 
+    def counts(self) -> dict[str, int]:
+        """Patients per side (the corrected resampled t-test needs n_validation / n_train)."""
+        return {"train": len(self.train), "validation": len(self.val), "external": len(self.external)}
+
     def scored(self) -> tuple[list, list[str]]:
         records = self.val + self.external
         return records, ["validation"] * len(self.val) + ["external"] * len(self.external)
@@ -115,6 +121,7 @@ def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool =
     resolved = {"configuration": config.configuration, "split": split,
                 "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
                 "splits_sha256": sha256_file(config.splits), "manifest_sha256": sha256_file(config.manifest),
+                "patients": plan.counts(), "training_data": training_data(config.manifest),
                 "environment": environment(), **extra, "status": "done"}
     (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     return out
@@ -131,7 +138,7 @@ def _train_clinical_only(plan: RunPlan, split: int, out: Path):
                                                              "logistic": model.to_dict()}, indent=1))
     frames = FrameSet([r.patient_id for r in records], sets, np.zeros(len(records), int), torch.zeros(0),
                       np.asarray([np.nan if r.label is None else r.label for r in records], float), None)
-    return {"kind": "clinical_only"}, prediction_table(frames, probabilities, split), {"weights": None}
+    return {"kind": "clinical_only", "loss": LOSS}, prediction_table(frames, probabilities, split), {"weights": None}
 
 
 def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path):
@@ -166,13 +173,14 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     if plan.clinical:
         (out / "model" / "clinical.json").write_text(json.dumps({"preprocessor": plan.clinical.to_dict()}, indent=1))
     metrics = {"kind": "image", "best_epoch": result.best_epoch, "best_val_auc": result.best_val_auc,
+               "loss": LOSS,
                "history": result.history, "train_seconds": result.train_seconds,
                "step_seconds": result.step_seconds, "model_seconds": result.model_seconds,
                "samples_seen": result.samples_seen,
                "outside_model_fraction": 1 - result.model_seconds / max(result.step_seconds, 1e-9),
                "parameters": built.counts(), "feature_cache_hit": cache_hit}
     extra = {"weights": built.weights.to_dict(), "device": device.type, "precision": precision,
-             "parameters": built.counts()}
+             "scoring_precision": "fp32", "parameters": built.counts()}
     return metrics, prediction_table(scored, probabilities, split), extra
 
 
