@@ -20,9 +20,10 @@ from vcpred.stats import roc_auc, youden_threshold
 SUMMARY_COLUMNS = ["configuration", "ap", "clinical", "set", "auc_mean", "auc_sd", "sensitivity_mean",
                    "specificity_mean", "p_value"]
 CONFIGS = {"vit": (1.2, []), "vit-cf": (1.6, ["age", "sex"]), "cnn": (0.6, [])}
+N_DEV = 60
 
 
-def cohort(n_dev: int = 60, n_ext: int = 30, n_unlabelled: int = 4, seed: int = 0) -> pd.DataFrame:
+def cohort(n_dev: int = N_DEV, n_ext: int = 30, n_unlabelled: int = 4, seed: int = 0) -> pd.DataFrame:
     """Patients with a latent risk z and a 0/1 label drawn from logistic(z)."""
     rng = np.random.default_rng(seed)
     n = n_dev + n_ext
@@ -39,7 +40,9 @@ def write_run(root: Path, name: str, split: int, clinical: list[str], table: pd.
               status: str = "done") -> Path:
     run_dir = root / name / f"split-{split:02d}"
     run_dir.mkdir(parents=True)
-    config = {"configuration": name, "split": split, "clinical_columns": clinical, "status": status}
+    n_val = int(table.loc[table["set"] == "validation", "patient_id"].nunique())
+    config = {"configuration": name, "split": split, "clinical_columns": clinical, "status": status,
+              "patients": {"train": N_DEV - n_val, "validation": n_val}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     table.to_csv(run_dir / "predictions.csv", index=False)
     return run_dir
@@ -110,7 +113,8 @@ def test_outputs_written(evaluated):
     assert result["comparisons"]["n_comparisons"] == 5
     assert set(result["ensembles"]) == set(result["calibration"]) == set(result["decision_curves"]["net_benefit"])
     tables = (evaluated / "tables.md").read_text()
-    assert "Internal validation" in tables and "External validation" in tables and "0.05/5 = 0.0100" in tables
+    assert "Internal validation" in tables and "External validation" in tables
+    assert "Holm correction over 5 comparisons" in tables and "Nadeau-Bengio" in tables
     assert tables.count("(best)") == 2
 
 
@@ -224,3 +228,56 @@ def test_ensemble_threshold_leaves_out_infinite_split_thresholds_like_export():
     assert development_threshold([0.2, 0.4, math.inf, 0.9]) == 0.4
     assert development_threshold([0.2, None, 0.6]) == pytest.approx(0.4)
     assert math.isnan(development_threshold([math.inf, None]))
+
+
+def test_internal_p_is_the_corrected_resampled_t_test(runs, evaluated):
+    """Recomputed from per_split.csv through scipy's one-sample t statistic, rescaled:
+    t_corrected = t_plain * sqrt((1/J) / (1/J + n_val/n_train))."""
+    from scipy import stats
+
+    per_split = pd.read_csv(evaluated / "per_split.csv")
+    summary = pd.read_csv(evaluated / "summary.csv")
+    best = summary.loc[summary["best"] & summary["set"].eq("internal"), "variant"].item()
+    auc = per_split.pivot(index="split", columns="variant", values="validation_auc")
+    ratio = (per_split["validation_n"] / per_split["n_train"]).mean()
+    internal = summary[summary["set"].eq("internal") & ~summary["best"]]
+    assert len(internal) == 5
+    for _, row in internal.iterrows():
+        d = auc[best] - auc[row["variant"]]
+        j = len(d)
+        t = stats.ttest_1samp(d, 0.0).statistic * np.sqrt((1 / j) / (1 / j + ratio))
+        assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), j - 1), abs=1e-6)
+        assert row["p_over_splits_t"] == pytest.approx(stats.ttest_rel(auc[best], auc[row["variant"]]).pvalue)
+        assert row["p_value"] > row["p_over_splits_t"]  # the correction only widens
+        assert row["significant"] == (row["p_holm"] < 0.05)
+
+
+def test_corrected_t_edge_cases_and_wilcoxon_ties():
+    from vcpred.evaluate.compare import corrected_resampled_t, over_splits
+
+    assert corrected_resampled_t(np.array([0.8, 0.7]), np.array([0.8, 0.7]), 0.25) == 1.0
+    assert corrected_resampled_t(np.array([0.8, 0.7]), np.array([0.7, 0.6]), 0.25) == 0.0
+    assert np.isnan(corrected_resampled_t(np.array([0.8]), np.array([0.7]), 0.25))
+    best = pd.Series([0.80, 0.75, 0.90, 0.85, 0.70])
+    rounding = best - np.array([1e-16, -1e-16, 0.0, 2e-16, 0.0])
+    tests = over_splits(rounding, best, 0.25)
+    assert tests["wilcoxon_p"] == 1.0 and tests["t_test_p"] == 1.0 and tests["corrected_t_p"] == 1.0
+    shifted = best - np.array([0.02, 0.01, 1e-16, 0.03, 0.015])  # one rounding-level difference: a tie
+    from scipy.stats import wilcoxon
+    want = wilcoxon(np.array([0.02, 0.01, 0.03, 0.015])).pvalue
+    assert over_splits(shifted, best, 0.25)["wilcoxon_p"] == pytest.approx(want)
+
+
+def test_identical_variants_are_shown_and_counted_once(tmp_path, patients):
+    """A one-frame configuration gives the same table with and without AP: one row, one comparison."""
+    root = make_runs(tmp_path / "runs", patients, n_splits=3,
+                     configs={"vit": (1.2, []), "cnn": (0.6, [])})
+    for split in range(3):
+        table = predictions(patients, 0.9, split, seed=50 + split, frames=(0,))
+        write_run(root, "clinical-only", split, ["age"], table)
+    ev = evaluate_runs(root)
+    labels = [v.label for v in ev.variants]
+    assert "clinical-only" in labels and "clinical-only + AP" not in labels
+    assert ev.comparisons["identical_variants"] == {"clinical-only + AP": "clinical-only"}
+    assert ev.comparisons["n_comparisons"] == len(labels) - 1 == 4
+    assert set(ev.per_split["variant"]) == set(labels)

@@ -74,10 +74,12 @@ def test_comparison_cells_are_the_evaluation_numbers(html):
         if row["set"] == "external":
             ci = f"{row['ensemble_auc']:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
             assert ci in section
-    level = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["bonferroni_level"]
-    assert f"= {level:.4f}" in section
+    m = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
+    assert f"Holm correction over {m} comparisons" in section and "Nadeau-Bengio" in section
     others = summary[(summary["best"].astype(str).str.lower() != "true") & summary["p_value"].notna()]
-    assert all(f"{p:.3f}" in section or p < 0.001 for p in others["p_value"])
+    for _, row in others.iterrows():  # a star exactly where the Holm-adjusted p is below 0.05
+        text = "&lt; 0.001" if row["p_value"] < 0.001 else f"{row['p_value']:.3f}"
+        assert (text + ("*" if row["p_holm"] < 0.05 else "<")) in section
     # Table 2: backbone x weights x method from each configuration's config.yaml
     assert "vit_tiny_test / random" in section and "lora" in section and "logistic regression" in section
 
@@ -196,7 +198,8 @@ def test_tripod_checklist_is_filled_from_the_run_with_placeholders(html):
     assert numbers == [item.number for item in ITEMS]
     assert {"Open science", "Patient and public involvement", "Discussion"} <= set(re.findall(r'colspan="5">([^<]+)<', section))
     assert section.count('class="placeholder"') >= 10 and "[authors: funding]" in section
-    assert "Bonferroni over 3 comparisons" in section and "3 random patient-level splits" in section
+    m = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
+    assert f"Holm over {m} comparisons" in section and "3 random patient-level splits" in section
 
 
 def test_without_a_model_the_gallery_says_how_to_get_one(tmp_path):

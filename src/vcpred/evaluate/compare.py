@@ -2,13 +2,18 @@
 
 - best: the highest mean internal (validation) AUC over splits, or the user's --best; external
   labels never enter this choice;
+- internal (primary): the Nadeau-Bengio corrected resampled t-test of the per-split validation
+  AUCs. Random splits share most of their training patients, so the split AUCs are correlated and
+  a plain paired t-test is anti-conservative; the correction inflates the variance by
+  (1/J + n_val/n_train). The plain paired t-test and the Wilcoxon signed-rank test (differences
+  below 1e-12 are ties) are kept as extra columns;
+- external (primary): paired DeLong of the two split ensembles on the external set;
 - per split model: paired DeLong on the external set (and on the validation set when both variants
   saw the same validation patients); reported as the median p and the number of splits significant
-  at the Bonferroni level alpha / m (m = number of comparisons, as in the study);
-- ensemble: paired DeLong of the two split ensembles on the external set (the primary external p);
-- over splits: paired t-test and Wilcoxon signed-rank of the per-split AUCs (the primary internal
-  p). They treat splits as independent although their training sets overlap, so they are optimistic.
-Primary p-values are adjusted within each set by Bonferroni (min(1, m p)) and Holm.
+  at the Bonferroni level alpha / m (m = number of comparisons, as in the study).
+Primary p-values are adjusted within each set by Bonferroni (min(1, m p)) and Holm; significance
+stars use Holm. Variants with identical predictions are merged before this (core.merge_identical),
+so each is compared and counted once.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student_t
 from scipy.stats import ttest_rel, wilcoxon
 
 from vcpred.evaluate.ensemble import Ensemble, check_same_labels
@@ -27,6 +33,7 @@ from vcpred.evaluate.variants import Variant, parse_variant
 from vcpred.stats import delong_test
 
 NAN = math.nan
+TIE = 1e-12  # AUC differences smaller than this are rounding, not a difference
 
 
 def choose_best(per_split: pd.DataFrame, variants: list[Variant], best: str | None) -> Variant:
@@ -58,20 +65,42 @@ def bonferroni(p_values: list[float]) -> list[float]:
     return [min(1.0, p * m) if not math.isnan(p) else NAN for p in p_values]
 
 
-def over_splits(a: pd.Series, b: pd.Series) -> dict[str, float]:
-    """Paired t-test and Wilcoxon of per-split AUCs a (variant) vs b (best), paired by split."""
+def corrected_resampled_t(best: np.ndarray, variant: np.ndarray, test_train_ratio: float) -> float:
+    """Two-sided p of the Nadeau-Bengio corrected resampled t-test over J paired splits.
+
+    d_j = best_j - variant_j; t = mean(d) / sqrt((1/J + n_test/n_train) s^2), s^2 the sample
+    variance (ddof 1), Student t with J - 1 degrees of freedom (Nadeau & Bengio 2003)."""
+    d = np.array(best, float) - np.array(variant, float)
+    j = len(d)
+    if j < 2:
+        return NAN
+    d[np.abs(d) < TIE] = 0.0
+    if np.ptp(d) < TIE:  # every split differs by the same amount: none (p = 1), or always that much (t infinite)
+        return 1.0 if not d.any() else 0.0
+    t = d.mean() / math.sqrt((1 / j + test_train_ratio) * d.var(ddof=1))
+    return float(2 * student_t.sf(abs(t), j - 1))
+
+
+def over_splits(a: pd.Series, b: pd.Series, test_train_ratio: float | None = None) -> dict[str, float]:
+    """Tests of per-split AUCs a (variant) vs b (best), paired by split.
+
+    corrected_t_p needs test_train_ratio = n_validation / n_train (internal AUCs only; NaN otherwise)."""
     pairs = pd.concat({"a": a, "b": b}, axis=1).dropna()
     out = {"n_splits": len(pairs), "mean_difference": float((pairs.a - pairs.b).mean()) if len(pairs) else NAN,
-           "t_test_p": NAN, "wilcoxon_p": NAN}
+           "corrected_t_p": NAN, "t_test_p": NAN, "wilcoxon_p": NAN}
     if len(pairs) < 2:
         return out
-    if np.allclose(pairs.a, pairs.b, rtol=0, atol=1e-12):  # identical AUCs: no evidence of a difference
+    if test_train_ratio is not None:
+        out["corrected_t_p"] = corrected_resampled_t(pairs.b.to_numpy(), pairs.a.to_numpy(), test_train_ratio)
+    differences = (pairs.b - pairs.a).to_numpy(copy=True)
+    differences[np.abs(differences) < TIE] = 0.0
+    if not differences.any():  # identical AUCs: no evidence of a difference
         return out | {"t_test_p": 1.0, "wilcoxon_p": 1.0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant differences: scipy warns and returns NaN
-        out["t_test_p"] = float(ttest_rel(pairs.a, pairs.b).pvalue)
-        try:
-            out["wilcoxon_p"] = float(wilcoxon(pairs.a, pairs.b).pvalue)
+        out["t_test_p"] = float(ttest_rel(pairs.b, pairs.a).pvalue)
+        try:  # zero differences (ties) are dropped, as in Wilcoxon's original test
+            out["wilcoxon_p"] = float(wilcoxon(differences, zero_method="wilcox").pvalue)
         except ValueError:
             pass
     return out
@@ -118,7 +147,8 @@ def compare_all(per_split: pd.DataFrame, tables: dict, ensembles: dict[Variant, 
     for variant in others:
         row = {"variant": variant.label, "best": best.label}
         for set_name, column in (("internal", "validation_auc"), ("external", "external_auc")):
-            tests = over_splits(by_variant.loc[variant.label][column], by_variant.loc[best.label][column])
+            ratio = test_train_ratio(per_split, variant, best) if set_name == "internal" else None
+            tests = over_splits(by_variant.loc[variant.label][column], by_variant.loc[best.label][column], ratio)
             delong_set = "validation" if set_name == "internal" else "external"
             split_tests = per_split_delong(tables, variant, best, delong_set)
             significant = [r["p_value"] < level for r in split_tests.get("splits", {}).values()]
@@ -132,10 +162,17 @@ def compare_all(per_split: pd.DataFrame, tables: dict, ensembles: dict[Variant, 
             check_same_labels(a["label"], b["label"], f"{variant.label} and {best.label}")
             row["external"]["ensemble_delong"] = paired_delong(a, b)
         rows.append(row)
-    _adjust(rows, "internal", lambda r: r["internal"]["over_splits"]["t_test_p"], "paired t-test over splits")
+    _adjust(rows, "internal", lambda r: r["internal"]["over_splits"]["corrected_t_p"],
+            "corrected resampled t-test over splits (Nadeau-Bengio)")
     _adjust(rows, "external", _ensemble_p, "paired DeLong on split ensembles")
     return {"best": best.label, "alpha": alpha, "n_comparisons": len(others), "bonferroni_level": level,
             "comparisons": rows}
+
+
+def test_train_ratio(per_split: pd.DataFrame, *variants: Variant) -> float:
+    """Mean n_validation / n_train over the splits of these variants (equal splits: one number)."""
+    rows = per_split[per_split["variant"].isin([v.label for v in variants])]
+    return float((rows["validation_n"] / rows["n_train"]).mean())
 
 
 def _ensemble_p(row: dict) -> float:

@@ -50,15 +50,42 @@ def evaluate_runs(runs_dir: str | Path, *, method: str = "mean", best: str | Non
                 variants.append(variant)
             tables[variant, run.split] = table = aggregate(run.predictions, ap=ap, method=method)
             rows.append(split_row(variant, run, table))
+    identical = identical_variants(variants, tables)
+    variants = [v for v in variants if v.label not in identical]
     per_split = pd.DataFrame(rows)
+    per_split = per_split[~per_split["variant"].isin(identical)].reset_index(drop=True)
     ensembles = _ensembles(per_split, tables, variants)
     chosen = choose_best(per_split, variants, best)
     comparisons = compare_all(per_split, tables, ensembles, variants, chosen, alpha)
     comparisons["best_rule"] = "chosen with --best" if best else "highest mean internal AUC"
+    comparisons["identical_variants"] = identical
     groups = subgroups(ensembles, subgroup_columns(manifest)) if manifest else {}
     return Evaluation(Path(runs_dir), method, variants, per_split, ensembles, chosen, comparisons,
                       calibration_curves(ensembles), decision_curves(ensembles, thresholds), groups,
                       folder.skipped)
+
+
+def identical_variants(variants: list[Variant], tables: dict) -> dict[str, str]:
+    """{label: label of the earlier variant it equals}: the same patients and probabilities (to 1e-12)
+    in every split, e.g. 'clinical-only + AP' (one frame, so AP changes nothing). Shown and counted once."""
+    splits = {v: sorted(k for w, k in tables if w == v) for v in variants}
+
+    def same(a: Variant, b: Variant) -> bool:
+        if splits[a] != splits[b]:
+            return False
+        for split in splits[a]:
+            x, y = tables[a, split], tables[b, split]
+            if not x.index.equals(y.index) or not np.allclose(x["probability"], y["probability"], rtol=0, atol=1e-12):
+                return False
+        return True
+
+    identical: dict[str, str] = {}
+    for index, variant in enumerate(variants):
+        kept = [v for v in variants[:index] if v.label not in identical]
+        twin = next((v for v in kept if same(v, variant)), None)
+        if twin is not None:
+            identical[variant.label] = twin.label
+    return identical
 
 
 def _ensembles(per_split: pd.DataFrame, tables: dict, variants: list[Variant]) -> dict[Variant, Ensemble]:

@@ -54,7 +54,7 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
                 values = mine[f"{prefix}_{metric}"]
                 row[f"{metric}_mean"] = values.mean()
                 row[f"{metric}_sd"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
-            row.update(_p_columns(comparisons.get(variant.label), set_name, ev.comparisons["bonferroni_level"]))
+            row.update(_p_columns(comparisons.get(variant.label), set_name, ev.comparisons["alpha"]))
             if set_name == "external" and variant in ev.ensembles:
                 metrics = ev.ensembles[variant].metrics
                 row.update({f"ensemble_{k}": metrics[k] for k in
@@ -64,7 +64,8 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _p_columns(comparison: dict | None, set_name: str, level: float) -> dict:
+def _p_columns(comparison: dict | None, set_name: str, alpha: float) -> dict:
+    """p vs best; `significant` = Holm-adjusted p < alpha."""
     if comparison is None:  # the best variant itself
         return {"p_value": math.nan, "p_test": "", "p_bonferroni": math.nan, "p_holm": math.nan,
                 "significant": ""}
@@ -72,7 +73,7 @@ def _p_columns(comparison: dict | None, set_name: str, level: float) -> dict:
     primary, split_tests = part["primary"], part["per_split_delong"]
     return {"p_value": primary["p_value"], "p_test": primary["test"], "p_bonferroni": primary["p_bonferroni"],
             "p_holm": primary["p_holm"],
-            "significant": "" if math.isnan(primary["p_value"]) else _bool(primary["p_value"] < level),
+            "significant": "" if math.isnan(primary["p_holm"]) else _bool(primary["p_holm"] < alpha),
             "p_split_delong_median": split_tests.get("median_p", math.nan),
             "n_splits_significant": split_tests.get("n_significant", 0),
             "p_over_splits_t": part["over_splits"]["t_test_p"],
@@ -120,6 +121,8 @@ def evaluation_json(ev: Evaluation) -> dict:
         "comparisons": ev.comparisons, "calibration": ev.calibration,
         "decision_curves": ev.decision_curves, "subgroups": ev.subgroups,
         "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
+                  "validation": "validation predictions choose each run's best epoch (early stopping), the "
+                                "thresholds and the best variant; the external set chooses nothing",
                   "infinite thresholds": "written as null (-inf: every patient positive)"}})
 
 

@@ -29,6 +29,11 @@ class Run:
     clinical_columns: list[str]
     path: Path
     predictions: pd.DataFrame
+    n_train: int  # training patients of this split (the corrected resampled t-test needs n_val / n_train)
+
+    @property
+    def n_validation(self) -> int:
+        return int(self.predictions.loc[self.predictions["set"] == "validation", "patient_id"].nunique())
 
     @property
     def clinical(self) -> bool:
@@ -102,7 +107,18 @@ def read_run(run_dir: Path) -> Run:
         raise EvaluationError(f"{config_path} says configuration {name!r}, split {split} but the run dir "
                               f"is {run_dir.parent.name}/{run_dir.name}; move the run dir or fix config.yaml")
     table = read_predictions(run_dir / "predictions.csv", split=split)
-    return Run(name, split, list(clinical), run_dir, table)
+    return Run(name, split, list(clinical), run_dir, table, _training_patients(config, config_path))
+
+
+def _training_patients(config: dict, config_path: Path) -> int:
+    """patients.train from config.yaml (vcpred train writes it)."""
+    patients = config.get("patients")
+    count = patients.get("train") if isinstance(patients, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise EvaluationError(f"{config_path}: 'patients: {{train: N}}' (the number of training patients) is "
+                              f"missing or not a positive integer, got {count!r}; runs written by an earlier "
+                              "vcpred lack it and must be trained again")
+    return count
 
 
 def read_predictions(path: Path, *, split: int) -> pd.DataFrame:

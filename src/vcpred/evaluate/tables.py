@@ -15,19 +15,23 @@ def mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.4f}" if sd is None or math.isnan(sd) else f"{mean:.4f} ({sd:.4f})"
 
 
-def p_text(p: float, level: float) -> str:
-    """'0.011*', '< 0.001*', '0.172'; star when p < the Bonferroni level."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
+def _missing(p) -> bool:
+    return p is None or (isinstance(p, float) and math.isnan(p))
+
+
+def p_text(p: float, p_holm: float | None = None, alpha: float = 0.05) -> str:
+    """'0.011*', '< 0.001*', '0.172'; star when the Holm-adjusted p is below alpha."""
+    if _missing(p):
         return "n/a"
     text = "< 0.001" if p < 0.001 else f"{p:.3f}"
-    return text + ("*" if p < level else "")
+    return text + ("*" if not _missing(p_holm) and p_holm < alpha else "")
 
 
 def _model(row: pd.Series) -> str:
     return f"**{row['variant']}** (best)" if row["best"] == "true" else str(row["variant"])
 
 
-def _section(summary: pd.DataFrame, set_name: str, level: float) -> list[str]:
+def _section(summary: pd.DataFrame, set_name: str, alpha: float) -> list[str]:
     rows = summary[summary["set"] == set_name]
     header = ["Model", "Clinical", "AUC", "Specificity", "Sensitivity", "p-value"]
     if set_name == "external":
@@ -38,9 +42,9 @@ def _section(summary: pd.DataFrame, set_name: str, level: float) -> list[str]:
         cells = [_model(row), row["clinical"], mean_sd(row["auc_mean"], row["auc_sd"]),
                  mean_sd(row["specificity_mean"], row["specificity_sd"]),
                  mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]),
-                 "-" if best else p_text(row["p_value"], level)]
+                 "-" if best else p_text(row["p_value"], row["p_holm"], alpha)]
         if set_name == "external":
-            cells.append("-" if best else f"{p_text(row.get('p_split_delong_median', math.nan), level)} "
+            cells.append("-" if best else f"{p_text(row.get('p_split_delong_median', math.nan))} "
                                           f"({int(row.get('n_splits_significant', 0) or 0)}/{row['n_splits']})")
             cells.append(_ensemble_cell(row))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -55,25 +59,35 @@ def _ensemble_cell(row: pd.Series) -> str:
 
 
 def tables_markdown(ev, summary: pd.DataFrame) -> str:
-    """The two tables with footnotes on tests and the Bonferroni level."""
+    """The two tables with footnotes on tests and multiplicity."""
     comp = ev.comparisons
-    m, level = comp["n_comparisons"], comp["bonferroni_level"]
+    m, alpha = comp["n_comparisons"], comp["alpha"]
     n_splits = int(summary["n_splits"].max()) if len(summary) else 0
     lines = [f"# Evaluation of {ev.runs_dir}", "", f"_{RESEARCH_NOTICE}_", "",
              f"Mean (SD) over up to {n_splits} splits. AP = augmented prediction ({ev.aggregate} over "
              f"frames). Best configuration: **{comp['best']}** ({comp.get('best_rule', '')}). "
-             f"\\* significant after Bonferroni correction: p < {comp['alpha']}/{m} = {level:.4f}.", "",
+             f"\\* significant after Holm correction over {m} comparisons (Holm-adjusted p < {alpha}).",
+             *identical_note(comp), "",
              "## Internal validation (shaped like Table 2)", "",
              "Threshold: Youden's J on each split's validation predictions (so internal sensitivity and "
-             "specificity are optimistic). p-value: paired t-test of the per-split AUCs vs the best.", ""]
-    lines += _section(summary, "internal", level)
+             "specificity are optimistic). p-value: corrected resampled t-test (Nadeau-Bengio) of the "
+             "per-split AUCs vs the best; splits share most training patients, so a plain paired t-test "
+             "would be too optimistic (it is in summary.csv as p_over_splits_t).", ""]
+    lines += _section(summary, "internal", alpha)
     lines += ["", "## External validation (shaped like Table 3)", "",
               "Each split model scored on the external set at its own validation threshold. p-value: "
               "paired DeLong test of the split ensemble (mean of the split models' probabilities) vs the "
               "best one; split models: median p of the per-split paired DeLong tests and how many splits "
-              "are significant. Holm-adjusted p-values are in summary.csv.", ""]
-    lines += _section(summary, "external", level)
+              f"are significant at the Bonferroni level {comp['bonferroni_level']:.4f}. Bonferroni- and "
+              "Holm-adjusted p-values are in summary.csv.", ""]
+    lines += _section(summary, "external", alpha)
     if ev.skipped:
         lines += ["", f"Skipped {len(ev.skipped)} unfinished run(s): " +
                   "; ".join(f"{p} ({r})" for p, r in ev.skipped)]
     return "\n".join(lines) + "\n"
+
+
+def identical_note(comparisons: dict) -> list[str]:
+    """One sentence per variant merged into an identical one (shown and counted once)."""
+    merged = comparisons.get("identical_variants") or {}
+    return [f" {a} gives the same predictions as {b} and is shown once, as {b}." for a, b in merged.items()]

@@ -54,10 +54,6 @@ class ReportInputs:
         first = [(self.model_dir, self.bundle)] if self.bundle is not None else []
         return first + self.extra_models
 
-    @property
-    def bonferroni_level(self) -> float:
-        return float(self.evaluation["comparisons"]["bonferroni_level"])
-
 
 def find_path(recorded: str | Path, anchors: list[Path]) -> Path | None:
     """A path recorded relative to some earlier working directory, found again: as given, or its

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from vcpred.evaluate.tables import mean_sd, p_text
+from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.report.html import Html, join, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.setup import model_text
@@ -23,10 +23,10 @@ def ensemble_ci(row: pd.Series) -> str:
     return f"{auc:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
 
 
-def _set_cells(row: pd.Series, level: float) -> list[str]:
+def _set_cells(row: pd.Series, alpha: float) -> list[str]:
     return [mean_sd(row["auc_mean"], row["auc_sd"]), mean_sd(row["specificity_mean"], row["specificity_sd"]),
             mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]),
-            "reference" if row["best"] else p_text(row["p_value"], level)]
+            "reference" if row["best"] else p_text(row["p_value"], row["p_holm"], alpha)]
 
 
 def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> list:
@@ -37,12 +37,12 @@ def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> li
 
 def comparison_table(inputs: ReportInputs, variants: list[str], set_name: str, caption: str) -> Html:
     """One row per variant: mean (SD) over splits and p vs best in one set (+ the ensemble CI externally)."""
-    level = inputs.bonferroni_level
+    alpha = float(inputs.evaluation["comparisons"]["alpha"])
     summary = inputs.summary.set_index(["variant", "set"], drop=False)
     rows = []
     for variant in variants:
         row = summary.loc[(variant, set_name)]
-        cells = [*_model_cells(inputs, row["configuration"], row), *_set_cells(row, level)]
+        cells = [*_model_cells(inputs, row["configuration"], row), *_set_cells(row, alpha)]
         rows.append(cells + ([ensemble_ci(row)] if set_name == "external" else []))
     header = ["variant", "backbone / weights", "method", "clinical", "AP", *SET_COLUMNS]
     header += ["ensemble AUC (95 % CI)"] if set_name == "external" else []
@@ -85,11 +85,14 @@ def footnote(inputs: ReportInputs) -> Html:
     comp = inputs.evaluation["comparisons"]
     return note(f"Mean (SD) over split models; each split's threshold is Youden's J on its validation patients "
                 f"(internal sensitivity and specificity are therefore optimistic). Best: {comp['best']} "
-                f"({comp.get('best_rule', '')}). p vs best - internal: paired t-test of per-split AUCs; external: "
-                f"paired DeLong test of the split ensembles. * significant after Bonferroni correction over "
-                f"{comp['n_comparisons']} comparisons: p < {comp['alpha']}/{comp['n_comparisons']} = "
-                f"{comp['bonferroni_level']:.4f}. Ensemble: mean probability of the split models, AUC with DeLong "
-                f"95 % CI. Holm-adjusted p-values and per-split DeLong tests: {inputs.eval_dir / 'summary.csv'}.")
+                f"({comp.get('best_rule', '')}; validation patients also chose each run's best epoch and the "
+                f"thresholds; the external set chose nothing). p vs best - internal: corrected resampled t-test "
+                f"(Nadeau-Bengio) of the per-split AUCs, because splits share most training patients; external: "
+                f"paired DeLong test of the split ensembles. * significant after Holm correction over "
+                f"{comp['n_comparisons']} comparisons (Holm-adjusted p < {comp['alpha']}).{''.join(identical_note(comp))} "
+                f"Ensemble: mean probability of the split models, AUC with DeLong 95 % CI. Bonferroni- and "
+                f"Holm-adjusted p-values, the plain paired t-test and per-split DeLong tests: "
+                f"{inputs.eval_dir / 'summary.csv'}.")
 
 
 def tables_section(inputs: ReportInputs) -> Html:

@@ -146,9 +146,9 @@ def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
         "12d": ("Performance per site reported when the evaluation had the manifest." if f["subgroups"]
                 else "Not examined.", "#performance"),
         "12e": (f"AUC with DeLong CI, sensitivity and specificity at Youden's threshold, calibration slope and "
-                f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong (external) and "
-                f"paired t-test (internal), Bonferroni over {comp['n_comparisons']} comparisons (p < "
-                f"{comp['bonferroni_level']:.4f}).", "#comparison"),
+                f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong on the split "
+                f"ensembles (external) and the corrected resampled t-test (Nadeau-Bengio) over splits (internal), "
+                f"Holm over {comp['n_comparisons']} comparisons.", "#comparison"),
         "12f": ("No updating or recalibration.", ""),
         "12g": ("Per split model on the prepared frames (predictions tables); the ensemble is the mean of the split "
                 f"models' probabilities; {model}.", "#gallery"),
