@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from test_predict_support import exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
+from vcpred.cohort.provenance import NOT_RECORDED, SYNTHETIC_WARNING, warning_sentence
 from vcpred.errors import VcpredError
 from vcpred.evaluate.aggregate import aggregate
 from vcpred.evaluate.per_split import split_row
@@ -20,6 +23,7 @@ from vcpred.evaluate.runs import read_run
 from vcpred.evaluate.variants import Variant
 from vcpred.models import ClinicalPreprocessor
 from vcpred.predict import BundleError, export_configuration, load_bundle
+from vcpred.predict.bundle import meta_digest
 from vcpred.training.data import load_frames
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
@@ -67,7 +71,7 @@ def test_bundle_records_thresholds_params_and_hashes():
                                           ("clinical.json", "model.json", "model.safetensors")]
     assert not list(folder.rglob("*.pt")) and not list(folder.rglob("*.pkl"))
     card = (folder / "MODEL_CARD.md").read_text()
-    assert "Research use only, not a medical device" in card and "development: 24 patients, 8 with collapse" in card
+    assert "Research use only, not a medical device" in card and "development set: 24 patients, 8 with collapse" in card
 
 
 def test_tampered_or_incomplete_bundles_are_refused(tmp_path, capsys):
@@ -129,3 +133,96 @@ def test_model_card_reports_eval_performance_and_thresholds_agree_with_evaluate(
     summary = pd.read_csv(tmp_path / "eval" / "summary.csv")
     row = summary[(summary["variant"] == "vitlora + AP") & (summary["set"] == "external")].iloc[0]
     assert json.loads((folder / "bundle.json").read_text())["threshold"] == pytest.approx(row["ensemble_threshold"])
+
+
+def _card_section(card: str, title: str) -> str:
+    """The lines of one '## title' section of MODEL_CARD.md."""
+    return card.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_synthetic_training_data_is_recorded_in_the_bundle_and_warned_on_the_card():
+    folder = exported("vitlora", synthetic=True, **VIT)
+    meta = json.loads((folder / "bundle.json").read_text())
+    assert meta["training_data"]["synthetic"] is True and "synth.json (vcpred synth" in meta["training_data"]["evidence"]
+    assert load_bundle(folder).synthetic
+    card = (folder / "MODEL_CARD.md").read_text()
+    top = card.split("## Intended use")[0]
+    assert f"**{warning_sentence()}**" in top and SYNTHETIC_WARNING in warning_sentence().lower()
+    assert "- origin: synthetic cohort (synth.json" in _card_section(card, "Training population")
+    assert "Trained and evaluated on synthetic data" in _card_section(card, "Known limits")
+
+
+def test_real_training_data_gets_no_synthetic_warning():
+    folder = exported("vitlora", **VIT)
+    meta = json.loads((folder / "bundle.json").read_text())
+    assert meta["training_data"] == {"synthetic": False,
+                                     "evidence": "no synth.json or truth.csv beside the manifest"}
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert warning_sentence() not in card and "Trained and evaluated on synthetic data" not in card
+    assert "- origin: not marked synthetic (no synth.json or truth.csv beside the manifest)" in card
+    assert not load_bundle(folder).synthetic
+
+
+def test_runs_that_disagree_export_as_synthetic(tmp_path):
+    """One split trained on synthetic data is enough: the bundle is marked synthetic."""
+    runs = shutil.copytree(trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
+    config_file = runs / "clinical" / "split-01" / "config.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["training_data"] = {"synthetic": True, "evidence": "truth.csv (true risks of a synthetic cohort)"}
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    meta = json.loads((export_configuration(runs, "clinical", tmp_path / "b") / "bundle.json").read_text())
+    assert meta["training_data"]["synthetic"] is True
+    assert meta["training_data"]["evidence"] == ("truth.csv (true risks of a synthetic cohort) (1 of 2 runs "
+                                                 "synthetic: read as synthetic)")
+
+
+def test_bundles_exported_before_the_record_read_as_not_recorded(tmp_path):
+    copy = shutil.copytree(exported("vitlora", synthetic=True, **VIT), tmp_path / "old")
+    meta = json.loads((copy / "bundle.json").read_text())
+    del meta["training_data"]
+    meta["meta_sha256"] = meta_digest(meta)
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    bundle = load_bundle(copy)
+    assert bundle.training_data == NOT_RECORDED and not bundle.synthetic
+
+
+def test_card_separates_training_and_external_populations_and_states_the_loss():
+    card = (exported("vitlora", **VIT) / "MODEL_CARD.md").read_text()
+    training, external = _card_section(card, "Training population"), _card_section(card, "External evaluation population")
+    assert "- development set: 24 patients, 8 with collapse" in training and "- sites: A\n" in training
+    assert "external" not in training.replace("external patients", "") and "B" not in training.split("- sites:")[1]
+    assert "- external set: 10 patients, 5 with collapse" in external and "- sites: B\n" in external
+    assert "(19 train / 5 validation patients each)" in training  # config.yaml `patients`
+    assert ("- training loss and calibration: unweighted binary cross-entropy; output bias initialised at the "
+            "training prevalence; no resampling; no recalibration") in card
+    validation = _card_section(card, "What validation data was used for")
+    assert "early stopping" in validation and "Youden's J" in validation
+    assert "The external set chose nothing" in validation
+
+
+def test_card_names_the_loss_the_runs_recorded(tmp_path):
+    runs = shutil.copytree(trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
+    card = (export_configuration(runs, "clinical", tmp_path / "b") / "MODEL_CARD.md").read_text()
+    assert "unweighted logistic regression (L2 penalty, log-loss); no resampling; no recalibration" in card
+    for split in ("split-00", "split-01"):  # runs from before the loss was recorded
+        metrics = json.loads((runs / "clinical" / split / "metrics.json").read_text())
+        del metrics["loss"]
+        (runs / "clinical" / split / "metrics.json").write_text(json.dumps(metrics))
+    card = (export_configuration(runs, "clinical", tmp_path / "c") / "MODEL_CARD.md").read_text()
+    assert "- training loss and calibration: not recorded in the runs' metrics.json" in card
+    assert "unweighted" not in card
+
+
+def test_card_writes_n_a_where_the_evaluation_has_no_number(tmp_path):
+    runs = trained_runs("vitlora", **VIT)
+    eval_dir = tmp_path / "eval"
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(eval_dir), "--no-figures"]) == 0
+    summary = pd.read_csv(eval_dir / "summary.csv")
+    summary[["auc_sd", "sensitivity_mean", "ensemble_auc_ci_low", "ensemble_brier"]] = np.nan
+    summary.to_csv(eval_dir / "summary.csv", index=False)
+    evaluation = json.loads((eval_dir / "evaluation.json").read_text())
+    evaluation["ensembles"]["vitlora + AP"]["calibration_slope"] = None
+    (eval_dir / "evaluation.json").write_text(json.dumps(evaluation))
+    card = (export_configuration(runs, "vitlora", tmp_path / "b", eval_dir=eval_dir) / "MODEL_CARD.md").read_text()
+    assert not re.search(r"\bnan\b", card, flags=re.IGNORECASE)
+    assert "(SD n/a: one split)" in card and "95 % CI n/a-" in card and "slope n/a" in card

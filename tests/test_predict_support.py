@@ -4,6 +4,7 @@ per test session (no tests here)."""
 from __future__ import annotations
 
 import atexit
+import json
 import shutil
 import tempfile
 from functools import lru_cache
@@ -30,15 +31,21 @@ def workdir() -> Path:
 
 
 @lru_cache(maxsize=None)
-def tiny_cohort() -> tuple[Path, Path, Path]:
-    return build_tiny_cohort(workdir() / "cohort")
+def tiny_cohort(synthetic: bool = False) -> tuple[Path, Path, Path]:
+    """The tiny cohort; synthetic: the same with the synth.json `vcpred synth` writes beside its manifest."""
+    cohort = build_tiny_cohort(workdir() / ("cohort-synth" if synthetic else "cohort"))
+    if synthetic:
+        (cohort[0].parent / "synth.json").write_text(json.dumps({"generator": "vcpred synth", "seed": 0}))
+    return cohort
 
 
 @lru_cache(maxsize=None)
-def trained_runs(name: str, splits: tuple[int, ...] = (0, 1), **model) -> Path:
-    """RUNS folder with RUNS/<name>/split-KK for a tiny model trained one epoch on each split."""
-    manifest, store, split_file = tiny_cohort()
-    runs = workdir() / f"runs-{name}"
+def trained_runs(name: str, splits: tuple[int, ...] = (0, 1), synthetic: bool = False, **model) -> Path:
+    """RUNS folder with RUNS/<name>/split-KK for a tiny model trained one epoch on each split
+    (synthetic: on the tiny cohort marked as made by `vcpred synth`)."""
+    # lru_cache keys tiny_cohort() and tiny_cohort(False) apart: call it as everyone else does
+    manifest, store, split_file = tiny_cohort(True) if synthetic else tiny_cohort()
+    runs = workdir() / f"runs-{name}{'-synth' if synthetic else ''}"
     spec = ModelSpec(**{"weights": "random", **model})
     params = TrainingParams(epochs=1, batch_size=8, lr=1e-3, augment=False, precision="fp32")
     for split in splits:
@@ -48,11 +55,11 @@ def trained_runs(name: str, splits: tuple[int, ...] = (0, 1), **model) -> Path:
 
 
 @lru_cache(maxsize=None)
-def exported(name: str, **model) -> Path:
+def exported(name: str, synthetic: bool = False, **model) -> Path:
     from vcpred.predict import export_configuration
 
-    runs = trained_runs(name, **model)
-    return export_configuration(runs, name, workdir() / f"bundle-{name}")
+    runs = trained_runs(name, synthetic=True, **model) if synthetic else trained_runs(name, **model)
+    return export_configuration(runs, name, workdir() / f"bundle-{name}{'-synth' if synthetic else ''}")
 
 
 def store_frames(patient_ids: list[str]):

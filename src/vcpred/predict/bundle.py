@@ -11,7 +11,9 @@ bundle.json: format, version, model_id, configuration, kind ("image" | "clinical
 ("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max
 per numeric column), prepare_params (vcpred.imaging.PrepareParams),
 splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
-threshold_rule, files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
+threshold_rule, training_data {synthetic, evidence} (from the source runs' config.yaml: synthetic
+when any run's manifest came from `vcpred synth`; bundles exported before it was recorded read as
+not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
 """
 
@@ -27,6 +29,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
+from vcpred.cohort.provenance import recorded as recorded_training_data
 from vcpred.errors import VcpredError, WeightsError
 from vcpred.hashing import sha256_file
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
@@ -80,6 +83,15 @@ class Bundle:
     def clinical_ranges(self) -> dict:
         """Training min/max per numeric clinical column ({} in bundles exported before they were recorded)."""
         return dict(self.meta.get("clinical_ranges") or {})
+
+    @property
+    def training_data(self) -> dict:
+        """{synthetic, evidence} of the data the split models were trained on (bundle.json)."""
+        return recorded_training_data(self.meta)
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.training_data["synthetic"])
 
     def prepare_params(self):
         from vcpred.imaging import PrepareParams  # SimpleITK only when images are prepared

@@ -1,5 +1,7 @@
-"""MODEL_CARD.md for an exported model: intended use, notice, population, performance (with the
-ensemble's DeLong CI and calibration from `vcpred evaluate`), limits."""
+"""MODEL_CARD.md for an exported model: intended use, notice (and a synthetic-data warning), the
+training population (development set only) and the external evaluation population, the loss,
+what validation data chose, performance (with the ensemble's DeLong CI and calibration from
+`vcpred evaluate`), limits. "n/a" stands wherever a number could not be computed."""
 
 from __future__ import annotations
 
@@ -10,51 +12,86 @@ from pathlib import Path
 import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
+from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
 from vcpred.evaluate.variants import Variant
+from vcpred.predict.method import clinical_step, finite, loss_text, run_loss, validation_uses
 
 
-def _population(sources) -> list[str]:
-    """Counts from the manifest the runs were trained on (when it is still readable)."""
-    from vcpred.cohort import load_manifest
+def _set_lines(cohort, set_name: str) -> list[str]:
+    """Patients, events and sites of one set of the manifest."""
     from vcpred.cohort.summary import event_counts
+
+    records = cohort.subset(set_name)
+    counts = event_counts([r.label for r in records])
+    prevalence = "" if counts.prevalence is None else f" (prevalence {counts.prevalence:.1%})"
+    sites = sorted({r.site for r in records if r.site})
+    return [f"- {set_name} set: {counts.patients} patients, {counts.events} with collapse among "
+            f"{counts.labelled} labelled{prevalence}",
+            f"- sites: {', '.join(sites) if sites else 'not recorded'}"]
+
+
+def _span(values: list[int]) -> str:
+    return str(values[0]) if values[0] == values[-1] else f"{values[0]}-{values[-1]}"
+
+
+def _split_line(sources) -> str:
+    """How many split models, and how many patients each saw (config.yaml `patients`)."""
+    sides = [s.config.get("patients") or {} for s in sources]
+    train = sorted(p["train"] for p in sides if "train" in p)
+    val = sorted(p["validation"] for p in sides if "validation" in p)
+    counts = f" ({_span(train)} train / {_span(val)} validation patients each)" if train and val else ""
+    return (f"- {len(sources)} split models, each trained on a patient-level split of the development set into "
+            f"train and validation patients{counts}")
+
+
+def _populations(sources, training_data: dict) -> tuple[list[str], list[str]]:
+    """(training population: the development set only; external evaluation population), from the
+    manifest the runs were trained on (when it is still readable)."""
+    from vcpred.cohort import load_manifest
     from vcpred.errors import VcpredError
 
     manifest = sources[0].config["config"]["manifest"]
+    origin = (f"- origin: synthetic cohort ({training_data['evidence']})" if is_synthetic(training_data)
+              else f"- origin: not marked synthetic ({training_data['evidence']})")
     try:
         cohort = load_manifest(manifest)
     except (VcpredError, OSError) as exc:
-        return [f"- training manifest {manifest} not readable at export time ({exc})"]
-    lines = []
-    for set_name in ("development", "external"):
-        counts = event_counts([r.label for r in cohort.subset(set_name)])
-        prevalence = "" if counts.prevalence is None else f" (prevalence {counts.prevalence:.1%})"
-        lines.append(f"- {set_name}: {counts.patients} patients, {counts.events} with collapse among "
-                     f"{counts.labelled} labelled{prevalence}")
-    sites = sorted({r.site for r in cohort.records if r.site})
-    if sites:
-        lines.append(f"- sites: {', '.join(sites)}")
-    lines.append(f"- {len(sources)} split models, each trained on a patient-level split of the development set "
-                 "(train/validation); external patients never used for training or thresholds")
-    return lines
+        unreadable = f"- training manifest {manifest} not readable at export time ({exc})"
+        return [unreadable, origin, _split_line(sources)], [unreadable]
+    external = _set_lines(cohort, "external") + [
+        "- used only to measure performance: never for training, thresholds or any choice"]
+    return [*_set_lines(cohort, "development"), origin, _split_line(sources)], external
 
 
 def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if finite(value) else "n/a"
+
+
+def _mean_sd(mean, sd) -> str:
+    if not finite(mean):
+        return "n/a"
+    return f"{mean:.3f} ({sd:.3f})" if finite(sd) else f"{mean:.3f} (SD n/a: one split)"
 
 
 def _ensemble_lines(row: pd.Series, ensemble: dict) -> list[str]:
     """External performance of the split ensemble (the exported model's own output)."""
-    if pd.isna(row.get("ensemble_auc", math.nan)):
+    if not finite(row.get("ensemble_auc", math.nan)):
         return ["- external ensemble: not scored (no labelled external patients of both classes)"]
     return [
-        f"- **external AUC of the ensemble (the exported model): {row['ensemble_auc']:.3f} "
-        f"(95 % CI {row['ensemble_auc_ci_low']:.3f}-{row['ensemble_auc_ci_high']:.3f}, DeLong)**, "
+        f"- **external AUC of the ensemble (the exported model): {_fmt(row['ensemble_auc'])} "
+        f"(95 % CI {_fmt(row.get('ensemble_auc_ci_low'))}-{_fmt(row.get('ensemble_auc_ci_high'))}, DeLong)**, "
         f"{ensemble.get('n', 'n/a')} patients with {ensemble.get('n_cases', 'n/a')} events",
-        f"- at the development threshold {row['ensemble_threshold']:.4f}: sensitivity "
-        f"{row['ensemble_sensitivity']:.3f}, specificity {row['ensemble_specificity']:.3f}",
+        f"- at the development threshold {_fmt(row.get('ensemble_threshold'), 4)}: sensitivity "
+        f"{_fmt(row.get('ensemble_sensitivity'))}, specificity {_fmt(row.get('ensemble_specificity'))} (no CIs)",
         f"- calibration on the external set: slope {_fmt(ensemble.get('calibration_slope'), 2)}, intercept "
         f"(calibration-in-the-large) {_fmt(ensemble.get('calibration_intercept'), 2)}, Brier score "
-        f"{_fmt(row.get('ensemble_brier'))} (slope 1 and intercept 0 = perfectly calibrated)"]
+        f"{_fmt(row.get('ensemble_brier'))} (slope 1 and intercept 0 = perfectly calibrated; no CIs)"]
+
+
+def _read_eval(eval_dir: Path) -> tuple[pd.DataFrame, dict]:
+    summary = pd.read_csv(Path(eval_dir) / "summary.csv")
+    evaluation = json.loads((Path(eval_dir) / "evaluation.json").read_text())
+    return summary, evaluation
 
 
 def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
@@ -62,8 +99,7 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
         return ["Not given at export (pass `--eval EVAL` from `vcpred evaluate` to include it)."]
     path = Path(eval_dir) / "summary.csv"
     try:
-        summary = pd.read_csv(path)
-        ensembles = json.loads((Path(eval_dir) / "evaluation.json").read_text()).get("ensembles", {})
+        summary, evaluation = _read_eval(Path(eval_dir))
     except (OSError, pd.errors.ParserError, json.JSONDecodeError) as exc:
         return [f"EVAL {eval_dir} not readable ({exc})."]
     variant = Variant(meta["configuration"], bool(meta["ap"])).label
@@ -72,13 +108,32 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
         return [f"EVAL has no variant {variant!r}."]
     lines = ["| set | AUC mean (SD) | sensitivity | specificity | splits |", "|---|---|---|---|---|"]
     for _, row in rows.iterrows():
-        lines.append(f"| {row['set']} | {row['auc_mean']:.3f} ({row['auc_sd']:.3f}) | {row['sensitivity_mean']:.3f} | "
-                     f"{row['specificity_mean']:.3f} | {row['n_splits']} |")
+        lines.append(f"| {row['set']} | {_mean_sd(row['auc_mean'], row['auc_sd'])} | "
+                     f"{_fmt(row['sensitivity_mean'])} | {_fmt(row['specificity_mean'])} | {row['n_splits']} |")
     lines.append(f"\nSource: {path} (variant {variant!r}); mean (SD) over split models at each split's threshold.\n")
     external = rows[rows["set"] == "external"]
     if not external.empty:
-        lines += _ensemble_lines(external.iloc[0], ensembles.get(variant, {}))
+        lines += _ensemble_lines(external.iloc[0], evaluation.get("ensembles", {}).get(variant, {}))
     return lines
+
+
+def _validation(meta: dict, eval_dir: str | Path | None) -> list[str]:
+    """What validation data chose for this model (and, with EVAL, for the evaluation)."""
+    best = rule = step = None
+    variant = Variant(meta["configuration"], bool(meta["ap"])).label
+    lines = []
+    if eval_dir is not None:
+        try:
+            summary, evaluation = _read_eval(Path(eval_dir))
+            best, rule = evaluation.get("best"), (evaluation.get("comparisons") or {}).get("best_rule")
+            step = clinical_step(summary)
+        except (OSError, pd.errors.ParserError, json.JSONDecodeError, KeyError):
+            lines.append("- (EVAL not readable: the evaluation's choices are not listed)")
+    uses, others = validation_uses(early_stopping=meta["kind"] == "image", best=best, rule=rule, step=step)
+    if best is not None and best != variant:
+        others.insert(0, f"This model ({variant}) is not the evaluation's best variant; who chose to export it is "
+                         "not recorded.")
+    return [*(f"- {use}" for use in uses), *lines, "", *others]
 
 
 def _preprocessing(params: dict | None) -> str:
@@ -91,15 +146,41 @@ def _preprocessing(params: dict | None) -> str:
             f"{params['size']} x {params['size']} px (all parameters in bundle.json)")
 
 
+def _warning(training_data: dict) -> list[str]:
+    """The synthetic-data warning, bold, right under the research notice (nothing otherwise)."""
+    return [f"**{warning_sentence()}**", ""] if is_synthetic(training_data) else []
+
+
+def _limits(training_data: dict) -> list[str]:
+    synthetic = (["- Trained and evaluated on synthetic data from `vcpred synth`: the numbers above say nothing "
+                  "about real patients."] if is_synthetic(training_data) else [])
+    return [
+        *synthetic,
+        "- Trained on the development population above only; other scanners, sequences, sites or fracture ages "
+        "may differ.",
+        "- The ROI box and slice must be placed like in training (the fractured vertebral body, central slice).",
+        "- Heat maps (attention rollout or Grad-CAM) show where the model looked, not why; they are not "
+        "segmentations and can highlight artefacts.",
+        "- Missing clinical values imputed with training medians reduce reliability.",
+        "- The risk category uses a threshold chosen on development validation data; its sensitivity and "
+        "specificity in a new population are unknown until validated there.",
+        "- Calibration was measured on the external set only and never corrected; recalibrate before using "
+        "probabilities at face value in a new population."]
+
+
 def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
     """The markdown text of MODEL_CARD.md."""
-    thresholds = ", ".join("n/a" if e["threshold"] is None else f"{e['threshold']:.4f}" for e in meta["splits"])
+    thresholds = ", ".join("n/a (infinite)" if e["threshold"] is None else f"{e['threshold']:.4f}"
+                           for e in meta["splits"])
     spec = meta.get("spec") or {}
     merged = ", LoRA merged into the weights" if spec.get("method") == "lora" else ""
     model = (f"{spec.get('backbone')} ({spec.get('weights')} weights, {spec.get('method')} fine-tuning{merged})"
              if spec else "clinical-only logistic regression")
+    training_data = recorded(meta)
+    training, external = _populations(sources, training_data)
+    loss = loss_text([run_loss(s.path) for s in sources], image=meta["kind"] == "image")
     parts = [
-        f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "",
+        f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "", *_warning(training_data),
         "## Intended use",
         "Research on predicting vertebral collapse after an acute osteoporotic vertebral compression fracture "
         "from a sagittal spine MRI (ROI around the fractured vertebral body) and clinical values. Intended users: "
@@ -108,21 +189,15 @@ def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
         "## Model",
         f"- configuration: {meta['configuration']}; {model}",
         f"- clinical inputs: {', '.join(meta['clinical_columns']) or 'none'}",
+        f"- training loss and calibration: {loss}",
         f"- augmented prediction (AP) over frames: {meta['ap']} (aggregate: {meta['aggregate']})",
         f"- ensemble: mean probability over {len(meta['splits'])} split models; spread = SD and min-max over models",
         f"- risk threshold: {meta['threshold']:.4f} = {meta['threshold_rule']}; per split: {thresholds}",
         _preprocessing(meta.get("prepare_params")),
-        "", "## Training population", *_population(sources), "",
+        "", "## Training population", *training, "",
+        "## External evaluation population", *external, "",
+        "## What validation data was used for", *_validation(meta, eval_dir), "",
         "## Performance", *_performance(meta, eval_dir), "",
-        "## Known limits",
-        "- Trained on the population above only; other scanners, sequences, sites or fracture ages may differ.",
-        "- The ROI box and slice must be placed like in training (the fractured vertebral body, central slice).",
-        "- Heat maps (attention rollout or Grad-CAM) show where the model looked, not why; they are not "
-        "segmentations and can highlight artefacts.",
-        "- Missing clinical values imputed with training medians reduce reliability.",
-        "- The risk category uses a threshold chosen on development validation data; its sensitivity and "
-        "specificity in a new population are unknown until validated there.",
-        "- Calibration was measured on the external set only; recalibrate before using probabilities at face value "
-        "in a new population.", "",
+        "## Known limits", *_limits(training_data), "",
     ]
     return "\n".join(parts)

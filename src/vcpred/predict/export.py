@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from vcpred import RESEARCH_NOTICE, __version__, console
+from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.aggregate import METHODS, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
@@ -180,6 +181,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
         "clinical_ranges": clinical_ranges(first, list(first.get("clinical_columns") or [])),
         "prepare_params": store_params(sources[0]) if image else None,
         "spec": specs[0] if specs else None, "splits": entries,
+        "training_data": combined_training_data([run.config.get("training_data") for run in sources]),
     }
     return finalise_bundle(out, meta, lambda full: model_card(full, sources, eval_dir))
 
