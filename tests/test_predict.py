@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from html import escape
 
 import nibabel as nib
 import numpy as np
@@ -10,8 +11,9 @@ import pandas as pd
 import pydicom
 import pytest
 
-from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, trained_runs
+from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, tiny_cohort, trained_runs
 from vcpred.cli import main
+from vcpred.cohort.provenance import SYNTHETIC_WARNING, warning_sentence
 from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
@@ -50,6 +52,9 @@ def test_predict_on_the_real_lumbar_t2_writes_every_output(tmp_path, capsys):
     sc = pydicom.dcmread(out / "heatmap_sc.dcm")
     assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and sc.pixel_array.shape == (sc.Rows, sc.Columns, 3)
     assert "not a medical device" in sc.ImageComments and sc.BurnedInAnnotation == "YES"
+    # a model trained on real (not synth-marked) data carries no synthetic-data warning anywhere
+    assert result["training_data"]["synthetic"] is False and "warning" not in result
+    assert 'id="synthetic-warning"' not in html and "synthetic" not in sc.ImageComments
 
 
 def test_the_heat_map_lies_in_the_crop_around_the_roi():
@@ -143,3 +148,29 @@ def test_clinical_only_models_predict_without_an_image(tmp_path):
     result = json.loads((tmp_path / "o" / "prediction.json").read_text())
     assert 0 <= result["probability"] <= 1 and result["per_frame"] == [] and "heatmap" not in result
     assert (tmp_path / "o" / "report.html").is_file() and not (tmp_path / "o" / "heatmap.png").exists()
+
+
+def test_a_model_trained_on_synthetic_data_says_so_in_every_output(tmp_path, capsys):
+    model = exported("vitlora", synthetic=True, **VIT)
+    assert main(one_patient(model, tmp_path / "out", "--clinical", "age=74,sex=F", "--dicom-sc")) == 0
+    assert SYNTHETIC_WARNING in capsys.readouterr().err  # said once on the console
+    result = json.loads((tmp_path / "out" / "prediction.json").read_text())
+    assert result["warning"] == SYNTHETIC_WARNING and result["training_data"]["synthetic"] is True
+    html = (tmp_path / "out" / "report.html").read_text()
+    banner = f'<p class="notice synthetic" id="synthetic-warning">{escape(warning_sentence())}</p>'
+    assert banner in html and html.index(banner) < html.index("<h1>")  # above the result
+    assert SYNTHETIC_WARNING in pydicom.dcmread(tmp_path / "out" / "heatmap_sc.dcm").ImageComments
+
+
+def test_manifest_summaries_carry_the_training_data(tmp_path):
+    manifest, _, _ = tiny_cohort()
+    runs = {False: trained_runs("clinical", image=False, clinical_columns=("age", "sex")),
+            True: trained_runs("clinical", synthetic=True, image=False, clinical_columns=("age", "sex"))}
+    for synthetic, folder in runs.items():
+        model = export_configuration(folder, "clinical", tmp_path / f"bundle-{synthetic}")
+        out = tmp_path / f"out-{synthetic}"
+        assert main(["--quiet", "predict", "--model", str(model), "--manifest", str(manifest), "--allow-missing",
+                     "--out", str(out)]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["training_data"]["synthetic"] is synthetic
+        assert summary.get("warning") == (SYNTHETIC_WARNING if synthetic else None)

@@ -49,6 +49,7 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.predict.bundle import load_bundle
     from vcpred.predict.outputs import predict_manifest, prepare_out, write_patient
     from vcpred.predict.predict import predict_patient
@@ -56,6 +57,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
     bundle = load_bundle(args.model)
+    if bundle.synthetic:
+        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
     record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")
     out = prepare_out(Path(args.out), force=args.force)
     if args.manifest:

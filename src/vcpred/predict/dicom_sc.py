@@ -54,7 +54,8 @@ def write_secondary_capture(path: str | Path, png: bytes, result: dict) -> Path:
     ds.SoftwareVersions = f"vcpred {__version__}"
     ds.BurnedInAnnotation = "YES"
     ds.ImageComments = (f"P(collapse) {result['probability']:.3f}, {result['category']} at threshold "
-                        f"{result['threshold']:.3f}. {result['notice']}")[:10240]
+                        f"{result['threshold']:.3f}. {result['notice']}"
+                        + (f". {result['warning']}" if result.get("warning") else ""))[:10240]
     ds.DerivationDescription = f"vcpred heat map; {result['notice']}"[:1024]
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
     ds.Rows, ds.Columns = rgb.shape[:2]

@@ -14,7 +14,7 @@ import pandas as pd
 from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.predict.bundle import Bundle
-from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient
+from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
 from vcpred.predict.report import report_html
 
 GENERATOR = "vcpred predict"
@@ -131,7 +131,8 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
         rows.append(_row(record, prediction, None, name if written else None))
     table = pd.DataFrame(rows)
     table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
-    summary = {"generator": GENERATOR, "notice": NOTICE, "model_id": bundle.meta["model_id"], "manifest": str(manifest),
+    summary = {"generator": GENERATOR, "notice": NOTICE, **provenance_fields(bundle),
+               "model_id": bundle.meta["model_id"], "manifest": str(manifest),
                "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return table

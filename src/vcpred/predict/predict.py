@@ -16,6 +16,7 @@ import torch
 
 from vcpred import RESEARCH_NOTICE, console
 from vcpred.cohort import PatientRecord, Roi
+from vcpred.cohort.provenance import SYNTHETIC_WARNING
 from vcpred.cohort.manifest import is_missing, parse_float
 from vcpred.errors import ConfigError, RoiError
 from vcpred.evaluate.aggregate import combine_probabilities
@@ -135,8 +136,13 @@ def summarise(per_model: np.ndarray, threshold: float) -> dict:
             "threshold": threshold, "category": CATEGORIES[0] if mean >= threshold else CATEGORIES[1]}
 
 
+def provenance_fields(bundle: Bundle) -> dict:
+    """training_data always; `warning` only when the model was trained on synthetic data."""
+    return {"training_data": bundle.training_data, **({"warning": SYNTHETIC_WARNING} if bundle.synthetic else {})}
+
+
 def base_result(bundle: Bundle) -> dict:
-    return {"generator": "vcpred predict", "notice": NOTICE,
+    return {"generator": "vcpred predict", "notice": NOTICE, **provenance_fields(bundle),
             "model_id": bundle.meta["model_id"], "configuration": bundle.meta["configuration"],
             "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
             "threshold_rule": bundle.meta["threshold_rule"]}

@@ -7,6 +7,7 @@ from html import escape
 
 STYLE = """body{font-family:system-ui,Arial,sans-serif;max-width:60em;margin:1.5em auto;color:#222}
 .notice{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:bold}
+.synthetic{background:#fde2e1;border:2px solid #b00020;color:#8a1c1c;font-size:1.15em}
 .risk{font-size:1.4em;margin:.4em 0} .high{color:#b00020} .low{color:#1b5e20}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 img{max-width:100%;border:1px solid #ccc} .small{font-size:.85em;color:#555}"""
@@ -23,6 +24,14 @@ def _rows(pairs: list[tuple[str, str]]) -> str:
 def _source(result: dict) -> str:
     sequences = (result.get("provenance") or {}).get("sequences") or {}
     return "; ".join(f"{name}: {info.get('source', '?')}" for name, info in sequences.items()) or "n/a"
+
+
+def _synthetic_banner(result: dict) -> str:
+    """The training-data warning (prediction.json `warning`) as a banner, or nothing."""
+    warning = result.get("warning")
+    if not warning:
+        return ""
+    return f'<p class="notice synthetic" id="synthetic-warning">{escape(warning[0].upper() + warning[1:])}.</p>\n'
 
 
 def report_html(result: dict, png: bytes | None) -> str:
@@ -47,7 +56,7 @@ def report_html(result: dict, png: bytes | None) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>vcpred: {escape(result['patient_id'])}</title>
 <style>{STYLE}</style></head><body>
 <p class="notice">{escape(result['notice'].capitalize())}. This report does not replace clinical judgement.</p>
-<h1>Vertebral collapse risk: {escape(result['patient_id'])}</h1>
+{_synthetic_banner(result)}<h1>Vertebral collapse risk: {escape(result['patient_id'])}</h1>
 <p class="risk {'high' if high else 'low'}">{escape(result['category'].capitalize())}:
  {_percent(result['probability'])} (threshold {_percent(result['threshold'])})</p>
 <table>{_rows(numbers)}</table>
