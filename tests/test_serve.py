@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from test_imaging_support import save_nifti, small_volume, write_dicom_series
 from test_predict_support import exported
 from vcpred.cli import main
+from vcpred.cohort.provenance import SYNTHETIC_WARNING
 from vcpred.imaging import read_volume
 from vcpred.predict import load_bundle
 from vcpred.predict.bundle import Bundle
@@ -331,6 +332,22 @@ def test_the_page_and_model_description(client, bundle):
     assert (age["name"], age["unit"], age["min"], age["max"]) == ("age", "years", 64.0, 83.0)
     assert age["range_source"] == "development min-max" and age["plausible"] == [45.0, 102.0]
     assert sex == {"name": "sex", "kind": "categorical", "unit": "", "choices": ["F", "M"]}
+
+
+def test_the_page_warns_when_the_model_was_trained_on_synthetic_data(client, tmp_path):
+    """/api/model carries the warning the page shows at the top and above every result; a model
+    trained on data not marked synthetic carries none."""
+    info = client.get("/api/model").json()
+    assert "warning" not in info and info["training_data"]["synthetic"] is False
+    synthetic = load_bundle(exported("vitlora", synthetic=True, **VIT))
+    with TestClient(create_app(synthetic, ServeSettings(workdir=tmp_path))) as other:
+        info = other.get("/api/model").json()
+        page = other.get("/").text
+    assert info["warning"] == SYNTHETIC_WARNING and info["training_data"]["synthetic"] is True
+    for element in ("synthetic-warning", "result-synthetic-warning"):  # hidden until the model says so
+        assert f'<p class="notice synthetic" id="{element}" hidden></p>' in page
+    script = (STATIC / "app.js").read_text()
+    assert "showSyntheticWarning(m.warning)" in script and '$(id).hidden = !warning' in script
 
 
 def test_bundles_without_recorded_ranges_fall_back_to_the_training_scaling(bundle):

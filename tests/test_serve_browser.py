@@ -23,6 +23,7 @@ import pytest
 from browser import chromium_driver, require_chromium
 from test_predict_support import exported
 from test_serve import VIT, zip_folders
+from vcpred.cohort.provenance import warning_sentence
 from vcpred.predict import load_bundle
 from vcpred.serve.app import create_app
 from vcpred.serve.settings import ServeSettings
@@ -181,6 +182,7 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
         assert re.fullmatch(r"Probability of collapse \d+\.\d % \(risk threshold \d+\.\d %\)", shown["probability"])
         assert shown["frames"] == shown["per_frame_rows"] == 5 and shown["overlay"] == "drawn"
         assert "Research use only, not a medical device" in driver.find_element("id", "result-panel").text
+        assert not driver.find_element("id", "synthetic-warning").is_displayed()  # real (not synth) data
         driver.find_element("id", "overlay-toggle").click()
         assert driver.find_element("id", "view").get_attribute("data-overlay") == "hidden"
         href = driver.find_element("id", "download-report").get_attribute("href")
@@ -192,6 +194,17 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
     assert not app.state.store.root.exists() or not any(app.state.store.root.iterdir())
     assert access_log and all(ACCESS_LINE.search(line) for line in access_log), access_log
     assert not any(private in line for line in access_log for private in (patient["id"], "SYNTHETIC", "study.zip"))
+
+
+def test_a_model_trained_on_synthetic_data_shows_the_warning_at_the_top(tmp_path, weights_home):
+    require_chromium()
+    app = create_app(load_bundle(exported("vitlora", synthetic=True, **VIT)), ServeSettings(workdir=tmp_path))
+    with serving(app) as (url, _), chromium_driver() as driver:
+        driver.get(url)
+        wait_for(driver, lambda d: d.find_element("id", "model-info").text.startswith("Model"))
+        banner = driver.find_element("id", "synthetic-warning")
+        assert banner.is_displayed() and banner.text == warning_sentence()
+        assert banner.location["y"] < driver.find_element("id", "model-info").location["y"]
 
 
 @pytest.mark.skipif(os.environ.get("VCPRED_DOCS_SCREENSHOT") != "1" or not (DEMO / "model").is_dir(),

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from vcpred import RESEARCH_NOTICE
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.predict.bundle import Bundle
+from vcpred.predict.predict import provenance_fields
 from vcpred.serve import local
 from vcpred.serve.clinical import form_fields
 from vcpred.serve.errors import ServeError, status_of
@@ -99,7 +100,7 @@ async def model_info(request: Request) -> JSONResponse:
         "family": bundle.meta["family"], "splits": len(bundle.models), "threshold": bundle.threshold,
         "threshold_rule": bundle.meta["threshold_rule"], "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
         "k": params.k, "edge": params.edge, "margin": params.margin, "sequence": sequence_name(bundle),
-        "clinical": form_fields(bundle), "notice": RESEARCH_NOTICE,
+        "clinical": form_fields(bundle), "notice": RESEARCH_NOTICE, **provenance_fields(bundle),
         "max_upload_mb": settings.max_upload_mb, "local_folder": settings.data_dir is not None})
 
 

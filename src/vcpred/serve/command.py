@@ -59,12 +59,16 @@ def warn_if_exposed(host: str, port: int) -> bool:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.predict.bundle import load_bundle
     from vcpred.serve.app import create_app
 
     settings = settings_from(args)
     console.say(f"loading model {args.model} ...")
-    app = create_app(load_bundle(args.model), settings)
+    bundle = load_bundle(args.model)
+    app = create_app(bundle, settings)
+    if bundle.synthetic:  # the page says it too (/api/model `warning`)
+        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
     warn_if_exposed(args.host, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     console.say(f"vcpred serve: open http://{shown}:{args.port}/ (Ctrl+C stops it and deletes every study). "

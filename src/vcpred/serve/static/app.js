@@ -41,10 +41,19 @@ async function loadModel() {
   state.model = await (await api("/api/model")).json();
   const m = state.model;
   $("notice").textContent = m.notice;
+  showSyntheticWarning(m.warning);
   $("model-info").textContent = `Model ${m.model_id}: ${m.splits} split models, risk threshold ` +
     `${percent(m.threshold)}; the model reads ${2 * m.k + 1} adjacent sagittal frames around the ROI slice.`;
   buildForm(m.clinical);
   if (m.local_folder) loadLocalList();
+}
+
+// A model trained on synthetic data (vcpred synth) says so at the top and above every result.
+function showSyntheticWarning(warning) {
+  for (const id of ["synthetic-warning", "result-synthetic-warning"]) {
+    $(id).textContent = warning ? `${warning.charAt(0).toUpperCase()}${warning.slice(1)}.` : "";
+    $(id).hidden = !warning;
+  }
 }
 
 function fieldHint(field) {
