@@ -67,6 +67,22 @@ def image_manifest() -> Path:
     return path
 
 
+@lru_cache(maxsize=None)
+def synthetic_report() -> Path:
+    """The report of the tiny ViT-LoRA and clinical-only runs trained on the cohort marked as made by
+    `vcpred synth`, with the ViT-LoRA exported from them (no gallery)."""
+    runs, out = workdir() / "report-runs-synth", workdir() / "report-synth"
+    if not runs.is_dir():
+        for name, model in (("vitlora", VIT), ("clinical", CLINICAL)):
+            shutil.copytree(trained_runs(name, synthetic=True, **model) / name, runs / name)
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(out / "eval")]) == 0
+    assert main(["--quiet", "export", str(runs), "--configuration", "vitlora", "--eval", str(out / "eval"),
+                 "--out", str(out / "model")]) == 0
+    assert main(["--quiet", "report", str(out / "eval"), "--out", str(out / "report.html"), "--model",
+                 str(out / "model"), "--gallery", "0"]) == 0
+    return out / "report.html"
+
+
 def report_args(out: Path, *extra: str) -> list[str]:
     return ["--quiet", "report", str(evaluation()), "--out", str(out), "--model", str(model_dir()),
             "--manifest", str(image_manifest()), "--gallery", "1", *extra]
@@ -87,4 +103,4 @@ def report_file() -> Path:
 
 
 __all__ = ["exported", "evaluation", "image_manifest", "model_dir", "report_args", "report_file", "runs_folder",
-           "second_model_dir", "two_model_args"]
+           "second_model_dir", "synthetic_report", "two_model_args"]

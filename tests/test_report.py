@@ -4,26 +4,33 @@ heat maps made by predict's code, the model card, and clear errors for bad input
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import re
 import shutil
-from html import escape
+from html import escape, unescape
 
 import pandas as pd
 import pytest
 
 from report_support import (
-    evaluation, image_manifest, model_dir, report_args, report_file, runs_folder, second_model_dir, two_model_args,
+    evaluation, image_manifest, model_dir, report_args, report_file, runs_folder, second_model_dir, synthetic_report,
+    two_model_args,
 )
 from vcpred import RESEARCH_NOTICE
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
+from vcpred.cohort.provenance import warning_sentence
 from vcpred.evaluate.tables import mean_sd
 from vcpred.predict import export_configuration, load_bundle, predict_patient
 from vcpred.predict.outputs import heatmap_png
-from vcpred.report.build import SECTIONS
+from vcpred.predict.method import clinical_step
+from vcpred.report.build import SECTIONS, render
+from vcpred.report.figures import _title as roc_title
 from vcpred.report.gallery import CONTEXT
-from vcpred.report.tripod import ITEMS
+from vcpred.report.inputs import load_inputs
+from vcpred.report.setup import configurations_table, setup_section
+from vcpred.report.tripod import ITEMS, answers
 
 
 @pytest.fixture(autouse=True)
@@ -260,3 +267,127 @@ def test_runs_given_explicitly_with_no_gallery(tmp_path):
     assert main(report_args(out, "--runs", str(runs_folder()), "--gallery", "0")) == 0
     html = out.read_text()
     assert all(f'<section id="{anchor}">' in html for anchor, _, _ in SECTIONS) and "heat map of" not in html
+
+
+def _tripod(html: str) -> dict[str, str]:
+    """item number -> the report's answer, as text."""
+    section = html[html.index('id="tripod"'):]
+    cells = re.findall(r"<tr><td>(\w+)</td><td>[^<]*</td><td>[^<]*</td><td>(.*?)</td><td>", section)
+    return {number: unescape(re.sub(r"<[^>]+>", "", answer)) for number, answer in cells}
+
+
+def _inputs():
+    inputs = load_inputs(evaluation(), manifest=str(image_manifest()))
+    inputs.gallery_per_cell = 0
+    return inputs
+
+
+def test_a_report_of_runs_on_synthetic_data_says_so_at_the_top():
+    html = synthetic_report().read_text()
+    banner = html[html.index('id="synthetic"'):html.index("</p>", html.index('id="synthetic"'))]
+    assert 'class="notice synthetic"' in html and warning_sentence() in banner and "synth.json" in banner
+    assert html.index('id="synthetic"') < html.index("<h1>")
+    answers = _tripod(html)
+    assert answers["3b"].startswith("No target population is represented: the data are a synthetic cohort")
+    assert answers["9c"] == ("ROI boxes and slices come from the generator (the known lesion position), not from a "
+                             "reader.")
+    assert answers["8a"].startswith("Binary label drawn by the generator")
+    card = html[html.index('id="card"'):html.index('id="tripod"')]
+    assert f"<strong>{escape(warning_sentence())}</strong>" in card
+
+
+def test_a_report_of_real_runs_has_no_synthetic_warning(html):
+    assert 'id="synthetic"' not in html and warning_sentence() not in html
+    answers = _tripod(html)
+    assert answers["9c"].startswith("ROI box and slice given in the manifest, placed by a reader.")
+    assert answers["3b"].startswith("Intended: adults with an acute osteoporotic vertebral compression fracture")
+
+
+def test_tripod_answers_are_filled_from_the_runs_and_the_evaluation(html):
+    answers = _tripod(html)
+    assert answers["13"] == ("Image models: unweighted binary cross-entropy; output bias initialised at the training "
+                             "prevalence; no resampling; no recalibration; Clinical-only logistic regression: "
+                             "unweighted logistic regression (L2 penalty, log-loss); no resampling; no recalibration "
+                             "(from each run's metrics.json).")
+    assert "Validation patients chose early stopping" in answers["12a"] and "Youden" in answers["12a"]
+    assert answers["12a"].endswith("The external set chose nothing: it was used only to measure performance.")
+    assert "No automatic hyperparameter tuning: only the 2 configurations given were compared" in answers["12c"]
+    assert answers["12d"] == answers["23b"] == "Not examined (evaluated without --manifest, so no subgroup metrics)."
+    assert answers["12f"].startswith("No updating and no recalibration") and answers["24"] == answers["12f"]
+    assert "CIs only for AUC" in answers["23a"] and "CIs for all" not in answers["23a"]
+    assert "development sites A; external sites B" in answers["6a"]
+
+
+def test_tripod_heterogeneity_needs_more_than_one_external_site():
+    inputs = _inputs()
+    metrics = {"n": 5, "n_cases": 2, "auc": 0.7}
+    inputs.evaluation["subgroups"] = {inputs.chosen: {"site": {"B": metrics}}}
+    one = {number: answer for number, (answer, _) in answers(inputs).items()}
+    assert one["12d"] == one["23b"] == ("Could not be examined: one external site (B); heterogeneity across "
+                                        "development sites not examined either.")
+    inputs.evaluation["subgroups"] = {inputs.chosen: {"site": {"B": metrics, "C": metrics}, "sex": {"F": metrics}}}
+    two = {number: answer for number, (answer, _) in answers(inputs).items()}
+    assert two["12d"].startswith("Per-site metrics of the chosen ensemble on the external set (B, C)")
+    assert two["14"].startswith("Subgroup metrics (site, sex) of the chosen ensemble reported")
+
+
+def test_tripod_13_says_when_the_runs_recorded_no_loss():
+    inputs = _inputs()
+    inputs.losses = {name: [None, None] for name in inputs.configs}
+    answer, _ = answers(inputs)["13"]
+    assert "not recorded in the runs' metrics.json" in answer and "unweighted" not in answer
+
+
+def test_the_comparison_says_what_validation_data_chose(html):
+    section = html[html.index('id="comparison"'):html.index('id="performance"')]
+    block = unescape(section[section.index("<h3>What validation data was used for</h3>"):])
+    assert "early stopping: each image run keeps its epoch with the highest validation AUC" in block
+    assert "the best variant: clinical (highest mean internal AUC, i.e. on validation patients)" in block
+    assert "The external set chose nothing" in block
+
+
+def test_the_demos_clinical_step_is_named_only_when_the_summary_shows_it():
+    rows = [("cnn", False, 0.80), ("vit", False, 0.70), ("cnn-cf", True, 0.82), ("clinical-only", True, 0.60)]
+    summary = pd.DataFrame([{"configuration": c, "set": "internal", "clinical": k, "auc_mean": a} for c, k, a in rows])
+    assert clinical_step(summary).startswith("which image configuration was trained again with clinical "
+                                             "features: cnn (highest mean internal AUC")
+    summary.loc[summary["configuration"] == "vit", "auc_mean"] = 0.9  # cnn-cf no longer follows the rule
+    assert clinical_step(summary) is None
+
+
+def test_configurations_table_says_what_does_not_apply():
+    inputs = _inputs()
+    vit = inputs.configs["vitlora"]
+    probe = copy.deepcopy(vit)
+    probe["config"]["model"].update(backbone="resnet_test", method="linear")
+    probe["config"]["training"].update(feature_cache=True, augment=True)
+    full = copy.deepcopy(vit)
+    full["config"]["model"].update(backbone="resnet_test", method="full")
+    full["config"]["training"].update(feature_cache=True, augment=True, batchnorm="frozen", frames="main")
+    full["precision"] = "bf16"
+    inputs.configs.update({"cnn-linear": probe, "cnn-full": full})
+    rows = {cells[0]: cells for cells in (re.findall(r"<td>(.*?)</td>", row) for row in
+                                          configurations_table(inputs).split("<tr>")[2:])}
+    # epochs / batch / lr / patience, augment, BatchNorm, frames, training precision, trainable parameters
+    assert rows["cnn-linear"][6:9] == ["n/a (frozen-feature cache)"] * 2 + ["all"]
+    assert rows["cnn-full"][6:10] == ["yes", "frozen", "main", "bf16"]
+    assert rows["vitlora"][6:10] == ["no", "n/a (no BatchNorm)", "all", "fp32"]
+    assert rows["clinical"][5:11] == ["n/a (logistic regression)"] * 6
+    setup = unescape(setup_section(inputs))
+    assert "Scoring precision of the image runs (validation AUC for early stopping, predictions.csv): fp32" in setup
+
+
+def test_no_nan_reaches_the_page_where_numbers_are_missing():
+    inputs = _inputs()
+    inputs.summary[["auc_sd", "ensemble_auc_ci_low", "sensitivity_sd"]] = float("nan")
+    chosen = inputs.evaluation["ensembles"][inputs.chosen]
+    chosen.update(threshold=None, calibration_slope=None, n=None)
+    inputs.ensembles["threshold"] = float("nan")
+    for calibration in inputs.evaluation["calibration"].values():
+        calibration["slope"] = None
+    page = re.sub(r"data:image/png;base64,[^\"]+", "", render(inputs))
+    assert not re.search(r"\bnan\b", page, flags=re.IGNORECASE) and not re.search(r"\bNone\b", page)
+    external = inputs.summary[inputs.summary["set"] == "external"].iloc[0]
+    assert roc_title(inputs, external["variant"]) == (f"{external['variant']}\nsplit AUC {external['auc_mean']:.3f} "
+                                                      f"(SD n/a); ensemble {external['ensemble_auc']:.3f}")
+    assert "calibration plot: not drawn (no calibration slope could be estimated for " in page

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from vcpred import RESEARCH_NOTICE, __version__, console
+from vcpred.cohort.provenance import warning_sentence
 from vcpred.report.cohort import cohort_section
 from vcpred.report.failures import failures_section
 from vcpred.report.gallery import gallery_section
@@ -36,6 +37,7 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Arial,sans-serif;max-width:7
 h1{font-size:1.7em;margin:.3em 0} h2{border-bottom:2px solid #4a6a8a;padding-bottom:.15em;margin-top:1.8em}
 h3{margin:1.1em 0 .4em} code{font-size:.9em;background:#f1f3f5;padding:0 .2em}
 .notice{background:#fff3cd;border:2px solid #d4a017;padding:.6em 1em;font-weight:bold;font-size:1.1em}
+.synthetic{background:#fde2e1;border-color:#b00020;color:#8a1c1c}
 .meta{color:#555;font-size:.9em} .note{color:#444;font-size:.88em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.86em} caption{text-align:left;font-weight:bold;padding:.3em 0}
 td,th{border:1px solid #c8cdd2;padding:.2em .45em;text-align:left;vertical-align:top} thead th{background:#eef2f6}
@@ -55,12 +57,22 @@ nav ol{columns:2;font-size:.92em}
 """
 
 
+def _synthetic(inputs: ReportInputs) -> Html:
+    """A banner under the notice when the runs were trained on a `vcpred synth` cohort."""
+    if not inputs.synthetic:
+        return Html("")
+    return tag("p", f"{warning_sentence()} Every model in this report was trained and evaluated on a synthetic "
+                    f"cohort ({inputs.training_data['evidence']}); its numbers say nothing about real patients.",
+               cls="notice synthetic", id="synthetic")
+
+
 def _header(inputs: ReportInputs) -> Html:
     ev = inputs.evaluation
     made = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     return join([
         tag("p", f"{RESEARCH_NOTICE} This report describes a research evaluation; it does not support "
                  "decisions about individual patients.", cls="notice", id="notice"),
+        _synthetic(inputs),
         tag("h1", "Prediction of vertebral collapse after osteoporotic vertebral compression fracture"),
         tag("p", f"Evaluation {inputs.eval_dir} of runs {inputs.runs_dir}: {len(inputs.configs)} configurations, "
                  f"best {ev['best']} ({ev['comparisons'].get('best_rule', '')}); chosen for the gallery, failures "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from vcpred.report.cases import classified, most_confident_wrong
 from vcpred.report.html import Html, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
@@ -9,10 +11,18 @@ from vcpred.report.inputs import ReportInputs
 COUNT = 10
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _clinical(value) -> str:
-    if value is None:
+    if _missing(value):
         return "missing"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _number(value) -> str:
+    return "n/a" if _missing(value) else f"{value:.3f}"
 
 
 def failures_section(inputs: ReportInputs, count: int = COUNT) -> Html:
@@ -23,8 +33,8 @@ def failures_section(inputs: ReportInputs, count: int = COUNT) -> Html:
     for _, case in wrong.iterrows():
         record = next((r for r in inputs.cohort.records if r.patient_id == case["patient_id"]), None)
         clinical = [_clinical(record.clinical.get(c)) if record else "not in manifest" for c in columns]
-        rows.append([case["patient_id"], case["outcome"], case["label"], f"{case['probability']:.3f}",
-                     f"{case['threshold']:.3f}", (record.site if record else None) or "-",
+        rows.append([case["patient_id"], case["outcome"], case["label"], _number(case["probability"]),
+                     _number(case["threshold"]), (record.site if record else None) or "-",
                      (record.level if record else None) or "-", *clinical])
     n_wrong = int((table_all["predicted"] != table_all["label"]).sum())
     summary = (f"{n_wrong} of {len(table_all)} labelled external patients are misclassified by the ensemble of "

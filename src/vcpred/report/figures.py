@@ -42,12 +42,16 @@ def split_curves(inputs: ReportInputs) -> dict[str, list[tuple]]:
     return curves
 
 
+def _three(value) -> str | None:
+    return None if value is None or pd.isna(value) else f"{value:.3f}"
+
+
 def _title(inputs: ReportInputs, variant: str) -> str:
+    """'NAME\nsplit AUC m (sd); ensemble e', with n/a (and why) where a number is missing."""
     row = inputs.summary[(inputs.summary["variant"] == variant) & (inputs.summary["set"] == "external")].iloc[0]
-    text = f"{variant}\nsplit AUC {row['auc_mean']:.3f} ({row['auc_sd']:.3f})"
-    if not math.isnan(row.get("ensemble_auc", math.nan)):
-        text += f"; ensemble {row['ensemble_auc']:.3f}"
-    return text
+    mean, sd = _three(row.get("auc_mean")), _three(row.get("auc_sd"))
+    split = f"{mean} ({sd or 'SD n/a'})" if mean else "n/a"
+    return f"{variant}\nsplit AUC {split}; ensemble {_three(row.get('ensemble_auc')) or 'n/a'}"
 
 
 def roc_png(inputs: ReportInputs) -> bytes | None:
@@ -76,8 +80,14 @@ def shown_variants(inputs: ReportInputs, limit: int = 3) -> list[str]:
     return [v for v in dict.fromkeys(ordered) if v in available][:limit]
 
 
+def calibrated(inputs: ReportInputs, variants: list[str]) -> dict[str, dict]:
+    """The calibration curves that can be drawn: the legend quotes the slope, so it must be a number."""
+    return {k: v for k, v in inputs.evaluation.get("calibration", {}).items()
+            if k in variants and _three(v.get("slope")) is not None}
+
+
 def calibration_png(inputs: ReportInputs, variants: list[str]) -> bytes | None:
-    calibration = {k: v for k, v in inputs.evaluation.get("calibration", {}).items() if k in variants}
+    calibration = calibrated(inputs, variants)
     if not calibration:
         return None
     fig, ax = plt.subplots(figsize=(5, 5))

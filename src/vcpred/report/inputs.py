@@ -46,7 +46,19 @@ class ReportInputs:
     chosen: str = ""  # the variant label the gallery, failures and card are about
     extra_models: list[tuple[Path, dict]] = field(default_factory=list)  # more (model_dir, bundle) for the gallery
     notes: list[str] = field(default_factory=list)  # what could not be found, said in the report
+    losses: dict[str, list] = field(default_factory=dict)  # configuration -> metrics.json 'loss' of each run
     gallery_per_cell: int = 2  # heat maps per outcome (TP, FP, FN, TN): each is one full prediction
+
+    @property
+    def training_data(self) -> dict:
+        """{synthetic, evidence} over the configurations (each one's first finished split): synthetic when any is."""
+        from vcpred.cohort.provenance import combined
+
+        return combined([config.get("training_data") for config in self.configs.values()])
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.training_data["synthetic"])
 
     @property
     def models(self) -> list[tuple[Path, dict]]:
@@ -107,6 +119,18 @@ def read_configs(runs_dir: Path) -> dict[str, dict]:
         if run_dir.parent.name not in configs and unfinished_reason(run_dir) is None:
             configs[run_dir.parent.name] = load_run_config(run_dir / "config.yaml")
     return configs
+
+
+def read_losses(runs_dir: Path) -> dict[str, list]:
+    """configuration -> the 'loss' each finished split run's metrics.json records (None: not recorded)."""
+    from vcpred.evaluate.runs import SPLIT_DIR, unfinished_reason
+    from vcpred.predict.method import run_loss
+
+    losses: dict[str, list] = {}
+    for run_dir in sorted(p for p in runs_dir.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
+        if unfinished_reason(run_dir) is None:
+            losses.setdefault(run_dir.parent.name, []).append(run_loss(run_dir))
+    return losses
 
 
 def locate_runs(evaluation: dict, eval_dir: Path, override: str | None) -> Path:
@@ -184,7 +208,8 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     index = read_json(store_dir / "index.json" if store_dir else None)
     splits_path = find_path(first.get("splits", ""), anchors) if first.get("splits") else None
     inputs = ReportInputs(eval_dir, summary, per_split, evaluation, ensembles, runs_dir, configs, cohort,
-                          read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"])
+                          read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"],
+                          losses=read_losses(runs_dir))
     if index is None:
         inputs.notes.append(f"prepared store {first.get('store')} not found: preprocessing from the model only")
     model_dirs = [] if model_dir is None else [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)

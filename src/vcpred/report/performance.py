@@ -3,13 +3,18 @@ ensembles' numbers (evaluation.json), and subgroup metrics when the evaluation h
 
 from __future__ import annotations
 
-from vcpred.report.figures import calibration_png, decision_png, roc_png, shown_variants
+from vcpred.predict.method import finite
+from vcpred.report.figures import calibrated, calibration_png, decision_png, roc_png, shown_variants
 from vcpred.report.html import Html, note, png_image, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 
 def _number(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}" if finite(value) else "n/a"
+
+
+def _count(value) -> str:
+    return "n/a" if value is None else str(value)
 
 
 def ensemble_table(inputs: ReportInputs) -> Html:
@@ -20,7 +25,7 @@ def ensemble_table(inputs: ReportInputs) -> Html:
                            f"{_number(m.get('auc_ci_high'), 4)})",
                      _number(m.get("threshold")), _number(m.get("sensitivity")), _number(m.get("specificity")),
                      _number(m.get("calibration_slope")), _number(m.get("calibration_intercept")),
-                     _number(m.get("brier")), f"{m.get('n')} ({m.get('n_cases')} events)"])
+                     _number(m.get("brier")), f"{_count(m.get('n'))} ({_count(m.get('n_cases'))} events)"])
     header = ["ensemble", "AUC (DeLong 95 % CI)", "threshold", "sensitivity", "specificity", "calibration slope",
               "calibration intercept", "Brier", "patients scored"]
     return table(header, rows, cls="numbers",
@@ -33,7 +38,7 @@ def subgroup_table(inputs: ReportInputs) -> Html:
     groups = (inputs.evaluation.get("subgroups") or {}).get(inputs.chosen)
     if not groups:
         return note("No subgroup metrics: evaluate with --manifest to get them per sex, age band and site.")
-    rows = [[column, value, m.get("n"), m.get("n_cases"),
+    rows = [[column, value, _count(m.get("n")), _count(m.get("n_cases")),
              f"{_number(m.get('auc'))} ({_number(m.get('auc_ci_low'))}-{_number(m.get('auc_ci_high'))})",
              _number(m.get("sensitivity")), _number(m.get("specificity"))]
             for column, values in groups.items() for value, m in values.items()]
@@ -42,10 +47,24 @@ def subgroup_table(inputs: ReportInputs) -> Html:
                                         "threshold (small groups: wide or missing CIs)")
 
 
-def _figure(png: bytes | None, alt: str, caption: str) -> Html:
+NEEDS_BOTH = "the external set needs labelled patients of both classes"
+
+
+def _figure(png: bytes | None, alt: str, caption: str, why_not: str = NEEDS_BOTH) -> Html:
     if png is None:
-        return note(f"{alt}: not drawn (the external set needs labelled patients of both classes).")
+        return note(f"{alt}: not drawn ({why_not}).")
     return tag("figure", png_image(png, alt), tag("figcaption", caption))
+
+
+def _calibration(inputs: ReportInputs, shown: list[str]) -> Html:
+    """The calibration plot of the shown ensembles whose slope is a number (the legend quotes it)."""
+    drawn = list(calibrated(inputs, shown))
+    left_out = [v for v in shown if v not in drawn]
+    missing = f"no calibration slope could be estimated for {', '.join(left_out)}" if left_out else ""
+    caption = f"Calibration of the ensembles of {', '.join(drawn)} (10 bins)."
+    caption += f" Not drawn: {missing}." if missing else ""
+    return _figure(calibration_png(inputs, shown), "calibration plot", caption,
+                   missing or f"{NEEDS_BOTH}, at least two of each")
 
 
 def performance_section(inputs: ReportInputs) -> Html:
@@ -56,8 +75,7 @@ def performance_section(inputs: ReportInputs) -> Html:
                 "ROC curves on the external set, one panel per variant: the band spans the split models "
                 "(min to max sensitivity), the dashed line is their mean, the red line the split ensemble."),
         ensemble_table(inputs),
-        tag("div", _figure(calibration_png(inputs, shown), "calibration plot",
-                           f"Calibration of the ensembles of {', '.join(shown)} (10 bins)."),
+        tag("div", _calibration(inputs, shown),
             _figure(decision_png(inputs, shown), "decision curve",
                     "Net benefit of acting on the ensemble's probability vs treating all or none."), cls="pair"),
         tag("h3", "Subgroups"), subgroup_table(inputs))

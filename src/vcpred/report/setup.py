@@ -7,31 +7,46 @@ from vcpred.report.html import Html, definition_table, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 
+MISSING = "not recorded"
+
+
+def _value(params: dict, key: str):
+    """A recorded parameter, or 'not recorded' (never None in a cell)."""
+    value = params.get(key)
+    return MISSING if value is None else value
+
+
 def _n4(params: dict) -> str:
     if not params.get("n4", True):
         return "off"
-    return (f"on: SimpleITK N4 on the 3-D series, Otsu mask, shrink factor {params.get('n4_shrink')}, iterations "
-            f"{params.get('n4_iterations')}, convergence {params.get('n4_convergence')}, at most "
-            f"{params.get('n4_max_fit_voxels')} voxels in the fit")
+    shrink, iterations, convergence, voxels = (_value(params, k) for k in
+                                               ("n4_shrink", "n4_iterations", "n4_convergence", "n4_max_fit_voxels"))
+    return (f"on: SimpleITK N4 on the 3-D series, Otsu mask, shrink factor {shrink}, iterations {iterations}, "
+            f"convergence {convergence}, at most {voxels} voxels in the fit")
 
 
 def _frames(params: dict) -> str:
-    k = int(params.get("k", 2))
+    if params.get("k") is None:
+        return MISSING
+    k = int(params["k"])
     return (f"k = {k}: the ROI slice and {k} adjacent slices on each side ({2 * k + 1} frames); "
-            f"slices past the volume: {params.get('edge')}")
+            f"slices past the volume: {_value(params, 'edge')}")
 
 
 def preprocessing_pairs(params: dict) -> list[tuple[str, str]]:
     """Readable rows of a PrepareParams dict (vcpred.imaging.PrepareParams.to_dict)."""
-    low, high = params.get("percentiles") or ("?", "?")
+    percentiles = params.get("percentiles")
+    clip = f"clipping to the {percentiles[0]}-{percentiles[1]} percentiles of the ROI" if percentiles else (
+        "clipping percentiles not recorded")
+    size = _value(params, "size")
     return [("N4 bias-field correction", _n4(params)),
-            ("ROI margin", f"{params.get('margin')} of the box size on each side, then made square"),
+            ("ROI margin", f"{_value(params, 'margin')} of the box size on each side, then made square"),
             ("frames (augmented prediction)", _frames(params)),
-            ("normalisation", f"{params.get('normalize')} after clipping to the {low}-{high} percentiles of the ROI"),
-            ("input size", f"{params.get('size')} x {params.get('size')} px"),
+            ("normalisation", f"{_value(params, 'normalize')} after {clip}"),
+            ("input size", f"{size} x {size} px"),
             ("sequences / channels", f"{params.get('sequences') or 'first image of each patient'}; "
-                                     f"channel recipe {params.get('channels')}"),
-            ("stored as", str(params.get("dtype")))]
+                                     f"channel recipe {_value(params, 'channels')}"),
+            ("stored as", str(_value(params, "dtype")))]
 
 
 def _sources(inputs: ReportInputs) -> Html:
@@ -51,24 +66,71 @@ def model_text(model: dict) -> tuple[str, str, str]:
     return str(model.get("backbone")), str(model.get("weights")), str(model.get("method"))
 
 
+LOGISTIC = "n/a (logistic regression)"
+FEATURE_CACHE = "n/a (frozen-feature cache)"
+
+
+def _is_cached_probe(model: dict, training: dict) -> bool:
+    """A linear probe trained on cached backbone features: they are computed once, in eval mode and
+    without augmentation (vcpred.training.features), so augment and BatchNorm change nothing."""
+    return model.get("method") == "linear" and bool(training.get("feature_cache"))
+
+
+def _batchnorm(model: dict, training: dict) -> str:
+    if _is_cached_probe(model, training):
+        return FEATURE_CACHE
+    if str(model.get("backbone", "")).startswith("vit"):  # timm ViTs use LayerNorm only
+        return "n/a (no BatchNorm)"
+    return str(training.get("batchnorm", "update"))
+
+
+def _training_cells(config: dict) -> list[str]:
+    """epochs / batch / lr / patience, augment, BatchNorm, frames, training precision of an image run."""
+    model, training = config["config"]["model"], config["config"].get("training", {})
+    if not model.get("image", True):
+        return [LOGISTIC] * 5
+    augment = FEATURE_CACHE if _is_cached_probe(model, training) else ("yes" if training.get("augment") else "no")
+    return [f"{training.get('epochs')} / {training.get('batch_size')} / {training.get('lr')} / "
+            f"{training.get('patience')}", augment, _batchnorm(model, training), str(training.get("frames", "all")),
+            str(config.get("precision") or training.get("precision") or "not recorded")]
+
+
+def _parameters(config: dict) -> str:
+    if not config["config"]["model"].get("image", True):
+        return LOGISTIC
+    parameters = config.get("parameters") or {}
+    if not parameters:
+        return "not recorded"
+    return f"{parameters.get('trainable', 'n/a')} of {parameters.get('total', 'n/a')}"
+
+
 def configurations_table(inputs: ReportInputs) -> Html:
     rows = []
     for name, config in inputs.configs.items():
-        model, training = config["config"]["model"], config["config"].get("training", {})
+        model = config["config"]["model"]
         weights = config.get("weights") or {}
-        parameters = config.get("parameters") or {}
         rows.append([name, *model_text(model), ", ".join(config.get("clinical_columns") or []) or "none",
-                     f"{training.get('epochs')} / {training.get('batch_size')} / {training.get('lr')}",
-                     f"{training.get('patience')}", str(training.get("augment")),
-                     f"{parameters.get('trainable', 'n/a')} of {parameters.get('total', 'n/a')}",
-                     str(weights.get("source") or "-")])
-    header = ["configuration", "backbone", "weights", "method", "clinical features", "epochs / batch / lr",
-              "patience", "augment", "trainable parameters", "weights source"]
-    return table(header, rows, caption="Configurations compared (from each configuration's config.yaml)")
+                     *_training_cells(config), _parameters(config), str(weights.get("source") or "-")])
+    header = ["configuration", "backbone", "weights", "method", "clinical features",
+              "epochs / batch / lr / patience", "augment", "BatchNorm", "frames", "training precision",
+              "trainable parameters", "weights source"]
+    return table(header, rows, caption="Configurations compared (from each configuration's config.yaml; frames: "
+                                       "all = every prepared frame is a training sample, main = the ROI slice only)")
+
+
+def scoring_note(inputs: ReportInputs) -> str:
+    """Which precision every score was computed in (config.yaml scoring_precision of image runs)."""
+    images = [c for c in inputs.configs.values() if c["config"]["model"].get("image", True)]
+    recorded = sorted({str(c.get("scoring_precision") or "not recorded") for c in images})
+    if not images:
+        return "Scores: clinical-only logistic regressions only (no reduced precision is used)."
+    return (f"Scoring precision of the image runs (validation AUC for early stopping, predictions.csv): "
+            f"{', '.join(recorded)}, whatever the training precision.")
 
 
 def setup_section(inputs: ReportInputs) -> Html:
-    params = inputs.store_params or (inputs.bundle or {}).get("prepare_params")
+    # the store's record first; what it lacks, from the exported model's (complete) record
+    params = {**((inputs.bundle or {}).get("prepare_params") or {}), **(inputs.store_params or {})}
     record = (definition_table(preprocessing_pairs(params)) if params
               else note("No preprocessing record found (prepared store missing and no --model)."))
     images = [c for c in inputs.configs.values() if c["config"]["model"].get("image", True)]
@@ -80,4 +142,5 @@ def setup_section(inputs: ReportInputs) -> Html:
                    tag("h3", "Configurations"), configurations_table(inputs),
                    note(f"Environment of the runs: vcpred {environment.get('vcpred')}, python "
                         f"{environment.get('python')}, {packages}; git commit {environment.get('git_commit')}; "
-                        f"device {first.get('device')}, precision {first.get('precision')}."))
+                        f"device {first.get('device')}, training precision {first.get('precision')}. "
+                        f"{scoring_note(inputs)}"))

@@ -8,19 +8,24 @@ import math
 import pandas as pd
 
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
-from vcpred.report.html import Html, join, note, section, table, tag
+from vcpred.predict.method import clinical_step, validation_uses
+from vcpred.report.html import Html, bullet_list, join, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.setup import model_text
 
 SET_COLUMNS = ["AUC", "specificity", "sensitivity", "p vs best"]
 
 
+def _four(value) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.4f}"
+
+
 def ensemble_ci(row: pd.Series) -> str:
-    """'0.8254 (0.7001-0.9507)': the split ensemble's AUC with its DeLong 95 % CI."""
+    """'0.8254 (0.7001-0.9507)': the split ensemble's AUC with its DeLong 95 % CI ('n/a' where missing)."""
     auc = row.get("ensemble_auc", math.nan)
     if auc is None or pd.isna(auc):
-        return "n/a"
-    return f"{auc:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
+        return "n/a (needs labelled external patients of both classes)"
+    return f"{auc:.4f} ({_four(row.get('ensemble_auc_ci_low'))}-{_four(row.get('ensemble_auc_ci_high'))})"
 
 
 def _set_cells(row: pd.Series, alpha: float) -> list[str]:
@@ -95,6 +100,16 @@ def footnote(inputs: ReportInputs) -> Html:
                 f"{inputs.eval_dir / 'summary.csv'}.")
 
 
+def validation_uses_block(inputs: ReportInputs) -> Html:
+    """What validation data chose (epochs, thresholds, best variant, the demo's clinical step) and
+    that the external set chose nothing, from the runs and evaluation.json."""
+    comp = inputs.evaluation["comparisons"]
+    images = any(_is_image(inputs, c) for c in inputs.configs)
+    uses, others = validation_uses(early_stopping=images, best=inputs.evaluation.get("best"),
+                                   rule=comp.get("best_rule"), step=clinical_step(inputs.summary))
+    return join([tag("h3", "What validation data was used for"), bullet_list(uses), note(" ".join(others))])
+
+
 def tables_section(inputs: ReportInputs) -> Html:
     return section("comparison", "Model comparison (Tables 2 and 3)",
                    tag("h3", "Table 2 shape: backbone x weights x fine-tuning method (main frame, no AP)"),
@@ -102,4 +117,4 @@ def tables_section(inputs: ReportInputs) -> Html:
                    tag("h3", "Table 3 shape: the best image model +/- augmented prediction (AP) +/- clinical "
                              "features, with the clinical-only baseline"),
                    paired_tables(inputs, table3_variants(inputs), "Table 3"),
-                   footnote(inputs))
+                   footnote(inputs), validation_uses_block(inputs))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vcpred.cohort.summary import event_counts
+from vcpred.predict.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
 from vcpred.report.html import Html, section, tag, text
 from vcpred.report.inputs import ReportInputs
 
@@ -79,6 +80,61 @@ def authors(what: str) -> str:
     return f"[authors: {what}]"
 
 
+def _sites(cohort, set_name: str) -> list[str]:
+    return sorted({r.site for r in cohort.subset(set_name) if r.site})
+
+
+def _is_image(config: dict) -> bool:
+    return bool(config["config"]["model"].get("image", True))
+
+
+def _losses(inputs: ReportInputs) -> str:
+    """Item 13 from the runs' metrics.json 'loss', image and clinical-only configurations apart."""
+    parts = []
+    for image, kind in ((True, "image models"), (False, "clinical-only logistic regression")):
+        losses = [loss for name, config in inputs.configs.items() if _is_image(config) == image
+                  for loss in inputs.losses.get(name, [None])]
+        if losses:
+            parts.append(f"{kind[0].upper()}{kind[1:]}: {loss_text(losses, image=image)}")
+    return "; ".join(parts) + " (from each run's metrics.json)."
+
+
+def _external_sites(inputs: ReportInputs) -> list[str]:
+    """Sites of the external set with subgroup metrics of the chosen ensemble (evaluation.json)."""
+    groups = (inputs.evaluation.get("subgroups") or {}).get(inputs.chosen) or {}
+    return sorted(groups.get("site") or {})
+
+
+def _heterogeneity(inputs: ReportInputs, f: dict) -> str:
+    """12d / 23b: per-site metrics only where the external set has more than one site with them."""
+    sites = _external_sites(inputs)
+    if len(sites) > 1:
+        return (f"Per-site metrics of the chosen ensemble on the external set ({', '.join(sites)}) in the subgroup "
+                "table; heterogeneity across development sites not examined.")
+    if len(sites) == 1:
+        return (f"Could not be examined: one external site ({sites[0]}); heterogeneity across development sites "
+                "not examined either.")
+    reason = ("evaluated without --manifest, so no subgroup metrics" if not f["subgroups"]
+              else "no site recorded for the external patients")
+    return f"Not examined ({reason})."
+
+
+def _updating(inputs: ReportInputs) -> str:
+    """12f / 24: updating only when an exported model records a recalibration (none does today)."""
+    recalibrated = [meta["model_id"] for _, meta in inputs.models if meta.get("recalibration")]
+    if recalibrated:
+        return f"Recalibration recorded by {', '.join(recalibrated)}; see their model cards."
+    return ("No updating and no recalibration: the runs and the evaluation do none, and no exported model given "
+            "to this report records one.")
+
+
+def _validation_choices(inputs: ReportInputs, f: dict) -> str:
+    """12a: what validation data chose, and that the external set chose nothing."""
+    uses, others = validation_uses(early_stopping=f["images"], best=inputs.evaluation.get("best"),
+                                   rule=f["comp"].get("best_rule"), step=clinical_step(inputs.summary))
+    return "Validation patients chose " + "; ".join(uses) + ". " + " ".join(others)
+
+
 def _facts(inputs: ReportInputs) -> dict:
     """The numbers the answers quote, computed once."""
     cohort, ev = inputs.cohort, inputs.evaluation
@@ -88,80 +144,124 @@ def _facts(inputs: ReportInputs) -> dict:
     ensemble = ev.get("ensembles", {}).get(inputs.chosen, {})
     first = next(iter(inputs.configs.values()))
     chosen_configuration = inputs.summary.loc[inputs.summary["variant"] == inputs.chosen, "configuration"].iloc[0]
+    groups = (ev.get("subgroups") or {}).get(inputs.chosen) or {}
     return {"chosen_clinical": inputs.configs[chosen_configuration].get("clinical_columns") or [],
             "dev": dev, "ext": ext, "sites": sorted({r.site for r in cohort.records if r.site}),
+            "dev_sites": _sites(cohort, "development"), "ext_sites": _sites(cohort, "external"),
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
             "configs": list(inputs.configs), "commit": (first.get("environment") or {}).get("git_commit"),
-            "comp": ev["comparisons"], "subgroups": bool((ev.get("subgroups") or {}).get(inputs.chosen))}
+            "comp": ev["comparisons"], "subgroups": bool(groups), "subgroup_columns": list(groups),
+            "images": any(_is_image(c) for c in inputs.configs.values()),
+            "synthetic": inputs.synthetic, "evidence": inputs.training_data["evidence"]}
 
 
-def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
-    """item number -> (answer, where in this report)."""
-    f = _facts(inputs)
-    dev, ext, ens, comp = f["dev"], f["ext"], f["ens"], f["comp"]
-    auc = (f"{ens['auc']:.3f} (95 % CI {ens['auc_ci_low']:.3f}-{ens['auc_ci_high']:.3f})"
-           if ens.get("auc") is not None else "n/a")
-    model = (f"exported model {inputs.bundle['model_id']} in {inputs.model_dir}" if inputs.bundle
-             else "no exported model given to this report")
+def _number(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if finite(value) else "n/a"
+
+
+def _sites_text(f: dict) -> str:
+    return (f"development sites {', '.join(f['dev_sites']) or 'not recorded'}; external sites "
+            f"{', '.join(f['ext_sites']) or 'not recorded'}")
+
+
+def _introduction(f: dict) -> dict[str, tuple[str, str]]:
+    if f["synthetic"]:
+        population = (f"No target population is represented: the data are a synthetic cohort from `vcpred synth` "
+                      f"({f['evidence']}), not patients. Intended (for a real cohort): adults with an acute "
+                      "osteoporotic vertebral compression fracture at their first MRI; users: researchers. ")
+    else:
+        population = ("Intended: adults with an acute osteoporotic vertebral compression fracture at their first MRI; "
+                      "purpose: flag risk of vertebral collapse early; users: spine clinicians in research (the "
+                      "manifest does not record eligibility). ")
     return {
         "1": (authors("title naming development and external evaluation, the OVCF population and vertebral collapse"), ""),
         "2": (authors("structured abstract"), ""),
         "3a": (authors("clinical context (prognostic) and existing models"), ""),
-        "3b": ("Adults with an acute osteoporotic vertebral compression fracture at their first MRI; purpose: flag "
-               "risk of vertebral collapse early; users: spine clinicians in research. " + authors("care pathway"), "#card"),
+        "3b": (population + authors("care pathway"), "#card"),
         "3c": (authors("known inequalities"), ""),
         "4": (f"Development with internal validation over {f['n_splits']} splits and evaluation on a held-out "
               f"external set; {len(f['configs'])} configurations compared.", "#comparison"),
-        "5a": (f"One manifest: development set {dev.patients} patients, external set {ext.patients} patients; "
-               f"sites {', '.join(f['sites']) or 'not recorded'}. " + authors("data sources and representativeness"),
+    }
+
+
+def _data(f: dict) -> dict[str, tuple[str, str]]:
+    dev, ext = f["dev"], f["ext"]
+    origin = (f"Synthetic data generated by `vcpred synth` ({f['evidence']}). " if f["synthetic"] else "")
+    roi = ("ROI boxes and slices come from the generator (the known lesion position), not from a reader."
+           if f["synthetic"] else "ROI box and slice given in the manifest, placed by a reader. "
+           + authors("who placed them, qualifications"))
+    label = ("Binary label drawn by the generator from its known true risk (truth.csv); no assessor."
+             if f["synthetic"] else "Binary label: vertebral collapse (1) or not (0), as given in the manifest. "
+             + authors("definition (height-loss threshold), time horizon, assessment"))
+    return {
+        "5a": (f"{origin}One manifest: development set {dev.patients} patients, external set {ext.patients} patients; "
+               f"{_sites_text(f)}. " + ("" if f["synthetic"] else authors("data sources and representativeness")),
                "#cohort"),
         "5b": (authors("accrual dates and end of follow-up"), ""),
-        "6a": (f"{len(f['sites'])} site(s) recorded ({', '.join(f['sites']) or '-'}). " + authors("setting and location"),
-               "#cohort"),
+        "6a": (f"{len(f['sites'])} site(s) recorded: {_sites_text(f)}. "
+               + ("" if f["synthetic"] else authors("setting and location")), "#cohort"),
         "6b": (authors("eligibility criteria"), ""),
         "6c": (authors("treatments received (brace, vertebroplasty, ...) and their handling"), ""),
-        "7": ("Recorded: N4, ROI crop with margin, frames, normalisation, resizing; identical for every patient "
-              "and set.", "#preprocessing"),
-        "8a": ("Binary label: vertebral collapse (1) or not (0), as given in the manifest. "
-               + authors("definition (height-loss threshold), time horizon, assessment"), "#cohort"),
-        "8b": (authors("who assessed the outcome"), ""),
-        "8c": (authors("blinding of outcome assessment"), ""),
+        "7": ("Recorded: N4, ROI crop with margin, frames, normalisation, resizing; one parameter set for every "
+              "patient and set (the prepared store's index).", "#preprocessing"),
+        "8a": (label, "#cohort"),
+        "8b": (("Not applicable: synthetic labels." if f["synthetic"] else authors("who assessed the outcome")), ""),
+        "8c": (("Not applicable: synthetic labels." if f["synthetic"] else authors("blinding of outcome assessment")),
+               ""),
         "9a": (f"Sagittal MRI frames around the fractured vertebra; the chosen model's clinical values: "
                f"{', '.join(f['chosen_clinical']) or 'none'} (manifest columns: {', '.join(f['clinical']) or 'none'}). "
                + authors("why these"), "#preprocessing"),
         "9b": (authors("definitions and timing of each predictor and of the MRI"), ""),
-        "9c": ("ROI box and slice placed by a reader. " + authors("who placed them, qualifications"), ""),
+        "9c": (roi, ""),
         "10": (f"All available patients ({dev.patients} development with {dev.events} events, {ext.patients} external "
                f"with {ext.events} events). " + authors("justification of the sample size"), "#cohort"),
         "11": ("Missing clinical values: training median (numeric) plus a missing indicator (every column); no "
                "patient left out for missing values; counts per column shown.", "#cohort"),
+    }
+
+
+def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str, str]]:
+    comp = f["comp"]
+    best = {DATA_RULE: "the best variant by the highest mean internal (validation) AUC",
+            "chosen with --best": "the best variant chosen by the user (--best)"}.get(
+        comp.get("best_rule"), "the best variant by a rule not recorded")
+    columns = ", ".join(c.replace("_", " ") for c in f["subgroup_columns"])
+    return {
         "12a": (f"{f['n_splits']} random patient-level splits of the development set (validation fraction {f['val']}, "
-                f"seed {f['seed']}), stratified by outcome; the external set is never used for training, model "
-                "choice or thresholds.", "#cohort"),
-        "12b": ("Images: preprocessing record; numeric clinical values standardised on the training split; "
-                "categorical values one-hot encoded.", "#preprocessing"),
-        "12c": ("Configurations (backbone, weights, fine-tuning method, epochs, early stopping on validation AUC) "
-                "listed per configuration; best variant by mean internal AUC.", "#preprocessing"),
-        "12d": ("Performance per site reported when the evaluation had the manifest." if f["subgroups"]
-                else "Not examined.", "#performance"),
+                f"seed {f['seed']}), stratified by outcome. " + _validation_choices(inputs, f), "#comparison"),
+        "12b": ("Images: preprocessing record; numeric clinical values median-imputed and standardised on the "
+                "training split; categorical values one-hot encoded; a missing indicator per column.",
+                "#preprocessing"),
+        "12c": (f"Model types per configuration (backbone, weights, fine-tuning method; logistic regression for "
+                f"clinical only) in the configurations table, each with fixed settings (epochs, batch size, learning "
+                f"rate, patience, augmentation); image models stop early on validation AUC. No automatic "
+                f"hyperparameter tuning: only the {len(f['configs'])} configurations given were compared, {best}. "
+                f"Internal validation over {f['n_splits']} splits.", "#preprocessing"),
+        "12d": (_heterogeneity(inputs, f), "#performance"),
         "12e": (f"AUC with DeLong CI, sensitivity and specificity at Youden's threshold, calibration slope and "
                 f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong on the split "
                 f"ensembles (external) and the corrected resampled t-test (Nadeau-Bengio) over splits (internal), "
                 f"Holm over {comp['n_comparisons']} comparisons.", "#comparison"),
-        "12f": ("No updating or recalibration.", ""),
+        "12f": (_updating(inputs), ""),
         "12g": ("Per split model on the prepared frames (predictions tables); the ensemble is the mean of the split "
                 f"models' probabilities; {model}.", "#gallery"),
-        "13": ("Class-weighted loss (positive weight = negatives / positives) for image models and balanced class "
-               "weights for the clinical-only logistic regression; no resampling and no recalibration afterwards.", ""),
-        "14": ("Subgroup metrics (sex, age band, site) reported; no fairness constraint." if f["subgroups"]
-               else "No fairness analysis in this run.", "#performance"),
+        "13": (_losses(inputs), "#preprocessing"),
+        "14": ((f"Subgroup metrics ({columns}) of the chosen ensemble reported; no fairness constraint."
+                if f["subgroups"] else "No fairness analysis (no subgroup metrics in this evaluation)."),
+               "#performance"),
         "15": (f"A probability of collapse (ensemble mean) and a category at the development threshold "
-               f"{ens.get('threshold', float('nan')):.3f} (median of the split models' Youden thresholds on "
+               f"{_number(f['ens'].get('threshold'))} (median of the split models' Youden thresholds on "
                "validation patients).", "#card"),
         "16": ("Same preprocessing and predictors; sites and prevalence per set in the cohort table. "
-               + authors("differences in setting or eligibility"), "#cohort"),
-        "17": (authors("ethics committee and consent"), ""),
+               + ("" if f["synthetic"] else authors("differences in setting or eligibility")), "#cohort"),
+    }
+
+
+def _open_science(f: dict) -> dict[str, tuple[str, str]]:
+    return {
+        "17": (("Not applicable: synthetic data, no patients." if f["synthetic"]
+                else authors("ethics committee and consent")), ""),
         "18a": (authors("funding"), ""),
         "18b": (authors("conflicts of interest"), ""),
         "18c": (authors("protocol"), ""),
@@ -170,25 +270,52 @@ def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
         "18f": (f"vcpred (git commit {f['commit'] or 'not recorded'}); configurations in each run's config.yaml. "
                 + authors("repository link"), "#preprocessing"),
         "19": (authors("patient and public involvement"), ""),
+    }
+
+
+def _results(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str, str]]:
+    dev, ext, ens = f["dev"], f["ext"], f["ens"]
+    auc = (f"{_number(ens.get('auc'))} (DeLong 95 % CI {_number(ens.get('auc_ci_low'))}-"
+           f"{_number(ens.get('auc_ci_high'))})" if finite(ens.get("auc")) else "n/a (not scored)")
+    subgroups = (" Subgroups: AUC with DeLong CIs, sensitivity and specificity without." if f["subgroups"]
+                 else " No subgroup metrics.")
+    return {
         "20a": ("Participant flow diagram.", "#cohort"),
         "20b": ("Patients, events, prevalence per set and site; missing values per column; characteristics.", "#cohort"),
         "20c": ("Characteristics table: development and external side by side.", "#cohort"),
         "21": (f"Development {dev.labelled} labelled ({dev.events} events); external {ext.labelled} labelled "
                f"({ext.events} events); per-split train/validation counts in the flow.", "#cohort"),
         "22": (model + "; bundle with weights, preprocessing and thresholds.", "#card"),
-        "23a": (f"Chosen model {inputs.chosen}: external ensemble AUC {auc}; all variants with CIs; subgroups"
-                + (" shown." if f["subgroups"] else " not evaluated."), "#performance"),
-        "23b": ("Per-site metrics in the subgroup table." if f["subgroups"] else "Not examined.", "#performance"),
-        "24": ("Not applicable: no model updating.", ""),
-        "25": (authors("interpretation, including fairness"), ""),
-        "26": ("Known limits listed in the model card; most confident errors listed. " + authors("limitations"),
-               "#failures"),
-        "27a": ("Missing clinical values are imputed (with a warning); images that cannot be read are refused by "
-                "`vcpred predict`.", "#card"),
+        "23a": (f"Chosen model {inputs.chosen}: external ensemble AUC {auc}. CIs only for AUC: each ensemble's "
+                "external AUC (DeLong 95 % CI); the split models' AUC, sensitivity and specificity are mean (SD) "
+                "over splits, not CIs; the ensembles' sensitivity, specificity, calibration slope and intercept "
+                "and Brier score have no CIs." + subgroups, "#performance"),
+        "23b": (_heterogeneity(inputs, f), "#performance"),
+        "24": (_updating(inputs), ""),
+    }
+
+
+def _discussion(f: dict) -> dict[str, tuple[str, str]]:
+    synthetic = "Trained and evaluated on synthetic data: no conclusion about patients. " if f["synthetic"] else ""
+    return {
+        "25": (synthetic + authors("interpretation, including fairness"), ""),
+        "26": (synthetic + "Known limits listed in the model card; most confident errors listed. "
+               + authors("limitations"), "#failures"),
+        "27a": ("`vcpred predict` refuses missing clinical values unless --allow-missing, then imputes the training "
+                "medians with a warning; images that cannot be read are refused.", "#card"),
         "27b": ("The user gives the MRI, the ROI slice and box, and clinical values; a clinician reviews the "
                 "output.", "#card"),
         "27c": (authors("next steps"), ""),
     }
+
+
+def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
+    """item number -> (answer, where in this report)."""
+    f = _facts(inputs)
+    model = (f"exported model {inputs.bundle['model_id']} in {inputs.model_dir}" if inputs.bundle
+             else "no exported model given to this report")
+    return {**_introduction(f), **_data(f), **_analysis(inputs, f, model), **_open_science(f),
+            **_results(inputs, f, model), **_discussion(f)}
 
 
 def _answer_cell(answer: str) -> Html:
