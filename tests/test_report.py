@@ -311,7 +311,7 @@ def test_tripod_answers_are_filled_from_the_runs_and_the_evaluation(html):
                              "(from each run's metrics.json).")
     assert "Validation patients chose early stopping" in answers["12a"] and "Youden" in answers["12a"]
     assert answers["12a"].endswith("The external set chose nothing: it was used only to measure performance.")
-    assert "No automatic hyperparameter tuning: only the 2 configurations given were compared" in answers["12c"]
+    assert "No automatic hyperparameter tuning: only the 2 configuration(s) given were compared" in answers["12c"]
     assert answers["12d"] == answers["23b"] == "Not examined (evaluated without --manifest, so no subgroup metrics)."
     assert answers["12f"].startswith("No updating and no recalibration") and answers["24"] == answers["12f"]
     assert "CIs only for AUC" in answers["23a"] and "CIs for all" not in answers["23a"]
@@ -391,3 +391,11 @@ def test_no_nan_reaches_the_page_where_numbers_are_missing():
     assert roc_title(inputs, external["variant"]) == (f"{external['variant']}\nsplit AUC {external['auc_mean']:.3f} "
                                                       f"(SD n/a); ensemble {external['ensemble_auc']:.3f}")
     assert "calibration plot: not drawn (no calibration slope could be estimated for " in page
+
+
+def test_clinical_only_runs_record_no_device_and_say_so():
+    inputs = _inputs()
+    inputs.configs = {"clinical": inputs.configs["clinical"]}
+    setup = unescape(setup_section(inputs))
+    assert "device and training precision: n/a (clinical-only runs)" in setup and not re.search(r"\bNone\b", setup)
+    assert "Scores: clinical-only logistic regressions only" in setup

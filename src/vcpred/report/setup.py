@@ -118,6 +118,13 @@ def configurations_table(inputs: ReportInputs) -> Html:
                                        "all = every prepared frame is a training sample, main = the ROI slice only)")
 
 
+def _device(config: dict) -> str:
+    """Device and training precision of an image run (clinical-only runs record neither)."""
+    if not config["config"]["model"].get("image", True):
+        return "device and training precision: n/a (clinical-only runs)"
+    return f"device {_value(config, 'device')}, training precision {_value(config, 'precision')}"
+
+
 def scoring_note(inputs: ReportInputs) -> str:
     """Which precision every score was computed in (config.yaml scoring_precision of image runs)."""
     images = [c for c in inputs.configs.values() if c["config"]["model"].get("image", True)]
@@ -140,7 +147,6 @@ def setup_section(inputs: ReportInputs) -> Html:
     return section("preprocessing", "Preprocessing and configurations",
                    tag("h3", "Preprocessing record"), record, _sources(inputs),
                    tag("h3", "Configurations"), configurations_table(inputs),
-                   note(f"Environment of the runs: vcpred {environment.get('vcpred')}, python "
-                        f"{environment.get('python')}, {packages}; git commit {environment.get('git_commit')}; "
-                        f"device {first.get('device')}, training precision {first.get('precision')}. "
-                        f"{scoring_note(inputs)}"))
+                   note(f"Environment of the runs: vcpred {_value(environment, 'vcpred')}, python "
+                        f"{_value(environment, 'python')}, {packages}; git commit "
+                        f"{_value(environment, 'git_commit')}; {_device(first)}. {scoring_note(inputs)}"))

@@ -227,6 +227,8 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
             "chosen with --best": "the best variant chosen by the user (--best)"}.get(
         comp.get("best_rule"), "the best variant by a rule not recorded")
     columns = ", ".join(c.replace("_", " ") for c in f["subgroup_columns"])
+    images = (" Image models: fixed settings per configuration (epochs, batch size, learning rate, patience, "
+              "augmentation), early stopping on validation AUC." if f["images"] else "")
     return {
         "12a": (f"{f['n_splits']} random patient-level splits of the development set (validation fraction {f['val']}, "
                 f"seed {f['seed']}), stratified by outcome. " + _validation_choices(inputs, f), "#comparison"),
@@ -234,10 +236,9 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
                 "training split; categorical values one-hot encoded; a missing indicator per column.",
                 "#preprocessing"),
         "12c": (f"Model types per configuration (backbone, weights, fine-tuning method; logistic regression for "
-                f"clinical only) in the configurations table, each with fixed settings (epochs, batch size, learning "
-                f"rate, patience, augmentation); image models stop early on validation AUC. No automatic "
-                f"hyperparameter tuning: only the {len(f['configs'])} configurations given were compared, {best}. "
-                f"Internal validation over {f['n_splits']} splits.", "#preprocessing"),
+                f"clinical only) in the configurations table.{images} No automatic hyperparameter tuning: only the "
+                f"{len(f['configs'])} configuration(s) given were compared, {best}. Internal validation over "
+                f"{f['n_splits']} splits.", "#preprocessing"),
         "12d": (_heterogeneity(inputs, f), "#performance"),
         "12e": (f"AUC with DeLong CI, sensitivity and specificity at Youden's threshold, calibration slope and "
                 f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong on the split "
