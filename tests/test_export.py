@@ -143,7 +143,8 @@ def _card_section(card: str, title: str) -> str:
 def test_synthetic_training_data_is_recorded_in_the_bundle_and_warned_on_the_card():
     folder = exported("vitlora", synthetic=True, **VIT)
     meta = json.loads((folder / "bundle.json").read_text())
-    assert meta["training_data"]["synthetic"] is True and "synth.json (vcpred synth" in meta["training_data"]["evidence"]
+    recorded = meta["training_data"]
+    assert recorded["synthetic"] is True and recorded["evidence"] == "synth.json (vcpred synth, seed 0)"
     assert load_bundle(folder).synthetic
     card = (folder / "MODEL_CARD.md").read_text()
     top = card.split("## Intended use")[0]
@@ -188,7 +189,8 @@ def test_bundles_exported_before_the_record_read_as_not_recorded(tmp_path):
 
 def test_card_separates_training_and_external_populations_and_states_the_loss():
     card = (exported("vitlora", **VIT) / "MODEL_CARD.md").read_text()
-    training, external = _card_section(card, "Training population"), _card_section(card, "External evaluation population")
+    training = _card_section(card, "Training population")
+    external = _card_section(card, "External evaluation population")
     assert "- development set: 24 patients, 8 with collapse" in training and "- sites: A\n" in training
     assert "external" not in training.replace("external patients", "") and "B" not in training.split("- sites:")[1]
     assert "- external set: 10 patients, 5 with collapse" in external and "- sites: B\n" in external
