@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 import pytest
+import yaml
 
 from vcpred.cli import main
 
@@ -18,12 +19,16 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "best configuration (mean internal AUC)" in printed and "Bayes AUC" in printed
     summary = pd.read_csv(out / "eval" / "summary.csv")
-    image = {"cnn-imagenet-linear", "cnn-imagenet-lora", "cnn-imagenet-full", "vit-random-full"}
+    image = {"cnn-imagenet-linear", "vit-random-full"} | {f"cnn-imagenet-{method}-bn{batchnorm}" for method in
+                                                         ("lora", "full") for batchnorm in ("frozen", "update")}
     internal = summary[summary["set"].eq("internal") & summary["configuration"].isin(image)]
     best_image = internal.sort_values("auc_mean", ascending=False).iloc[0]["configuration"]
     assert set(summary["configuration"]) == image | {"clinical-only", f"{best_image}-cf"}
     assert set(summary["ap"].astype(str).str.lower()) == {"true", "false"}
-    assert len(list((out / "runs").glob("*/split-*/predictions.csv"))) == 60
+    assert len(list((out / "runs").glob("*/split-*/predictions.csv"))) == 80
+    runs = [yaml.safe_load(p.read_text()) for p in (out / "runs").glob("*/split-*/config.yaml")]
+    assert all(r["training_data"]["synthetic"] for r in runs)
+    assert {r["precision"] for r in runs if "precision" in r} == {"fp32"}  # the same numbers on every CPU
     assert (out / "model" / "MODEL_CARD.md").is_file()
     report = (out / "report.html").read_text()
     assert "TRIPOD+AI" in report and "Heat-map gallery" in report and "not a medical device" in report
@@ -37,5 +42,16 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
 
     assert main(["demo", "--out", str(out), "--development", "40", "--external", "16"]) == 0
     rerun = capsys.readouterr().out
-    assert "exists, reused" in rerun and "60 run(s) already finished" in rerun
+    assert "exists, reused" in rerun and "80 run(s) already finished" in rerun
     assert (out / "runs" / "clinical-only" / "split-00" / "predictions.csv").stat().st_mtime_ns == stamp
+
+
+def test_clinical_features_are_added_to_the_chosen_grid_point_only():
+    from vcpred.demo import DEMO_EXPERIMENT, with_clinical
+
+    before = yaml.safe_dump(DEMO_EXPERIMENT)
+    added = with_clinical(DEMO_EXPERIMENT, "cnn-imagenet-full-bnupdate")["configurations"][-2]
+    assert added["name"] == "cnn-imagenet-full-bnupdate-cf" and "grid" not in added
+    assert added["training"]["batchnorm"] == "update" and added["training"]["lr"] == 3.0e-4
+    assert added["model"]["method"] == "full" and len(added["model"]["clinical_columns"]) == 6
+    assert yaml.safe_dump(DEMO_EXPERIMENT) == before
