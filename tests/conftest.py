@@ -11,6 +11,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under folder, relative path -> bytes: compare two to show a folder is byte-identical."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def siblings(folder: Path) -> list[str]:
+    """Names in folder's parent: shows that no temporary sibling was left behind."""
+    return sorted(p.name for p in Path(folder).parent.iterdir())
+
+
 MANIFEST_HEADER = ["patient_id", "set", "image_t2", "roi_slice", "roi_row_min", "roi_col_min",
                    "roi_row_max", "roi_col_max", "label", "site", "level", "age", "sex"]
 
