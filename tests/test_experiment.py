@@ -85,6 +85,23 @@ def test_failed_run_is_reported_and_the_rest_go_on(tiny, tmp_path, capsys):
     assert len(status["failed"]) == 3 and len(status["done"]) == 3
 
 
+def test_a_run_folder_holding_user_files_is_never_removed(tiny, tmp_path):
+    """Issue 14: experiment removed RUNS/<configuration>/split-00/ holding a config.yaml without
+    `status: done`, with the user's other files in it; now that run fails and the others go on."""
+    from conftest import snapshot
+
+    path = write_experiment(tiny, tmp_path, [{"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])
+    mine = tmp_path / "runs" / "clin" / "split-00"
+    mine.mkdir(parents=True)
+    (mine / "config.yaml").write_text("status: drafting\n")
+    (mine / "data.csv").write_text("precious")
+    before = snapshot(mine)
+    summary = run_experiment(load_experiment(path), tmp_path / "runs")
+    assert list(summary.failed) == ["clin/split-00"] and "not a vcpred run dir" in summary.failed["clin/split-00"]
+    assert len(summary.done) == 2 and snapshot(mine) == before
+    assert sorted(p.name for p in mine.parent.iterdir()) == ["split-00", "split-01", "split-02"]
+
+
 def test_submitit_executor_runs_through_submitit(tiny, tmp_path):
     pytest.importorskip("submitit")
     path = write_experiment(tiny, tmp_path, [{"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])

@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import siblings, snapshot
 from vcpred.cli import main
 from vcpred.cohort import load_manifest, load_splits
 from vcpred.errors import ConfigError, VcpredError
@@ -249,3 +250,33 @@ def test_device_and_precision_selection_on_this_machine(monkeypatch):
         assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.bfloat16
     tensor = torch.ones(3)
     assert host_tensor(tensor, cpu) is tensor and host_tensor(None, cpu) is None
+
+
+def test_a_user_folder_holding_a_config_yaml_is_never_removed(tiny, tmp_path):
+    """Issue 14: `train --out DIR` removed DIR when it held any config.yaml without `status: done`."""
+    config = make_config(tiny, image=False, clinical_columns=["age"])
+    mine = tmp_path / "project"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("configuration: my own settings\n")
+    (mine / "notes.txt").write_text("keep me")
+    before = snapshot(mine)
+    for force in (False, True):
+        with pytest.raises(VcpredError, match="not a vcpred run dir.*choose a new or empty folder"):
+            train_run(config, 0, mine, force=force)
+        assert snapshot(mine) == before
+    assert siblings(mine) == ["project"]
+
+
+def test_user_files_inside_a_run_dir_survive_a_retrain(tiny, tmp_path):
+    """A vcpred run dir is redone only when it holds nothing but vcpred's own files."""
+    config = make_config(tiny, image=False, clinical_columns=["age"])
+    run = train_run(config, 0, tmp_path / "run")
+    (run / "notes.txt").write_text("keep me")
+    before = snapshot(run)
+    with pytest.raises(VcpredError, match="notes.txt"):
+        train_run(config, 0, run, force=True)
+    assert snapshot(run) == before
+    (run / "notes.txt").unlink()
+    (run / "predictions.csv").unlink()  # no longer finished: redone without --force, like `experiment` does
+    train_run(config, 0, run)
+    assert (run / "predictions.csv").is_file() and siblings(run) == ["run"]

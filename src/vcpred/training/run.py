@@ -1,17 +1,17 @@
 """One run: train one configuration on one split and write its run dir.
 
-RUN_DIR/
-  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `status: done` last
+RUN_DIR/            written beside (a temporary sibling) and put in place complete (vcpred.output_folder)
+  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `status: done`
   metrics.json      training curve, best epoch, timings, parameter counts
   model/            model.safetensors + model.json (trained tensors only), clinical.json
   predictions.csv   patient_id, set, split, frame_offset, probability, label  <- THE contract
+  .vcpred-output.json  the files vcpred wrote: a rerun replaces the run dir only while it holds nothing else
 """
 
 from __future__ import annotations
 
 import json
 import platform
-import shutil
 import subprocess
 import time
 from dataclasses import replace
@@ -30,6 +30,7 @@ from vcpred.cohort.provenance import training_data
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.hashing import sha256_file
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
+from vcpred.output_folder import replacing
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
@@ -49,17 +50,14 @@ def environment() -> dict:
     return {"vcpred": __version__, "python": platform.python_version(), "packages": versions, "git_commit": commit}
 
 
-def prepare_run_dir(out: Path, force: bool) -> None:
-    """A finished run is kept unless forced; an unfinished vcpred run is redone; user files never touched."""
-    config = out / "config.yaml"
-    if out.exists() and any(out.iterdir()):
-        if not config.is_file():
-            raise VcpredError(f"{out} exists and is not a vcpred run dir; choose an empty or new folder")
-        status = (yaml.safe_load(config.read_text()) or {}).get("status")
-        if status == "done" and not force:
-            raise VcpredError(f"{out} holds a finished run; pass --force to train it again")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+def _finished(out: Path) -> bool:
+    """A finished run by the rule evaluate, export and experiment use; a broken config.yaml is not one."""
+    from vcpred.evaluate.runs import unfinished_reason
+
+    try:
+        return Path(out).is_dir() and unfinished_reason(Path(out)) is None
+    except VcpredError:
+        return False
 
 
 def store_input_scale(store: Path) -> str:
@@ -109,21 +107,23 @@ def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool =
     if config.model.image:  # the model applies the weights' mean/std only to [0, 1] frames
         config = replace(config, model=replace(config.model, input_scale=store_input_scale(config.store)))
     plan = RunPlan(config, split)
-    prepare_run_dir(out, force)
-    started = time.time()
-    if config.model.image:
-        metrics, predictions, extra = _train_image_model(config, plan, split, out)
-    else:
-        metrics, predictions, extra = _train_clinical_only(plan, split, out)
-    predictions[PREDICTION_COLUMNS].to_csv(out / "predictions.csv", index=False)
-    metrics["wall_seconds"] = time.time() - started
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
-    resolved = {"configuration": config.configuration, "split": split,
-                "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
-                "splits_sha256": sha256_file(config.splits), "manifest_sha256": sha256_file(config.manifest),
-                "patients": plan.counts(), "training_data": training_data(config.manifest),
-                "environment": environment(), **extra, "status": "done"}
-    (out / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    # A finished run is retrained only with --force; an unfinished vcpred run dir is redone; a folder
+    # vcpred did not write, or a run dir holding the user's own files, is refused (vcpred.output_folder).
+    with replacing(out, kind="run", force=force or not _finished(out)) as folder:
+        started = time.time()
+        if config.model.image:
+            metrics, predictions, extra = _train_image_model(config, plan, split, folder)
+        else:
+            metrics, predictions, extra = _train_clinical_only(plan, split, folder)
+        predictions[PREDICTION_COLUMNS].to_csv(folder / "predictions.csv", index=False)
+        metrics["wall_seconds"] = time.time() - started
+        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
+        resolved = {"configuration": config.configuration, "split": split,
+                    "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
+                    "splits_sha256": sha256_file(config.splits), "manifest_sha256": sha256_file(config.manifest),
+                    "patients": plan.counts(), "training_data": training_data(config.manifest),
+                    "environment": environment(), **extra, "status": "done"}
+        (folder / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     return out
 
 
