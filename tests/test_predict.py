@@ -11,6 +11,7 @@ import pandas as pd
 import pydicom
 import pytest
 
+from conftest import siblings, snapshot
 from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING, warning_sentence
@@ -122,6 +123,40 @@ def test_out_is_never_clobbered_unless_it_is_an_earlier_prediction(tmp_path, cap
     assert main(one_patient(model, tmp_path / "out")) == 0  # an earlier output is replaced
 
 
+def test_a_failing_rerun_leaves_the_earlier_prediction_as_it_was(tmp_path, capsys):
+    """Issue 14: predict deleted the earlier prediction before computing the new one."""
+    model = exported("resnetlora", **CNN)
+    out = tmp_path / "out"
+    assert main(one_patient(model, out)) == 0
+    before = snapshot(out)
+    assert {"prediction.json", "heatmap.png", "report.html"} <= set(before)
+    outside = ["predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice", "19",
+               "--roi-box", "400,400,420,430", "--out", str(out)]
+    capsys.readouterr()
+    assert main(outside) == 2
+    assert "outside" in capsys.readouterr().err
+    assert snapshot(out) == before and siblings(out) == ["out"]
+
+
+def test_force_never_touches_a_folder_predict_did_not_write(tmp_path, capsys):
+    """Issue 14: `predict --force` into a user's folder deleted every file whose name vcpred could
+    write, even when the prediction then failed."""
+    model = exported("resnetlora", **CNN)
+    mine = tmp_path / "mine"
+    (mine / "heatmaps").mkdir(parents=True)
+    for name in ("report.html", "summary.json", "predictions.csv", "prediction.json", "heatmaps/a.png", "notes.txt"):
+        (mine / name).write_text(f"the user's {name}")
+    before = snapshot(mine)
+    outside = ["--roi-box", "400,400,420,430"]  # a failing prediction, after the given box is replaced
+    for argv in (one_patient(model, mine, "--force"), one_patient(model, mine, "--force", *outside),
+                 one_patient(model, mine)):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1 and "choose a new or empty folder" in err
+        assert snapshot(mine) == before
+    assert siblings(mine) == ["mine"]
+
+
 def test_manifest_prediction_writes_a_table_and_heat_maps(tmp_path):
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label,age,sex"
     rows = [f"A,external,{T2_LUMBAR},19,103,140,127,171,1,74,F",
@@ -139,6 +174,21 @@ def test_manifest_prediction_writes_a_table_and_heat_maps(tmp_path):
     ok = table[table["error"] == ""]
     assert ok["probability"].astype(float).between(0, 1).all()
     assert all((tmp_path / "out" / p).is_file() for p in ok["heatmap"])
+
+
+def test_a_manifest_where_every_patient_fails_replaces_nothing(tmp_path, capsys):
+    header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f"{header}\nB,external,{T2_LUMBAR},19,400,400,420,430,0\n")  # ROI outside the image
+    model = exported("resnetlora", **CNN)
+    out = tmp_path / "out"
+    assert main(one_patient(model, out)) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "patient 'B' not predicted" in err and "error: none of the 1 patient(s)" in err and "left as it was" in err
+    assert snapshot(out) == before and siblings(out) == ["manifest.csv", "out"]
 
 
 def test_clinical_only_models_predict_without_an_image(tmp_path):

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from vcpred import console
-from vcpred.errors import ConfigError
+from vcpred.errors import ConfigError, VcpredError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="CPU inference precision")
     parser.add_argument("--dicom-sc", action="store_true",
                         help="also write the heat map as a DICOM Secondary Capture (OUT/heatmap_sc.dcm)")
-    parser.add_argument("--force", action="store_true", help="write into a non-empty --out")
+    parser.add_argument("--force", action="store_true",
+                        help="accepted for scripts: an earlier `vcpred predict` output in --out is replaced anyway, "
+                             "and a folder predict did not write is never written into")
     parser.set_defaults(func=run_predict)
 
 
@@ -50,24 +52,33 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
 
 def run_predict(args: argparse.Namespace) -> int:
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
+    from vcpred.output_folder import check, replacing
     from vcpred.predict.bundle import load_bundle
-    from vcpred.predict.outputs import predict_manifest, prepare_out, write_patient
+    from vcpred.predict.outputs import predict_manifest, write_patient
     from vcpred.predict.predict import predict_patient
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
+    out = Path(args.out)
+    check(out, kind="prediction", force=args.force)  # fail before the work, not after
     bundle = load_bundle(args.model)
     if bundle.synthetic:
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
     record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")
-    out = prepare_out(Path(args.out), force=args.force)
+    # The outputs are written beside OUT and replace an earlier prediction only when complete.
     if args.manifest:
-        table = predict_manifest(bundle, args.manifest, out, precision=args.precision, allow_missing=args.allow_missing)
-        failed = int((table["error"] != "").sum())
+        with replacing(out, kind="prediction", force=args.force) as folder:
+            table = predict_manifest(bundle, args.manifest, folder, precision=args.precision,
+                                     allow_missing=args.allow_missing)
+            failed = int((table["error"] != "").sum())
+            if failed == len(table):
+                raise VcpredError(f"none of the {failed} patient(s) of {args.manifest} could be predicted (reasons "
+                                  f"above); {out} was left as it was")
         console.say(f"wrote {out / 'predictions.csv'}: {len(table) - failed} predicted, {failed} failed")
-        return 2 if failed == len(table) else 0
+        return 0
     prediction = predict_patient(bundle, record, precision=args.precision, allow_missing=args.allow_missing)
-    write_patient(out, prediction, dicom=args.dicom_sc)
+    with replacing(out, kind="prediction", force=args.force) as folder:
+        write_patient(folder, prediction, dicom=args.dicom_sc)
     r = prediction.result
     console.say(f"{r['patient_id']}: probability of collapse {r['probability']:.3f} (SD {r['sd']:.3f}, "
                 f"models {r['interval']['low']:.3f}-{r['interval']['high']:.3f}); {r['category']} at threshold "

@@ -1,11 +1,13 @@
 """Writing predict outputs: OUT/prediction.json, heatmap.png, report.html; or, for a manifest,
-OUT/predictions.csv, OUT/heatmaps/<patient>.png and OUT/summary.json."""
+OUT/predictions.csv, OUT/heatmaps/<patient>.png and OUT/summary.json.
+
+The writers fill the folder they are given; the predict command gives them the temporary sibling of
+`vcpred.output_folder.replacing`, so OUT changes only when the whole prediction is written."""
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,32 +20,18 @@ from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, p
 from vcpred.predict.report import report_html
 
 GENERATOR = "vcpred predict"
-MARKERS = ("prediction.json", "summary.json")
 
 
-def _is_previous(out: Path) -> bool:
-    for name in MARKERS:
-        try:
-            if json.loads((out / name).read_text()).get("generator") == GENERATOR:
-                return True
-        except (OSError, ValueError, AttributeError):
-            continue
-    return False
+def prepare_out(out: Path, *, force: bool = False) -> Path:
+    """For callers that write in place (benchmarks/bench_predict.py): OUT checked by the output-folder
+    guard (a folder predict did not write is refused, nothing is deleted) and created. Files written
+    into it overwrite an earlier prediction's file by file; the predict command itself writes beside
+    OUT through `vcpred.output_folder.replacing` instead, so a failure never touches OUT."""
+    from vcpred.output_folder import MARKER, check
 
-
-def prepare_out(out: Path, *, force: bool) -> Path:
-    """Create OUT; a non-empty folder must be an earlier predict output (replaced) unless --force."""
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise VcpredError(f"--out {out} is a file; pass a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not (force or _is_previous(out)):
-            raise VcpredError(f"--out {out} is not empty and not an earlier `vcpred predict` output; choose a "
-                              "new folder or pass --force to write into it")
-        for name in ("prediction.json", "heatmap.png", "heatmap_sc.dcm", "report.html", "predictions.csv",
-                     "summary.json"):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "heatmaps", ignore_errors=True)
+    if check(out, kind="prediction", force=force) == "own":
+        (out / MARKER).unlink(missing_ok=True)  # our own list would no longer match what is written in place
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -8,7 +8,8 @@ import threading
 from dataclasses import dataclass
 
 from vcpred.predict.bundle import Bundle
-from vcpred.predict.outputs import jsonable, prepare_out, write_patient
+from vcpred.output_folder import replacing
+from vcpred.predict.outputs import jsonable, write_patient
 from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
 from vcpred.serve.clinical import ClinicalInputError, check_values, form_fields
 from vcpred.serve.errors import ServeError
@@ -82,7 +83,8 @@ def predict_study(bundle: Bundle, study: Study, request: PredictRequest) -> tupl
     with INFERENCE_LOCK:
         prediction = predict_patient(bundle, record, allow_missing=request.allow_missing)
     prediction.result["patient_id"] = request.label  # the name shown in the report, like --patient-id
-    write_patient(prepare_out(study.folder / RESULT_DIR, force=True), prediction)
+    with replacing(study.folder / RESULT_DIR, kind="prediction") as folder:  # the earlier result until complete
+        write_patient(folder, prediction)
     return prediction, warnings
 
 
