@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import siblings, snapshot
 from test_predict_support import exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
@@ -122,6 +123,23 @@ def test_clinical_only_configurations_export_their_logistic(tmp_path):
     assert isinstance(bundle.models[0].preprocessor, ClinicalPreprocessor)
     with pytest.raises(VcpredError, match="not empty"):
         export_configuration(runs, "clinical", tmp_path / "b")
+
+
+def test_a_failing_export_with_force_keeps_the_earlier_bundle(tmp_path, capsys):
+    """Issue 14: `export --force` removed the earlier bundle before the new export succeeded; the
+    failure left an empty folder that blocked a retry."""
+    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+    out = export_configuration(runs, "clinical", tmp_path / "b")
+    before = snapshot(out)
+    broken = shutil.copytree(runs, tmp_path / "broken")
+    table = broken / "clinical" / "split-01" / "predictions.csv"
+    table.write_text(table.read_text().replace(",external,", ",test,", 1))  # fails after split-00 is exported
+    args = ["export", "--configuration", "clinical", "--out", str(out), "--force"]
+    assert main(args[:1] + [str(broken)] + args[1:]) == 2
+    assert "set 'test'" in capsys.readouterr().err
+    assert snapshot(out) == before and siblings(out) == ["b", "broken"]
+    assert main(args[:1] + [str(runs)] + args[1:]) == 0  # a retry is not blocked
+    assert load_bundle(out).kind == "clinical_only"
 
 
 def test_model_card_reports_eval_performance_and_thresholds_agree_with_evaluate(tmp_path):

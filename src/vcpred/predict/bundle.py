@@ -6,6 +6,7 @@ MODEL_DIR/
   split-KK/model.safetensors  full state of the merged (LoRA folded) VcpredModel; image models
   split-KK/model.json         ModelSpec, clinical width, source run, pre-trained weights record
   split-KK/clinical.json      clinical preprocessing (+ the logistic for clinical-only models)
+  .vcpred-output.json         what export wrote (vcpred.output_folder; not hashed, not read by predict)
 
 bundle.json: format, version, model_id, configuration, kind ("image" | "clinical_only"), family
 ("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max

@@ -27,9 +27,10 @@ from vcpred.evaluate.per_split import development_threshold, validation_threshol
 from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, read_run, unfinished_reason
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
+from vcpred.output_folder import replacing
 from vcpred.predict.bundle import (
     BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE,
-    build_network, hash_files, meta_digest, read_meta,
+    build_network, hash_files, meta_digest,
 )
 from vcpred.predict.card import model_card
 
@@ -103,19 +104,6 @@ def clinical_ranges(config: dict, columns: list[str]) -> dict:
     return ranges
 
 
-def prepare_out(out: Path, force: bool) -> None:
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise VcpredError(f"--out {out} is not empty; choose a new folder or pass --force to replace it")
-        try:
-            read_meta(out)
-        except VcpredError:
-            raise VcpredError(f"--out {out} is not an earlier `vcpred export` model directory; vcpred "
-                              "does not delete other folders: choose a new one") from None
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-
-
 def _check_merged(run: SourceRun, state: dict, spec: dict, width: int, reference: torch.Tensor,
                   probe: tuple) -> None:
     """The exported tensors rebuilt into a plain model give the run model's logits."""
@@ -160,30 +148,34 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
     first = sources[0].config
     image = bool(first["config"]["model"].get("image", True))
     out = Path(out)
-    prepare_out(out, force)
-    entries, family, specs = [], None, []
-    for run in console.progress(sources, desc="export"):
-        target = out / f"split-{run.split:02d}"
-        target.mkdir()
-        if (run.path / "model" / CLINICAL_FILE).is_file():
-            shutil.copyfile(run.path / "model" / CLINICAL_FILE, target / CLINICAL_FILE)
-        if image:
-            exported = export_image_split(run, target)
-            family = exported["family"]
-            specs.append(exported["spec"])
-        entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
-                        "threshold": split_threshold(run, ap=ap and image, method=method)})
-    if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
-        raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
-    meta = {
-        "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
-        "ap": bool(ap and image), "aggregate": method, "clinical_columns": list(first.get("clinical_columns") or []),
-        "clinical_ranges": clinical_ranges(first, list(first.get("clinical_columns") or [])),
-        "prepare_params": store_params(sources[0]) if image else None,
-        "spec": specs[0] if specs else None, "splits": entries,
-        "training_data": combined_training_data([run.config.get("training_data") for run in sources]),
-    }
-    return finalise_bundle(out, meta, lambda full: model_card(full, sources, eval_dir))
+    # Written beside MODEL_DIR and put in place complete: a failed export leaves an earlier one as it was;
+    # only an earlier export is replaced (with --force), never another folder (vcpred.output_folder).
+    with replacing(out, kind="model", force=force) as folder:
+        entries, family, specs = [], None, []
+        for run in console.progress(sources, desc="export"):
+            target = folder / f"split-{run.split:02d}"
+            target.mkdir()
+            if (run.path / "model" / CLINICAL_FILE).is_file():
+                shutil.copyfile(run.path / "model" / CLINICAL_FILE, target / CLINICAL_FILE)
+            if image:
+                exported = export_image_split(run, target)
+                family = exported["family"]
+                specs.append(exported["spec"])
+            entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
+                            "threshold": split_threshold(run, ap=ap and image, method=method)})
+        if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
+            raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
+        meta = {
+            "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
+            "ap": bool(ap and image), "aggregate": method,
+            "clinical_columns": list(first.get("clinical_columns") or []),
+            "clinical_ranges": clinical_ranges(first, list(first.get("clinical_columns") or [])),
+            "prepare_params": store_params(sources[0]) if image else None,
+            "spec": specs[0] if specs else None, "splits": entries,
+            "training_data": combined_training_data([run.config.get("training_data") for run in sources]),
+        }
+        finalise_bundle(folder, meta, lambda full: model_card(full, sources, eval_dir))
+    return out
 
 
 def _ensemble_threshold(splits: list[dict]) -> float:
