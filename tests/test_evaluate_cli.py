@@ -102,11 +102,21 @@ def test_out_folder_guard(runs, tmp_path, capsys):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     assert "not empty" in _fails(runs, tmp_path, capsys)
-    assert main(["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures", "--force"]) == 0
-    # an earlier evaluate output may be rewritten without --force
-    assert main(["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures",
-                 "--aggregate", "logit_mean", "--thresholds", "0.1:0.5:0.1"]) == 0
-    assert (out / "notes.txt").exists() and (out / "summary.csv").exists()
+    # a folder evaluate did not write is refused with --force too: vcpred never writes into it
+    assert "choose a new or empty folder" in _fails(runs, tmp_path, capsys, "--force")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "notes.txt").unlink()
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures"]) == 0
+    # an earlier evaluate output is replaced, with or without --force (the demo passes it)
+    for extra in ([], ["--force"]):
+        assert main(["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures",
+                     "--aggregate", "logit_mean", "--thresholds", "0.1:0.5:0.1", *extra]) == 0
+    assert (out / "summary.csv").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["EVAL", "runs"]
+    # ... but not when the user has put files of their own into it
+    (out / "figures").mkdir()
+    (out / "figures" / "mine.png").write_text("mine")
+    assert "figures/mine.png" in _fails(runs, tmp_path, capsys, "--force")
+    assert (out / "figures" / "mine.png").read_text() == "mine"
 
 
 def test_external_labels_must_agree_across_runs(runs, tmp_path, capsys):

@@ -10,7 +10,8 @@ from vcpred.evaluate.aggregate import METHODS
 from vcpred.evaluate.core import DEFAULT_THRESHOLDS, evaluate_runs
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.extras import parse_thresholds
-from vcpred.evaluate.outputs import prepare_out, write_outputs
+from vcpred.evaluate.outputs import write_outputs
+from vcpred.output_folder import check, replacing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise alpha (default %(default)s)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument("--force", action="store_true",
-                        help="write into a non-empty --out that is not an earlier evaluate output")
+                        help="accepted for scripts: an earlier `vcpred evaluate` output in --out is replaced anyway, "
+                             "and a folder evaluate did not write is never written into")
     parser.set_defaults(func=run_evaluate)
 
 
@@ -40,10 +42,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not 0 < args.alpha < 1:
         raise EvaluationError(f"--alpha must be in (0, 1), got {args.alpha}")
     out = Path(args.out)
-    prepare_out(out, force=args.force)  # fail before the work, not after
+    check(out, kind="evaluation", force=args.force)  # fail before the work, not after
     ev = evaluate_runs(args.runs, method=args.aggregate, best=args.best, manifest=args.manifest,
                        thresholds=thresholds, alpha=args.alpha)
-    written = write_outputs(ev, out, figures=not args.no_figures)
+    with replacing(out, kind="evaluation", force=args.force) as folder:  # EVAL changes only when complete
+        written = write_outputs(ev, folder, figures=not args.no_figures)
     n_runs = int(ev.per_split["split"].count() // 2)
     console.say(f"evaluated {n_runs} run(s) of {len(ev.variants) // 2} configuration(s); best: {ev.best.label}")
     if ev.skipped:

@@ -11,29 +11,10 @@ import pandas as pd
 
 from vcpred import __version__
 from vcpred.evaluate.core import Evaluation
-from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.tables import tables_markdown
 
 GENERATOR = "vcpred evaluate"
 SETS = {"internal": "validation", "external": "external"}
-
-
-def prepare_out(out: Path, *, force: bool) -> Path:
-    """Create out; refuse a non-empty folder that is not an earlier evaluate output unless force."""
-    if out.exists() and not out.is_dir():
-        raise EvaluationError(f"--out {out} is a file; pass a folder")
-    if out.is_dir() and any(out.iterdir()) and not force and not _is_previous(out):
-        raise EvaluationError(f"--out {out} is not empty and not an earlier `vcpred evaluate` output; "
-                              "choose an empty or new folder, or pass --force to write into it")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def _is_previous(out: Path) -> bool:
-    try:
-        return json.loads((out / "evaluation.json").read_text()).get("generator") == GENERATOR
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _bool(value: bool) -> str:
@@ -127,7 +108,8 @@ def evaluation_json(ev: Evaluation) -> dict:
 
 
 def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Path]:
-    """Write every output file into out (prepared by prepare_out); returns the paths written."""
+    """Write every output file into out (the evaluate command passes the temporary sibling of
+    vcpred.output_folder.replacing, so EVAL changes only when complete); returns the paths written."""
     written = []
     summary = summary_table(ev)
     for name, table in (("summary.csv", summary), ("per_split.csv", per_split_table(ev)),
