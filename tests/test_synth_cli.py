@@ -63,20 +63,30 @@ def test_unwritable_output_under_a_file(tmp_path: Path, capsys):
     assert blocker.read_text() == "not a folder"
 
 
-def test_non_empty_folder_needs_force_and_force_keeps_user_files(tmp_path: Path):
+def test_a_user_folder_is_refused_and_force_replaces_only_an_earlier_cohort(tmp_path: Path):
     out = tmp_path / "cohort"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(VcpredError, match="not empty.*--force"):
-        generate_cohort(out, n_development=1, n_external=0, sequences=["t2"], size=48)
-    assert not (out / "manifest.csv").exists()
-    generate_cohort(out, n_development=2, n_external=0, sequences=["t2"], size=48, force=True)
+    for force in (False, True):  # vcpred never writes into a folder it did not write
+        with pytest.raises(VcpredError, match="not empty.*choose a new or empty folder"):
+            generate_cohort(out, n_development=1, n_external=0, sequences=["t2"], size=48, force=force)
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    out = tmp_path / "cohort2"
+    generate_cohort(out, n_development=2, n_external=0, sequences=["t2"], size=48)
     assert (out / "images" / "dev0002").is_dir()
-    # Rerun smaller with --force: the previous run's extra patient folder goes, user files stay.
+    with pytest.raises(VcpredError, match="earlier `vcpred synth` cohort; pass --force"):
+        generate_cohort(out, n_development=1, n_external=0, sequences=["t2"], size=48)
+    # Rerun smaller with --force: the earlier cohort is replaced as a whole.
     generate_cohort(out, n_development=1, n_external=0, sequences=["t2"], size=48, force=True)
     assert not (out / "images" / "dev0002").exists() and (out / "images" / "dev0001").is_dir()
-    assert (out / "notes.txt").read_text() == "mine"
     assert (out / "manifest.csv").read_text().count("\n") == 2
+    # Files the user put beside the cohort are never deleted: --force refuses and names them.
+    (out / "store").mkdir()
+    (out / "store" / "index.json").write_text("{}")
+    with pytest.raises(VcpredError, match="store/index.json"):
+        generate_cohort(out, n_development=1, n_external=0, sequences=["t2"], size=48, force=True)
+    assert (out / "store" / "index.json").read_text() == "{}" and (out / "manifest.csv").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort", "cohort2"]
 
 
 def test_cli_unknown_format_is_a_usage_error(tmp_path: Path, capsys):

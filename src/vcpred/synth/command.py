@@ -26,7 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--jobs", type=int, default=1, help="worker processes (default %(default)s)")
     synth.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)  # tests/demos only
     synth.add_argument("--force", action="store_true",
-                       help="write into a non-empty folder, replacing only files vcpred synth writes")
+                       help="replace an earlier `vcpred synth` cohort in --out (a folder synth did not write "
+                            "is never written into)")
     synth.set_defaults(func=run_synth)
 
 

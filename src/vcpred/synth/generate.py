@@ -4,6 +4,7 @@ Output folder layout (paths in the manifest are relative to it):
     manifest.csv                       the cohort manifest (docs/manifest.md schema)
     truth.csv                          true logit/probability and latent lesion factors
     synth.json                         the generator's arguments and patient ids (provenance)
+    .vcpred-output.json                every file written (vcpred.output_folder): what --force may replace
     images/<patient_id>/<sequence>/    one DICOM file per slice (format dicom), or
     images/<patient_id>/<sequence>.nii.gz                                  (format nifti)
 """
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -23,13 +22,13 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from vcpred import __version__, console
-from vcpred.errors import ConfigError, VcpredError
+from vcpred.errors import ConfigError
+from vcpred.output_folder import replacing
 from vcpred.synth.output import MANIFEST_COLUMNS, TRUTH_COLUMNS, PatientJob, write_patient
 from vcpred.synth.patient import PatientSpec
 
 SUPPORTED_SEQUENCES = ("t1", "t2")
 FORMATS = ("dicom", "nifti")
-SYNTH_FILES = ("manifest.csv", "truth.csv", "synth.json")
 
 
 @dataclass
@@ -92,43 +91,6 @@ def patient_ids(n_development: int, n_external: int) -> list[tuple[str, int, str
             + [("external", i, f"ext{i + 1:04d}") for i in range(n_external)])
 
 
-def prepare_output(out: Path, force: bool, new_ids: list[str]) -> None:
-    """Create `out`, refusing to mix with existing files unless `force` (then remove only ours)."""
-    if out.exists() and not out.is_dir():
-        raise VcpredError(f"output {out} is a file, not a folder; choose a folder path for --out")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise VcpredError(f"output folder {out} is not empty; choose an empty or new folder, or "
-                              "pass --force to replace the files vcpred synth writes there")
-        _remove_previous(out, new_ids)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "images").mkdir(exist_ok=True)
-    except OSError as exc:
-        raise VcpredError(f"cannot create output folder {out}: {exc.strerror or exc}; "
-                          "choose a folder you can write to") from None
-    if not os.access(out, os.W_OK):
-        raise VcpredError(f"output folder {out} is not writable; choose a folder you can write to")
-
-
-def _remove_previous(out: Path, new_ids: list[str]) -> None:
-    """Delete what a synth run writes: our three files and the image folders of our patients."""
-    old_ids: list[str] = []
-    marker = out / "synth.json"
-    if marker.is_file():
-        try:
-            old_ids = list(json.loads(marker.read_text()).get("patients", []))
-        except (ValueError, AttributeError):
-            old_ids = []
-    for name in SYNTH_FILES:
-        if (out / name).is_file():
-            (out / name).unlink()
-    for pid in {*old_ids, *new_ids}:
-        target = out / "images" / str(pid)
-        if target.is_dir() and target.resolve().parent == (out / "images").resolve():
-            shutil.rmtree(target)
-
-
 def _auc(labels: list[int], scores: list[float]) -> float | None:
     return float(roc_auc_score(labels, scores)) if 0 < sum(labels) < len(labels) else None
 
@@ -156,27 +118,31 @@ def generate_cohort(out: str | Path, *, n_development: int = 200, n_external: in
 
     Same arguments -> byte-identical manifest.csv/truth.csv and pixel-identical images, whatever
     `jobs`. `size` (tests and demos only) forces square images of that many pixels.
-    Raises ConfigError for invalid arguments and VcpredError when `out` cannot be used.
+    Raises ConfigError for invalid arguments and OutputError (a VcpredError) when `out` cannot be
+    used: it is a file, a folder synth did not write, or an earlier cohort without `force`.
     """
     sequences = _check_arguments(n_development, n_external, seed, fmt, tuple(sequences), jobs, size)
     out = Path(out)
     plan = patient_ids(n_development, n_external)
-    prepare_output(out, force, [pid for _, _, pid in plan])
     started = time.perf_counter()
-    work = [PatientJob(PatientSpec(int(seed), set_name, index, pid), sequences, fmt, out, size)
-            for set_name, index, pid in plan]
-    results = _run_jobs(work, int(jobs))
-    manifest_rows = [r[0] for r in results]
-    truth_rows = [r[1] for r in results]
-    image_columns = [f"image_{s}" for s in sequences]
-    _write_csv(out / "manifest.csv", MANIFEST_COLUMNS[:12] + image_columns + MANIFEST_COLUMNS[12:],
-               manifest_rows)
-    _write_csv(out / "truth.csv", TRUTH_COLUMNS, truth_rows)
-    provenance = {"generator": "vcpred synth", "version": __version__, "seed": int(seed),
-                  "n_development": n_development, "n_external": n_external, "format": fmt,
-                  "sequences": list(sequences), "size": size,
-                  "patients": [pid for _, _, pid in plan]}
-    (out / "synth.json").write_text(json.dumps(provenance, indent=1) + "\n")
+    # Written beside `out`, put in place complete; an earlier cohort is replaced only with force, a
+    # folder synth did not write never (vcpred.output_folder).
+    with replacing(out, kind="cohort", force=force) as folder:
+        (folder / "images").mkdir()
+        work = [PatientJob(PatientSpec(int(seed), set_name, index, pid), sequences, fmt, folder, size)
+                for set_name, index, pid in plan]
+        results = _run_jobs(work, int(jobs))
+        manifest_rows = [r[0] for r in results]
+        truth_rows = [r[1] for r in results]
+        image_columns = [f"image_{s}" for s in sequences]
+        _write_csv(folder / "manifest.csv", MANIFEST_COLUMNS[:12] + image_columns + MANIFEST_COLUMNS[12:],
+                   manifest_rows)
+        _write_csv(folder / "truth.csv", TRUTH_COLUMNS, truth_rows)
+        provenance = {"generator": "vcpred synth", "version": __version__, "seed": int(seed),
+                      "n_development": n_development, "n_external": n_external, "format": fmt,
+                      "sequences": list(sequences), "size": size,
+                      "patients": [pid for _, _, pid in plan]}
+        (folder / "synth.json").write_text(json.dumps(provenance, indent=1) + "\n")
     return _result(out, manifest_rows, truth_rows, time.perf_counter() - started,
                    sum(r[2] for r in results))
 
