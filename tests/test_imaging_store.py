@@ -125,9 +125,14 @@ def test_refuses_a_folder_that_is_not_a_store(tmp_path, capsys):
     user_folder = tmp_path / "thesis"
     user_folder.mkdir()
     (user_folder / "chapter1.tex").write_text("precious")
+    for extra in ([], ["--force"]):  # --force prepares every patient again; it never claims a folder
+        assert run_prepare(manifest, user_folder, *extra) == 2
+        err = capsys.readouterr().err
+        assert "not a vcpred prepared store" in err and "choose a new or empty folder" in err
+        assert [p.name for p in user_folder.iterdir()] == ["chapter1.tex"]
+    (user_folder / "index.json").write_text('{"format": "my-own-index"}')  # a look-alike index is not a store
     assert run_prepare(manifest, user_folder) == 2
-    assert "not a vcpred prepared store" in capsys.readouterr().err
-    assert [p.name for p in user_folder.iterdir()] == ["chapter1.tex"]
+    assert sorted(p.name for p in user_folder.iterdir()) == ["chapter1.tex", "index.json"]
 
 
 def test_bad_option_values_are_config_errors(tmp_path, capsys):

@@ -21,6 +21,7 @@ from vcpred.cohort.manifest import PatientRecord
 from vcpred.errors import VcpredError
 from vcpred.hashing import atomic_write
 from vcpred.imaging.pipeline import PreparedPatient, PrepareParams
+from vcpred.output_folder import check
 
 STORE_FORMAT = "vcpred-prepared-store"
 STORE_VERSION = 1
@@ -57,12 +58,14 @@ def _json_default(value: object) -> object:
 
 
 def open_store(store: Path) -> dict:
-    """The store's index, creating an empty store; refuses a folder that is not a vcpred store."""
+    """The store's index, creating an empty store; refuses a folder that is not a vcpred store.
+
+    The store is incremental (written patient by patient, each file atomically), so the output-folder
+    guard only checks it: a new or empty folder, or a vcpred store; any other folder is refused and
+    nothing in it is touched."""
     store = Path(store)
     index_file = store / INDEX
-    if store.exists() and not store.is_dir():
-        raise VcpredError(f"--out {store} is a file, not a folder; give a new or existing store folder")
-    if index_file.is_file():
+    if index_file.is_file() and store.is_dir():
         try:
             index = json.loads(index_file.read_text())
         except (OSError, json.JSONDecodeError) as exc:
@@ -70,10 +73,12 @@ def open_store(store: Path) -> dict:
                               "delete the store and prepare again") from None
         if isinstance(index, dict) and index.get("format") == STORE_FORMAT:
             return index
-    if store.is_dir() and any(store.iterdir()):
-        raise VcpredError(f"--out {store} exists and is not a vcpred prepared store (no {INDEX} with format "
-                          f"{STORE_FORMAT!r}); vcpred never writes into other folders: choose a new or empty folder")
-    store.mkdir(parents=True, exist_ok=True)
+    check(store, kind="store")  # a file or a non-empty folder that is not a store: OutputError
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise VcpredError(f"cannot create the store folder {store}: {exc.strerror or exc}; choose a folder you "
+                          "can write to") from None
     return {"format": STORE_FORMAT, "version": STORE_VERSION, "params": None, "patients": {}}
 
 
