@@ -237,6 +237,27 @@ def test_an_existing_report_is_kept_unless_force(tmp_path, capsys):
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_the_report_is_written_beside_and_renamed_in_one_step(tmp_path, monkeypatch):
+    """No fixed temporary name (a user's r.html.partial was overwritten, then renamed away), nothing
+    left behind, and an interruption keeps the earlier report."""
+    out = tmp_path / "r.html"
+    (tmp_path / "r.html.partial").write_text("the user's draft")
+    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--gallery", "0"]) == 0
+    assert (tmp_path / "r.html.partial").read_text() == "the user's draft"
+    assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"r.html", "r.html.partial"}
+    before = out.read_bytes()
+
+    def interrupted(path):
+        path.write_text("<!DOCTYPE html> half")
+        raise KeyboardInterrupt
+
+    import vcpred.report.build as build
+    monkeypatch.setattr(build, "write_html", lambda path, html: interrupted(path))
+    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--gallery", "0", "--force"]) == 130
+    assert out.read_bytes() == before
+    assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"r.html", "r.html.partial"}
+
+
 def test_a_model_from_other_runs_is_refused(tmp_path, capsys):
     # a configuration this evaluation never saw
     only_clinical = shutil.copytree(runs_folder() / "clinical", tmp_path / "runs" / "clinical")

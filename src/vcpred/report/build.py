@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.cohort.provenance import warning_sentence
+from vcpred.hashing import atomic_write
 from vcpred.report.cohort import cohort_section
 from vcpred.report.failures import failures_section
 from vcpred.report.gallery import gallery_section
@@ -101,8 +103,14 @@ def build_report(eval_dir: str | Path, out: str | Path, *, model_dir: str | Path
     inputs.gallery_per_cell = gallery_per_cell
     html = render(inputs)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".partial")
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(out)  # never leave a half-written report under the final name
+    # A uniquely named temporary sibling, renamed onto out when complete and removed on any failure
+    # (Ctrl-C included): never a half-written report, never another file overwritten on the way.
+    atomic_write(out, lambda temporary: write_html(temporary, html))
     return out
+
+
+def write_html(path: Path, html: str) -> None:
+    path.write_text(html, encoding="utf-8")
+    umask = os.umask(0o022)  # the temporary file is private (0600); the report gets the usual mode
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
