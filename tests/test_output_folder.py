@@ -9,15 +9,111 @@ import json
 import pytest
 
 from conftest import siblings, snapshot
+from test_evaluate import cohort, make_runs
+from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, trained_runs
 from vcpred import output_folder
+from vcpred.cli import main
 from vcpred.output_folder import MARKER, OutputError, check, replacing
 
+CNN = dict(backbone="resnet_test", method="lora")
 FAULTS = [RuntimeError("disk full halfway"), KeyboardInterrupt()]
+EXIT = {RuntimeError: 1, KeyboardInterrupt: 130}  # internal error, interrupted
 
 
 @pytest.fixture(autouse=True)
 def weights_home(tmp_path, monkeypatch):
     monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))  # no pre-trained weights anywhere
+
+
+def patch(monkeypatch, module, name: str, fault: BaseException, calls_before: int = 0) -> None:
+    """Replace module.name by a wrapper that raises fault on call calls_before + 1."""
+    real, calls = getattr(module, name), []
+
+    def wrapper(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > calls_before:
+            raise fault
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, wrapper)
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=type)
+def test_evaluate_interrupted_while_writing_keeps_the_earlier_evaluation(tmp_path, monkeypatch, fault):
+    import vcpred.evaluate.outputs as outputs
+
+    runs = make_runs(tmp_path / "runs", cohort(n_dev=40, n_ext=12, seed=3), n_splits=2,
+                     configs={"vit": (1.2, []), "cnn": (0.6, [])})
+    out = tmp_path / "EVAL"
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures"]) == 0
+    before = snapshot(out)
+    patch(monkeypatch, outputs, "tables_markdown", fault)  # after the CSV tables and evaluation.json
+    argv = ["--quiet", "evaluate", str(runs), "--out", str(out), "--no-figures", "--aggregate", "logit_mean"]
+    assert main(argv) == EXIT[type(fault)]
+    assert snapshot(out) == before and siblings(out) == ["EVAL", "runs"]
+    monkeypatch.undo()
+    assert main(argv) == 0 and json.loads((out / "evaluation.json").read_text())["aggregate"] == "logit_mean"
+    assert siblings(out) == ["EVAL", "runs"]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=type)
+def test_predict_interrupted_while_writing_keeps_the_earlier_prediction(tmp_path, monkeypatch, fault):
+    import vcpred.predict.outputs as outputs
+
+    model = exported("resnetlora", **CNN)
+    out = tmp_path / "out"
+    argv = ["--quiet", "predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice",
+            str(BODY.slice), "--roi-box", BOX_TEXT, "--out", str(out)]
+    assert main(argv) == 0
+    before = snapshot(out)
+    patch(monkeypatch, outputs, "report_html", fault)  # after heatmap.png and prediction.json
+    assert main(argv + ["--patient-id", "second"]) == EXIT[type(fault)]
+    assert snapshot(out) == before and siblings(out) == ["out"]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=type)
+def test_export_interrupted_while_writing_keeps_the_earlier_bundle(tmp_path, monkeypatch, fault):
+    import vcpred.predict.export as export
+
+    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+    out = tmp_path / "model"
+    argv = ["--quiet", "export", str(runs), "--configuration", "clinical", "--out", str(out), "--force"]
+    assert main(argv) == 0
+    before = snapshot(out)
+    patch(monkeypatch, export, "model_card", fault)  # after the split folders
+    assert main(argv + ["--no-ap"]) == EXIT[type(fault)]
+    assert snapshot(out) == before and siblings(out) == ["model"]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=type)
+def test_train_interrupted_while_writing_keeps_the_finished_run(tiny, tmp_path, monkeypatch, fault):
+    import vcpred.training.run as run_module
+    from vcpred.models import ModelSpec
+    from vcpred.training import TrainConfig, TrainingParams, train_run
+
+    manifest, store, splits = tiny
+    config = TrainConfig("clin", manifest, store, splits, ModelSpec(image=False, clinical_columns=("age",)),
+                         TrainingParams(epochs=1))
+    run = train_run(config, 0, tmp_path / "run")
+    before = snapshot(run)
+    patch(monkeypatch, run_module, "environment", fault)  # after predictions.csv and metrics.json
+    with pytest.raises(type(fault)):
+        train_run(config, 0, run, force=True)
+    assert snapshot(run) == before and siblings(run) == ["run"]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=type)
+def test_synth_interrupted_while_writing_keeps_the_earlier_cohort(tmp_path, monkeypatch, fault):
+    import vcpred.synth.generate as generate
+
+    out = tmp_path / "cohort"
+    argv = ["--quiet", "synth", "--out", str(out), "--development", "2", "--external", "1", "--sequences", "t2",
+            "--size", "48", "--format", "nifti"]
+    assert main(argv) == 0
+    before = snapshot(out)
+    patch(monkeypatch, generate, "write_patient", fault, calls_before=1)  # the second patient fails
+    assert main(argv + ["--seed", "5", "--force"]) == EXIT[type(fault)]
+    assert snapshot(out) == before and siblings(out) == ["cohort"]
 
 
 # --- the guard itself ------------------------------------------------------------------------------
