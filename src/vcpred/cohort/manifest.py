@@ -6,6 +6,8 @@ can fix the whole file in one pass.
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,17 +103,109 @@ class Problem:
         return f"{', '.join(where) or 'manifest'}: {self.message}"
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """The manifest as strings, untouched (empty cells stay empty strings)."""
+DELIMITER_NAMES = {";": "semicolon", "\t": "tab", "|": "vertical bar"}
+
+
+@dataclass
+class Table:
+    """A manifest as read: `frame` holds text cells (empty cells stay empty strings), indexed by CSV
+    row (header = row 1); `problems` are file-level and row-level layout problems (duplicate column
+    names, rows with more or fewer cells than the header); `ragged` the rows with the wrong cell count,
+    whose cells cannot be trusted to sit in their columns."""
+
+    frame: pd.DataFrame
+    problems: list[Problem]
+    ragged: set[int]
+
+
+def _delimiter_problem(path: Path, header_line: str) -> str | None:
+    """A message when the header is clearly separated by something other than commas."""
+    counts = {d: header_line.count(d) for d in DELIMITER_NAMES}
+    found = max(counts, key=counts.get)
+    if counts[found] == 0 or counts[found] <= header_line.count(","):
+        return None
+    name = DELIMITER_NAMES[found]
+    return (f"manifest {path} is separated by {name}s, not commas (its header line has {counts[found]} "
+            f"{name}s and {header_line.count(',')} commas); vcpred reads comma-separated CSV: save it again as "
+            "CSV with commas as separators (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: field "
+            "delimiter ',')")
+
+
+def _header_problems(header: list[str], columns: list[list[str]]) -> tuple[list[int], list[Problem]]:
+    """Positions of the columns to keep and problems: duplicate names; unnamed columns holding values
+    (an unnamed column that is empty everywhere, e.g. from a trailing comma, is dropped silently)."""
+    keep, problems, positions = [], [], {}
+    for index, name in enumerate(header):
+        positions.setdefault(name, []).append(index)
+    for index, name in enumerate(header):
+        if not name:
+            if any(column[index] for column in columns):
+                problems.append(Problem(None, None, f"column {index + 1} holds values but has no name in the "
+                                                    "header; name it or remove it"))
+            continue
+        where = positions[name]
+        if where[0] == index:
+            keep.append(index)
+            if len(where) > 1:
+                numbers = [str(i + 1) for i in where]
+                listing = f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+                times = "twice" if len(where) == 2 else f"{len(where)} times"
+                problems.append(Problem(None, name, f"the header names this column {times} (columns "
+                                                    f"{listing}); rename or remove one"))
+    return keep, problems
+
+
+def read_manifest_table(path: str | Path) -> Table:
+    """Read the manifest CSV with its layout problems (see Table); ManifestError when the file cannot
+    be read as a comma-separated table at all."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist or is not a file")
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ManifestError(f"manifest {path} is not a readable CSV file: {exc}") from None
-    table.columns = [str(c).strip() for c in table.columns]
-    return table.map(str.strip)
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"manifest {path} is not a readable CSV file: {exc}; save it as UTF-8 CSV") from None
+    except OSError as exc:
+        raise ManifestError(f"manifest {path} cannot be read: {exc.strerror or exc}") from None
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    records: list[tuple[int, list[str]]] = []
+    try:
+        start = 1
+        for cells in reader:
+            if any(c.strip() for c in cells):  # blank lines and rows of empty cells are skipped
+                records.append((start, [c.strip() for c in cells]))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ManifestError(f"manifest {path} is not a readable CSV file: line {reader.line_num}: {exc}") from None
+    if not records:
+        raise ManifestError(f"manifest {path} is not a readable CSV file: it is empty (no header row)")
+    (_, header), body = records[0], records[1:]
+    delimiter = _delimiter_problem(path, text.lstrip().splitlines()[0] if text.strip() else "")
+    if delimiter:
+        raise ManifestError(delimiter)
+    width, problems, ragged, rows = len(header), [], set(), []
+    pid_at = header.index("patient_id") if "patient_id" in header else None
+    for row, cells in body:
+        if len(cells) != width:
+            ragged.add(row)
+            hint = ("a comma inside a value? quote the value or remove the comma" if len(cells) > width
+                    else "a missing comma?")
+            pid = cells[pid_at] if pid_at is not None and pid_at < len(cells) else None
+            problems.append(Problem(row, None, f"{len(cells)} cells but the header has {width} columns; {hint}",
+                                    pid or None))
+        rows.append((cells + [""] * width)[:width])
+    keep, header_problems = _header_problems(header, [list(c) for c in zip(*rows)] if rows else
+                                             [[] for _ in header])
+    frame = pd.DataFrame([[r[i] for i in keep] for r in rows], columns=[header[i] for i in keep],
+                         index=[row for row, _ in body], dtype=object)
+    if not rows:
+        frame = pd.DataFrame({header[i]: pd.Series(dtype=object) for i in keep})
+    return Table(frame, header_problems + problems, ragged)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """The manifest as strings indexed by CSV row (layout problems: read_manifest_table)."""
+    return read_manifest_table(path).frame
 
 
 def is_missing(value: str) -> bool:
@@ -127,6 +221,15 @@ def parse_float(value: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def is_number(value: str) -> bool:
+    """True for any text Python reads as a float, finite or not ('inf', '1e400')."""
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_int(value: str) -> int | None:
     """An integer (also written as 12.0), or None."""
     number = parse_float(value)
@@ -140,12 +243,14 @@ def image_sequences(columns: list[str]) -> list[str]:
 
 
 def clinical_kinds(table: pd.DataFrame) -> dict[str, str]:
-    """Every non-reserved column is clinical; numeric when all its non-missing cells are numbers."""
+    """Every non-reserved column is clinical; numeric when all its non-missing cells are numbers
+    (an infinite number such as `inf` or `1e400` still makes the column numeric; the row checks then
+    report it as not finite)."""
     kinds = {}
     for column in table.columns:
         if column in RESERVED or column.startswith(IMAGE_PREFIX):
             continue
         present = [v for v in table[column] if not is_missing(v)]
-        numeric = all(parse_float(v) is not None for v in present)
+        numeric = all(is_number(v) for v in present)  # inf/1e400 are numbers, reported as not finite
         kinds[column] = "numeric" if numeric else "categorical"
     return kinds

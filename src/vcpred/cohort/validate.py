@@ -22,7 +22,7 @@ from vcpred.cohort.manifest import (
     is_missing,
     parse_float,
     parse_int,
-    read_table,
+    read_manifest_table,
 )
 from vcpred.errors import ManifestError
 
@@ -67,6 +67,7 @@ class _RowChecker:
         label = self.label(row, pid, cells, set_name)
         images = self.images(row, pid, cells)
         roi = self.roi(row, pid, cells)
+        self.numbers(row, pid, cells)
         if len(self.problems) > before or roi is None:
             return None
         return PatientRecord(
@@ -143,6 +144,14 @@ class _RowChecker:
                 roi = None
         return roi
 
+    def numbers(self, row: int, pid: str, cells: dict[str, str]) -> None:
+        """Numeric clinical cells must be finite numbers (`inf`, `1e400` are not)."""
+        for column, kind in self.clinical.items():
+            text = cells.get(column, "")
+            if kind == "numeric" and not is_missing(text) and parse_float(text) is None:
+                self.problem(row, pid, column, f"{text!r} is not a finite number; give the value, or leave "
+                                               "the cell empty when it is unknown")
+
     @staticmethod
     def clinical_value(text: str, kind: str) -> float | str | None:
         if is_missing(text):
@@ -167,8 +176,7 @@ def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
 
 def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
     problems, first_row = [], {}
-    for index, pid in enumerate(table.get("patient_id", [])):
-        row = index + 2
+    for row, pid in zip(table.index, table.get("patient_id", [])):
         if pid and pid in first_row:
             problems.append(Problem(row, "patient_id", f"duplicate patient_id, first on row "
                                                        f"{first_row[pid]}", pid))
@@ -181,23 +189,26 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
     """Check a manifest and collect every problem with its CSV row (header = row 1).
 
     Never raises for problems inside the file; raises ManifestError only when the file itself
-    cannot be read as CSV.
+    cannot be read as comma-separated CSV (also when it is separated by semicolons or tabs).
     """
     if not 0 < height_loss_threshold < 1:
         raise ManifestError(f"height-loss threshold must be between 0 and 1, got {height_loss_threshold}")
     path = Path(path)
-    table = read_table(path)
+    parsed = read_manifest_table(path)
+    table = parsed.frame
     columns = list(table.columns)
     sequences = image_sequences(columns)
-    problems = _column_problems(columns, sequences)
+    problems = parsed.problems + _column_problems(columns, sequences)
     if len(table) == 0:
         problems.append(Problem(None, None, "the manifest has no patient rows"))
     clinical = clinical_kinds(table)
     checker = _RowChecker(path.parent.resolve(), sequences, clinical, set(columns),
                           height_loss_threshold, check_files)
     records = []
-    for index, cells in enumerate(table.to_dict("records")):
-        record = checker.record(index + 2, cells)
+    for row, cells in zip(table.index, table.to_dict("records")):
+        if row in parsed.ragged:  # its cells may sit in the wrong columns: only the cell count is reported
+            continue
+        record = checker.record(int(row), cells)
         if record is not None:
             records.append(record)
     problems += checker.problems + _duplicate_problems(table)
