@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("manifest")
     parser.add_argument("--out", required=True, metavar="STORE", help="prepared store folder (new or existing store)")
     parser.add_argument("--frames", type=int, default=2, metavar="K",
-                        help="adjacent slices each side (default 2 -> 5 frames)")
+                        help="adjacent slices each side, 0-10 (default 2 -> 5 frames)")
     parser.add_argument("--edge", choices=("replicate", "keep"), default="replicate",
                         help="frames beyond the volume: replicate the edge slice or keep fewer (default replicate)")
     parser.add_argument("--size", type=int, default=224, help="output size in pixels (default 224)")
@@ -67,9 +67,13 @@ def _series(values: list[str]) -> tuple[tuple[str, str], ...]:
 def params_from_args(args: argparse.Namespace) -> PrepareParams:
     """PrepareParams from the command line (validated)."""
     from vcpred.imaging.pipeline import PrepareParams
+    from vcpred.imaging.preprocess import MAX_FRAMES_K
 
     if args.jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {args.jobs}")
+    if not 0 <= args.frames <= MAX_FRAMES_K:
+        raise ConfigError(f"--frames {args.frames}: adjacent slices each side must be between 0 and {MAX_FRAMES_K} "
+                          f"(2K+1 = {2 * MAX_FRAMES_K + 1} frames at most; the study uses 2)")
     sequences = tuple(s.strip() for s in args.sequences.split(",") if s.strip()) if args.sequences else None
     return PrepareParams(
         k=args.frames, edge=args.edge, margin=args.margin, n4=not args.no_n4, n4_shrink=args.n4_shrink,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
 
 from vcpred.errors import ImageReadError
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_canonical
@@ -19,6 +20,8 @@ from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_ca
 REQUIRED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
 GAP_TOLERANCE = 0.1  # a slice gap more than 10 % off the median gap means a missing/extra slice
 IOP_TOLERANCE = 1e-3  # direction cosines that differ by more are a different orientation
+UNIT_TOLERANCE = 0.01  # a direction cosine vector must have length 1 within this
+PERPENDICULAR_TOLERANCE_DEG = 1.0  # row and column directions must be 90 degrees apart within this
 
 
 @dataclass
@@ -135,14 +138,55 @@ def _ipp(item: SliceHeader) -> np.ndarray:
     return np.asarray(item.dataset.ImagePositionPatient, dtype=float)
 
 
+def _numbers(value, count: int) -> np.ndarray | None:
+    """`count` finite floats from a (multi-valued) DICOM element, or None."""
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    try:
+        values = np.asarray([float(v) for v in items], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return values if values.shape == (count,) and np.all(np.isfinite(values)) else None
+
+
+def _shown(value) -> str:
+    items = list(value) if isinstance(value, (list, tuple, MultiValue)) else [value]
+    return "[" + ", ".join(str(v) for v in items) + "]"
+
+
+def check_geometry(item: SliceHeader) -> None:
+    """The geometry tags of one slice hold usable values (a damaged header often has 0 or NaN)."""
+    ds, damaged = item.dataset, "the header is damaged; re-export the series"
+    spacing = _numbers(ds.PixelSpacing, 2)
+    if spacing is None or np.any(spacing <= 0):
+        raise ImageReadError(f"{item.path}: PixelSpacing {_shown(ds.PixelSpacing)} is not two positive numbers "
+                             f"(row and column spacing in mm); {damaged}")
+    if _numbers(ds.ImagePositionPatient, 3) is None:
+        raise ImageReadError(f"{item.path}: ImagePositionPatient {_shown(ds.ImagePositionPatient)} is not three "
+                             f"finite numbers (mm); {damaged}")
+    iop = _numbers(ds.ImageOrientationPatient, 6)
+    shown = f"{item.path}: ImageOrientationPatient {_shown(ds.ImageOrientationPatient)}"
+    if iop is None:
+        raise ImageReadError(f"{shown} is not six finite numbers (row and column direction cosines); {damaged}")
+    for name, vector in (("row direction (first three values)", iop[:3]),
+                         ("column direction (last three values)", iop[3:])):
+        length = float(np.linalg.norm(vector))
+        if abs(length - 1) > UNIT_TOLERANCE:
+            raise ImageReadError(f"{shown}: the {name} has length {length:.3g}, not 1; {damaged}")
+    angle = float(np.degrees(np.arccos(np.clip(abs(iop[:3] @ iop[3:]), 0, 1))))
+    if abs(angle - 90) > PERPENDICULAR_TOLERANCE_DEG:
+        raise ImageReadError(f"{shown}: the row and column directions are {angle:.1f} degrees apart, not "
+                             f"perpendicular; {damaged}")
+
+
 def check_consistent(items: list[SliceHeader], folder: Path) -> None:
-    """Same matrix size, pixel spacing and orientation in every slice of the series."""
+    """Usable geometry values in every slice; the same matrix size, pixel spacing and orientation."""
     first = items[0]
     for item in items:
         missing = [tag for tag in REQUIRED if tag not in item.dataset]
         if missing:
             raise ImageReadError(f"{item.path}: DICOM slice without {', '.join(missing)}; "
                                  "vcpred needs these to place the slice; re-export the series")
+        check_geometry(item)
     for item in items[1:]:
         for tag in ("Rows", "Columns"):
             if item.dataset[tag].value != first.dataset[tag].value:
@@ -185,11 +229,14 @@ def _check_stacked(items: list[SliceHeader], iop: np.ndarray, folder: Path) -> N
 def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path) -> float:
     gaps = np.diff(position)
     median = float(np.median(gaps))
+    # Duplicates first: a slice written at its neighbour's position also leaves a double gap beside it,
+    # which is not a missing slice.
     for i, gap in enumerate(gaps):
         if gap < 1e-3 * max(median, 1e-3):
             raise ImageReadError(f"{folder}: {items[i].path.name} and {items[i + 1].path.name} are at the same "
-                                 f"position ({position[i]:.2f} mm); several echoes or time points in one series? "
-                                 "export a single 3-D sagittal stack")
+                                 f"position ({position[i]:.2f} mm); several echoes or time points in one series, "
+                                 "or a duplicated slice? export a single 3-D sagittal stack")
+    for i, gap in enumerate(gaps):
         if abs(gap - median) > GAP_TOLERANCE * median:
             missing = round(gap / median) - 1
             raise ImageReadError(
@@ -205,8 +252,7 @@ def read_pixels(items: list[SliceHeader]) -> tuple[np.ndarray, dict]:
     planes, rescales, decoders = [], set(), set()
     for item in items:
         ds = _full_dataset(item.path)
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        slope, intercept = _rescale(ds, item.path)
         rescales.add((slope, intercept))
         try:
             pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
@@ -220,6 +266,27 @@ def read_pixels(items: list[SliceHeader]) -> tuple[np.ndarray, dict]:
         planes.append(pixels)
     record = {"slope_intercept": [list(pair) for pair in sorted(rescales)], "decoder": sorted(decoders)}
     return np.stack(planes), record
+
+
+def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
+    """(RescaleSlope, RescaleIntercept); absent or empty: 1 and 0. NaN, infinite or a zero slope
+    (every pixel the same value) is a damaged header."""
+    values = []
+    for tag, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
+        raw = ds.get(tag)
+        if raw is None or str(raw).strip() == "":
+            values.append(default)
+            continue
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not np.isfinite(value) or (tag == "RescaleSlope" and value == 0):
+            what = "a finite, non-zero number" if tag == "RescaleSlope" else "a finite number"
+            raise ImageReadError(f"{path.parent}: {tag} {str(raw)!r} in {path.name} is not {what}, so its pixel "
+                                 "values cannot be recovered; the header is damaged: re-export the series")
+        values.append(value)
+    return values[0], values[1]
 
 
 def _full_dataset(path: Path) -> pydicom.Dataset:

@@ -32,13 +32,26 @@ def read_volume(path: str | Path, *, series: str | None = None) -> Volume:
     """
     path = Path(path)
     if path.is_dir():
-        return dicom.read_dicom_series(path, series=series)
+        return check_finite(dicom.read_dicom_series(path, series=series), path)
     if not path.exists():
         raise ImageReadError(f"image {path} does not exist; check the image_ column of the manifest")
     if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return read_nifti(path)
+        return check_finite(read_nifti(path), path)
     raise ImageReadError(f"{path}: not a DICOM series directory nor a NIfTI file (.nii, .nii.gz); "
                          "give the folder holding the DICOM slices, or convert the image to NIfTI")
+
+
+def check_finite(volume: Volume, path: Path) -> Volume:
+    """The volume, when every voxel is a finite number; else ImageReadError saying how many are not."""
+    bad = int(np.count_nonzero(~np.isfinite(volume.array)))
+    if bad == volume.array.size:
+        raise ImageReadError(f"{path}: every voxel of the image is NaN or infinite; the file holds no image "
+                             "(a failed conversion?); convert or export the series again")
+    if bad:
+        raise ImageReadError(f"{path}: {bad} of {volume.array.size} voxels are NaN or infinite; vcpred needs "
+                             "finite intensities: convert the image again, or replace them (e.g. by 0) with "
+                             "the tool that wrote it")
+    return volume
 
 
 def read_nifti(path: Path) -> Volume:

@@ -13,7 +13,7 @@ import SimpleITK as sitk
 
 from vcpred import __version__, console
 from vcpred.cohort.manifest import PatientRecord
-from vcpred.errors import ConfigError, VcpredError
+from vcpred.errors import ConfigError, ImageReadError, RoiError, VcpredError
 from vcpred.imaging.io import read_volume
 from vcpred.imaging.orient import Volume
 from vcpred.imaging.preprocess import CropROI, N4Correct, Normalize, Resize, SelectFrames
@@ -139,12 +139,36 @@ def resample_onto(moving: Volume, reference: Volume) -> Volume:
     return volume
 
 
+def check_not_blank(volume: Volume, path) -> None:
+    """A volume whose voxels all hold one value has nothing to predict from (e.g. pixel data lost
+    in an export): refused rather than turned into all-zero frames and a confident prediction."""
+    low, high = float(volume.array.min()), float(volume.array.max())
+    if low == high:
+        raise ImageReadError(f"{path}: the image is blank: every voxel is {low:g}; check that this is the "
+                             "right series and that it was exported with its pixel data")
+
+
+def check_contrast(crops: np.ndarray, valid: np.ndarray, slices: list[int], main: int, percentiles) -> None:
+    """Every frame's crop must vary within the normalisation's clip range; a constant crop would become
+    an all-zero frame (and a prediction about nothing). The main slice is checked (and named) first."""
+    for crop, index in sorted(zip(crops, slices), key=lambda pair: abs(pair[1] - main)):
+        pixels = crop[valid]
+        low, high = np.percentile(pixels, percentiles)
+        if high > low:
+            continue
+        what = (f"constant (every pixel {float(pixels[0]):g})" if pixels.min() == pixels.max() else
+                f"almost constant (at least {percentiles[1] - percentiles[0]:g} % of its pixels are {float(low):g})")
+        raise RoiError(f"the crop around the ROI on slice {index} is {what}: there is nothing in it for the model "
+                       "to see; check roi_slice and the ROI box are on the fractured vertebra of this series")
+
+
 def read_sequences(record: PatientRecord, params: PrepareParams) -> dict[str, Volume]:
     """Canonical volume per sequence, all on the first sequence's grid (resampled where needed)."""
     series = dict(params.series)
     volumes: dict[str, Volume] = {}
     for name in chosen_sequences(record, params):
         volume = read_volume(record.images[name], series=series.get(name))
+        check_not_blank(volume, record.images[name])
         if volumes:
             reference_name, reference = next(iter(volumes.items()))
             if not same_grid(volume, reference):
@@ -181,6 +205,7 @@ def _channel(volume: Volume, slices: list[int], record: PatientRecord,
     volume = volume.slab(first, last)  # all the frames and the main slice need
     local = [s - first for s in slices]
     crops, valid, _, crop_record = crop(volume.array, local, record.roi, volume.spacing)
+    check_contrast(crops, valid, slices, record.roi.slice, normalize.percentiles)
     normalized, stats = zip(*(normalize(c, valid) for c in crops))
     steps += [{"step": "CropROI", **crop_record},
               {"step": "Normalize", **normalize.params, "per_frame": list(stats)},

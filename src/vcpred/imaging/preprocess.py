@@ -13,12 +13,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from vcpred.cohort.manifest import Roi
-from vcpred.errors import ConfigError, RoiError
+from vcpred.errors import ConfigError, ImageReadError, RoiError
 from vcpred.imaging.orient import Volume
 
 EDGE_POLICIES = ("replicate", "keep")
 NORMALIZE_METHODS = ("zscore", "minmax")
 MIN_SHRUNK_VOXELS = 8  # never shrink an axis below this many voxels for N4
+MAX_FRAMES_K = 10  # at most 2k+1 = 21 frames: a sagittal series rarely has more slices around one vertebra
+MIN_ROI_PIXELS = 4  # a ROI box must be at least this many pixels high and wide (as in `vcpred serve`)
 
 
 class Step:
@@ -71,6 +73,14 @@ class N4Correct(Step):
 
     def __call__(self, volume: Volume) -> tuple[Volume, dict]:
         """The corrected volume and what was applied."""
+        try:
+            return self._correct(volume)
+        except RuntimeError as exc:  # ITK refuses data it cannot fit (the reader checks what it can first)
+            itk = next((line.strip() for line in str(exc).splitlines() if "ERROR" in line), str(exc).splitlines()[0])
+            raise ImageReadError(f"N4 bias-field correction failed on this image ({itk}); check the series, "
+                                 "or prepare without N4 (--no-n4)") from None
+
+    def _correct(self, volume: Volume) -> tuple[Volume, dict]:
         start = time.perf_counter()
         image = volume.to_sitk()
         shrink = self.shrink_per_axis(volume)
@@ -104,8 +114,9 @@ class SelectFrames(Step):
     edge: str = "replicate"
 
     def __post_init__(self) -> None:
-        if self.k < 0:
-            raise ConfigError(f"frames k must be >= 0, got {self.k}")
+        if not 0 <= self.k <= MAX_FRAMES_K:
+            raise ConfigError(f"frames k (adjacent slices each side) must be between 0 and {MAX_FRAMES_K} "
+                              f"({2 * MAX_FRAMES_K + 1} frames at most), got {self.k}")
         if self.edge not in EDGE_POLICIES:
             raise ConfigError(f"edge policy {self.edge!r} unknown; use one of {', '.join(EDGE_POLICIES)}")
 
@@ -155,10 +166,18 @@ class CropROI(Step):
                  spacing: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray, tuple, dict]:
         """Crops [F, h, w] of array [S, R, C] at `slices`, the valid-pixel mask [h, w], the box, a record."""
         _, n_rows, n_cols = array.shape
+        where = f"rows {roi.row_min}..{roi.row_max}, columns {roi.col_min}..{roi.col_max}"
         if roi.row_min >= n_rows or roi.col_min >= n_cols:
-            raise RoiError(f"ROI box rows {roi.row_min}..{roi.row_max}, columns {roi.col_min}..{roi.col_max} "
-                           f"lies fully outside the {n_rows} x {n_cols} image (canonical display); check the "
-                           "manifest ROI was drawn on this series in vcpred's canonical orientation")
+            raise RoiError(f"ROI box {where} lies fully outside the {n_rows} x {n_cols} image (canonical display); "
+                           "check the manifest ROI was drawn on this series in vcpred's canonical orientation")
+        height, width = roi.row_max - roi.row_min, roi.col_max - roi.col_min
+        if height > n_rows or width > n_cols:
+            raise RoiError(f"the ROI box {where} ({height} x {width} pixels) is larger than the {n_rows} x {n_cols} "
+                           "image; draw it around the one fractured vertebral body on this series")
+        if height < MIN_ROI_PIXELS or width < MIN_ROI_PIXELS:
+            raise RoiError(f"the ROI box {where} ({height} x {width} pixels) is smaller than {MIN_ROI_PIXELS} x "
+                           f"{MIN_ROI_PIXELS} pixels: the crop would hold no vertebra; draw it around the whole "
+                           "vertebral body")
         top, left, bottom, right = self.box(roi, spacing)
         r0, c0, r1, c1 = max(top, 0), max(left, 0), min(bottom, n_rows), min(right, n_cols)
         crops = np.zeros((len(slices), bottom - top, right - left), dtype=np.float32)
