@@ -9,7 +9,7 @@ import numpy as np
 from conftest import patient_row, write_manifest
 from vcpred.cohort import load_manifest, make_splits, save_splits
 from vcpred.imaging.pipeline import PreparedPatient
-from vcpred.imaging.store import STORE_FORMAT, STORE_VERSION, save_index, write_prepared
+from vcpred.imaging.store import STORE_FORMAT, STORE_VERSION, record_prepared, save_index, write_prepared
 
 SIZE = 64
 OFFSETS = np.array([-1, 0, 1])
@@ -47,6 +47,7 @@ def build_tiny_cohort(folder: Path, n_development: int = 24, n_external: int = 1
             frame_slices=OFFSETS + 7, crop_box=np.array([90, 70, 150, 130]), roi_box=np.array(record.roi.box),
             roi_slice=7, main_slice=np.zeros((200, 200), np.float32), spacing=(3.0, 1.0, 1.0),
             channels=["t2"], provenance={"test": True}))
+        record_prepared(store, record.patient_id)
     splits = save_splits(folder / "splits.json", make_splits(cohort, n_splits=3, seed=0), cohort=cohort,
                          seed=0, val_fraction=0.2)
     return manifest, store, splits

@@ -4,7 +4,12 @@ failing patient.
 Skip rule (like git's index): a patient is unchanged when its stat fingerprint (path, size, mtime
 of every input file) and its key (ROI + parameters) equal the index entry; when only the
 fingerprint differs, the SHA-256 of the input bytes decides, so touching or copying files costs a
-re-hash, not a re-preparation.
+re-hash, not a re-preparation. Its prepared npz must also still have the sha256 the index records
+(a damaged or replaced file is prepared again, and said so).
+
+One `prepare` per store at a time (the store lock; a second one stops with an error). A change of
+parameters first marks every entry made with other parameters `stale` (readers refuse those), so
+an interrupted run never leaves an index that reads as consistent over files of mixed parameters.
 """
 
 from __future__ import annotations
@@ -21,15 +26,19 @@ from vcpred import console
 from vcpred.cohort.manifest import Cohort, PatientRecord
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.imaging.pipeline import PrepareParams, chosen_sequences, prepare_patient
+from vcpred.hashing import sha256_file
 from vcpred.imaging.store import (
     content_hash,
     fingerprint,
     input_files,
     npz_path,
+    ok_entry,
     open_store,
     patient_key,
     remove_prepared,
-    save_index,
+    stale_reason,
+    store_lock,
+    update_index,
     write_prepared,
 )
 
@@ -42,6 +51,7 @@ class PrepareSummary:
     prepared: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # patient id -> reason
+    damaged: dict[str, str] = field(default_factory=dict)  # prepared again: its stored file was damaged
     seconds: float = 0.0
 
 
@@ -61,18 +71,26 @@ def _task(record: PatientRecord, params: PrepareParams) -> _Task:
     return _Task(record, files, fingerprint(files), patient_key(record, params))
 
 
-def is_unchanged(task: _Task, entry: dict | None, store: Path) -> bool:
-    """True when the stored result is still valid for these inputs and parameters."""
-    if not entry or entry.get("status") != "ok" or not npz_path(store, task.record.patient_id).is_file():
+def is_unchanged(task: _Task, entry: dict | None, store: Path, params: dict) -> bool | str:
+    """True when the stored result is still valid for these inputs and parameters; False when it
+    must be prepared again; a reason (str) when its stored file is damaged or missing."""
+    if not entry or entry.get("status") not in ("ok", "stale") or entry.get("params") != params:
         return False
-    if entry.get("key") != task.key:
+    if entry.get("key") != task.key or not entry.get("sha256"):
         return False
-    if entry.get("fingerprint") == task.fingerprint:
-        return True
-    if content_hash(task.files, task.key) == entry.get("hash"):
+    if entry.get("fingerprint") != task.fingerprint:
+        if content_hash(task.files, task.key) != entry.get("hash"):
+            return False
         entry["fingerprint"] = task.fingerprint  # same bytes, new stat: remember the new stat
-        return True
-    return False
+    path = npz_path(store, task.record.patient_id)
+    try:
+        if sha256_file(path) != entry["sha256"]:
+            return f"{path.name} was damaged or changed since it was prepared (sha256 mismatch)"
+    except OSError as exc:
+        return f"{path.name} is missing or unreadable ({exc.strerror or exc})"
+    entry.update(status="ok")
+    entry.pop("stale", None)
+    return True
 
 
 def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
@@ -82,14 +100,15 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
     try:
         entry["hash"] = content_hash(task.files, task.key)
         prepared = prepare_patient(task.record, params)
-        path = write_prepared(store, prepared)
-        entry.update(status="ok", file=str(path.relative_to(store)), frames=int(prepared.frames.shape[0]),
-                     warnings=prepared.provenance["warnings"])
+        write_prepared(store, prepared)
+        entry = ok_entry(store, task.record.patient_id, params.to_dict(), **entry,
+                         frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"])
     except VcpredError as exc:
         entry.update(status="failed", error=str(exc))
     except Exception as exc:  # a bug must not cost the other patients their preparation
         entry.update(status="failed", error=f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}")
     if entry.get("status") == "failed":  # an older result would no longer match the inputs
+        entry["params"] = params.to_dict()
         remove_prepared(store, task.record.patient_id)
     entry["seconds"] = round(time.perf_counter() - start, 3)
     return entry
@@ -131,16 +150,25 @@ def _check_sequences(cohort: Cohort, params: PrepareParams) -> None:
 
 
 def _plan(cohort: Cohort, index: dict, store: Path, params: PrepareParams,
-          force: bool) -> tuple[list[_Task], list[str]]:
-    """(patients to prepare, patients skipped as unchanged)."""
-    tasks, skipped = [], []
+          force: bool) -> tuple[list[_Task], list[str], dict[str, str], dict[str, dict]]:
+    """(patients to prepare, patients skipped as unchanged, damaged files to prepare again,
+    entries of skipped patients that changed: a new stat fingerprint, stale -> ok)."""
+    tasks, skipped, damaged, refreshed = [], [], {}, {}
+    wanted = params.to_dict()
     for record in cohort.records:
         task = _task(record, params)
-        if not force and is_unchanged(task, index["patients"].get(record.patient_id), store):
+        entry = index["patients"].get(record.patient_id)
+        before = dict(entry) if entry else None
+        unchanged = False if force else is_unchanged(task, entry, store, wanted)
+        if unchanged is True:
             skipped.append(record.patient_id)
-        else:
-            tasks.append(task)
-    return tasks, skipped
+            if entry != before:
+                refreshed[record.patient_id] = entry
+            continue
+        if isinstance(unchanged, str):
+            damaged[record.patient_id] = unchanged
+        tasks.append(task)
+    return tasks, skipped, damaged, refreshed
 
 
 def _note(summary: PrepareSummary, pid: str, entry: dict, jobs: int) -> None:
@@ -153,28 +181,52 @@ def _note(summary: PrepareSummary, pid: str, entry: dict, jobs: int) -> None:
         summary.failed[pid] = entry["error"]
 
 
+def _invalidate(index: dict, wanted: dict) -> dict[str, dict]:
+    """Entries that readers must no longer use under `wanted` params, marked stale (files kept: a
+    later run with their params may reuse them after checking their hash)."""
+    stale = {}
+    for pid, entry in index["patients"].items():
+        if not isinstance(entry, dict) or entry.get("status") != "ok":
+            continue
+        if not entry.get("sha256") or entry.get("params") is None:
+            stale[pid] = {**entry, "status": "stale", "stale": "prepared by an earlier vcpred (no content hash)"}
+        elif entry["params"] != wanted:
+            stale[pid] = {**entry, "status": "stale", "stale": stale_reason(entry["params"], wanted)}
+    return stale
+
+
 def prepare_cohort(cohort: Cohort, store: str | Path, params: PrepareParams, *, jobs: int = 1,
                    force: bool = False) -> PrepareSummary:
     """Prepare every patient of the cohort into store (see module docstring for the skip rule)."""
     start = time.perf_counter()
     _check_sequences(cohort, params)
     store = Path(store)
-    index = open_store(store)
-    if index["params"] not in (None, params.to_dict()):
-        console.say("preparation parameters changed since the last run: every patient is prepared again")
-    index["params"] = params.to_dict()
-    summary = PrepareSummary()
-    tasks, summary.skipped = _plan(cohort, index, store, params, force)
-    save_index(store, index)
-    last_save = time.monotonic()
-    try:
-        for task, entry in console.progress(_results(tasks, params, store, jobs), total=len(tasks), desc="prepare"):
-            index["patients"][task.record.patient_id] = entry
-            _note(summary, task.record.patient_id, entry, jobs)
-            if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:  # an interrupted run loses little
-                save_index(store, index)
-                last_save = time.monotonic()
-    finally:
-        save_index(store, index)
+    open_store(store)  # refuses a folder that is not a store before anything is written into it
+    with store_lock(store):
+        index = open_store(store)  # read again under the lock
+        wanted = params.to_dict()
+        if index["params"] not in (None, wanted):
+            console.say("preparation parameters changed since the last run: every patient is prepared again")
+        # Written before any file changes: the new params, and every entry made otherwise marked stale.
+        index = update_index(store, wanted, _invalidate(index, wanted))
+        summary = PrepareSummary()
+        tasks, summary.skipped, summary.damaged, refreshed = _plan(cohort, index, store, params, force)
+        for pid, reason in summary.damaged.items():
+            console.warn(f"patient {pid!r}: {reason}; preparing it again")
+        pending = dict(refreshed)
+        update_index(store, wanted, pending)
+        pending.clear()
+        last_save = time.monotonic()
+        try:
+            for task, entry in console.progress(_results(tasks, params, store, jobs), total=len(tasks),
+                                                desc="prepare"):
+                pending[task.record.patient_id] = entry
+                _note(summary, task.record.patient_id, entry, jobs)
+                if time.monotonic() - last_save > INDEX_SAVE_INTERVAL_S:  # an interrupted run loses little
+                    update_index(store, wanted, pending)
+                    pending.clear()
+                    last_save = time.monotonic()
+        finally:
+            update_index(store, wanted, pending)
     summary.seconds = time.perf_counter() - start
     return summary

@@ -12,7 +12,7 @@ import torchvision.transforms.v2.functional as TF
 
 from vcpred.cohort import PatientRecord
 from vcpred.imaging import load_prepared
-from vcpred.imaging.store import npz_path
+from vcpred.imaging.store import prepared_offsets
 from vcpred.models import ClinicalPreprocessor
 
 
@@ -53,12 +53,8 @@ def three_channels(frames: np.ndarray) -> np.ndarray:
 
 
 def _frame_offsets(store: Path, patient_id: str) -> np.ndarray:
-    """The patient's frame offsets without reading the pixels (npz members load lazily)."""
-    path = npz_path(store, patient_id)
-    if not path.is_file():
-        load_prepared(store, patient_id)  # raises the store's clear "not prepared" error
-    with np.load(path, allow_pickle=False) as data:
-        return data["frame_offsets"]
+    """The patient's frame offsets without building its frames (the file is verified like load_prepared)."""
+    return prepared_offsets(store, patient_id)
 
 
 def load_frames(store: Path, records: list[PatientRecord], set_names: list[str], *, main_only: bool,

@@ -3,7 +3,8 @@
 A linear probe trains only the head, so the frozen backbone's features of every frame (without
 augmentation, as linear probing is usually done) are computed once and reused across all splits
 and head configurations. The cache lives in STORE/feature_cache/ and its key covers the backbone,
-the weights' sha256, the input scaling and each patient's prepared file (size + mtime).
+the weights' sha256, the input scaling and the sha256 of each patient's prepared file (checked
+against the file's bytes, so a damaged file is named, never hidden behind a cache hit).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from vcpred.hashing import atomic_write
 from vcpred.imaging import load_prepared
-from vcpred.imaging.store import npz_path
+from vcpred.imaging.store import verified_sha256
 from vcpred.models import BuiltModel
 from vcpred.training.data import FrameSet, three_channels
 
@@ -28,8 +29,7 @@ def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:
     parts = [built.spec.backbone, built.weights.name, str(built.weights.sha256), built.spec.input_scale,
              str(built.spec.seed if built.weights.name == "random" else "")]
     for pid in sorted(set(patient_ids)):
-        stat = npz_path(store, pid).stat()
-        parts.append(f"{pid}:{stat.st_size}:{stat.st_mtime_ns}")
+        parts.append(f"{pid}:{verified_sha256(store, pid)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]
 
 
