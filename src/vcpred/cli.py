@@ -1,7 +1,8 @@
 """The `vcpred` command. Each subcommand is a thin call into the library.
 
-User errors (VcpredError) print `error: <message>` on stderr and exit 2, without a traceback
-unless --debug is given. Any other exception is a bug in vcpred.
+User errors (VcpredError, and OS errors a user causes: a full or read-only disk, permissions, a
+quota) print `error: <message>` on stderr and exit 2, without a traceback unless --debug is given.
+Any other exception is a bug in vcpred.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import importlib
 import sys
 import traceback
 
-from vcpred import RESEARCH_NOTICE, __version__, console
+from vcpred import RESEARCH_NOTICE, __version__, console, os_errors
 from vcpred.errors import VcpredError
 
 # Subcommand -> (module defining `register(subparsers)`, one-line help). Only the module of the
@@ -74,12 +75,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: say so plainly, traceback under --debug
+    except OSError as exc:  # a full or read-only disk, permissions: the user's to fix, not a bug
+        message = os_errors.describe(exc, where=_output_of(args))
+        if message is None:
+            return _internal_error(exc, args.debug)
         if args.debug:
             traceback.print_exc()
-        print(f"internal error (a bug in vcpred, please report it): {type(exc).__name__}: {exc}\n"
-              "rerun with --debug for the traceback", file=sys.stderr)
-        return 1
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        return _internal_error(exc, args.debug)
+
+
+def _output_of(args: argparse.Namespace) -> str | None:
+    """The output the command writes (its --out), to name when an OS error carries no file name."""
+    out = getattr(args, "out", None)
+    return str(out) if out else None
+
+
+def _internal_error(exc: Exception, debug: bool) -> int:
+    """A bug: say so plainly, traceback under --debug."""
+    if debug:
+        traceback.print_exc()
+    print(f"internal error (a bug in vcpred, please report it): {type(exc).__name__}: {exc}\n"
+          "rerun with --debug for the traceback", file=sys.stderr)
+    return 1
 
 
 def run() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from vcpred.errors import WeightsError
@@ -82,12 +83,21 @@ def load_model(folder: str | Path) -> BuiltModel:
     try:
         meta = json.loads((folder / SPEC_FILE).read_text())
         state = load_file(str(folder / MODEL_FILE))
-    except (FileNotFoundError, json.JSONDecodeError) as exc:
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{folder} is not a saved vcpred model: {exc}") from None
-    built = create_model(ModelSpec.from_dict(meta["spec"]), clinical_features=meta["clinical_features"])
-    if built.weights.sha256 != meta["weights"]["sha256"]:
-        raise WeightsError(f"{folder} was trained on {meta['weights']['name']} weights with sha256 "
-                           f"{str(meta['weights']['sha256'])[:12]}…, but the installed ones differ")
+    except SafetensorError as exc:
+        raise WeightsError(f"{folder / MODEL_FILE} is damaged (truncated or overwritten: {exc}); train the run "
+                           "again (or restore the file from a backup)") from None
+    try:
+        spec, width = ModelSpec.from_dict(meta["spec"]), int(meta["clinical_features"])
+        weights_name, weights_sha = meta["weights"]["name"], meta["weights"]["sha256"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WeightsError(f"{folder / SPEC_FILE} is not a saved vcpred model description ({type(exc).__name__}: "
+                           f"{exc}); train the run again") from None
+    built = create_model(spec, clinical_features=width)
+    if built.weights.sha256 != weights_sha:
+        raise WeightsError(f"{folder} was trained on {weights_name} weights with sha256 "
+                           f"{str(weights_sha)[:12]}…, but the installed ones differ")
     expected = set(trained_state(built.net))
     if set(state) != expected:
         raise WeightsError(f"{folder}/{MODEL_FILE} does not match its model.json: missing "

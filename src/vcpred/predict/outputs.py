@@ -15,6 +15,7 @@ import pandas as pd
 
 from vcpred import console
 from vcpred.errors import VcpredError
+from vcpred.os_errors import is_user_os_error
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
 from vcpred.predict.report import report_html
@@ -99,7 +100,8 @@ def _row(record, prediction: PatientPrediction | None, error: str | None, heatma
 def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precision: str = "fp32",
                      allow_missing: bool = False) -> pd.DataFrame:
     """Every manifest patient -> predictions.csv rows (+ heatmaps/<id>.png); a failing patient gets
-    its error in the `error` column and the others go on."""
+    its error in the `error` column and the others go on (also after an unexpected exception, which is
+    recorded as an internal error; an OS error such as a full disk stops the whole run)."""
     from vcpred.cohort import load_manifest
     from vcpred.imaging.store import safe_name
 
@@ -113,6 +115,13 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
         except VcpredError as exc:
             console.warn(f"patient {record.patient_id!r} not predicted: {exc}")
             rows.append(_row(record, None, str(exc), None))
+            continue
+        except Exception as exc:  # a bug must not cost the other patients their prediction
+            if is_user_os_error(exc):  # a full disk or missing permissions concern every patient: stop
+                raise
+            reason = f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}"
+            console.warn(f"patient {record.patient_id!r} not predicted: {reason}")
+            rows.append(_row(record, None, reason, None))
             continue
         name = f"heatmaps/{safe_name(record.patient_id)}.png"
         written = heatmap_png(prediction, out / name)

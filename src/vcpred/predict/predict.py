@@ -44,13 +44,18 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
 
 
 def parse_clinical(text: str | None) -> dict[str, str]:
-    """'age=74,sex=F' -> {'age': '74', 'sex': 'F'} (values typed later, per the model's columns)."""
+    """'age=74,sex=F' -> {'age': '74', 'sex': 'F'} (values typed later, per the model's columns); a name
+    given twice is an error (which value was meant?)."""
     values: dict[str, str] = {}
     for item in filter(None, (p.strip() for p in (text or "").split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--clinical item {item!r} must be NAME=VALUE, e.g. age=74,sex=F")
-        values[key.strip()] = value.strip()
+        key = key.strip()
+        if key in values:
+            raise ConfigError(f"--clinical gives {key} twice ({key}={values[key]} and {key}={value.strip()}); "
+                              "give each value once")
+        values[key] = value.strip()
     return values
 
 
