@@ -178,3 +178,22 @@ def test_prepare_reports_each_bad_patient_and_prepares_the_others(tmp_path, caps
         assert "internal error" not in index[pid]["error"]
         assert f"  {pid}: patient '{pid}': " in err
     assert "Traceback" not in err and "internal error" not in err, err
+
+
+def test_an_itk_failure_inside_n4_is_a_clear_per_patient_error(tmp_path, monkeypatch):
+    """Whatever the reader's checks miss, ITK's RuntimeError from N4 names the step and the way out."""
+    from vcpred.imaging import preprocess
+
+    class Failing:
+        def __getattr__(self, name):
+            def fail(*args):
+                raise RuntimeError("Exception thrown in SimpleITK N4BiasFieldCorrectionImageFilter_Execute: x.hxx:1:\n"
+                                   "ITK ERROR: N4BiasFieldCorrectionImageFilter(0x1): Inputs do not occupy the same "
+                                   "physical space!")
+            return fail
+
+    monkeypatch.setattr(preprocess.sitk, "N4BiasFieldCorrectionImageFilter", Failing)
+    folder = _series(tmp_path)
+    with pytest.raises(ImageReadError, match=r"^patient 'P001': N4 bias-field correction failed on this image "
+                                             r"\(ITK ERROR: .*same physical space!\); .*--no-n4"):
+        prepare_patient(record_for(folder, roi=BLOCK), FAST)
