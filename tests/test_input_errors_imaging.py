@@ -197,3 +197,11 @@ def test_an_itk_failure_inside_n4_is_a_clear_per_patient_error(tmp_path, monkeyp
     with pytest.raises(ImageReadError, match=r"^patient 'P001': N4 bias-field correction failed on this image "
                                              r"\(ITK ERROR: .*same physical space!\); .*--no-n4"):
         prepare_patient(record_for(folder, roi=BLOCK), FAST)
+
+
+def test_a_one_slice_series_with_zero_thickness_is_named(tmp_path):
+    folder = _series(tmp_path, volume=small_volume(shape=(1, 40, 48)))
+    assert read_volume(folder).spacing[0] == 3.0  # SliceThickness
+    _edit(folder, lambda ds: setattr(ds, "SliceThickness", 0))
+    with pytest.raises(ImageReadError, match="SliceThickness 0.0 is not a positive number"):
+        read_volume(folder)

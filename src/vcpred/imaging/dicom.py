@@ -211,9 +211,22 @@ def sort_slices(items: list[SliceHeader], folder: Path) -> tuple[list[SliceHeade
     items, position = [items[i] for i in order], position[order]
     _check_stacked(items, iop, folder)
     if len(items) == 1:
-        ds = items[0].dataset
-        return items, normal, float(ds.get("SpacingBetweenSlices") or ds.get("SliceThickness") or 1.0)
+        return items, normal, _single_slice_thickness(items[0])
     return items, normal, _even_gap(items, position, folder)
+
+
+def _single_slice_thickness(item: SliceHeader) -> float:
+    """A one-slice series has no gap: SpacingBetweenSlices, else SliceThickness, else 1 mm."""
+    for tag in ("SpacingBetweenSlices", "SliceThickness"):
+        raw = item.dataset.get(tag)
+        if raw is None or str(raw).strip() == "":
+            continue
+        value = _numbers(raw, 1)
+        if value is None or value[0] <= 0:
+            raise ImageReadError(f"{item.path}: {tag} {raw} is not a positive number (mm); the header is "
+                                 "damaged; re-export the series")
+        return float(value[0])
+    return 1.0
 
 
 def _check_stacked(items: list[SliceHeader], iop: np.ndarray, folder: Path) -> None:
