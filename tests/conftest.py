@@ -9,7 +9,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# Real MRI and the pROC reference values, copied into the repository (tests/data/README.md).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:

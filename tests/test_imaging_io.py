@@ -21,7 +21,6 @@ from test_imaging_support import (
 from vcpred.errors import ImageReadError, OrientationError
 from vcpred.imaging import CANONICAL_CODES, PrepareParams, prepare_patient, read_volume
 
-pytestmark = pytest.mark.skipif(not T2_LUMBAR.exists(), reason="shared lumbar T2 not available")
 RAW = PrepareParams(n4=False, size=64)  # orientation tests compare crops exactly: no N4
 
 

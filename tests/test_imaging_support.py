@@ -14,12 +14,12 @@ import pydicom
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
-from conftest import SHARED
+from conftest import DATA
 from vcpred.cohort import PatientRecord, Roi
 from vcpred.imaging import read_volume
 from vcpred.imaging.orient import Volume
 
-T2_LUMBAR = SHARED / "data" / "mri" / "t2_lumbar.nii.gz"
+T2_LUMBAR = DATA / "mri" / "t2_lumbar.nii.gz"
 
 # A lumbar vertebral body on the real T2 in canonical coordinates [slice, row, col] (see
 # docs/imaging.md). Chosen on a rendering of slice 19 (the mid-sagittal slice of 38) and the

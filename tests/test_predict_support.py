@@ -10,13 +10,13 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
-from conftest import SHARED
+from conftest import DATA
 from tiny_store import build_tiny_cohort
 from vcpred.cohort import Roi
 from vcpred.models import ModelSpec
 from vcpred.training import TrainConfig, TrainingParams, train_run
 
-T2_LUMBAR = SHARED / "data" / "mri" / "t2_lumbar.nii.gz"
+T2_LUMBAR = DATA / "mri" / "t2_lumbar.nii.gz"
 # The lumbar vertebral body the imaging tests use on the real T2 (tests/test_imaging_support.py).
 BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)
 BOX_TEXT = f"{BODY.row_min},{BODY.col_min},{BODY.row_max},{BODY.col_max}"

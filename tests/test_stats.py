@@ -13,14 +13,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 import vcpred.stats as stats
-from conftest import SHARED
+from conftest import DATA
 from vcpred.errors import VcpredError
 from vcpred.stats import calibration, delong_ci, delong_test, net_benefit, roc_auc, youden_threshold
 from vcpred.stats.decision import net_benefit_treat_all
 from vcpred.stats.errors import StatsError
 from vcpred.stats.metrics import sensitivity_specificity
 
-REFERENCE = SHARED / "data" / "reference"
+REFERENCE = DATA / "reference"
 TOL = 1e-6
 
 
