@@ -14,12 +14,17 @@ YAML shape (paths relative to the file):
       model: {image: false, clinical_columns: [age, sex]}
 A grid is a cartesian product over dotted keys; `{key}` in the name is replaced by the value of the
 grid key whose last part is `key` (lists are joined with '+', empty lists read 'none').
+Unknown keys are errors everywhere (a misspelled `trainig:` would otherwise train with the
+defaults); top-level keys starting with `x-` are ignored, as a place for YAML anchors. When the
+splits file exists, the seed, n_splits and val_fraction the experiment names must be the ones it was
+made with.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,16 @@ from vcpred.errors import ConfigError
 from vcpred.training.config import TrainConfig, read_yaml_mapping
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
+TOP_LEVEL = ("manifest", "store", "splits", "model", "training", "configurations")
+ENTRY_KEYS = ("name", "model", "training", "grid")
+SPLITS_KEYS = ("file", "n_splits", "val_fraction", "seed")
+
+
+def _check_keys(data: dict, known: tuple[str, ...], where: str, *, extension: bool = False) -> None:
+    unknown = sorted(str(k) for k in data if k not in known and not (extension and str(k).startswith("x-")))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(known)}"
+                          + (" (keys starting with x- are ignored, e.g. for YAML anchors)" if extension else ""))
 
 
 @dataclass(frozen=True)
@@ -61,7 +76,11 @@ def expand_entry(entry: dict) -> list[dict]:
     """One configurations entry -> one dict per grid point, with its final name."""
     if not isinstance(entry, dict) or not entry.get("name"):
         raise ConfigError(f"every configuration needs a name: {entry!r}")
+    _check_keys(entry, ENTRY_KEYS, f"configuration {entry['name']!r}")
     grid = entry.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ConfigError(f"configuration {entry['name']!r}: grid must map model.<setting> or training.<setting> "
+                          "to a list of values")
     keys = list(grid)
     points = itertools.product(*(grid[k] if isinstance(grid[k], list) else [grid[k]] for k in keys))
     expanded = []
@@ -83,21 +102,41 @@ def _splits_file(data: dict, base: Path, manifest: Path) -> tuple[Path, int]:
     """The splits file, made with the given parameters when it does not exist yet."""
     spec = data.get("splits") or {}
     spec = {"file": spec} if isinstance(spec, str) else spec
+    if not isinstance(spec, dict):
+        raise ConfigError("splits must be a file name or a mapping of file, n_splits, val_fraction, seed")
+    _check_keys(spec, SPLITS_KEYS, "splits")
     path = base / spec.get("file", "splits.json")
     cohort = load_manifest(manifest)
+    params = {k: spec[k] for k in ("n_splits", "val_fraction", "seed") if k in spec}
     if not path.exists():
-        params = {k: spec[k] for k in ("n_splits", "val_fraction", "seed") if k in spec}
         splits = make_splits(cohort, **params)
         save_splits(path, splits, cohort=cohort, seed=params.get("seed", 0),
                     val_fraction=params.get("val_fraction", 0.2))
-    return path, len(load_splits(path, cohort))
+    splits = load_splits(path, cohort)
+    _check_splits_params(path, params)
+    return path, len(splits)
+
+
+def _check_splits_params(path: Path, params: dict) -> None:
+    """The splits file was made with the parameters the experiment names (they are not silently ignored)."""
+    try:
+        made = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # load_splits has read it: a format without the record
+    differ = [f"{k} {made.get(k)!r}" for k, v in params.items() if k in made and made.get(k) != v]
+    if differ:
+        asked = ", ".join(f"{k} {v!r}" for k, v in params.items() if made.get(k) != v)
+        raise ConfigError(f"{path} was made with {', '.join(differ)} but the experiment asks for {asked}; to make "
+                          f"new splits, move {path.name} away (runs trained on the old splits then count as stale), "
+                          "or set the experiment's splits back to the file's")
 
 
 def load_experiment(path: str | Path) -> list[RunSpec]:
     """Every (configuration, split) run of an experiment config, in a stable order."""
     path = Path(path)
     data = read_yaml_mapping(path, "experiment config")
-    if not data.get("configurations"):
+    _check_keys(data, TOP_LEVEL, str(path), extension=True)
+    if not data.get("configurations") or not isinstance(data["configurations"], list):
         raise ConfigError(f"{path} must list `configurations`")
     base = path.parent
     manifest = base / str(data.get("manifest", ""))
