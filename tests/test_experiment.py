@@ -54,7 +54,7 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(tiny, tmp_
                                              {"name": "clin", "model": {"image": False, "clinical_columns": ["age"]}}])
     specs = load_experiment(path)
     import vcpred.training.run as run_module
-    real, calls = run_module.train_run, []
+    real, calls = run_module.ensure_run, []
 
     def interrupted_after_four(*args, **kwargs):
         if len(calls) == 4:
@@ -62,14 +62,14 @@ def test_interrupted_experiment_resumes_without_redoing_finished_runs(tiny, tmp_
         calls.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_run", interrupted_after_four)
+    monkeypatch.setattr(run_module, "ensure_run", interrupted_after_four)
     with pytest.raises(KeyboardInterrupt):
         run_experiment(specs, tmp_path / "runs")
     finished = [s for s in specs if is_finished(s.run_dir(tmp_path / "runs"))]
     assert len(finished) == 4
     stamps = {s.run_dir(tmp_path / "runs"): (s.run_dir(tmp_path / "runs") / "predictions.csv").stat().st_mtime_ns
               for s in finished}
-    monkeypatch.setattr(run_module, "train_run", real)
+    monkeypatch.setattr(run_module, "ensure_run", real)
     summary = run_experiment(specs, tmp_path / "runs")
     assert len(summary.skipped) == 4 and len(summary.done) == 2 and not summary.failed
     assert all((d / "predictions.csv").stat().st_mtime_ns == t for d, t in stamps.items())

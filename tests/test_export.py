@@ -134,6 +134,10 @@ def test_a_failing_export_with_force_keeps_the_earlier_bundle(tmp_path, capsys):
     broken = shutil.copytree(runs, tmp_path / "broken")
     table = broken / "clinical" / "split-01" / "predictions.csv"
     table.write_text(table.read_text().replace(",external,", ",test,", 1))  # fails after split-00 is exported
+    config_file = table.parent / "config.yaml"  # a run of another tool: no output hashes, read unverified
+    config = yaml.safe_load(config_file.read_text())
+    del config["outputs"]
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     args = ["export", "--configuration", "clinical", "--out", str(out), "--force"]
     assert main(args[:1] + [str(broken)] + args[1:]) == 2
     assert "set 'test'" in capsys.readouterr().err
@@ -224,10 +228,13 @@ def test_card_names_the_loss_the_runs_recorded(tmp_path):
     runs = shutil.copytree(trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
     card = (export_configuration(runs, "clinical", tmp_path / "b") / "MODEL_CARD.md").read_text()
     assert "unweighted logistic regression (L2 penalty, log-loss); no resampling; no recalibration" in card
-    for split in ("split-00", "split-01"):  # runs from before the loss was recorded
+    for split in ("split-00", "split-01"):  # runs from before the loss (and the output hashes) were recorded
         metrics = json.loads((runs / "clinical" / split / "metrics.json").read_text())
         del metrics["loss"]
         (runs / "clinical" / split / "metrics.json").write_text(json.dumps(metrics))
+        config = yaml.safe_load((runs / "clinical" / split / "config.yaml").read_text())
+        del config["outputs"]
+        (runs / "clinical" / split / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     card = (export_configuration(runs, "clinical", tmp_path / "c") / "MODEL_CARD.md").read_text()
     assert "- training loss and calibration: not recorded in the runs' metrics.json" in card
     assert "unweighted" not in card

@@ -2,9 +2,11 @@
 
 `held(path, what)` takes an exclusive lock on `path` (a small lock file next to what it protects;
 filelock, flock on Linux) without waiting: a second process gets `Busy`, an `error:` line that
-names the holder (pid, host, since when; written into the lock file when it is taken). The
-operating system drops the lock when its process ends, SIGKILL included, so a crash never leaves a
-folder locked. `waiting(path)` is the same lock but waits for it (short critical sections).
+names the holder (pid, host, since when; written into the lock file when it is taken). The lock
+file is removed on release (while still held: filelock retries on an unlinked file), so nothing is
+left beside the folder. The operating system drops the lock when its process ends, SIGKILL
+included, so a crash never leaves a folder locked (only a lock file naming a process that is gone).
+`waiting(path)` is the same lock but waits for it (short critical sections).
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ def held(path: str | Path, what: str, hint: str = "") -> Iterator[None]:
         yield
     finally:
         try:
-            os.truncate(path, 0)  # still ours: the record says nobody holds it
+            os.unlink(path)  # still ours; a process that opened it meanwhile finds it unlinked and tries again
         except OSError:
             pass
         lock.release()
@@ -94,6 +96,13 @@ def recorded_holder(path: str | Path) -> str | None:
 @contextmanager
 def waiting(path: str | Path) -> Iterator[None]:
     """Hold the lock at `path` for the block, waiting for it as long as another process holds it."""
-    lock = _lock(Path(path), -1)
+    path = Path(path)
+    lock = _lock(path, -1)
     with lock:
-        yield
+        try:
+            yield
+        finally:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass

@@ -1,5 +1,11 @@
 """Reading a RUNS folder: one run dir per (configuration, split), each with config.yaml and
-predictions.csv (the contract in docs/evaluation.md). Tables are validated row by row."""
+predictions.csv (the contract in docs/evaluation.md). Tables are validated row by row.
+
+Nothing is trusted silently: a run's files must still have the sha256 its config.yaml recorded
+when it finished (`outputs`), and the runs read together must have been trained on one splits
+file and one manifest (`splits_sha256`, `manifest_sha256`), which must still be the files on disk
+where those exist. Runs that record no output hashes (another tool's, or an earlier vcpred's) are
+read unverified, and said so."""
 
 from __future__ import annotations
 
@@ -12,12 +18,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from vcpred import console
 from vcpred.evaluate.errors import EvaluationError
+from vcpred.hashing import sha256_file
 
 COLUMNS = ("patient_id", "set", "split", "frame_offset", "probability", "label")
 SETS = ("validation", "external")
 SPLIT_DIR = re.compile(r"^split-(\d+)$")
 MAX_LISTED = 8  # problems listed in one error message
+READ_BY_EVALUATE = ("predictions.csv", "metrics.json")  # the run outputs evaluate and report read
+RETRAIN = "train the run again (`vcpred experiment CONFIG --out RUNS --retrain-stale`, or `vcpred train ... --force`)"
 
 
 @dataclass
@@ -52,13 +62,19 @@ def read_runs(root: str | Path) -> RunsFolder:
     if not root.is_dir():
         raise EvaluationError(f"runs folder {root} does not exist or is not a folder; pass the "
                               "folder that holds <configuration>/split-<KK>/ run dirs")
-    runs, skipped = [], []
+    runs, skipped, configs, unverified = [], [], [], []
     for run_dir in sorted(p for p in root.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
         reason = unfinished_reason(run_dir)
         if reason:
             skipped.append((str(run_dir), reason))
-        else:
-            runs.append(read_run(run_dir))
+            continue
+        config = load_run_config(run_dir / "config.yaml")
+        if not verify_outputs(run_dir, config, READ_BY_EVALUATE):
+            unverified.append(run_label(run_dir))
+        configs.append((run_dir, config))
+        runs.append(read_run(run_dir))
+    warn_unverified(unverified)
+    check_inputs(configs)
     if not runs:
         found = f"; {len(skipped)} unfinished run dir(s) skipped" if skipped else ""
         raise EvaluationError(f"no finished runs under {root} (expected <configuration>/split-<KK>/"
@@ -85,10 +101,94 @@ def load_run_config(path: Path) -> dict:
     try:
         config = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise EvaluationError(f"{path} is not valid YAML ({exc}); fix or remove the run dir") from None
+        detail = " ".join(str(exc).split())
+        raise EvaluationError(f"{path} is not valid YAML ({detail}); {RETRAIN}, or remove the run dir") from None
+    except OSError as exc:
+        raise EvaluationError(f"cannot read {path} ({exc.strerror or exc})") from None
     if not isinstance(config, dict):
         raise EvaluationError(f"{path} must be a YAML mapping with configuration, split, clinical_columns")
     return config
+
+
+def run_label(run_dir: Path) -> str:
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
+def output_problems(run_dir: Path, config: dict, names: tuple[str, ...] | None = None) -> list[str] | None:
+    """What differs from the output hashes config.yaml recorded when the run finished ('FILE is
+    missing' / 'FILE changed'), for the files `names` (default: all recorded); None when the run
+    records no hashes (finished by an earlier vcpred)."""
+    outputs = config.get("outputs")
+    if not isinstance(outputs, dict):
+        return None
+    problems = []
+    for name, digest in sorted(outputs.items()):
+        if names is not None and name not in names:
+            continue
+        path = run_dir / str(name)
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path} changed since the run finished")
+    return problems
+
+
+def verify_outputs(run_dir: Path, config: dict, names: tuple[str, ...] | None = None) -> bool:
+    """True when the files are the ones the run wrote; False when it recorded no hashes (earlier
+    vcpred); EvaluationError naming the files otherwise."""
+    problems = output_problems(run_dir, config, names)
+    if problems:
+        raise EvaluationError(f"{'; '.join(problems)} (sha256 differs from its config.yaml): the file is damaged "
+                              f"or was edited; {RETRAIN}")
+    return problems is not None
+
+
+def warn_unverified(labels: list[str]) -> None:
+    """Say (stdout) which runs record no output hashes: written by another tool (the contract needs
+    only config.yaml's configuration, split, clinical_columns and patients) or an earlier vcpred."""
+    if labels:
+        more = f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else ""
+        console.say(f"note: {len(labels)} run(s) record no output hashes (written by another tool or an earlier "
+                    f"vcpred), so their files are read unverified: {', '.join(labels[:MAX_LISTED])}{more}")
+
+
+INPUT_FILES = (("splits_sha256", "splits", "splits file"), ("manifest_sha256", "manifest", "manifest"))
+
+
+def _grouped(labels: list[str]) -> str:
+    more = f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else ""
+    return ", ".join(labels[:MAX_LISTED]) + more
+
+
+def check_inputs(items: list[tuple[Path, dict]]) -> None:
+    """The runs read together were trained on one splits file and one manifest (by their recorded
+    sha256), which are still the files on disk where those exist; EvaluationError listing the runs."""
+    digests: dict[str, str] = {}
+    for key, path_key, what in INPUT_FILES:
+        by_digest: dict[str, list[str]] = {}
+        for run_dir, config in items:
+            if isinstance(config.get(key), str):
+                by_digest.setdefault(config[key], []).append(run_label(run_dir))
+        if len(by_digest) > 1:
+            groups = "; ".join(f"{_grouped(labels)} (sha256 {digest[:12]}...)" for digest, labels in by_digest.items())
+            raise EvaluationError(f"these runs were trained on different {what}s: {groups}; runs are compared on the "
+                                  f"same patients, so read runs of one {what} together: train the others again "
+                                  "(`vcpred experiment CONFIG --out RUNS --retrain-stale`) or move them to another "
+                                  "RUNS folder")
+        changed: dict[str, list[str]] = {}
+        for run_dir, config in items:
+            recorded = config.get(key)
+            path = (config.get("config") or {}).get(path_key) if isinstance(config.get("config"), dict) else None
+            if not isinstance(recorded, str) or not isinstance(path, str) or not Path(path).is_file():
+                continue
+            if path not in digests:
+                digests[path] = sha256_file(path)
+            if digests[path] != recorded:
+                changed.setdefault(path, []).append(run_label(run_dir))
+        for path, labels in changed.items():
+            raise EvaluationError(f"the {what} {path} changed since these runs were trained on it (its sha256 "
+                                  f"differs from their config.yaml): {_grouped(labels)}; train them again "
+                                  "(`vcpred experiment CONFIG --out RUNS --retrain-stale`) or restore the file")
 
 
 def read_run(run_dir: Path) -> Run:

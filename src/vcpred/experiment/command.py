@@ -19,6 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="local worker processes")
     parser.add_argument("--slurm-params", help="YAML mapping passed to submitit's update_parameters, "
                                                "e.g. '{timeout_min: 120, slurm_partition: gpu, gpus_per_node: 1}'")
+    parser.add_argument("--retrain-stale", action="store_true",
+                        help="train again the finished runs whose inputs changed (configuration, splits file, "
+                             "manifest, prepared store) or whose files are damaged; without it the experiment "
+                             "stops and lists them, replacing nothing")
     parser.add_argument("--list", action="store_true", help="print the runs and exit")
     parser.set_defaults(func=run_command)
 
@@ -32,7 +36,8 @@ def run_command(args: argparse.Namespace) -> int:
     names = sorted({s.name for s in specs})
     console.say(f"{len(names)} configuration(s) × {len(specs) // max(len(names), 1)} split(s) = {len(specs)} runs")
     params = yaml.safe_load(args.slurm_params) if args.slurm_params else {}
-    summary = run_experiment(specs, args.out, executor=args.executor, jobs=args.jobs, slurm_params=params)
+    summary = run_experiment(specs, args.out, executor=args.executor, jobs=args.jobs, slurm_params=params,
+                             retrain_stale=args.retrain_stale)
     for line in summary.lines():
         console.say(line)
     return 2 if summary.failed else 0

@@ -3,46 +3,68 @@
 `local` runs in this process (jobs=1) or in N worker processes; `slurm` submits one job array
 through submitit (the `slurm` extra). Every run writes its own dir; finished dirs are skipped, so
 an interrupted experiment resumes where it stopped.
+
+A run counts as finished only for the same inputs (vcpred.training.run.run_state: resolved
+configuration, splits file, manifest, prepared store, and outputs that still have their recorded
+sha256). A finished run whose inputs changed, or whose files are damaged, is *stale*: by default
+the experiment refuses before training anything and lists the stale runs with the reason (their
+results are not replaced behind the researcher's back); with `retrain_stale` (--retrain-stale) they
+are trained again. A run dir another process is training (its lock is held) is skipped and
+reported, never trained twice. RUNS/experiment_status.json is rewritten from the runs on disk at
+the end of every experiment, also an interrupted one, under a lock.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-
 
 from vcpred import console
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.runs import unfinished_reason
 from vcpred.experiment.grid import RunSpec
+from vcpred.hashing import atomic_write
 
 STATUS_FILE = "experiment_status.json"
+STATUS_LOCK = ".experiment_status.lock"
+MAX_LISTED = 5
 
 
 def is_finished(run_dir: Path) -> bool:
-    """Finished by the rule evaluate uses; a broken config.yaml means the run is redone."""
+    """Finished by the rule evaluate uses (status done, predictions.csv); a broken config.yaml is not."""
     try:
         return unfinished_reason(run_dir) is None
     except EvaluationError:
         return False
 
 
-def run_one(spec: RunSpec, runs: str, threads: int = 0) -> tuple[str, str]:
-    """Train one run; returns (status, message). Never raises: a failed run must not stop the rest."""
-    from vcpred.training.run import train_run  # imported in the worker process
+class StaleRuns(VcpredError):
+    """Finished runs whose inputs changed (or whose files are damaged), and retraining was not asked for."""
+
+
+def run_one(spec: RunSpec, runs: str, threads: int = 0, retrain_stale: bool = False) -> tuple[str, str]:
+    """Train one run unless it is finished; returns (status, message): 'done', 'skipped' (finished
+    meanwhile), 'held' (another process is training it), 'stale' or 'failed'. Never raises: a failed
+    run must not stop the rest."""
+    from vcpred.locking import Busy
+    from vcpred.training import run as run_module  # imported in the worker process
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     run_dir = spec.run_dir(Path(runs))
     try:
-        train_run(spec.config, spec.split, run_dir, force=True)
-        return "done", ""
+        return run_module.ensure_run(spec.config, spec.split, run_dir, retrain_stale=retrain_stale), ""
+    except Busy as exc:
+        return "held", str(exc)
+    except run_module.StaleRun as exc:
+        return "stale", str(exc)
     except VcpredError as exc:
         return "failed", str(exc)
     except Exception as exc:  # a bug, but the other runs still deserve to run
@@ -54,9 +76,13 @@ class ExperimentSummary:
     done: list[str]
     skipped: list[str]
     failed: dict[str, str]
+    held: list[str] = field(default_factory=list)  # being trained by another process: left to it
+    retrained: dict[str, str] = field(default_factory=dict)  # stale runs trained again -> why they were stale
 
     def lines(self) -> list[str]:
-        out = [f"runs: {len(self.done)} trained, {len(self.skipped)} already finished (skipped), "
+        stale = f" ({len(self.retrained)} stale: {_reasons(self.retrained)})" if self.retrained else ""
+        held = f", {len(self.held)} being trained by another process (left to it)" if self.held else ""
+        out = [f"runs: {len(self.done)} trained{stale}, {len(self.skipped)} already finished (skipped){held}, "
                f"{len(self.failed)} failed"]
         out += [f"  failed {name}: {message.splitlines()[0] if message else ''}" for name, message in self.failed.items()]
         return out
@@ -66,49 +92,173 @@ def _label(spec: RunSpec) -> str:
     return f"{spec.name}/split-{spec.split:02d}"
 
 
+def _listing(labels: list[str]) -> str:
+    more = f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else ""
+    return ", ".join(labels[:MAX_LISTED]) + more
+
+
+def _reasons(stale: dict[str, str]) -> str:
+    """The distinct reasons, most common first: 'configuration changed (...)'."""
+    counts: dict[str, int] = {}
+    for reason in stale.values():
+        counts[reason] = counts.get(reason, 0) + 1
+    return "; ".join(sorted(counts, key=lambda r: -counts[r]))
+
+
+def _stale_error(stale: dict[str, str], runs: Path) -> StaleRuns:
+    groups: dict[str, list[str]] = {}
+    for label, reason in stale.items():
+        groups.setdefault(reason, []).append(label)
+    listing = "; ".join(f"{_listing(labels)}: {reason}" for reason, labels in groups.items())
+    return StaleRuns(f"{len(stale)} finished run(s) under {runs} no longer match their inputs or files, so they are "
+                     f"not reused: {listing}; pass --retrain-stale to train them again (their earlier results are "
+                     "replaced), or restore the inputs they were trained on (vcpred --debug experiment ... lists "
+                     "every run)")
+
+
+class _Planner:
+    """Run states for many specs, sharing the fingerprints of their inputs (one manifest read and one
+    hash per file, not per run)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, list[str]] = {}
+
+    def patient_ids(self, spec: RunSpec) -> list[str]:
+        from vcpred.cohort import load_manifest
+
+        key = str(spec.config.manifest)
+        if key not in self._ids:
+            self._ids[key] = load_manifest(spec.config.manifest, check_files=False).ids()
+        return self._ids[key]
+
+    def state(self, spec: RunSpec, runs: Path):
+        from vcpred.training.run import input_fingerprint, resolved, run_state
+
+        run_dir = spec.run_dir(runs)
+        if not (run_dir / "config.yaml").is_file():
+            return run_state(run_dir, spec.config, dict)  # missing: no fingerprint needed
+        config = resolved(spec.config)
+        return run_state(run_dir, config, lambda: input_fingerprint(config, self.patient_ids(spec)))
+
+
 def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "local", jobs: int = 1,
                    slurm_folder: str | Path | None = None, slurm_params: dict | None = None,
-                   submitit_cluster: str | None = None) -> ExperimentSummary:
+                   submitit_cluster: str | None = None, retrain_stale: bool = False) -> ExperimentSummary:
+    if executor not in ("local", "slurm"):
+        raise ConfigError(f"executor must be 'local' or 'slurm', got {executor!r}")
     runs = Path(runs)
     runs.mkdir(parents=True, exist_ok=True)
-    todo = [s for s in specs if not is_finished(s.run_dir(runs))]
-    skipped = [_label(s) for s in specs if s not in todo]
+    planner = _Planner()
+    states = {_label(s): planner.state(s, runs) for s in specs}
+    skipped = [label for label, state in states.items() if state.state == "finished"]
+    stale = {label: state.reason for label, state in states.items() if state.state == "stale"}
+    for label, reason in stale.items():
+        console.log.debug(f"{label}: {reason}")
+    if stale and not retrain_stale:
+        _write_status(runs, specs, planner, {}, states)
+        raise _stale_error(stale, runs)
+    todo = [s for s in specs if states[_label(s)].state != "finished"]
     if skipped:
         console.say(f"{len(skipped)} run(s) already finished: skipped")
-    if executor == "local":
-        results = _run_local(todo, runs, jobs)
-    elif executor == "slurm":
-        results = _run_submitit(todo, runs, slurm_folder or runs / "slurm", slurm_params or {}, submitit_cluster)
-    else:
-        raise ConfigError(f"executor must be 'local' or 'slurm', got {executor!r}")
-    summary = ExperimentSummary([k for k, (s, _) in results.items() if s == "done"], skipped,
-                                {k: m for k, (s, m) in results.items() if s != "done"})
-    (runs / STATUS_FILE).write_text(json.dumps({"done": summary.done, "skipped": summary.skipped,
-                                                "failed": summary.failed}, indent=1) + "\n")
+    if stale:
+        console.say(f"{len(stale)} stale run(s) will be trained again: {_reasons(stale)}")
+    results: dict[str, tuple[str, str]] = {}
+    try:
+        if executor == "local":
+            _run_local(todo, runs, jobs, retrain_stale, results)
+        else:
+            results.update(_run_submitit(todo, runs, slurm_folder or runs / "slurm", slurm_params or {},
+                                         submitit_cluster, retrain_stale))
+    finally:
+        _write_status(runs, specs, planner, results, states)
+    summary = ExperimentSummary([k for k, (s, _) in results.items() if s == "done"],
+                                skipped + [k for k, (s, _) in results.items() if s == "skipped"],
+                                {k: m for k, (s, m) in results.items() if s in ("failed", "stale")},
+                                [k for k, (s, _) in results.items() if s == "held"])
+    summary.retrained = {k: stale[k] for k in summary.done if k in stale}
     return summary
 
 
-def _run_local(todo: list[RunSpec], runs: Path, jobs: int) -> dict[str, tuple[str, str]]:
-    results = {}
+def _run_local(todo: list[RunSpec], runs: Path, jobs: int, retrain_stale: bool,
+               results: dict[str, tuple[str, str]]) -> None:
+    """Fills results as runs end, so an interrupted experiment still reports the ones that did."""
     if jobs <= 1:
         for spec in console.progress(todo, total=len(todo), desc="runs"):
-            results[_label(spec)] = run_one(spec, str(runs))
-        return results
+            results[_label(spec)] = run_one(spec, str(runs), 0, retrain_stale)
+        return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = {pool.submit(run_one, spec, str(runs), threads): spec for spec in todo}
+        futures = {pool.submit(run_one, spec, str(runs), threads, retrain_stale): spec for spec in todo}
         for future in console.progress(as_completed(futures), total=len(futures), desc="runs"):
             results[_label(futures[future])] = future.result()
-    return results
 
 
-def _run_submitit(todo, runs, folder, params, cluster) -> dict[str, tuple[str, str]]:
+def _run_submitit(todo, runs, folder, params, cluster, retrain_stale) -> dict[str, tuple[str, str]]:
     try:
         import submitit
     except ImportError:
         raise ConfigError("the slurm executor needs submitit: pip install 'vcpred[slurm]'") from None
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     executor.update_parameters(**params)
-    jobs = executor.map_array(run_one, todo, [str(runs)] * len(todo))
+    jobs = executor.map_array(run_one, todo, [str(runs)] * len(todo), [0] * len(todo), [retrain_stale] * len(todo))
     console.say(f"submitted {len(jobs)} run(s) as a job array; logs in {folder}")
     return {_label(spec): job.result() for spec, job in zip(todo, jobs)}
+
+
+# --- the status file ------------------------------------------------------------------------------
+
+
+def _write_status(runs: Path, specs: list[RunSpec], planner: _Planner, results: dict[str, tuple[str, str]],
+                  states: dict) -> None:
+    """RUNS/experiment_status.json from the runs on disk: done (finished, current inputs), failed
+    (with the error, also one another experiment recorded, while the run is not finished), running
+    (another process holds its lock), stale, pending (not trained yet)."""
+    from vcpred.locking import recorded_holder, waiting
+    from vcpred.training.run import run_lock_path
+
+    try:
+        with waiting(runs / STATUS_LOCK):
+            earlier = _read_status(runs / STATUS_FILE)
+            status: dict = {"done": [], "failed": {}, "running": [], "stale": {}, "pending": []}
+            for spec in specs:
+                label = _label(spec)
+                outcome, message = results.get(label, ("", ""))
+                if outcome in ("done", "skipped") or (not outcome and states[label].state == "finished"):
+                    status["done"].append(label)
+                    continue
+                if outcome in ("failed", "stale"):
+                    status["failed"][label] = message
+                    continue
+                state = _state_now(spec, runs, planner)
+                if state.state == "finished":
+                    status["done"].append(label)
+                elif recorded_holder(run_lock_path(spec.run_dir(runs))):
+                    status["running"].append(label)
+                elif state.state == "stale":
+                    status["stale"][label] = state.reason
+                elif label in earlier.get("failed", {}):
+                    status["failed"][label] = earlier["failed"][label]
+                else:
+                    status["pending"].append(label)
+            status["updated"] = time.strftime("%Y-%m-%d %H:%M:%S")
+            atomic_write(runs / STATUS_FILE, lambda tmp: tmp.write_text(json.dumps(status, indent=1) + "\n"))
+    except OSError as exc:
+        console.warn(f"could not write {runs / STATUS_FILE}: {exc.strerror or exc}")
+
+
+def _state_now(spec: RunSpec, runs: Path, planner: _Planner):
+    from vcpred.training.run import RunState
+
+    try:
+        return planner.state(spec, runs)
+    except VcpredError as exc:
+        return RunState("stale", str(exc))
+
+
+def _read_status(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and isinstance(data.get("failed", {}), dict) else {}
+

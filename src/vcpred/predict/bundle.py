@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from safetensors.torch import load_file
 
 from vcpred.cohort.provenance import recorded as recorded_training_data
 from vcpred.errors import VcpredError, WeightsError
-from vcpred.hashing import sha256_file
+from vcpred.hashing import sha256_files
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
@@ -47,8 +46,7 @@ class BundleError(WeightsError):
 
 def hash_files(root: Path, relative: list[str]) -> dict[str, str]:
     """sha256 per file; two threads (hashlib releases the GIL on large buffers)."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(relative, pool.map(lambda r: sha256_file(root / r), relative)))
+    return sha256_files(root, relative)
 
 
 @dataclass

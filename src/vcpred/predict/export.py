@@ -24,7 +24,10 @@ from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.aggregate import METHODS, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
-from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, read_run, unfinished_reason
+from vcpred.evaluate.runs import (
+    SPLIT_DIR, check_inputs, load_run_config, read_run, run_label, unfinished_reason, verify_outputs,
+    warn_unverified,
+)
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
@@ -45,21 +48,27 @@ class SourceRun:
 
 
 def find_runs(runs: Path, configuration: str) -> list[SourceRun]:
-    """Finished split runs of one configuration (RUNS/<configuration>/split-KK/)."""
+    """Finished split runs of one configuration (RUNS/<configuration>/split-KK/), verified: every
+    file the run recorded has its sha256 (EvaluationError naming the file otherwise), and the runs
+    share one splits file and manifest, still the ones on disk."""
     folder = Path(runs) / configuration
     if not folder.is_dir():
         known = sorted(p.name for p in Path(runs).glob("*") if p.is_dir()) if Path(runs).is_dir() else []
         raise ConfigError(f"no configuration {configuration!r} under {runs}; found: {', '.join(known) or 'nothing'}")
-    found = []
+    found, unverified = [], []
     for run_dir in sorted(p for p in folder.glob("split-*") if SPLIT_DIR.match(p.name)):
         reason = unfinished_reason(run_dir)
         if reason:
             console.warn(f"skipping {run_dir}: not a finished run ({reason})")
             continue
         config = load_run_config(run_dir / "config.yaml")
+        if not verify_outputs(run_dir, config):
+            unverified.append(run_label(run_dir))
         found.append(SourceRun(int(config["split"]), run_dir, config))
     if not found:
         raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
+    warn_unverified(unverified)
+    check_inputs([(run.path, run.config) for run in found])
     return found
 
 

@@ -194,7 +194,7 @@ def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
 def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | None = None,
                 runs: str | None = None, manifest: str | None = None) -> ReportInputs:
     """Read and cross-check every input; ReportError saying what is wrong and how to fix it."""
-    from vcpred.predict.bundle import read_meta
+    from vcpred.predict.bundle import read_meta, verify_files
 
     eval_dir = Path(eval_dir)
     summary, per_split, evaluation, ensembles = read_eval(eval_dir)
@@ -216,6 +216,7 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     seen: dict[str, Path] = {}
     for index, directory in enumerate(Path(d) for d in model_dirs):
         bundle = read_meta(directory)
+        verify_files(directory, bundle)  # every path, --gallery 0 included: a tampered model is never reported
         check_bundle(bundle, directory, inputs)
         variant = bundle_variant(bundle)
         if variant in seen:

@@ -1,20 +1,29 @@
 """One run: train one configuration on one split and write its run dir.
 
 RUN_DIR/            written beside (a temporary sibling) and put in place complete (vcpred.output_folder)
-  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `status: done`
+  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `inputs` (the
+                    fingerprint below), `outputs` (sha256 of every other file), `status: done` last
   metrics.json      training curve, best epoch, timings, parameter counts
   model/            model.safetensors + model.json (trained tensors only), clinical.json
   predictions.csv   patient_id, set, split, frame_offset, probability, label  <- THE contract
   .vcpred-output.json  the files vcpred wrote: a rerun replaces the run dir only while it holds nothing else
+.RUN_DIR.lock       beside it while a process trains it (one process per run dir; vcpred.locking)
+
+A finished run is reused only for the same inputs: `inputs` records the sha256 of the resolved
+configuration (without its paths), of the splits file and the manifest, and a digest of the
+prepared store (its params and the sha256 of every cohort patient's file; image models only).
+`run_state` compares them and checks the output hashes: 'finished', 'stale' (with the reason) or
+'missing' (never trained, or unfinished).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -28,7 +37,7 @@ from vcpred import __version__, console
 from vcpred.cohort import Cohort, load_manifest, load_splits
 from vcpred.cohort.provenance import training_data
 from vcpred.errors import ConfigError, VcpredError
-from vcpred.hashing import sha256_file
+from vcpred.hashing import sha256_file, sha256_files
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.output_folder import replacing
 from vcpred.training.config import TrainConfig
@@ -36,6 +45,7 @@ from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
 from vcpred.training.loop import Trainer, host_tensor, resolve_device, resolve_precision
 
+PATH_KEYS = ("manifest", "store", "splits")  # left out of the configuration's hash: their contents count
 PREDICTION_COLUMNS = ["patient_id", "set", "split", "frame_offset", "probability", "label"]
 LOSS = "unweighted binary cross-entropy (outputs estimate the probability at the training prevalence)"
 
@@ -101,15 +111,146 @@ class RunPlan:
         return records, ["validation"] * len(self.val) + ["external"] * len(self.external)
 
 
-def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool = False) -> Path:
-    """Train `config` on split `split`; write the run dir; return it."""
-    out = Path(out)
+class StaleRun(VcpredError):
+    """A run dir holds a finished run of other inputs (or damaged outputs) and retraining was not asked for."""
+
+
+@dataclass
+class RunState:
+    state: str  # "finished", "stale" or "missing" (never trained or unfinished: trained without asking)
+    reason: str = ""
+
+
+def run_lock_path(out: str | Path) -> Path:
+    """The lock file beside a run dir (a hidden sibling, removed when the lock is released)."""
+    out = Path(out).absolute()
+    return out.parent / f".{out.name}.lock"
+
+
+def run_lock(out: str | Path):
+    """One process per run dir: Busy at once when another holds it."""
+    from vcpred.locking import held
+
+    return held(run_lock_path(out), f"run dir {out}", " (another vcpred train or experiment is training it); wait "
+                "for it to finish")
+
+
+def resolved(config: TrainConfig) -> TrainConfig:
+    """The configuration as trained: image models take the input scaling of their store's frames."""
     if config.model.image:  # the model applies the weights' mean/std only to [0, 1] frames
-        config = replace(config, model=replace(config.model, input_scale=store_input_scale(config.store)))
+        return replace(config, model=replace(config.model, input_scale=store_input_scale(config.store)))
+    return config
+
+
+def _canonical(config: TrainConfig) -> dict:
+    body = json.loads(json.dumps(config.to_dict(), sort_keys=True, default=str))
+    return {k: v for k, v in body.items() if k not in PATH_KEYS}
+
+
+def _input_file_sha256(path: Path, what: str) -> str:
+    try:
+        return sha256_file(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path} ({exc.strerror or exc})") from None
+
+
+def input_fingerprint(config: TrainConfig, patient_ids: list[str] | None = None) -> dict:
+    """What a run of `config` (resolved) is made from: sha256 of the configuration without paths,
+    of the splits file and the manifest, and the store digest over the cohort's patients."""
+    from vcpred.imaging.store import store_digest
+
+    body = json.dumps(_canonical(config), sort_keys=True).encode()
+    store = None
+    if config.model.image:
+        if patient_ids is None:
+            patient_ids = load_manifest(config.manifest, check_files=False).ids()
+        store = store_digest(config.store, patient_ids)
+    return {"config_sha256": hashlib.sha256(body).hexdigest(),
+            "splits_sha256": _input_file_sha256(config.splits, "splits file"),
+            "manifest_sha256": _input_file_sha256(config.manifest, "manifest"), "store_sha256": store}
+
+
+def _differences(old: object, new: object, prefix: str = "") -> list[str]:
+    """'training.epochs 1 -> 2' for each setting that differs (dotted keys)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}".replace("'", "")]
+
+
+def _input_changes(recorded: dict, config: TrainConfig, fingerprint: dict) -> list[str]:
+    inputs = recorded.get("inputs") or {}
+    changes = []
+    if inputs.get("config_sha256") != fingerprint["config_sha256"]:
+        before = recorded.get("config") if isinstance(recorded.get("config"), dict) else {}
+        diff = _differences({k: v for k, v in before.items() if k not in PATH_KEYS}, _canonical(config))
+        more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
+        changes.append(f"configuration changed ({', '.join(diff[:3])}{more})" if diff else "configuration changed")
+    for key, what, path in (("splits_sha256", "splits file", config.splits), ("manifest_sha256", "manifest", config.manifest),
+                            ("store_sha256", "prepared store", config.store)):
+        if inputs.get(key) != fingerprint[key]:
+            changes.append(f"{what} changed ({path})")
+    return changes
+
+
+def run_state(out: str | Path, config: TrainConfig, fingerprint) -> RunState:
+    """Whether `out` holds a finished run of exactly these inputs. `config` is resolved;
+    `fingerprint()` gives its input_fingerprint (computed only when a finished run is there)."""
+    from vcpred.evaluate.errors import EvaluationError
+    from vcpred.evaluate.runs import load_run_config, output_problems
+
+    out = Path(out)
+    path = out / "config.yaml"
+    if not path.is_file():
+        return RunState("missing", "not trained yet")
+    try:
+        recorded = load_run_config(path)
+    except EvaluationError as exc:
+        return RunState("stale", str(exc).split("; ")[0])
+    if recorded.get("status") != "done":
+        return RunState("missing", "unfinished")
+    problems = output_problems(out, recorded)
+    if problems is None or not isinstance(recorded.get("inputs"), dict):
+        return RunState("stale", "finished by an earlier vcpred that recorded neither its inputs nor its outputs")
+    if problems:
+        return RunState("stale", "; ".join(p.replace(f"{out}/", "") for p in problems))
+    changes = _input_changes(recorded, config, fingerprint())
+    return RunState("stale", "; ".join(changes)) if changes else RunState("finished")
+
+
+def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool = False) -> Path:
+    """Train `config` on split `split`; write the run dir; return it. A finished run is trained again
+    only with force; Busy when another process is training the same run dir."""
+    out = Path(out)
+    with run_lock(out):
+        return _train(resolved(config), split, out, force=force or not _finished(out))
+
+
+def ensure_run(config: TrainConfig, split: int, out: str | Path, *, retrain_stale: bool = False,
+               patient_ids: list[str] | None = None) -> str:
+    """For `vcpred experiment`, under the run dir's lock: 'skipped' when out holds a finished run of
+    these inputs, else trains it ('done'); StaleRun when out holds a stale run and retrain_stale is
+    False; Busy when another process holds the run dir."""
+    out = Path(out)
+    with run_lock(out):
+        config = resolved(config)
+        fingerprint = input_fingerprint(config, patient_ids)
+        state = run_state(out, config, lambda: fingerprint)
+        if state.state == "finished":
+            return "skipped"
+        if state.state == "stale" and not retrain_stale:
+            raise StaleRun(f"{out} holds a stale run ({state.reason}); pass --retrain-stale to train it again")
+        _train(config, split, out, force=True, fingerprint=fingerprint)
+        return "done"
+
+
+def _train(config: TrainConfig, split: int, out: Path, *, force: bool, fingerprint: dict | None = None) -> Path:
+    """Train the resolved `config` and write the run dir (called under the run lock)."""
     plan = RunPlan(config, split)
+    fingerprint = fingerprint or input_fingerprint(config, plan.cohort.ids())
     # A finished run is retrained only with --force; an unfinished vcpred run dir is redone; a folder
     # vcpred did not write, or a run dir holding the user's own files, is refused (vcpred.output_folder).
-    with replacing(out, kind="run", force=force or not _finished(out)) as folder:
+    with replacing(out, kind="run", force=force) as folder:
         started = time.time()
         if config.model.image:
             metrics, predictions, extra = _train_image_model(config, plan, split, folder)
@@ -118,12 +259,19 @@ def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool =
         predictions[PREDICTION_COLUMNS].to_csv(folder / "predictions.csv", index=False)
         metrics["wall_seconds"] = time.time() - started
         (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
-        resolved = {"configuration": config.configuration, "split": split,
-                    "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
-                    "splits_sha256": sha256_file(config.splits), "manifest_sha256": sha256_file(config.manifest),
-                    "patients": plan.counts(), "training_data": training_data(config.manifest),
-                    "environment": environment(), **extra, "status": "done"}
-        (folder / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        if input_fingerprint(config, plan.cohort.ids()) != fingerprint:
+            raise VcpredError(f"the inputs of {out} (splits file, manifest or prepared store) changed while it was "
+                              "training; train it again")
+        outputs = sha256_files(folder, sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                                              if p.is_file()))
+        resolved_config = {"configuration": config.configuration, "split": split,
+                           "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
+                           "splits_sha256": fingerprint["splits_sha256"],
+                           "manifest_sha256": fingerprint["manifest_sha256"],
+                           "patients": plan.counts(), "training_data": training_data(config.manifest),
+                           "environment": environment(), **extra, "inputs": fingerprint, "outputs": outputs,
+                           "status": "done"}
+        (folder / "config.yaml").write_text(yaml.safe_dump(resolved_config, sort_keys=False))
     return out
 
 
