@@ -1,7 +1,7 @@
 """Extracting an uploaded zip safely: member names cannot leave the target folder (no `..`, no
 absolute or drive paths, no symbolic links), and the archive cannot expand without bound (member
-count, total size and per-member compression ratio are capped, and bytes are counted as written,
-whatever the headers claim). Files that are not DICOM are skipped, like the reader skips them."""
+count, total size, and the compression ratio of the whole archive and of each large member are
+capped before anything is written; bytes are counted as written, whatever the headers claim). Files that are not DICOM are skipped, like the reader skips them."""
 
 from __future__ import annotations
 
@@ -35,8 +35,14 @@ def member_parts(name: str) -> tuple[str, ...]:
     return parts
 
 
-def check_members(members: list[zipfile.ZipInfo], settings: ServeSettings) -> None:
-    """Refuse before writing anything: too many members, links, encryption, bombs."""
+def unpacked_budget(archive_size: int, settings: ServeSettings) -> int:
+    """The most the archive may expand to: --max-unpacked-mb, and max_ratio times its own size."""
+    return int(min(settings.max_unpacked_bytes, settings.max_ratio * max(archive_size, 1)))
+
+
+def check_members(members: list[zipfile.ZipInfo], settings: ServeSettings, archive_size: int) -> None:
+    """Refuse before writing anything: too many members, links, encryption, bombs (one member
+    expanding too much, or all members together: many small members add up)."""
     if len(members) > settings.max_members:
         raise UnsafeArchive(f"the zip holds {len(members)} files, more than the {settings.max_members} allowed")
     for info in members:
@@ -49,6 +55,10 @@ def check_members(members: list[zipfile.ZipInfo], settings: ServeSettings) -> No
             raise UnsafeArchive(f"a zip member expands {info.file_size / max(info.compress_size, 1):.0f} times "
                                 f"(more than {settings.max_ratio:.0f}); refused as a possible zip bomb")
     declared = sum(info.file_size for info in members)
+    if declared > settings.max_ratio * max(archive_size, 1):
+        raise UnsafeArchive(f"the zip expands {declared / max(archive_size, 1):.0f} times over all its {len(members)} "
+                            f"files ({declared / MB:.0f} MB from {archive_size / MB:.1f} MB; more than "
+                            f"{settings.max_ratio:.0f} times); refused as a possible zip bomb")
     if declared > settings.max_unpacked_bytes:
         raise TooLarge(f"the zip expands to {declared / MB:.0f} MB, more than the {settings.max_unpacked_mb:.0f} MB "
                        "allowed (vcpred serve --max-unpacked-mb)")
@@ -56,11 +66,12 @@ def check_members(members: list[zipfile.ZipInfo], settings: ServeSettings) -> No
 
 def safe_extract(archive: Path, dest: Path, settings: ServeSettings) -> Extracted:
     """Extract the DICOM files of archive under dest (keeping their relative paths)."""
+    size = archive.stat().st_size
     try:
         with zipfile.ZipFile(archive) as zf:
             members = [m for m in zf.infolist() if not m.is_dir()]
-            check_members(members, settings)
-            return _extract(zf, members, dest, settings.max_unpacked_bytes)
+            check_members(members, settings, size)
+            return _extract(zf, members, dest, unpacked_budget(size, settings))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, ValueError) as exc:
         raise UnsupportedUpload(f"the zip is damaged or uses an unsupported format ({exc}); zip the series "
                                 "folder again (plain deflate)") from None
@@ -101,7 +112,8 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budge
             while chunk := source.read(CHUNK):
                 written += len(chunk)
                 if written > budget:
-                    raise TooLarge("the zip expands past the allowed size (vcpred serve --max-unpacked-mb)")
+                    raise TooLarge("the zip expands past the allowed size (vcpred serve --max-unpacked-mb, and at "
+                                   "most 200 times the zip's own size); refused as a possible zip bomb")
                 out.write(chunk)
     except FileExistsError:
         raise UnsafeArchive(f"the zip holds {info.filename!r} twice; refused") from None

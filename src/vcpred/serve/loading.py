@@ -3,19 +3,23 @@ canonical volume the page shows and the prediction reads."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 
 from vcpred.imaging import read_volume
 from vcpred.serve.archive import safe_extract
-from vcpred.serve.errors import Unusable
+from vcpred.serve.errors import TooLarge, Unusable
 from vcpred.serve.series import dicom_series, isolate, nifti_series
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study
 from vcpred.serve.uploads import receive_body, sniff
 
 UPLOAD_NAME = "upload.bin"
+# Unpacking and reading volumes, at most two at once (each may hold a volume of the voxel budget
+# several times over while it is read and reoriented); others wait their turn.
+READING = threading.BoundedSemaphore(2)
 
 
 async def load_upload(request, study: Study, settings: ServeSettings) -> None:
@@ -26,14 +30,14 @@ async def load_upload(request, study: Study, settings: ServeSettings) -> None:
 
 
 def _unpack(study: Study, raw: Path, settings: ServeSettings) -> None:
-    with study.lock:
+    with study.lock, READING:
         kind = sniff(raw, settings)
         if kind == "zip":
             unpack_zip(study, raw, settings)
             raw.unlink()
         else:  # read_volume knows NIfTI by its suffix
             study.root = study.folder
-            study.series = nifti_series(raw.rename(study.folder / f"image.{kind}"))
+            study.series = nifti_series(raw.rename(study.folder / f"image.{kind}"), settings)
         choose_only_series(study, settings)
 
 
@@ -41,7 +45,7 @@ def unpack_zip(study: Study, archive: Path, settings: ServeSettings) -> None:
     root = study.folder / "upload"
     root.mkdir(mode=0o700)
     safe_extract(archive, root, settings)
-    study.root, study.series = root, dicom_series(root)
+    study.root, study.series = root, dicom_series(root, settings)
 
 
 def choose_only_series(study: Study, settings: ServeSettings) -> None:
@@ -49,6 +53,8 @@ def choose_only_series(study: Study, settings: ServeSettings) -> None:
     usable = [entry for entry in study.series if entry.refused is None]
     if not usable:
         reasons = "; ".join(f"{e.description!r} ({e.slices} slices): {e.refused}" for e in study.series)
+        if any(entry.too_large for entry in study.series):
+            raise TooLarge(f"no series to use: {reasons}")
         raise Unusable(f"no sagittal series to use: {reasons}")
     if len(study.series) == 1:
         choose_series(study, usable[0].id, settings)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vcpred.serve.errors import ServeError, StudyNotFound
-from vcpred.serve.loading import choose_only_series, unpack_zip
+from vcpred.serve.loading import READING, choose_only_series, unpack_zip
 from vcpred.serve.series import dicom_series, nifti_series
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study
@@ -28,11 +28,19 @@ def kind_of(path: Path) -> str | None:
 def entries(data_dir: Path) -> list[dict]:
     """The openable entries of the folder, by name (hidden ones left out)."""
     found = []
-    for path in sorted(Path(data_dir).iterdir()):
-        kind = None if path.name.startswith(".") else kind_of(path)
-        if kind:
-            found.append({"name": path.name, "kind": kind})
+    try:
+        for path in sorted(Path(data_dir).iterdir()):
+            kind = None if path.name.startswith(".") else kind_of(path)
+            if kind:
+                found.append({"name": path.name, "kind": kind})
+    except OSError as exc:  # removed, unmounted or unreadable since the server started
+        raise LocalFolderUnavailable(f"the local folder (--data-dir) cannot be read now ({exc.strerror}); check it "
+                                     "is still there and readable, or restart vcpred serve") from None
     return found
+
+
+class LocalFolderUnavailable(ServeError):
+    status = 503
 
 
 def open_entry(settings: ServeSettings, name: str, study: Study) -> None:
@@ -41,11 +49,11 @@ def open_entry(settings: ServeSettings, name: str, study: Study) -> None:
     if name not in {e["name"] for e in entries(settings.data_dir)}:
         raise StudyNotFound(f"{name!r} is not an entry of the local folder")
     path = Path(settings.data_dir) / name
-    with study.lock:
+    with study.lock, READING:
         if path.is_dir():
-            study.root, study.series = path, dicom_series(path)
+            study.root, study.series = path, dicom_series(path, settings)
         elif sniff(path, settings) == "zip":
             unpack_zip(study, path, settings)
         else:
-            study.root, study.series = path.parent, nifti_series(path)
+            study.root, study.series = path.parent, nifti_series(path, settings)
         choose_only_series(study, settings)

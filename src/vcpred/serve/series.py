@@ -18,6 +18,8 @@ from vcpred.errors import OrientationError
 from vcpred.imaging import Volume, read_volume
 from vcpred.imaging.dicom import discover_series
 from vcpred.imaging.orient import plane_of
+from vcpred.serve.limits import check_nifti, dicom_series_refusal
+from vcpred.serve.settings import ServeSettings
 
 
 @dataclass
@@ -33,6 +35,7 @@ class SeriesEntry:
     refused: str | None = None
     files: list[Path] = field(default_factory=list, repr=False)
     volume: Volume | None = field(default=None, repr=False)  # NIfTI: read once, at upload
+    too_large: bool = False  # refused for the voxel budget
 
     def public(self) -> dict:
         return {"id": self.id, "description": self.description, "plane": self.plane, "slices": self.slices,
@@ -51,27 +54,42 @@ def refusal(plane: str) -> str | None:
 def _plane(dataset) -> str:
     if "ImageOrientationPatient" not in dataset:
         return "unknown"
-    iop = np.asarray(dataset.ImageOrientationPatient, dtype=float)
-    return plane_of(np.cross(iop[:3], iop[3:]))
+    try:
+        iop = np.asarray(dataset.ImageOrientationPatient, dtype=float)
+        return plane_of(np.cross(iop[:3], iop[3:]))
+    except (TypeError, ValueError, IndexError):  # not six numbers: the reader names the damage
+        return "unknown"
 
 
-def dicom_series(folder: Path) -> list[SeriesEntry]:
-    """Every image series under folder (ImageReadError for damaged files, as the reader says)."""
+def _number(value) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def dicom_series(folder: Path, settings: ServeSettings) -> list[SeriesEntry]:
+    """Every image series under folder (ImageReadError for damaged files, as the reader says); a
+    series over the voxel budget (judged from the headers, read without pixels) is refused."""
     groups, _ = discover_series(folder)
-    ordered = sorted(groups.values(), key=lambda items: (int(items[0].dataset.get("SeriesNumber") or 0),
+    ordered = sorted(groups.values(), key=lambda items: (_number(items[0].dataset.get("SeriesNumber")),
                                                           items[0].description))
     entries = []
     for number, items in enumerate(ordered, start=1):
         first = items[0].dataset
         plane = _plane(first)
+        reason = refusal(plane)
+        too_large = None if reason else dicom_series_refusal([item.dataset for item in items], settings)
         entries.append(SeriesEntry(f"s{number}", items[0].description or "(no description)", plane, len(items),
-                                   int(first.get("Rows") or 0) or None, int(first.get("Columns") or 0) or None,
-                                   refusal(plane), [item.path for item in items]))
+                                   _number(first.get("Rows")) or None, _number(first.get("Columns")) or None,
+                                   reason or too_large, [item.path for item in items], too_large=too_large is not None))
     return entries
 
 
-def nifti_series(path: Path) -> list[SeriesEntry]:
-    """A NIfTI file is one series; read now (the display needs it anyway)."""
+def nifti_series(path: Path, settings: ServeSettings) -> list[SeriesEntry]:
+    """A NIfTI file is one series; its size is judged from its header (TooLarge), then it is read
+    now (the display needs it anyway)."""
+    check_nifti(path, settings)
     try:
         volume = read_volume(path)
     except OrientationError as exc:

@@ -1,4 +1,4 @@
-"""Limits and options of one `vcpred serve` process."""
+"""Limits and options of one `vcpred serve` process (docs/serve.md, "Limits")."""
 
 from __future__ import annotations
 
@@ -7,20 +7,39 @@ from pathlib import Path
 
 MB = 1024 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+# A volume larger than this is refused from its header, before any voxel is read: 64 Mi voxels
+# (1024 x 1024 x 64, or 512 x 512 x 256; 256 MiB as float32) and 2048 voxels a side. Real sagittal
+# spine MRI is at most about 1024 x 1024 x 30 (2D) or 512 x 512 x 200 (3D): docs/serve.md.
+MAX_VOXELS = 64 * 2**20
+MAX_DIMENSION = 2048
 
 
 @dataclass(frozen=True)
 class ServeSettings:
     """max_upload_mb: largest accepted upload; max_unpacked_mb / max_members / max_ratio: what a
-    zip (or .nii.gz) may expand to, against zip bombs; study_timeout_s: idle seconds after which
-    a study and its files are deleted; data_dir: local folder whose studies the page may open;
-    workdir: where the private study folders go (None: a new private temporary folder)."""
+    zip (or .nii.gz) may expand to, against zip bombs (max_ratio over the whole archive and per
+    member); max_voxels / max_dimension: the largest volume read (from its header, before reading
+    it); max_studies: studies open at once (the oldest idle one is closed for a new one);
+    max_predictions: predictions running or waiting (one runs at a time); max_json_bytes: largest
+    JSON request body; study_timeout_s: idle seconds after which a study and its files are deleted;
+    host / port / allow_hosts: the names the page may be reached by (the Host header; port None:
+    any port); data_dir: local folder whose studies the page may open; workdir: where the private
+    study folders go (None: the system's temporary folder)."""
 
     max_upload_mb: float = 512
     max_unpacked_mb: float = 2048
     max_members: int = 5000
     max_ratio: float = 200.0
+    max_voxels: int = MAX_VOXELS
+    max_dimension: int = MAX_DIMENSION
+    max_studies: int = 8
+    max_predictions: int = 4
+    max_json_bytes: int = 64 * 1024
     study_timeout_s: float = 1800.0
+    host: str = "127.0.0.1"
+    port: int | None = None
+    allow_hosts: tuple[str, ...] = ()
     data_dir: Path | None = None
     workdir: Path | None = None
 
