@@ -54,11 +54,14 @@ def _lock(path: Path, timeout: float) -> FileLock:
 def held(path: str | Path, what: str, hint: str = "") -> Iterator[None]:
     """Hold the lock at `path` for the block, or raise Busy at once: '{what} is in use by {holder}{hint}'."""
     path = Path(path)
-    lock = _lock(path, 0)
     try:
+        lock = _lock(path, 0)
         lock.acquire()
     except Timeout:
         raise Busy(f"{what} is in use by {holder(path)}{hint}") from None
+    except OSError as exc:
+        raise VcpredError(f"cannot lock {what} ({path}: {exc.strerror or exc}); choose a folder you can write "
+                          "to") from None
     try:
         yield
     finally:

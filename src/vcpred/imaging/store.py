@@ -113,12 +113,8 @@ def store_lock(store: Path):
     from vcpred.locking import held
 
     store = Path(store)
-    try:
-        return held(store / LOCK, f"the prepared store {store}",
-                    " (another vcpred prepare is writing it); wait for it to finish, or prepare into another folder")
-    except OSError as exc:
-        raise VcpredError(f"cannot lock the store {store}: {exc.strerror or exc}; choose a folder you can "
-                          "write to") from None
+    return held(store / LOCK, f"the prepared store {store}",
+                " (another vcpred prepare is writing it); wait for it to finish, or prepare into another folder")
 
 
 def save_index(store: Path, index: dict) -> None:
