@@ -29,6 +29,7 @@ from vcpred.serve.app import STATIC, create_app
 from vcpred.serve.clinical import form_fields
 from vcpred.serve.command import warn_if_exposed
 from vcpred.serve.settings import ServeSettings
+from vcpred.serve.studies import OWNER_FILE
 from vcpred.synth import generate_cohort
 
 pytestmark = pytest.mark.usefixtures("weights_home")
@@ -68,6 +69,12 @@ def zip_folders(*folders: Path) -> bytes:
                       for i, folder in enumerate(folders) for p in sorted(folder.iterdir())})
 
 
+# The address tests talk to (the server's own origin) and the header the page sends on every
+# state-changing request (docs/serve.md, "Safety measures").
+BASE = "http://127.0.0.1:8000"
+PAGE_HEADERS = {"X-Vcpred-Request": "1"}
+
+
 @pytest.fixture
 def make_client(bundle, tmp_path):
     """A client factory (settings overridable); every app is shut down at the end of the test."""
@@ -76,7 +83,9 @@ def make_client(bundle, tmp_path):
     def make(**settings) -> TestClient:
         workdir = tmp_path / f"work{len(clients)}"
         workdir.mkdir()
-        client = TestClient(create_app(bundle, ServeSettings(workdir=workdir, **settings)))
+        settings.setdefault("port", 8000)
+        client = TestClient(create_app(bundle, ServeSettings(workdir=workdir, **settings)), base_url=BASE,
+                            headers=PAGE_HEADERS)
         client.__enter__()  # runs the lifespan (the idle-study reaper; deleting everything at exit)
         clients.append(client)
         return client
@@ -92,7 +101,8 @@ def client(make_client) -> TestClient:
 
 
 def leftovers(client: TestClient) -> list[Path]:
-    return list(client.app.state.store.root.iterdir())
+    """What the server's private root holds besides its owner mark (the studies' folders)."""
+    return [p for p in client.app.state.store.root.iterdir() if p.name != OWNER_FILE]
 
 
 def upload(client: TestClient, data: bytes):
@@ -340,7 +350,7 @@ def test_the_page_warns_when_the_model_was_trained_on_synthetic_data(client, tmp
     info = client.get("/api/model").json()
     assert "warning" not in info and info["training_data"]["synthetic"] is False
     synthetic = load_bundle(exported("vitlora", synthetic=True, **VIT))
-    with TestClient(create_app(synthetic, ServeSettings(workdir=tmp_path))) as other:
+    with TestClient(create_app(synthetic, ServeSettings(workdir=tmp_path)), base_url=BASE) as other:
         info = other.get("/api/model").json()
         page = other.get("/").text
     assert info["warning"] == SYNTHETIC_WARNING and info["training_data"]["synthetic"] is True

@@ -44,12 +44,22 @@ class Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-@contextlib.contextmanager
-def serving(app):
-    """uvicorn on a free local port in a background thread; yields (url, access log lines)."""
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def settings(tmp_path: Path) -> ServeSettings:
+    """A free local port, named in the settings: the server answers only to Host 127.0.0.1:PORT."""
+    return ServeSettings(workdir=tmp_path, port=free_port())
+
+
+@contextlib.contextmanager
+def serving(app):
+    """uvicorn on the app's port (a free one when it names none) in a background thread; yields
+    (url, access log lines)."""
+    port = app.state.settings.port or free_port()
     import uvicorn
 
     access, handler = logging.getLogger("uvicorn.access"), Lines()
@@ -172,7 +182,7 @@ def synthetic(tmp_path_factory) -> tuple[Path, dict]:
 def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_home):
     require_chromium()
     study_zip, patient = synthetic
-    app = create_app(load_bundle(exported("vitlora", **VIT)), ServeSettings(workdir=tmp_path))
+    app = create_app(load_bundle(exported("vitlora", **VIT)), settings(tmp_path))
     clinical = {"age": patient["row"]["age"], "sex": patient["row"]["sex"]}
     with serving(app) as (url, access_log), chromium_driver(width=1360, height=1200) as driver:
         shown = run_viewer(driver, url, study_zip, patient, clinical)
@@ -190,6 +200,15 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
         png = screenshot(driver, tmp_path / "serve.png")
         driver.find_element("id", "close-study").click()
         wait_for(driver, state_is("empty"))
+        assert len(app.state.store) == 0
+        # Leaving the page closes its study too (a keepalive POST carrying the page's header).
+        again = tmp_path / "again.zip"  # another file: choosing the same one again fires no change event
+        again.write_bytes(study_zip.read_bytes())
+        driver.find_element("id", "file").send_keys(str(again))
+        wait_for(driver, state_is("ready"))
+        assert len(app.state.store) == 1
+        driver.get("about:blank")
+        wait_for(driver, lambda d: len(app.state.store) == 0, timeout=20)
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert not app.state.store.root.exists() or not any(app.state.store.root.iterdir())
     assert access_log and all(ACCESS_LINE.search(line) for line in access_log), access_log
@@ -198,7 +217,7 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
 
 def test_a_model_trained_on_synthetic_data_shows_the_warning_at_the_top(tmp_path, weights_home):
     require_chromium()
-    app = create_app(load_bundle(exported("vitlora", synthetic=True, **VIT)), ServeSettings(workdir=tmp_path))
+    app = create_app(load_bundle(exported("vitlora", synthetic=True, **VIT)), settings(tmp_path))
     with serving(app) as (url, _), chromium_driver() as driver:
         driver.get(url)
         wait_for(driver, lambda d: d.find_element("id", "model-info").text.startswith("Model"))
@@ -217,7 +236,7 @@ def test_docs_screenshot_with_the_demo_model(tmp_path):
     study_zip.write_bytes(zip_folders(patient["folder"]))
     bundle = load_bundle(model)
     clinical = {name: patient["row"][name] for name in bundle.clinical_columns}
-    app = create_app(bundle, ServeSettings(workdir=tmp_path))
+    app = create_app(bundle, settings(tmp_path))
     with serving(app) as (url, _), chromium_driver(width=1360, height=1200) as driver:
         started = time.perf_counter()
         shown = run_viewer(driver, url, study_zip, patient, clinical)

@@ -27,6 +27,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="most a zip or .nii.gz may expand to (default 2048)")
     parser.add_argument("--study-timeout", type=float, default=30,
                         help="minutes after which an idle study and its files are deleted (default 30)")
+    parser.add_argument("--max-studies", type=int, default=8,
+                        help="studies open at once; a new one closes the least recently used idle one (default 8)")
+    parser.add_argument("--max-megavoxels", type=float, default=64,
+                        help="largest volume read, in Mi voxels (2^20), judged from its header (default 64: "
+                             "1024 x 1024 x 64); at most 2048 voxels a side")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="another name (or address) this computer is reached by, for the Host check "
+                             "(127.0.0.1, localhost, ::1 and --host are always allowed); repeatable")
     parser.set_defaults(func=run_serve)
 
 
@@ -35,13 +43,19 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     if data_dir is not None and not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir} is not a folder")
     for flag, value in (("--max-upload-mb", args.max_upload_mb), ("--max-unpacked-mb", args.max_unpacked_mb),
-                        ("--study-timeout", args.study_timeout)):
+                        ("--study-timeout", args.study_timeout), ("--max-studies", args.max_studies),
+                        ("--max-megavoxels", args.max_megavoxels)):
         if not value > 0:
             raise ConfigError(f"{flag} must be more than 0, got {value}")
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} must be 1 to 65535")
+    for name in args.allow_host:
+        if not name.strip() or any(c in name for c in "/ @?#"):
+            raise ConfigError(f"--allow-host {name!r} must be a host name or address, without scheme, port or path")
     return ServeSettings(max_upload_mb=args.max_upload_mb, max_unpacked_mb=args.max_unpacked_mb,
-                         study_timeout_s=60 * args.study_timeout, data_dir=data_dir)
+                         study_timeout_s=60 * args.study_timeout, max_studies=args.max_studies,
+                         max_voxels=int(args.max_megavoxels * 2**20), host=args.host, port=args.port,
+                         allow_hosts=tuple(args.allow_host), data_dir=data_dir)
 
 
 def warn_if_exposed(host: str, port: int) -> bool:
@@ -51,7 +65,8 @@ def warn_if_exposed(host: str, port: int) -> bool:
     console.warn("!" * 78)
     console.warn(f"vcpred serve listens on {host}:{port}: OTHER COMPUTERS CAN REACH THIS PAGE. It has no login "
                  "and no encryption; anyone who reaches it can upload images and see predictions. Use "
-                 "--host 127.0.0.1 unless this network is trusted and access is controlled.")
+                 "--host 127.0.0.1 unless this network is trusted and access is controlled. The page answers "
+                 "only to the names --host, --allow-host, 127.0.0.1 and localhost (the Host check).")
     console.warn("!" * 78)
     return True
 

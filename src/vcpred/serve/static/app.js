@@ -23,8 +23,12 @@ async function api(path, options = {}) {
   return response;
 }
 
+// Every state-changing request carries this header: the server refuses POST/DELETE without it (no
+// other site's page can send it), and JSON bodies must say they are JSON.
+const PAGE_HEADER = {"X-Vcpred-Request": "1"};
+
 const postJson = (path, body) => api(path, {
-  method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
+  method: "POST", headers: {...PAGE_HEADER, "Content-Type": "application/json"}, body: JSON.stringify(body)});
 
 function setStatus(text, isError = false) {
   $("status").textContent = text;
@@ -153,7 +157,7 @@ async function uploadFile(file) {
     return;
   }
   await openStudy(() => api("/api/studies", {
-    method: "POST", body: file, headers: {"Content-Type": "application/octet-stream"}}));
+    method: "POST", body: file, headers: {...PAGE_HEADER, "Content-Type": "application/octet-stream"}}));
 }
 
 async function openStudy(request) {
@@ -234,7 +238,7 @@ async function closeStudy() {
   const id = state.study;
   state.study = null;
   Object.assign(state, {volume: null, roi: null, heat: null, result: null});
-  await fetch(`/api/studies/${id}`, {method: "DELETE"}).catch(() => {});
+  await fetch(`/api/studies/${id}`, {method: "DELETE", headers: PAGE_HEADER}).catch(() => {});
   $("placeholder").hidden = false;
   $("series-table").hidden = true;
   $("close-study").hidden = true;
@@ -584,8 +588,12 @@ function wire() {
   $("overlay-toggle").addEventListener("change", render);
   $("opacity").addEventListener("input", render);
   // Closing the tab closes the study (its files are deleted); the idle timeout catches the rest.
+  // A keepalive fetch outlives the page like sendBeacon, and can carry the page's header.
   window.addEventListener("pagehide", () => {
-    if (state.study) navigator.sendBeacon(`/api/studies/${state.study}/close`);
+    if (state.study) {
+      fetch(`/api/studies/${state.study}/close`, {method: "POST", headers: PAGE_HEADER, keepalive: true})
+        .catch(() => {});
+    }
   });
 }
 
