@@ -14,6 +14,7 @@ import traceback
 
 from vcpred import RESEARCH_NOTICE, __version__, console, os_errors
 from vcpred.errors import VcpredError
+from vcpred.workers import interrupt_on_sigterm
 
 # Subcommand -> (module defining `register(subparsers)`, one-line help). Only the module of the
 # command being run is imported, so `vcpred cohort check` does not pay for torch, peft or ITK.
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     console.configure(quiet=args.quiet, debug=args.debug)
     try:
-        return int(args.func(args) or 0)
+        with interrupt_on_sigterm():  # SIGTERM: the same clean-up and exit 130 as Ctrl-C
+            return int(args.func(args) or 0)
     except VcpredError as exc:
         if args.debug:
             traceback.print_exc()

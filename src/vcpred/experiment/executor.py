@@ -20,7 +20,7 @@ import json
 import os
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.runs import unfinished_reason
 from vcpred.experiment.grid import RunSpec
 from vcpred.hashing import atomic_write
+from vcpred.workers import worker_pool
 
 STATUS_FILE = "experiment_status.json"
 STATUS_LOCK = ".experiment_status.lock"
@@ -187,7 +188,7 @@ def _run_local(todo: list[RunSpec], runs: Path, jobs: int, retrain_stale: bool,
             results[_label(spec)] = run_one(spec, str(runs), 0, retrain_stale)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with worker_pool(jobs) as pool:
         futures = {pool.submit(run_one, spec, str(runs), threads, retrain_stale): spec for spec in todo}
         for future in console.progress(as_completed(futures), total=len(futures), desc="runs"):
             results[_label(futures[future])] = future.result()

@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +41,8 @@ from vcpred.imaging.store import (
     update_index,
     write_prepared,
 )
+from vcpred.os_errors import is_user_os_error
+from vcpred.workers import worker_pool
 
 
 INDEX_SAVE_INTERVAL_S = 2.0  # index.json is rewritten at most this often during a run, and at the end
@@ -105,6 +107,10 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
                          frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"])
     except VcpredError as exc:
         entry.update(status="failed", error=str(exc))
+    except OSError as exc:
+        if is_user_os_error(exc):  # a full disk or missing permissions concern every patient: stop
+            raise
+        entry.update(status="failed", error=f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}")
     except Exception as exc:  # a bug must not cost the other patients their preparation
         entry.update(status="failed", error=f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}")
     if entry.get("status") == "failed":  # an older result would no longer match the inputs
@@ -130,16 +136,10 @@ def _results(tasks: list[_Task], params: PrepareParams, store: Path, jobs: int) 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     # spawn: a forked child could inherit ITK thread pools in a locked state.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_init_worker,
-                             initargs=(threads,)) as pool:
+    with worker_pool(jobs, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
         futures = {pool.submit(_work, task, params, store): task for task in tasks}
-        try:
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+        for future in as_completed(futures):
+            yield futures[future], future.result()
 
 
 def _check_sequences(cohort: Cohort, params: PrepareParams) -> None:

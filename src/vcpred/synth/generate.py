@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from vcpred.errors import ConfigError
 from vcpred.output_folder import replacing
 from vcpred.synth.output import MANIFEST_COLUMNS, TRUTH_COLUMNS, PatientJob, write_patient
 from vcpred.synth.patient import PatientSpec
+from vcpred.workers import worker_pool
 
 SUPPORTED_SEQUENCES = ("t1", "t2")
 FORMATS = ("dicom", "nifti")
@@ -99,7 +99,7 @@ def _run_jobs(jobs: list[PatientJob], workers: int) -> list[tuple[dict, dict, in
     """Run every patient job, in order, on `workers` processes (1: in this process)."""
     if workers == 1 or len(jobs) == 1:
         return [write_patient(j) for j in console.progress(jobs, total=len(jobs), desc="synth")]
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+    with worker_pool(min(workers, len(jobs))) as pool:
         results = pool.map(write_patient, jobs, chunksize=2)
         return list(console.progress(results, total=len(jobs), desc="synth"))
 
