@@ -29,6 +29,7 @@ COMMANDS = {
     "demo": ("vcpred.demo", "run the whole pipeline on a synthetic cohort"),
     "export": ("vcpred.predict.export_command", "export a configuration's split models as one model directory"),
     "predict": ("vcpred.predict.command", "predict collapse for new patients with an exported model"),
+    "validate": ("vcpred.validate.command", "score an exported model on a labelled cohort (external validation)"),
     "report": ("vcpred.report.command", "the study-style HTML report of an evaluation"),
     "serve": ("vcpred.serve.command", "local web viewer: load an MRI, draw the ROI, see the risk"),
 }
