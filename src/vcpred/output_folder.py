@@ -1,5 +1,5 @@
 """The one guard for every folder vcpred writes: synth, prepare, train/experiment run dirs, evaluate,
-export and predict (and the viewer's result folders).
+export, predict and validate (and the viewer's result folders).
 
 The rules:
 - **Write beside, swap on success.** `replacing(out, kind=...)` yields a temporary sibling of `out`
@@ -128,6 +128,7 @@ KINDS = {kind.name: kind for kind in (
     Kind("evaluation", "an earlier `vcpred evaluate` output", False, legacy=_legacy_evaluation),
     Kind("model", "an earlier `vcpred export` model directory", True, legacy=_legacy_model),
     Kind("prediction", "an earlier `vcpred predict` output", False, legacy=_legacy_prediction),
+    Kind("validation", "an earlier `vcpred validate` output", False),
 )}
 
 
