@@ -252,6 +252,10 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, precision: str = "
         prediction = _clinical_only_prediction(bundle, record)
     else:
         prediction = _image_prediction(bundle, record, precision, explain)
+    if bundle.meta.get("recalibration"):  # updated by `vcpred validate --recalibrate` (vcpred.validate.recalibration)
+        from vcpred.validate.recalibration import recalibrate_result
+
+        prediction.result = recalibrate_result(prediction.result, bundle.meta["recalibration"])
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,
                          "clinical": check.values, "imputed": check.imputed, "precision": precision,
