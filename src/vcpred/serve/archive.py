@@ -11,6 +11,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from vcpred.imaging.formats import is_dicom_file
 from vcpred.serve.errors import ServeError, TooLarge, UnsafeArchive, UnsupportedUpload
 from vcpred.serve.settings import MB, ServeSettings
 from vcpred.serve.uploads import CHUNK, _private_file
@@ -121,6 +122,5 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budge
 
 
 def _is_dicom(path: Path) -> bool:
-    """The DICOM Part 10 marker (the reader refuses files without it)."""
-    with open(path, "rb") as handle:
-        return handle.read(132)[128:132] == b"DICM"
+    """The reader's own judgement (with or without the 128-byte preamble; vcpred.imaging.formats)."""
+    return is_dicom_file(path)
