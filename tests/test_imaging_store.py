@@ -101,7 +101,8 @@ def test_failing_patients_reported_others_prepared(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "prepared 2, skipped 0 unchanged, failed 2" in captured.out
     assert "P001: patient 'P001': ROI box rows 60..70" in captured.err and "fully outside" in captured.err
-    assert f"P003: patient 'P003': {victim}: not a DICOM file" in captured.err
+    assert f"P003: patient 'P003': {victim.parent}: uneven slice spacing" in captured.err
+    assert f"(ignored as not DICOM: {victim.name})" in captured.err
     assert sorted(p.name for p in (store / "patients").iterdir()) == ["P000.npz", "P002.npz"]
     index = json.loads((store / "index.json").read_text())
     assert index["patients"]["P001"]["status"] == "failed" and "fully outside" in index["patients"]["P001"]["error"]

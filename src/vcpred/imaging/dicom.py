@@ -1,20 +1,28 @@
-"""DICOM series directories: discovery, choice of series, slice sorting, geometry checks, pixels.
+"""DICOM series: discovery, choice of series, slice sorting, geometry checks, pixels.
 
-Headers are read with pydicom (`stop_before_pixels`) for every file under the folder (recursively;
-hidden files and DICOMDIR are ignored); pixels are read only for the chosen series.
+Headers are read with pydicom (`stop_before_pixels`) for every file under the folder (recursively);
+pixels are read only for the chosen series. Hidden files and DICOMDIR are passed over; files that
+are not DICOM (README.txt, Thumbs.db, XML exports...; judged from their first bytes, see
+vcpred.imaging.formats) are ignored with a note. Files without the 128-byte preamble are read
+too. An enhanced (multi-frame) file contributes one slice per frame, placed by its per-frame
+functional groups.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from vcpred import console
 from vcpred.errors import ImageReadError
+from vcpred.imaging.formats import has_marker, head, is_dicom_file
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_canonical
 
 REQUIRED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
@@ -22,12 +30,23 @@ GAP_TOLERANCE = 0.1  # a slice gap more than 10 % off the median gap means a mis
 IOP_TOLERANCE = 1e-3  # direction cosines that differ by more are a different orientation
 UNIT_TOLERANCE = 0.01  # a direction cosine vector must have length 1 within this
 PERPENDICULAR_TOLERANCE_DEG = 1.0  # row and column directions must be 90 degrees apart within this
+# Per-frame functional groups of an enhanced file -> the classic tags they hold.
+FRAME_GROUPS = {
+    "PlanePositionSequence": ("ImagePositionPatient",),
+    "PlaneOrientationSequence": ("ImageOrientationPatient",),
+    "PixelMeasuresSequence": ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"),
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+}
+FUNCTIONAL_GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
 
 
 @dataclass
 class SliceHeader:
+    """One slice: a classic file, or one frame (0-based) of an enhanced multi-frame file."""
+
     path: Path
-    dataset: pydicom.Dataset  # header only, no pixel data
+    dataset: pydicom.Dataset  # header only, no pixel data; a frame's geometry flattened into it
+    frame: int | None = None
 
     @property
     def series_uid(self) -> str:
@@ -37,12 +56,35 @@ class SliceHeader:
     def description(self) -> str:
         return str(self.dataset.get("SeriesDescription", "") or "")
 
+    @property
+    def label(self) -> str:
+        """The file name, with the frame number (1-based, as viewers count) for a multi-frame file."""
+        return self.path.name if self.frame is None else f"{self.path.name} frame {self.frame + 1}"
 
-def read_dicom_series(folder: Path, *, series: str | None = None) -> Volume:
-    """Read one series of a DICOM folder into a canonical Volume (see module docstring)."""
-    groups, skipped = discover_series(folder)
-    uid = choose_series(groups, folder, series)
-    slices, normal, gap = sort_slices(groups[uid], folder)
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.frame is None else f"{self.path} frame {self.frame + 1}"
+
+
+@dataclass
+class FolderScan:
+    """A folder's image slices by SeriesInstanceUID; DICOM objects that are not images (skipped);
+    files that are not DICOM (ignored)."""
+
+    groups: dict[str, list[SliceHeader]]
+    skipped: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+def read_dicom_series(folder: Path, *, series: str | None = None, files: list[Path] | None = None,
+                      source: str | Path | None = None) -> Volume:
+    """Read one series of a DICOM folder (or of `files` in it) into a canonical Volume.
+
+    source: what messages and provenance call the input (default: the folder)."""
+    scan = scan_folder(folder, files)
+    note_ignored(scan.ignored, source or folder)
+    uid = choose_series(scan.groups, folder, series)
+    slices, normal, gap = sort_slices(scan.groups[uid], folder, ignored=scan.ignored)
     first = slices[0].dataset
     row_cos, col_cos = _iop(slices[0])[:3], _iop(slices[0])[3:]
     check_sagittal(normal, folder)
@@ -52,19 +94,44 @@ def read_dicom_series(folder: Path, *, series: str | None = None) -> Volume:
     spacing = np.array([gap, row_mm, col_mm])
     volume, record = to_canonical(array, spacing, _ipp(slices[0]), direction, source=str(folder))
     volume.provenance = {
-        "source": str(folder), "format": "dicom", "series_uid": uid,
+        "source": str(source or folder), "format": "dicom", "series_uid": uid,
         "study_uid": str(first.get("StudyInstanceUID", "")) or None,
         "series_description": slices[0].description or None,
         "manufacturer": str(first.get("Manufacturer", "")) or None,
         "model": str(first.get("ManufacturerModelName", "")) or None,
-        "files": len(slices), "rescale": pixel_record["slope_intercept"],
-        "decoder": pixel_record["decoder"], "skipped_files": skipped,
+        "files": len({item.path for item in slices}), "multiframe": any(s.frame is not None for s in slices),
+        "rescale": pixel_record["slope_intercept"],
+        "decoder": pixel_record["decoder"], "skipped_files": scan.skipped, "ignored_files": scan.ignored,
+        "instance_numbers": canonical_instance_numbers(slices, record["flipped"]),
         **record, **geometry_record(volume)}
     return volume
 
 
+def canonical_instance_numbers(slices: list[SliceHeader], flipped: list[int]) -> list[int | None]:
+    """InstanceNumber (a multi-frame file: its frame number, 1-based) of each canonical slice, the
+    number a PACS viewer shows: canonical slice s is the one numbered [s] here."""
+    numbers = [item.frame + 1 if item.frame is not None else _int_or_none(item.dataset.get("InstanceNumber"))
+               for item in slices]
+    return numbers[::-1] if 0 in flipped else numbers
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def note_ignored(names: list[str], source: str | Path) -> None:
+    """Say which files were passed over as not DICOM (a README, Thumbs.db...): not an error."""
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        console.say(f"note: {source}: ignored {len(names)} file(s) that are not DICOM: {shown}")
+
+
 def list_files(folder: Path) -> list[Path]:
-    """Every regular file under folder (sorted for stable messages; order never used for slices)."""
+    """Every regular file under folder but hidden files and DICOMDIR (sorted for stable messages;
+    order never used for slices)."""
     files = [p for p in sorted(folder.rglob("*")) if p.is_file()
              and not any(part.startswith(".") for part in p.relative_to(folder).parts)
              and p.name.upper() != "DICOMDIR"]
@@ -73,33 +140,110 @@ def list_files(folder: Path) -> list[Path]:
     return files
 
 
+def dcmread(path: Path, *, header_only: bool) -> pydicom.Dataset:
+    """pydicom's reading of a DICOM file with or without its preamble (and file meta)."""
+    start = head(path)
+    marker = has_marker(start)
+    if marker == "part10":
+        return pydicom.dcmread(path, stop_before_pixels=header_only)
+    if marker == "no-preamble":  # "DICM" and the file meta at byte 0: give pydicom its preamble back
+        return pydicom.dcmread(io.BytesIO(bytes(128) + path.read_bytes()), stop_before_pixels=header_only)
+    dataset = pydicom.dcmread(path, force=True, stop_before_pixels=header_only)
+    _name_raw_encoding(dataset)
+    return dataset
+
+
+def _name_raw_encoding(dataset: pydicom.Dataset) -> None:
+    """A raw dataset has no file meta: record the transfer syntax pydicom found, which decoding needs."""
+    meta = getattr(dataset, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(dataset, "original_encoding", (True, True))
+    dataset.file_meta = meta if meta is not None else FileMetaDataset()
+    dataset.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                           ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+
+
 def read_header(path: Path) -> pydicom.Dataset:
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError:
-        raise ImageReadError(f"{path}: not a DICOM file (no DICM marker); remove it from the series "
-                             "folder or re-export the series") from None
+        return dcmread(path, header_only=True)
     except Exception as exc:  # truncated or damaged headers raise assorted errors
         raise ImageReadError(f"{path}: corrupt DICOM file ({type(exc).__name__}: {exc}); "
                              "re-export the series or remove this file") from None
 
 
-def discover_series(folder: Path) -> tuple[dict[str, list[SliceHeader]], list[str]]:
-    """Image files grouped by SeriesInstanceUID; also the names of DICOM files without an image."""
-    groups: dict[str, list[SliceHeader]] = {}
-    skipped = []
-    for path in list_files(folder):
-        header = SliceHeader(path, read_header(path))
-        if "Rows" not in header.dataset:
-            if not is_image_class(header.dataset):  # structured reports, presentation states, ...
-                skipped.append(str(path.relative_to(folder)))
+def scan_folder(folder: Path, files: list[Path] | None = None) -> FolderScan:
+    """Image slices grouped by SeriesInstanceUID (see FolderScan)."""
+    scan = FolderScan({})
+    for path in files if files is not None else list_files(folder):
+        if not is_dicom_file(path):
+            scan.ignored.append(str(path.relative_to(folder)))
+            continue
+        dataset = read_header(path)
+        if "Rows" not in dataset:
+            if not is_image_class(dataset):  # structured reports, presentation states, ...
+                scan.skipped.append(str(path.relative_to(folder)))
                 continue
             raise ImageReadError(f"{path}: corrupt DICOM file (an image whose header ends before Rows; "
                                  "truncated?); re-export the series or remove this file")
-        groups.setdefault(header.series_uid, []).append(header)
-    if not groups:
-        raise ImageReadError(f"{folder}: no DICOM image in the folder; give the folder of a sagittal series")
-    return groups, skipped
+        for header in slice_headers(path, dataset):
+            scan.groups.setdefault(header.series_uid, []).append(header)
+    if not scan.groups:
+        ignored = f" ({len(scan.ignored)} file(s) that are not DICOM ignored)" if scan.ignored else ""
+        raise ImageReadError(f"{folder}: no DICOM image in the folder{ignored}; give the folder of a sagittal series")
+    return scan
+
+
+def discover_series(folder: Path) -> tuple[dict[str, list[SliceHeader]], list[str]]:
+    """Image slices grouped by SeriesInstanceUID; the files passed over (not images, not DICOM)."""
+    scan = scan_folder(folder)
+    return scan.groups, scan.skipped + scan.ignored
+
+
+def is_multiframe(dataset: pydicom.Dataset) -> bool:
+    try:
+        return int(dataset.get("NumberOfFrames") or 1) > 1 or "PerFrameFunctionalGroupsSequence" in dataset
+    except (TypeError, ValueError):
+        return True  # a damaged NumberOfFrames: frame_headers names it
+
+
+def slice_headers(path: Path, dataset: pydicom.Dataset) -> list[SliceHeader]:
+    """The slice of a classic file, or one header per frame of an enhanced file."""
+    if not is_multiframe(dataset):
+        return [SliceHeader(path, dataset)]
+    try:
+        count = int(dataset.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        count = 0
+    per_frame = list(dataset.get("PerFrameFunctionalGroupsSequence") or [])
+    shared = (dataset.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
+    if count < 1 or (per_frame and len(per_frame) != count):
+        raise ImageReadError(f"{path}: multi-frame DICOM with NumberOfFrames {dataset.get('NumberOfFrames')!s} and "
+                             f"{len(per_frame)} per-frame functional groups; the header is damaged: re-export the series")
+    base = Dataset()
+    for element in dataset:
+        if element.keyword not in (*FUNCTIONAL_GROUPS, "NumberOfFrames"):
+            base.add(element)
+    base.file_meta = getattr(dataset, "file_meta", FileMetaDataset())
+    return [SliceHeader(path, _frame_dataset(base, per_frame[i] if per_frame else Dataset(), shared), frame=i)
+            for i in range(count)]
+
+
+def _frame_dataset(base: Dataset, frame: Dataset, shared: Dataset) -> Dataset:
+    """The file's top-level tags with one frame's geometry and rescale (per-frame groups first,
+    then shared ones), as a classic slice would hold them."""
+    flat = Dataset()
+    for element in base:
+        flat.add(element)
+    flat.file_meta = base.file_meta
+    for group, tags in FRAME_GROUPS.items():
+        for source in (shared, frame):  # per-frame values override shared ones
+            items = source.get(group)
+            if items:
+                for tag in tags:
+                    if tag in items[0]:
+                        flat[tag] = items[0][tag]
+    return flat
 
 
 def is_image_class(dataset: pydicom.Dataset) -> bool:
@@ -158,13 +302,13 @@ def check_geometry(item: SliceHeader) -> None:
     ds, damaged = item.dataset, "the header is damaged; re-export the series"
     spacing = _numbers(ds.PixelSpacing, 2)
     if spacing is None or np.any(spacing <= 0):
-        raise ImageReadError(f"{item.path}: PixelSpacing {_shown(ds.PixelSpacing)} is not two positive numbers "
+        raise ImageReadError(f"{item.where}: PixelSpacing {_shown(ds.PixelSpacing)} is not two positive numbers "
                              f"(row and column spacing in mm); {damaged}")
     if _numbers(ds.ImagePositionPatient, 3) is None:
-        raise ImageReadError(f"{item.path}: ImagePositionPatient {_shown(ds.ImagePositionPatient)} is not three "
+        raise ImageReadError(f"{item.where}: ImagePositionPatient {_shown(ds.ImagePositionPatient)} is not three "
                              f"finite numbers (mm); {damaged}")
     iop = _numbers(ds.ImageOrientationPatient, 6)
-    shown = f"{item.path}: ImageOrientationPatient {_shown(ds.ImageOrientationPatient)}"
+    shown = f"{item.where}: ImageOrientationPatient {_shown(ds.ImageOrientationPatient)}"
     if iop is None:
         raise ImageReadError(f"{shown} is not six finite numbers (row and column direction cosines); {damaged}")
     for name, vector in (("row direction (first three values)", iop[:3]),
@@ -184,24 +328,26 @@ def check_consistent(items: list[SliceHeader], folder: Path) -> None:
     for item in items:
         missing = [tag for tag in REQUIRED if tag not in item.dataset]
         if missing:
-            raise ImageReadError(f"{item.path}: DICOM slice without {', '.join(missing)}; "
+            raise ImageReadError(f"{item.where}: DICOM slice without {', '.join(missing)}; "
                                  "vcpred needs these to place the slice; re-export the series")
         check_geometry(item)
     for item in items[1:]:
         for tag in ("Rows", "Columns"):
             if item.dataset[tag].value != first.dataset[tag].value:
-                raise ImageReadError(f"{folder}: {tag} {item.dataset[tag].value} in {item.path.name} but "
-                                     f"{first.dataset[tag].value} in {first.path.name}; one series has one matrix size")
+                raise ImageReadError(f"{folder}: {tag} {item.dataset[tag].value} in {item.label} but "
+                                     f"{first.dataset[tag].value} in {first.label}; one series has one matrix size")
         if not np.allclose(np.asarray(item.dataset.PixelSpacing, float),
                            np.asarray(first.dataset.PixelSpacing, float), rtol=1e-4):
-            raise ImageReadError(f"{folder}: PixelSpacing differs between {first.path.name} and {item.path.name}")
+            raise ImageReadError(f"{folder}: PixelSpacing differs between {first.label} and {item.label}")
         if np.abs(_iop(item) - _iop(first)).max() > IOP_TOLERANCE:
-            raise ImageReadError(f"{folder}: ImageOrientationPatient differs between {first.path.name} "
-                                 f"and {item.path.name}; the folder mixes slices of different planes")
+            raise ImageReadError(f"{folder}: ImageOrientationPatient differs between {first.label} "
+                                 f"and {item.label}; the folder mixes slices of different planes")
 
 
-def sort_slices(items: list[SliceHeader], folder: Path) -> tuple[list[SliceHeader], np.ndarray, float]:
-    """Slices sorted along the slice normal; the normal (LPS unit vector) and the slice spacing in mm."""
+def sort_slices(items: list[SliceHeader], folder: Path, *,
+                ignored: list[str] = ()) -> tuple[list[SliceHeader], np.ndarray, float]:
+    """Slices sorted along the slice normal; the normal (LPS unit vector) and the slice spacing in mm.
+    ignored: files passed over as not DICOM, named when a slice is missing."""
     check_consistent(items, folder)
     iop = _iop(items[0])
     normal = np.cross(iop[:3], iop[3:])
@@ -212,7 +358,7 @@ def sort_slices(items: list[SliceHeader], folder: Path) -> tuple[list[SliceHeade
     _check_stacked(items, iop, folder)
     if len(items) == 1:
         return items, normal, _single_slice_thickness(items[0])
-    return items, normal, _even_gap(items, position, folder)
+    return items, normal, _even_gap(items, position, folder, ignored)
 
 
 def _single_slice_thickness(item: SliceHeader) -> float:
@@ -223,7 +369,7 @@ def _single_slice_thickness(item: SliceHeader) -> float:
             continue
         value = _numbers(raw, 1)
         if value is None or value[0] <= 0:
-            raise ImageReadError(f"{item.path}: {tag} {raw} is not a positive number (mm); the header is "
+            raise ImageReadError(f"{item.where}: {tag} {raw} is not a positive number (mm); the header is "
                                  "damaged; re-export the series")
         return float(value[0])
     return 1.0
@@ -239,54 +385,67 @@ def _check_stacked(items: list[SliceHeader], iop: np.ndarray, folder: Path) -> N
                              "or a reformatted stack); vcpred reads only stacks along the slice normal")
 
 
-def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path) -> float:
+def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path, ignored: list[str] = ()) -> float:
     gaps = np.diff(position)
     median = float(np.median(gaps))
     # Duplicates first: a slice written at its neighbour's position also leaves a double gap beside it,
     # which is not a missing slice.
     for i, gap in enumerate(gaps):
         if gap < 1e-3 * max(median, 1e-3):
-            raise ImageReadError(f"{folder}: {items[i].path.name} and {items[i + 1].path.name} are at the same "
+            raise ImageReadError(f"{folder}: {items[i].label} and {items[i + 1].label} are at the same "
                                  f"position ({position[i]:.2f} mm); several echoes or time points in one series, "
                                  "or a duplicated slice? export a single 3-D sagittal stack")
     for i, gap in enumerate(gaps):
         if abs(gap - median) > GAP_TOLERANCE * median:
             missing = round(gap / median) - 1
             raise ImageReadError(
-                f"{folder}: uneven slice spacing: {gap:.2f} mm between {items[i].path.name} (at "
-                f"{position[i]:.2f} mm) and {items[i + 1].path.name} (at {position[i + 1]:.2f} mm), "
-                f"{median:.2f} mm elsewhere; {max(missing, 1)} slice(s) probably missing; "
-                "re-export the complete series")
+                f"{folder}: uneven slice spacing: {gap:.2f} mm between {items[i].label} (at "
+                f"{position[i]:.2f} mm) and {items[i + 1].label} (at {position[i + 1]:.2f} mm), "
+                f"{median:.2f} mm elsewhere; {max(missing, 1)} slice(s) probably missing"
+                + (f" (ignored as not DICOM: {', '.join(ignored)})" if ignored else "")
+                + "; re-export the complete series")
     return median
 
 
 def read_pixels(items: list[SliceHeader]) -> tuple[np.ndarray, dict]:
-    """Pixels [n, rows, cols] float32 with each slice's RescaleSlope/Intercept applied."""
+    """Pixels [n, rows, cols] float32 with each slice's RescaleSlope/Intercept applied (a frame's
+    own, from its functional groups)."""
     planes, rescales, decoders = [], set(), set()
+    stored, where = None, None
     for item in items:
-        ds = _full_dataset(item.path)
-        slope, intercept = _rescale(ds, item.path)
+        if item.path != where:  # a multi-frame file is read once for all its frames
+            stored, decoder, ds = _stored_pixels(item.path)
+            where = item.path
+            decoders.add(decoder)
+        pixels = stored if item.frame is None else stored[item.frame]
+        slope, intercept = _rescale(item)
         rescales.add((slope, intercept))
-        try:
-            pixels = ds.pixel_array.astype(np.float32) * np.float32(slope) + np.float32(intercept)
-            decoders.add("pydicom")
-        except Exception as exc:
-            pixels = _decode_with_sitk(item.path, ds, exc)  # GDCM applies the rescale itself
-            decoders.add("SimpleITK")
+        if decoder == "pydicom":  # GDCM applies the rescale itself
+            pixels = pixels.astype(np.float32) * np.float32(slope) + np.float32(intercept)
         if pixels.shape != (ds.Rows, ds.Columns):
-            raise ImageReadError(f"{item.path}: pixel data of shape {pixels.shape}, expected "
+            raise ImageReadError(f"{item.where}: pixel data of shape {pixels.shape}, expected "
                                  f"({ds.Rows}, {ds.Columns}) single-channel; give a grey-scale MR series")
-        planes.append(pixels)
+        planes.append(pixels.astype(np.float32, copy=False))
     record = {"slope_intercept": [list(pair) for pair in sorted(rescales)], "decoder": sorted(decoders)}
     return np.stack(planes), record
 
 
-def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
+def _stored_pixels(path: Path) -> tuple[np.ndarray, str, pydicom.Dataset]:
+    """(pixels as stored: [rows, cols], or [frames, rows, cols] for a multi-frame file; the decoder
+    used; the dataset)."""
+    ds = _full_dataset(path)
+    try:
+        return ds.pixel_array, "pydicom", ds
+    except Exception as exc:
+        return _decode_with_sitk(path, ds, exc, frames=is_multiframe(ds)), "SimpleITK", ds
+
+
+def _rescale(item: SliceHeader) -> tuple[float, float]:
     """(RescaleSlope, RescaleIntercept); absent or empty: 1 and 0. NaN, infinite or a zero slope
     (every pixel the same value) is a damaged header."""
     values = []
     for tag, default in (("RescaleSlope", 1.0), ("RescaleIntercept", 0.0)):
-        raw = ds.get(tag)
+        raw = item.dataset.get(tag)
         if raw is None or str(raw).strip() == "":
             values.append(default)
             continue
@@ -296,25 +455,21 @@ def _rescale(ds: pydicom.Dataset, path: Path) -> tuple[float, float]:
             value = float("nan")
         if not np.isfinite(value) or (tag == "RescaleSlope" and value == 0):
             what = "a finite, non-zero number" if tag == "RescaleSlope" else "a finite number"
-            raise ImageReadError(f"{path.parent}: {tag} {str(raw)!r} in {path.name} is not {what}, so its pixel "
-                                 "values cannot be recovered; the header is damaged: re-export the series")
+            raise ImageReadError(f"{item.path.parent}: {tag} {str(raw)!r} in {item.label} is not {what}, so its "
+                                 "pixel values cannot be recovered; the header is damaged: re-export the series")
         values.append(value)
     return values[0], values[1]
 
 
 def _full_dataset(path: Path) -> pydicom.Dataset:
     try:
-        ds = pydicom.dcmread(path)
+        return dcmread(path, header_only=False)
     except Exception as exc:
         raise ImageReadError(f"{path}: corrupt DICOM file ({type(exc).__name__}: {exc}); "
                              "re-export the series or remove this file") from None
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        raise ImageReadError(f"{path}: multi-frame (enhanced) DICOM is not supported; export "
-                             "classic single-frame slices or convert to NIfTI (e.g. dcm2niix)")
-    return ds
 
 
-def _decode_with_sitk(path: Path, ds: pydicom.Dataset, error: Exception) -> np.ndarray:
+def _decode_with_sitk(path: Path, ds: pydicom.Dataset, error: Exception, *, frames: bool = False) -> np.ndarray:
     """Compressed pixel data pydicom has no codec for (e.g. JPEG Lossless) through SimpleITK/GDCM.
 
     Only for compressed transfer syntaxes: an uncompressed file pydicom cannot read is corrupt.
@@ -326,7 +481,8 @@ def _decode_with_sitk(path: Path, ds: pydicom.Dataset, error: Exception) -> np.n
     import SimpleITK as sitk
 
     try:
-        return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))[0].astype(np.float32)
+        array = sitk.GetArrayFromImage(sitk.ReadImage(str(path))).astype(np.float32)
+        return array if frames else array[0]
     except Exception as exc:
         raise ImageReadError(f"{path}: {problem}, and SimpleITK failed too ({exc}); the pixel data is "
                              f"compressed as {syntax.name}: re-export the series uncompressed") from None

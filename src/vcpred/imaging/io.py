@@ -1,4 +1,4 @@
-"""Read a sagittal series (DICOM directory or NIfTI file) into the canonical display.
+"""Read a sagittal series (DICOM folder, zip of one, DICOM file or NIfTI file) into the canonical display.
 
 Rules (docs/imaging.md): DICOM slices are grouped by SeriesInstanceUID and sorted by
 ImagePositionPatient projected on the slice normal, never by file name; size, orientation and
@@ -9,6 +9,7 @@ permuted/flipped into the canonical sagittal display; a volume acquired in anoth
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import nibabel as nib
@@ -16,29 +17,59 @@ import numpy as np
 
 from vcpred.errors import ImageReadError, OrientationError
 from vcpred.imaging import dicom
+from vcpred.imaging.formats import image_kind
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_canonical
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # Voxel-size ratio above which the thickest axis is taken as the acquisition slice axis.
 THICK_RATIO = 1.2
 
 
 def read_volume(path: str | Path, *, series: str | None = None) -> Volume:
-    """Read a DICOM series directory or a NIfTI file as a canonical sagittal Volume.
+    """Read a sagittal series as a canonical Volume: a DICOM series folder, a zip of one, a single
+    DICOM file (e.g. an enhanced multi-frame file), or a NIfTI file.
 
-    series: SeriesInstanceUID or SeriesDescription choosing one series when a directory holds
+    series: SeriesInstanceUID or SeriesDescription choosing one series when a folder holds
     several. Returns float32 [S, R, C] with spacing (slice_mm, row_mm, col_mm) and provenance.
     Raises ImageReadError (unreadable, inconsistent) or OrientationError (not sagittal).
     """
     path = Path(path)
-    if path.is_dir():
-        return check_finite(dicom.read_dicom_series(path, series=series), path)
     if not path.exists():
         raise ImageReadError(f"image {path} does not exist; check the image_ column of the manifest")
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return check_finite(read_nifti(path), path)
-    raise ImageReadError(f"{path}: not a DICOM series directory nor a NIfTI file (.nii, .nii.gz); "
-                         "give the folder holding the DICOM slices, or convert the image to NIfTI")
+    try:
+        kind = image_kind(path)
+    except ValueError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+    if kind == "dicom-folder":
+        volume = dicom.read_dicom_series(path, series=series)
+    elif kind == "nifti":
+        volume = read_nifti(path)
+    elif kind == "zip":
+        volume = read_zip(path, series=series)
+    else:
+        volume = dicom.read_dicom_series(path.parent, series=series, files=[path], source=path)
+    return check_finite(volume, path)
+
+
+def read_zip(path: Path, *, series: str | None = None) -> Volume:
+    """A zipped DICOM series, unpacked into a temporary folder with the viewer's safe extraction
+    (no member leaves the folder, bounded expansion; vcpred.serve.archive) and read from there."""
+    from vcpred.serve.archive import safe_extract
+    from vcpred.serve.errors import ServeError
+    from vcpred.serve.settings import ServeSettings
+
+    with tempfile.TemporaryDirectory(prefix="vcpred-zip-") as folder:
+        try:
+            extracted = safe_extract(path, Path(folder), ServeSettings())
+            dicom.note_ignored(extracted.skipped, path)
+            volume = dicom.read_dicom_series(Path(folder), series=series, source=path)
+            volume.provenance["ignored_files"] = extracted.skipped + volume.provenance["ignored_files"]
+            return volume
+        except ServeError as exc:
+            raise ImageReadError(f"{path}: {exc}") from None
+        except OrientationError as exc:  # name the zip, not the temporary folder
+            raise OrientationError(str(exc).replace(folder, f"{path} (unzipped)"), plane=exc.plane) from None
+        except ImageReadError as exc:
+            raise ImageReadError(str(exc).replace(folder, f"{path} (unzipped)")) from None
 
 
 def check_finite(volume: Volume, path: Path) -> Volume:
