@@ -81,7 +81,8 @@ def run_predict(args: argparse.Namespace) -> int:
         write_patient(folder, prediction, dicom=args.dicom_sc)
     r = prediction.result
     console.say(f"{r['patient_id']}: probability of collapse {r['probability']:.3f} (SD {r['sd']:.3f}, "
-                f"models {r['interval']['low']:.3f}-{r['interval']['high']:.3f}); {r['category']} at threshold "
-                f"{r['threshold']:.3f}. {r['notice'].capitalize()}.")
+                f"models {r['interval']['low']:.3f}-{r['interval']['high']:.3f}); "
+                + ("borderline: the split models fall on both sides of the threshold " if r.get("borderline")
+                   else f"{r['category']} at threshold ") + f"{r['threshold']:.3f}. {r['notice'].capitalize()}.")
     console.say(f"wrote {out}")
     return 0

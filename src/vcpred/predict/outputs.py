@@ -92,7 +92,9 @@ def _row(record, prediction: PatientPrediction | None, error: str | None, heatma
         r = prediction.result
         row.update(probability=r["probability"], sd=r["sd"], low=r["interval"]["low"], high=r["interval"]["high"],
                    threshold=r["threshold"], category=r["category"], n_frames=len(r["per_frame"]),
-                   imputed=";".join(r["imputed"]), heatmap=heatmap or "")
+                   borderline=r.get("borderline", False), imputed=";".join(r["imputed"]),
+                   outside_training_range=";".join(f["name"] for f in r.get("clinical_flags", [])),
+                   heatmap=heatmap or "")
     row["error"] = error or ""
     return row
 
@@ -130,6 +132,9 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
     table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     summary = {"generator": GENERATOR, "notice": NOTICE, **provenance_fields(bundle),
                "model_id": bundle.meta["model_id"], "manifest": str(manifest),
-               "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold}
+               "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold,
+               # patients predicted with a clinical value outside the training range (the model extrapolates)
+               "outside_training_range": int((table.get("outside_training_range", pd.Series(dtype=str))
+                                              .fillna("") != "").sum())}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return table

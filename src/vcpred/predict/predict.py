@@ -8,7 +8,7 @@ with the development threshold (median of the split thresholds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +17,10 @@ import torch
 from vcpred import RESEARCH_NOTICE, console
 from vcpred.cohort import PatientRecord, Roi
 from vcpred.cohort.provenance import SYNTHETIC_WARNING
-from vcpred.cohort.manifest import is_missing, parse_float
-from vcpred.errors import ConfigError, RoiError
+from vcpred.errors import ConfigError, RoiError, VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
+from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
 from vcpred.training.data import three_channels
 from vcpred.training.loop import autocast as training_autocast
 
@@ -67,56 +67,6 @@ def make_record(images: dict[str, Path], roi_slice: int, box: tuple[int, int, in
                          roi=Roi(roi_slice, *box), clinical=dict(clinical))
 
 
-@dataclass
-class ClinicalCheck:
-    values: dict  # column -> typed value or None
-    imputed: dict = field(default_factory=dict)  # column -> training median used (median over splits)
-    warnings: list[str] = field(default_factory=list)
-
-
-def _encodings(bundle: Bundle) -> dict:
-    return {c.name: c for c in bundle.models[0].preprocessor.columns} if bundle.models[0].preprocessor else {}
-
-
-def check_clinical(bundle: Bundle, given: dict, *, allow_missing: bool, strict_keys: bool = True) -> ClinicalCheck:
-    """Typed clinical values for the model's columns; errors for unknown keys and missing values."""
-    needed = bundle.clinical_columns
-    unknown = sorted(set(given) - set(needed))
-    if unknown and strict_keys:
-        raise ConfigError(f"unknown clinical value(s) {', '.join(unknown)}: this model uses "
-                          f"{', '.join(needed) or 'no clinical values'}")
-    encodings, check = _encodings(bundle), ClinicalCheck({})
-    for name in needed:
-        raw = given.get(name)
-        value = None if raw is None or is_missing(str(raw)) else raw  # the manifest's missing tokens
-        kind = encodings[name].kind
-        if value is not None and kind == "numeric":
-            value = parse_float(str(value))
-            if value is None:
-                raise ConfigError(f"clinical value {name}={raw!r} must be a number (finite, e.g. 74)")
-        elif value is not None:
-            value = str(value)
-            if value not in (encodings[name].categories or []):
-                check.warnings.append(f"{name}={value!r} was never seen in training (seen: "
-                                      f"{', '.join(encodings[name].categories or [])}); it encodes as unknown")
-        if value is None:
-            check.imputed[name] = _imputation(bundle, name, kind)
-        check.values[name] = value
-    if check.imputed and not allow_missing:
-        raise ConfigError(f"clinical value(s) {', '.join(check.imputed)} needed by this model but not given; "
-                          "pass them with --clinical NAME=VALUE, or --allow-missing to impute training medians")
-    for name, value in check.imputed.items():
-        check.warnings.append(f"{name} missing: imputed with the training {value} (--allow-missing)")
-    return check
-
-
-def _imputation(bundle: Bundle, name: str, kind: str):
-    if kind != "numeric":
-        return "'missing' category"
-    medians = [next(c.median for c in m.preprocessor.columns if c.name == name) for m in bundle.models]
-    return f"median {float(np.median(medians)):.4g}"
-
-
 def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, method: str) -> float:
     """One probability from per-frame probabilities [F] (AP) or the main frame (offset 0)."""
     if not ap:
@@ -132,13 +82,29 @@ def autocast(precision: str):
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:
-    """Ensemble mean, spread and category from per-model probabilities [M]."""
+    """Ensemble mean, spread and category from per-model probabilities [M]; borderline when the split
+    models fall on both sides of the threshold (their min-max range crosses it)."""
     mean = float(per_model.mean())
+    low, high = float(per_model.min()), float(per_model.max())
     return {"probability": mean,
             "sd": float(per_model.std(ddof=1)) if len(per_model) > 1 else 0.0,
-            "interval": {"low": float(per_model.min()), "high": float(per_model.max()),
-                         "kind": "min-max over split models"},
-            "threshold": threshold, "category": CATEGORIES[0] if mean >= threshold else CATEGORIES[1]}
+            "interval": {"low": low, "high": high, "kind": "min-max over split models"},
+            "threshold": threshold, "category": CATEGORIES[0] if mean >= threshold else CATEGORIES[1],
+            "borderline": bool(low < threshold <= high)}
+
+
+class PredictionFailed(VcpredError):
+    """The models gave no usable number (NaN or infinite): an error, never a probability."""
+
+
+def check_finite(result: dict) -> None:
+    numbers = [result["probability"], result["sd"], result["interval"]["low"], result["interval"]["high"],
+               *(m["probability"] for m in result.get("per_model", []))]
+    if not all(np.isfinite(numbers)):
+        bad = sum(not np.isfinite(m["probability"]) for m in result.get("per_model", []))
+        raise PredictionFailed(f"the prediction failed: {bad or 'the'} split model(s) gave no number (NaN); "
+                               "no probability is reported. Check the image (a blank or saturated crop) and the "
+                               "ROI, or report it as a bug")
 
 
 def provenance_fields(bundle: Bundle) -> dict:
@@ -256,8 +222,10 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, precision: str = "
         from vcpred.validate.recalibration import recalibrate_result
 
         prediction.result = recalibrate_result(prediction.result, bundle.meta["recalibration"])
+    check_finite(prediction.result)
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,
-                         "clinical": check.values, "imputed": check.imputed, "precision": precision,
+                         "clinical": check.values, "imputed": check.imputed, "clinical_flags": check.flags,
+                         "precision": precision,
                          "warnings": check.warnings + image_warnings}
     return prediction

@@ -8,7 +8,7 @@ from html import escape
 STYLE = """body{font-family:system-ui,Arial,sans-serif;max-width:60em;margin:1.5em auto;color:#222}
 .notice{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:bold}
 .synthetic{background:#fde2e1;border:2px solid #b00020;color:#8a1c1c;font-size:1.15em}
-.risk{font-size:1.4em;margin:.4em 0} .high{color:#b00020} .low{color:#1b5e20}
+.risk{font-size:1.4em;margin:.4em 0} .high{color:#b00020} .low{color:#1b5e20} .borderline{color:#8a5a00}
 table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left}
 img{max-width:100%;border:1px solid #ccc} .small{font-size:.85em;color:#555}"""
 
@@ -34,6 +34,17 @@ def _synthetic_banner(result: dict) -> str:
     return f'<p class="notice synthetic" id="synthetic-warning">{escape(warning[0].upper() + warning[1:])}.</p>\n'
 
 
+def _risk_line(result: dict, high: bool) -> str:
+    """The category in colour, or 'borderline' when the split models fall on both sides of the threshold."""
+    if result.get("borderline"):
+        return (f'<p class="risk borderline">Borderline: {_percent(result["probability"])} (threshold '
+                f'{_percent(result["threshold"])}); the split models range from {_percent(result["interval"]["low"])} '
+                f'to {_percent(result["interval"]["high"])}, on both sides of the threshold, so the category '
+                f'({escape(result["category"])}) is uncertain</p>')
+    return (f'<p class="risk {"high" if high else "low"}">{escape(result["category"].capitalize())}:\n'
+            f' {_percent(result["probability"])} (threshold {_percent(result["threshold"])})</p>')
+
+
 def report_html(result: dict, png: bytes | None) -> str:
     """HTML text of the report for one prediction.json `result` and its heat-map PNG bytes."""
     high = result["category"].startswith("high")
@@ -45,7 +56,10 @@ def report_html(result: dict, png: bytes | None) -> str:
         ("augmented prediction", f"{result['ap']} ({result['aggregate']} over {len(result['per_frame'])} frames)"
          if result["per_frame"] else "n/a (clinical values only)"),
     ]
-    clinical = [(k, "missing" if v is None else str(v)) for k, v in result["clinical"].items()]
+    flagged = {f["name"]: f for f in result.get("clinical_flags", [])}
+    clinical = [(k, "missing" if v is None else str(v) + (
+        f" (outside the training range {flagged[k]['training_min']:.4g} to {flagged[k]['training_max']:.4g}: "
+        "the model extrapolates)" if k in flagged else "")) for k, v in result["clinical"].items()]
     frames = [(f"frame offset {f['offset']} (slice {f['slice']})", _percent(f["probability"]))
               for f in result["per_frame"]]
     image = (f'<img alt="heat map on the sagittal slice" src="data:image/png;base64,'
@@ -57,8 +71,7 @@ def report_html(result: dict, png: bytes | None) -> str:
 <style>{STYLE}</style></head><body>
 <p class="notice">{escape(result['notice'].capitalize())}. This report does not replace clinical judgement.</p>
 {_synthetic_banner(result)}<h1>Vertebral collapse risk: {escape(result['patient_id'])}</h1>
-<p class="risk {'high' if high else 'low'}">{escape(result['category'].capitalize())}:
- {_percent(result['probability'])} (threshold {_percent(result['threshold'])})</p>
+{_risk_line(result, high)}
 <table>{_rows(numbers)}</table>
 {image}
 <p class="small">Heat map: {escape((result.get('heatmap') or {}).get('method', 'n/a'))}, averaged over split models,

@@ -28,9 +28,9 @@ from starlette.staticfiles import StaticFiles
 from vcpred import RESEARCH_NOTICE
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.predict.bundle import Bundle
+from vcpred.predict.clinical_input import form_fields
 from vcpred.predict.predict import provenance_fields
 from vcpred.serve import local
-from vcpred.serve.clinical import form_fields
 from vcpred.serve.errors import ServeError, TooLarge, UnsupportedUpload, status_of
 from vcpred.serve.guard import InternalErrors, RequestGuard
 from vcpred.serve.headers import SecurityHeaders

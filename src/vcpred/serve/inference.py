@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from vcpred.predict.bundle import Bundle
 from vcpred.output_folder import replacing
 from vcpred.predict.outputs import jsonable, write_patient
+from vcpred.predict.clinical_input import check_clinical
 from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
-from vcpred.serve.clinical import ClinicalInputError, check_values, form_fields
 from vcpred.serve.errors import ServeError
 from vcpred.serve.private import Scrubber
 from vcpred.serve.studies import Study
@@ -154,11 +154,9 @@ def predict_study(bundle: Bundle, study: Study, request: PredictRequest,
     """Predict, write OUT=study/result like `vcpred predict`; (prediction, input warnings). scrub:
     takes server paths and the study id out of the result (prediction.json and the report)."""
     check_roi(request, study.require_volume().shape)
-    warnings = check_values(form_fields(bundle), request.clinical, allow_missing=request.allow_missing)
-    unknown = sorted(set(request.clinical) - set(bundle.clinical_columns))
-    if unknown:
-        raise ClinicalInputError(f"unknown clinical value(s) {', '.join(unknown)}; this model uses "
-                                 f"{', '.join(bundle.clinical_columns) or 'none'}")
+    # The clinical-input policy of `vcpred predict` (vcpred.predict.clinical_input), before any work:
+    # a refused value is a 422 naming it; values outside the training range come back as flags.
+    check = check_clinical(bundle, request.clinical, allow_missing=request.allow_missing)
     given = {k: v for k, v in request.clinical.items() if v not in (None, "")}
     # The record carries the random study id: predict's log lines never name the patient.
     record = make_record({sequence_name(bundle): study.image}, request.slice, request.box, given,
@@ -172,7 +170,7 @@ def predict_study(bundle: Bundle, study: Study, request: PredictRequest,
         prediction.result["provenance"]["patient_id"] = request.label  # not the internal study id
     with replacing(study.folder / RESULT_DIR, kind="prediction") as folder:  # the earlier result until complete
         write_patient(folder, prediction)
-    return prediction, warnings
+    return prediction, [flag["message"] for flag in check.flags]
 
 
 def result_payload(study: Study, prediction: PatientPrediction, warnings: list[str]) -> dict:
