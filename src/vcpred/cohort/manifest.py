@@ -19,6 +19,7 @@ from vcpred.errors import ManifestError
 SETS = ("development", "external")
 ROI_COLUMNS = ("roi_slice", "roi_row_min", "roi_col_min", "roi_row_max", "roi_col_max")
 IMAGE_PREFIX = "image_"
+SERIES_PREFIX = "series_"  # series_<sequence>: this patient's SeriesInstanceUID or SeriesDescription
 HEIGHT_COLUMNS = ("height_initial", "height_followup")
 RESERVED = {"patient_id", "set", "label", "level", "site", *ROI_COLUMNS, *HEIGHT_COLUMNS}
 MISSING_TOKENS = {"", "na", "nan", "n/a", "none", "null"}
@@ -55,6 +56,7 @@ class PatientRecord:
     site: str | None = None
     clinical: dict[str, float | str | None] = field(default_factory=dict)
     row: int = 0  # line in the CSV file (header = line 1)
+    series: dict[str, str] = field(default_factory=dict)  # sequence -> series UID or description (DICOM)
 
 
 @dataclass
@@ -248,7 +250,7 @@ def clinical_kinds(table: pd.DataFrame) -> dict[str, str]:
     report it as not finite)."""
     kinds = {}
     for column in table.columns:
-        if column in RESERVED or column.startswith(IMAGE_PREFIX):
+        if column in RESERVED or column.startswith((IMAGE_PREFIX, SERIES_PREFIX)):
             continue
         present = [v for v in table[column] if not is_missing(v)]
         numeric = all(is_number(v) for v in present)  # inf/1e400 are numbers, reported as not finite

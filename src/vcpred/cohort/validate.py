@@ -12,6 +12,7 @@ from vcpred.cohort.manifest import (
     HEIGHT_COLUMNS,
     IMAGE_PREFIX,
     ROI_COLUMNS,
+    SERIES_PREFIX,
     SETS,
     Cohort,
     PatientRecord,
@@ -70,8 +71,9 @@ class _RowChecker:
         self.numbers(row, pid, cells)
         if len(self.problems) > before or roi is None:
             return None
+        series = {s: cells[SERIES_PREFIX + s] for s in self.sequences if cells.get(SERIES_PREFIX + s)}
         return PatientRecord(
-            patient_id=pid, set=set_name, label=label, images=images, roi=roi,
+            patient_id=pid, set=set_name, label=label, images=images, roi=roi, series=series,
             level=cells.get("level") or None, site=cells.get("site") or None,
             clinical={c: self.clinical_value(cells[c], kind) for c, kind in self.clinical.items()},
             row=row,
@@ -120,8 +122,19 @@ class _RowChecker:
             path = (self.base_dir / text).resolve()
             if self.check_files and not path.exists():
                 self.problem(row, pid, column, f"file not found: {text} (looked for {path})")
+            elif self.check_files:
+                self.image_format(row, pid, column, text, path)
             images[sequence] = path
         return images
+
+    def image_format(self, row: int, pid: str, column: str, text: str, path: Path) -> None:
+        """The path is something `prepare` reads (the same judgement, vcpred.imaging.formats)."""
+        from vcpred.imaging.formats import image_kind
+
+        try:
+            image_kind(path)
+        except ValueError as exc:
+            self.problem(row, pid, column, f"{text}: {exc}")
 
     def roi(self, row: int, pid: str, cells: dict[str, str]) -> Roi | None:
         values = {}
@@ -167,6 +180,10 @@ def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
     if not sequences:
         problems.append(Problem(None, None, "no image column: add at least one image_<sequence> "
                                             "column, e.g. image_t2"))
+    for column in columns:
+        if column.startswith(SERIES_PREFIX) and column[len(SERIES_PREFIX):] not in sequences:
+            problems.append(Problem(None, column, f"a series column without its image column "
+                                                  f"{IMAGE_PREFIX}{column[len(SERIES_PREFIX):]}"))
     has_heights = all(c in columns for c in HEIGHT_COLUMNS)
     if "label" not in columns and not has_heights:
         problems.append(Problem(None, "label", "no label column, and no height_initial + "

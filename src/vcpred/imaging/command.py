@@ -54,7 +54,8 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
         raise ConfigError(f"{option} {text!r} is not a comma-separated list of whole numbers, e.g. 50,40,30") from None
 
 
-def _series(values: list[str]) -> tuple[tuple[str, str], ...]:
+def parse_series(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """--series SEQUENCE=UID_OR_DESCRIPTION values (prepare, predict) as pairs."""
     pairs = []
     for value in values:
         name, sep, selector = value.partition("=")
@@ -78,7 +79,7 @@ def params_from_args(args: argparse.Namespace) -> PrepareParams:
     return PrepareParams(
         k=args.frames, edge=args.edge, margin=args.margin, n4=not args.no_n4, n4_shrink=args.n4_shrink,
         n4_iterations=_int_list(args.n4_iterations, "--n4-iterations"), normalize=args.normalize,
-        size=args.size, sequences=sequences, channels=args.channels, series=_series(args.series),
+        size=args.size, sequences=sequences, channels=args.channels, series=parse_series(args.series),
         dtype=args.dtype)
 
 

@@ -163,8 +163,9 @@ def check_contrast(crops: np.ndarray, valid: np.ndarray, slices: list[int], main
 
 
 def read_sequences(record: PatientRecord, params: PrepareParams) -> dict[str, Volume]:
-    """Canonical volume per sequence, all on the first sequence's grid (resampled where needed)."""
-    series = dict(params.series)
+    """Canonical volume per sequence, all on the first sequence's grid (resampled where needed).
+    The series read from a DICOM folder: the patient's own (manifest series_<sequence>), else --series."""
+    series = {**dict(params.series), **record.series}
     volumes: dict[str, Volume] = {}
     for name in chosen_sequences(record, params):
         volume = read_volume(record.images[name], series=series.get(name))

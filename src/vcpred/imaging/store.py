@@ -178,8 +178,10 @@ def fingerprint(files: list[Path]) -> list[list]:
 
 
 def patient_key(record: PatientRecord, params: PrepareParams) -> str:
-    """Hash of what decides a patient's output besides the image bytes: ROI, parameters, code version."""
+    """Hash of what decides a patient's output besides the image bytes: ROI, series, parameters, code version."""
     data = {"roi": [record.roi.slice, *record.roi.box], "params": params.to_dict(), "pipeline": PIPELINE_VERSION}
+    if record.series:  # the manifest's per-patient series choice (absent: keys of earlier stores unchanged)
+        data["series"] = dict(sorted(record.series.items()))
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
