@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from vcpred import console
@@ -18,8 +19,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="model directory written by `vcpred export`")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--manifest", help="predict every patient of this manifest instead of one patient")
-    parser.add_argument("--image-t2", help="T2 series: DICOM folder or NIfTI file")
+    parser.add_argument("--image-t2", help="T2 series: DICOM folder, zip or file, or NIfTI file")
     parser.add_argument("--image-t1", help="T1 series, for models trained with T1")
+    parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=UID_OR_DESCRIPTION",
+                        help="choose the series in a DICOM folder or zip holding several, e.g. t2=T2_SAG (repeatable; "
+                             "with --manifest use its series_<sequence> column)")
     parser.add_argument("--roi-slice", type=int, help="sagittal slice through the fractured vertebra (0-based)")
     parser.add_argument("--roi-box", help="r0,c0,r1,c1 box around the vertebral body on that slice")
     parser.add_argument("--clinical", help="clinical values NAME=VALUE,..., e.g. age=74,sex=F")
@@ -36,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _one_patient_record(args: argparse.Namespace, needs_image: bool):
+    from vcpred.imaging.command import parse_series
     from vcpred.predict.predict import make_record, parse_box, parse_clinical
 
     images = {name: Path(p) for name, p in (("t2", args.image_t2), ("t1", args.image_t1)) if p}
@@ -47,7 +52,8 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
         box, roi_slice = parse_box(args.roi_box), args.roi_slice
     else:
         box, roi_slice = (0, 0, 1, 1), 0  # clinical-only models read no image
-    return make_record(images, roi_slice, box, parse_clinical(args.clinical), patient_id=args.patient_id)
+    record = make_record(images, roi_slice, box, parse_clinical(args.clinical), patient_id=args.patient_id)
+    return replace(record, series=dict(parse_series(args.series)))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -59,6 +65,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
+    if args.manifest and args.series:
+        raise ConfigError("--series chooses one patient's series; with --manifest give each patient's in its "
+                          "series_<sequence> column (docs/manifest.md)")
     out = Path(args.out)
     check(out, kind="prediction", force=args.force)  # fail before the work, not after
     bundle = load_bundle(args.model)
