@@ -194,6 +194,19 @@ def scan_folder(folder: Path, files: list[Path] | None = None) -> FolderScan:
     return scan
 
 
+def first_header(files: list[Path], series_uid: str | None) -> pydicom.Dataset | None:
+    """The header of the first DICOM file of the series (any series when series_uid is None)."""
+    for path in files:
+        if is_dicom_file(path):
+            try:
+                dataset = dcmread(path, header_only=True)
+            except Exception:  # a damaged file: look at the next
+                continue
+            if series_uid is None or str(dataset.get("SeriesInstanceUID", "")) == series_uid:
+                return dataset
+    return None
+
+
 def discover_series(folder: Path) -> tuple[dict[str, list[SliceHeader]], list[str]]:
     """Image slices grouped by SeriesInstanceUID; the files passed over (not images, not DICOM)."""
     scan = scan_folder(folder)

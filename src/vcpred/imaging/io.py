@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -19,6 +20,9 @@ from vcpred.errors import ImageReadError, OrientationError
 from vcpred.imaging import dicom
 from vcpred.imaging.formats import image_kind
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_canonical
+
+if TYPE_CHECKING:
+    import pydicom
 
 # Voxel-size ratio above which the thickest axis is taken as the acquisition slice axis.
 THICK_RATIO = 1.2
@@ -70,6 +74,32 @@ def read_zip(path: Path, *, series: str | None = None) -> Volume:
             raise OrientationError(str(exc).replace(folder, f"{path} (unzipped)"), plane=exc.plane) from None
         except ImageReadError as exc:
             raise ImageReadError(str(exc).replace(folder, f"{path} (unzipped)")) from None
+
+
+def series_header(source: str | Path, series_uid: str | None) -> pydicom.Dataset | None:
+    """The header (no pixels) of one file of the series `series_uid` in a DICOM source (a folder, a
+    zip, a file) as read_volume was given it; None when the source is not DICOM or no longer there."""
+    source = Path(source)
+    try:
+        kind = image_kind(source)
+    except ValueError:
+        return None
+    if kind == "dicom-file":
+        return dicom.first_header([source], series_uid)
+    if kind == "dicom-folder":
+        return dicom.first_header(dicom.list_files(source), series_uid)
+    if kind == "zip":
+        from vcpred.serve.archive import safe_extract
+        from vcpred.serve.errors import ServeError
+        from vcpred.serve.settings import ServeSettings
+
+        with tempfile.TemporaryDirectory(prefix="vcpred-zip-") as folder:
+            try:
+                safe_extract(source, Path(folder), ServeSettings())
+            except ServeError:
+                return None
+            return dicom.first_header(dicom.list_files(Path(folder)), series_uid)
+    return None
 
 
 def check_finite(volume: Volume, path: Path) -> Volume:

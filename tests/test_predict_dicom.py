@@ -1,0 +1,82 @@
+"""`vcpred predict` on hospital DICOM (issue 18): --series, and the Secondary Capture heat map
+joined to the source's patient and study."""
+
+from __future__ import annotations
+
+import json
+
+import pydicom
+import pytest
+
+from test_cohort_images import two_series_study
+from test_predict_support import exported
+from vcpred.cli import main
+
+VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
+
+
+def predict_args(model, image, out, *extra) -> list[str]:
+    return ["predict", "--model", str(model), "--image-t2", str(image), "--roi-slice", "4", "--roi-box",
+            "12,14,28,34", "--clinical", "age=70,sex=F", "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("series, found", [(None, "mixes 2 series"), ("t2=STIR SAG", None)])
+def test_predict_series_option(tmp_path, capsys, series, found):
+    study = two_series_study(tmp_path / "study")
+    args = predict_args(exported("vitlora", **VIT), study, tmp_path / "out")
+    code = main(args + (["--series", series] if series else []))
+    if found:
+        err = capsys.readouterr().err
+        assert code == 2 and found in err and "--series" in err
+    else:
+        assert code == 0
+        result = json.loads((tmp_path / "out" / "prediction.json").read_text())
+        assert result["provenance"]["sequences"]["t2"]["series_description"] == "STIR SAG"
+
+
+IDENTITY = {"PatientID": "MRN-0042", "PatientName": "Doe^Jane", "PatientBirthDate": "19480301", "PatientSex": "F",
+            "StudyDate": "20240115", "StudyTime": "093012", "AccessionNumber": "ACC77", "StudyID": "S12",
+            "ReferringPhysicianName": "House^Gregory"}
+
+
+def identified_series(folder):
+    """A classic series whose files carry one patient's and study's identity, as a PACS exports it."""
+    from test_imaging_support import small_volume, write_dicom_series
+
+    write_dicom_series(folder, small_volume(), flips=(0,))
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        for keyword, value in IDENTITY.items():
+            setattr(ds, keyword, value)
+        ds.save_as(path)
+    return folder
+
+
+@pytest.mark.parametrize("zipped_input", [False, True])
+def test_secondary_capture_joins_the_source_patient_and_study_as_a_new_series(tmp_path, capsys, zipped_input):
+    from dicom_variants import zipped
+
+    series = identified_series(tmp_path / "series")
+    source = pydicom.dcmread(next(series.iterdir()), stop_before_pixels=True)
+    image = zipped(series, tmp_path / "t2.zip") if zipped_input else series
+    out = tmp_path / "out"
+    assert main(predict_args(exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
+    sc = pydicom.dcmread(out / "heatmap_sc.dcm")
+    for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                    "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
+        assert sc[keyword].value == source[keyword].value, keyword
+    assert sc.SeriesInstanceUID != source.SeriesInstanceUID and sc.SeriesNumber == 999
+    assert "research heat map" in sc.SeriesDescription and "not a medical device" in sc.ImageComments
+    assert "not DICOM" not in capsys.readouterr().err
+
+
+def test_secondary_capture_from_nifti_says_it_has_no_patient(tmp_path, capsys):
+    from test_imaging_support import save_nifti, small_volume
+
+    image = save_nifti(small_volume(), tmp_path / "t2.nii.gz")
+    out = tmp_path / "out"
+    assert main(predict_args(exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
+    sc = pydicom.dcmread(out / "heatmap_sc.dcm")
+    assert sc.PatientID == "case 7" and sc.PatientName == "case 7" and sc.PatientBirthDate == ""
+    assert "the input was not DICOM" in sc.ImageComments
+    assert "heatmap_sc.dcm: the input was not DICOM" in capsys.readouterr().err
