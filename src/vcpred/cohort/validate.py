@@ -53,6 +53,7 @@ class _RowChecker:
         self.height_loss = height_loss
         self.check_files = check_files
         self.problems: list[Problem] = []
+        self.without_roi: list[str] = []  # patients whose ROI cells are all empty (not placed yet)
 
     def problem(self, row: int, pid: str | None, column: str | None, message: str) -> None:
         self.problems.append(Problem(row, column, message, pid))
@@ -137,6 +138,9 @@ class _RowChecker:
             self.problem(row, pid, column, f"{text}: {exc}")
 
     def roi(self, row: int, pid: str, cells: dict[str, str]) -> Roi | None:
+        if all(c in self.columns for c in ROI_COLUMNS) and all(is_missing(cells[c]) for c in ROI_COLUMNS):
+            self.without_roi.append(pid or f"row {row}")  # reported once for all such patients
+            return None
         values = {}
         for column in ROI_COLUMNS:
             if column not in self.columns:
@@ -201,6 +205,15 @@ def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+def _roi_problems(without_roi: list[str]) -> list[Problem]:
+    """One problem naming every patient whose ROI is not placed yet (a manifest from `cohort init`)."""
+    if not without_roi:
+        return []
+    return [Problem(None, None, f"{len(without_roi)} patient(s) without ROI (roi_slice and box empty): "
+                                f"{', '.join(without_roi)}; place each box on the canonical sagittal display "
+                                "(docs/manifest.md) and fill the roi_ columns")]
+
+
 def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
                    check_files: bool = True) -> ManifestCheck:
     """Check a manifest and collect every problem with its CSV row (header = row 1).
@@ -228,7 +241,7 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
         record = checker.record(int(row), cells)
         if record is not None:
             records.append(record)
-    problems += checker.problems + _duplicate_problems(table)
+    problems += checker.problems + _duplicate_problems(table) + _roi_problems(checker.without_roi)
     problems.sort(key=lambda p: (p.row or 0))
     derived = "label" not in columns or any(is_missing(v) for v in table.get("label", []))
     cohort = None if problems else Cohort(

@@ -10,6 +10,8 @@ permuted/flipped into the canonical sagittal display; a volume acquired in anoth
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,9 +56,11 @@ def read_volume(path: str | Path, *, series: str | None = None) -> Volume:
     return check_finite(volume, path)
 
 
-def read_zip(path: Path, *, series: str | None = None) -> Volume:
-    """A zipped DICOM series, unpacked into a temporary folder with the viewer's safe extraction
-    (no member leaves the folder, bounded expansion; vcpred.serve.archive) and read from there."""
+@contextmanager
+def unzipped(path: Path) -> Iterator[tuple[Path, list[str]]]:
+    """(a temporary folder holding the zip's DICOM files, the members skipped as not DICOM): the
+    viewer's safe extraction (no member leaves the folder, bounded expansion; vcpred.serve.archive).
+    Errors name the zip, not the temporary folder."""
     from vcpred.serve.archive import safe_extract
     from vcpred.serve.errors import ServeError
     from vcpred.serve.settings import ServeSettings
@@ -64,16 +68,38 @@ def read_zip(path: Path, *, series: str | None = None) -> Volume:
     with tempfile.TemporaryDirectory(prefix="vcpred-zip-") as folder:
         try:
             extracted = safe_extract(path, Path(folder), ServeSettings())
-            dicom.note_ignored(extracted.skipped, path)
-            volume = dicom.read_dicom_series(Path(folder), series=series, source=path)
-            volume.provenance["ignored_files"] = extracted.skipped + volume.provenance["ignored_files"]
-            return volume
         except ServeError as exc:
             raise ImageReadError(f"{path}: {exc}") from None
-        except OrientationError as exc:  # name the zip, not the temporary folder
+        try:
+            yield Path(folder), extracted.skipped
+        except OrientationError as exc:
             raise OrientationError(str(exc).replace(folder, f"{path} (unzipped)"), plane=exc.plane) from None
         except ImageReadError as exc:
             raise ImageReadError(str(exc).replace(folder, f"{path} (unzipped)")) from None
+
+
+def read_zip(path: Path, *, series: str | None = None) -> Volume:
+    """A zipped DICOM series (its files that are not DICOM ignored with a note)."""
+    with unzipped(path) as (folder, skipped):
+        dicom.note_ignored(skipped, path)
+        volume = dicom.read_dicom_series(folder, series=series, source=path)
+        volume.provenance["ignored_files"] = skipped + volume.provenance["ignored_files"]
+        return volume
+
+
+def scan_series(path: str | Path) -> dicom.FolderScan:
+    """The DICOM series of a folder, a zip of one or a DICOM file, from their headers only (for
+    listing them: the slices' paths inside a zip are gone once this returns)."""
+    path = Path(path)
+    kind = image_kind(path)
+    if kind == "dicom-folder":
+        return dicom.scan_folder(path)
+    if kind == "dicom-file":
+        return dicom.scan_folder(path.parent, [path])
+    if kind == "zip":
+        with unzipped(path) as (folder, _):
+            return dicom.scan_folder(folder)
+    raise ImageReadError(f"{path}: a NIfTI file holds no DICOM series to list")
 
 
 def series_header(source: str | Path, series_uid: str | None) -> pydicom.Dataset | None:
@@ -82,23 +108,15 @@ def series_header(source: str | Path, series_uid: str | None) -> pydicom.Dataset
     source = Path(source)
     try:
         kind = image_kind(source)
-    except ValueError:
+        if kind == "dicom-file":
+            return dicom.first_header([source], series_uid)
+        if kind == "dicom-folder":
+            return dicom.first_header(dicom.list_files(source), series_uid)
+        if kind == "zip":
+            with unzipped(source) as (folder, _):
+                return dicom.first_header(dicom.list_files(folder), series_uid)
+    except (ValueError, ImageReadError):
         return None
-    if kind == "dicom-file":
-        return dicom.first_header([source], series_uid)
-    if kind == "dicom-folder":
-        return dicom.first_header(dicom.list_files(source), series_uid)
-    if kind == "zip":
-        from vcpred.serve.archive import safe_extract
-        from vcpred.serve.errors import ServeError
-        from vcpred.serve.settings import ServeSettings
-
-        with tempfile.TemporaryDirectory(prefix="vcpred-zip-") as folder:
-            try:
-                safe_extract(source, Path(folder), ServeSettings())
-            except ServeError:
-                return None
-            return dicom.first_header(dicom.list_files(Path(folder)), series_uid)
     return None
 
 

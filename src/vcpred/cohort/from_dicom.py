@@ -1,0 +1,153 @@
+"""`vcpred cohort init DICOM_ROOT --out manifest.csv`: a manifest to fill in, from a folder of studies.
+
+One row per patient entry of DICOM_ROOT (a sub-folder, or a zip, named after the patient), or per
+study with per_study. The sagittal series of each entry are listed from their headers; the one whose
+SeriesDescription matches the pattern (shell-style, case-insensitive: "*t2*sag*") is chosen, or
+the only sagittal one when no pattern is given. Where that leaves none or several, the series cell
+stays empty and the candidates are returned for the user to choose (copy a UID into series_<seq>).
+Labels, clinical values and ROIs stay empty: the researcher fills them in.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
+from vcpred.errors import ConfigError, ImageReadError
+from vcpred.hashing import atomic_write
+
+# The clinical columns of the study (Kim et al. 2024), left empty for the researcher.
+CLINICAL_COLUMNS = ("age", "sex", "bmi", "bmd_tscore", "steroid", "diabetes", "days_to_mri")
+
+
+@dataclass(frozen=True)
+class SeriesInfo:
+    uid: str
+    description: str
+    plane: str
+    slices: int
+    study_uid: str
+    study_date: str
+
+    def __str__(self) -> str:
+        return f"{self.uid} {self.description!r} ({self.plane}, {self.slices} slices)"
+
+
+@dataclass
+class Entry:
+    """One manifest row to be: the patient, the image path, the chosen series or the candidates."""
+
+    patient_id: str
+    image: Path
+    series: list[SeriesInfo]  # every series of the entry (of its study, per study)
+    in_source: int = 0  # series in the whole folder or zip: when more than one, the row names its series
+    chosen: SeriesInfo | None = None
+    candidates: list[SeriesInfo] = field(default_factory=list)
+    problem: str | None = None
+
+
+def _plane(dataset) -> str:
+    from vcpred.imaging.orient import plane_of
+
+    try:
+        iop = np.asarray(dataset.ImageOrientationPatient, dtype=float)
+        return plane_of(np.cross(iop[:3], iop[3:]))
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return "unknown"
+
+
+def list_series(path: Path) -> list[SeriesInfo]:
+    """Every image series of a patient entry, from its headers (no pixels read)."""
+    from vcpred.imaging.io import scan_series
+
+    series = []
+    for uid, items in scan_series(path).groups.items():
+        first = items[0].dataset
+        series.append(SeriesInfo(uid, items[0].description, _plane(first), len(items),
+                                 str(first.get("StudyInstanceUID", "")), str(first.get("StudyDate", "") or "")))
+    return sorted(series, key=lambda s: (s.study_date, s.study_uid, s.description, s.uid))
+
+
+def patient_entries(root: Path) -> list[Path]:
+    """The sub-folders and zips of root (hidden ones passed over), sorted by name."""
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder; give the folder holding one sub-folder (or zip) per patient")
+    entries = [p for p in sorted(root.iterdir()) if not p.name.startswith(".")
+               and (p.is_dir() or p.name.lower().endswith(".zip"))]
+    if not entries:
+        raise ConfigError(f"{root} holds no sub-folder or zip; give the folder holding one sub-folder (or zip) "
+                          "per patient")
+    return entries
+
+
+def choose(entry: Entry, pattern: str | None) -> None:
+    """Set entry.chosen, or entry.candidates when the choice is the user's (see module docstring)."""
+    sagittal = [s for s in entry.series if s.plane == "sagittal"]
+    matching = ([s for s in sagittal if fnmatch.fnmatch(s.description.lower(), pattern.lower())]
+                if pattern else sagittal)
+    if len(matching) == 1:
+        entry.chosen = matching[0]
+    else:
+        entry.candidates = sagittal or entry.series
+
+
+def scan_root(root: Path, *, pattern: str | None = None, per_study: bool = False) -> list[Entry]:
+    """One Entry per patient entry (per_study: per study in it) with its series chosen or listed."""
+    entries = []
+    for path in patient_entries(root):
+        name = path.name[:-4] if path.name.lower().endswith(".zip") else path.name
+        try:
+            series = list_series(path)
+        except ImageReadError as exc:
+            entries.append(Entry(name, path, [], problem=str(exc)))
+            continue
+        studies = sorted({s.study_uid for s in series}, key=lambda u: next(s.study_date for s in series
+                                                                           if s.study_uid == u))
+        groups = [[s for s in series if s.study_uid == u] for u in studies] if per_study else [series]
+        for number, group in enumerate(groups, start=1):
+            pid = name if len(groups) == 1 else f"{name}_{group[0].study_date or number}"
+            entry = Entry(pid, path, group, in_source=len(series))
+            choose(entry, pattern)
+            entries.append(entry)
+    return entries
+
+
+def manifest_text(entries: list[Entry], out: Path, sequence: str) -> str:
+    """The manifest CSV: image paths relative to its folder; the series cell filled where the entry
+    holds several series and one was chosen."""
+    columns = ["patient_id", "set", "label", IMAGE_PREFIX + sequence, SERIES_PREFIX + sequence, *ROI_COLUMNS,
+               "level", "site", *CLINICAL_COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    for entry in entries:
+        if entry.problem:
+            continue
+        series = entry.chosen.uid if entry.chosen and entry.in_source > 1 else ""
+        image = os.path.relpath(entry.image.resolve(), out.parent.resolve())
+        writer.writerow([entry.patient_id, "development", "", Path(image).as_posix(), series]
+                        + [""] * (len(columns) - 5))
+    return buffer.getvalue()
+
+
+def check_out(out: Path, *, force: bool) -> None:
+    """An existing manifest is replaced only with force; a folder never."""
+    if out.is_dir():
+        raise ConfigError(f"{out} is a folder; give the manifest's file name, e.g. {out / 'manifest.csv'}")
+    if out.exists() and not force:
+        raise ConfigError(f"{out} exists; pass --force to replace it (your edits in it would be lost)")
+
+
+def write_manifest(entries: list[Entry], out: Path, sequence: str, *, force: bool) -> Path:
+    """Write the manifest atomically (check_out first)."""
+    check_out(out, force=force)
+    text = manifest_text(entries, out, sequence)
+    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return out

@@ -1,0 +1,57 @@
+"""`vcpred cohort init DICOM_ROOT --out manifest.csv` (vcpred.cohort.from_dicom does the work)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from vcpred import console
+from vcpred.errors import ConfigError
+
+
+def add_init(commands: argparse._SubParsersAction) -> None:
+    init = commands.add_parser(
+        "init", help="start a manifest from a folder holding one DICOM folder (or zip) per patient",
+        description="One row per patient folder or zip of DICOM_ROOT (or per study with --per-study), its "
+                    "sagittal series chosen by --series or listed for you to choose; label, clinical and ROI "
+                    "columns are left empty for you to fill (docs/manifest.md).")
+    init.add_argument("root", metavar="DICOM_ROOT")
+    init.add_argument("--out", required=True, help="manifest CSV file to write")
+    init.add_argument("--series", metavar="PATTERN",
+                      help="SeriesDescription pattern choosing the series, shell-style and case-insensitive, "
+                           "e.g. '*t2*sag*' (default: the only sagittal series)")
+    init.add_argument("--sequence", default="t2", help="sequence name of the image column (default t2: image_t2)")
+    init.add_argument("--per-study", action="store_true", help="one row per study instead of per patient folder")
+    init.add_argument("--force", action="store_true", help="replace an existing manifest file")
+    init.set_defaults(func=run_init)
+
+
+def run_init(args: argparse.Namespace) -> int:
+    from vcpred.cohort.from_dicom import check_out, scan_root, write_manifest
+
+    if not args.sequence.isidentifier():
+        raise ConfigError(f"--sequence {args.sequence!r} must be a name like t2 or stir (letters, digits, _)")
+    out = Path(args.out)
+    check_out(out, force=args.force)  # before reading every header
+    entries = scan_root(Path(args.root), pattern=args.series, per_study=args.per_study)
+    rows = [e for e in entries if not e.problem]
+    if not rows:
+        raise ConfigError(f"no patient folder of {args.root} holds a DICOM series: "
+                          + "; ".join(f"{e.patient_id}: {e.problem}" for e in entries[:3]))
+    write_manifest(entries, out, args.sequence, force=args.force)
+    # What the user has to do next is the answer: printed even under --quiet.
+    to_choose = [e for e in rows if e.chosen is None]
+    for entry in to_choose:
+        why = "no series matches --series" if args.series else "no single sagittal series"
+        print(f"{entry.patient_id}: {why}; choose one and copy its UID into series_{args.sequence}:")
+        for series in entry.candidates:
+            print(f"    {series}")
+    for entry in entries:
+        if entry.problem:
+            print(f"{entry.patient_id}: left out: {entry.problem}")
+    skipped = len(entries) - len(rows)
+    console.say(f"wrote {out}: {len(rows)} patient(s), series chosen for {len(rows) - len(to_choose)}, "
+                f"{len(to_choose)} to choose" + (f", {skipped} left out" if skipped else "")
+                + "; next: fill label, the clinical columns and the ROI (docs/manifest.md), then "
+                  f"`vcpred cohort check {out}`")
+    return 0
