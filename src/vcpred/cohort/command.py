@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vcpred import console
+from vcpred.cohort.init_command import add_init
 from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
 from vcpred.cohort.splits import make_splits, save_splits
 from vcpred.cohort.summary import summarize
@@ -15,6 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cohort = subparsers.add_parser("cohort", help="check a cohort manifest; make patient-level splits")
     commands = cohort.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
 
+    add_init(commands)
     check = commands.add_parser("check", help="summarise a manifest and list every problem in it")
     check.add_argument("manifest")
     _height_option(check)
