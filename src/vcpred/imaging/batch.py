@@ -27,10 +27,12 @@ from vcpred.cohort.manifest import Cohort, PatientRecord
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.imaging.pipeline import PrepareParams, chosen_sequences, prepare_patient
 from vcpred.hashing import sha256_file
+from vcpred.imaging.qc import qc_png_path, remove_qc_png, write_qc_png, write_qc_sheet
 from vcpred.imaging.store import (
     content_hash,
     fingerprint,
     input_files,
+    load_prepared,
     npz_path,
     ok_entry,
     open_store,
@@ -55,6 +57,7 @@ class PrepareSummary:
     failed: dict[str, str] = field(default_factory=dict)  # patient id -> reason
     damaged: dict[str, str] = field(default_factory=dict)  # prepared again: its stored file was damaged
     seconds: float = 0.0
+    qc_sheet: Path | None = None  # STORE/qc.html
 
 
 @dataclass
@@ -103,6 +106,7 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
         entry["hash"] = content_hash(task.files, task.key)
         prepared = prepare_patient(task.record, params)
         write_prepared(store, prepared)
+        write_qc_png(store, prepared)
         entry = ok_entry(store, task.record.patient_id, params.to_dict(), **entry,
                          frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"])
     except VcpredError as exc:
@@ -116,6 +120,7 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
     if entry.get("status") == "failed":  # an older result would no longer match the inputs
         entry["params"] = params.to_dict()
         remove_prepared(store, task.record.patient_id)
+        remove_qc_png(store, task.record.patient_id)
     entry["seconds"] = round(time.perf_counter() - start, 3)
     return entry
 
@@ -227,6 +232,19 @@ def prepare_cohort(cohort: Cohort, store: str | Path, params: PrepareParams, *, 
                     pending.clear()
                     last_save = time.monotonic()
         finally:
-            update_index(store, wanted, pending)
+            index = update_index(store, wanted, pending)
+        summary.qc_sheet = _qc_sheet(store, cohort, summary.skipped, index)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _qc_sheet(store: Path, cohort: Cohort, skipped: list[str], index: dict) -> Path:
+    """STORE/qc.html over the cohort; the PNGs of skipped patients made again where missing (a store
+    prepared before QC sheets existed)."""
+    for pid in skipped:
+        if not qc_png_path(store, pid).is_file():
+            try:
+                write_qc_png(store, load_prepared(store, pid))
+            except VcpredError as exc:  # its row says so; the prepared file is checked again on use
+                console.warn(f"patient {pid!r}: no QC image: {exc}")
+    return write_qc_sheet(store, cohort.ids(), index)

@@ -92,6 +92,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     summary = prepare_cohort(cohort, args.out, params, jobs=args.jobs, force=args.force)
     console.say(f"{args.out}: prepared {len(summary.prepared)}, skipped {len(summary.skipped)} unchanged, "
                 f"failed {len(summary.failed)} ({summary.seconds:.1f} s)")
+    if summary.qc_sheet is not None:
+        console.say(f"QC sheet: {summary.qc_sheet} (every patient's crops and warnings; look before training)")
     if not summary.failed:
         return 0
     # Failures are the answer to the user's request: printed even under --quiet.

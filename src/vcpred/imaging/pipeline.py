@@ -17,6 +17,7 @@ from vcpred.errors import ConfigError, ImageReadError, RoiError, VcpredError
 from vcpred.imaging.io import read_volume
 from vcpred.imaging.orient import Volume
 from vcpred.imaging.preprocess import CropROI, N4Correct, Normalize, Resize, SelectFrames
+from vcpred.imaging.quality import crop_warnings
 
 CHANNEL_RECIPES = ("auto", "repeat", "stack")
 DTYPES = ("float32", "float16")
@@ -214,7 +215,17 @@ def _channel(volume: Volume, slices: list[int], record: PatientRecord,
     return resize(np.stack(normalized)), volume, steps
 
 
-def _warnings(record: PatientRecord, crop_record: dict, frames_record: dict, edge: str) -> list[str]:
+def quality_warnings(volume: Volume, record: PatientRecord, params: PrepareParams) -> list[str]:
+    """vcpred.imaging.quality's warnings for the main frame's crop, on the volume as read (before N4:
+    saturation is judged on the stored values)."""
+    crop = params.steps()[2]
+    crops, valid, box, _ = crop(volume.array, [record.roi.slice], record.roi, volume.spacing)
+    return crop_warnings(crops[0], valid, volume.array[record.roi.slice], float(volume.array.max()), box,
+                         record.roi.box, params.size)
+
+
+def _warnings(record: PatientRecord, crop_record: dict, frames_record: dict, edge: str,
+              quality: list[str]) -> list[str]:
     warnings = []
     if crop_record["padded"]:
         warnings.append(f"crop box {crop_record['box']} reaches outside the image; zero-padded "
@@ -222,6 +233,7 @@ def _warnings(record: PatientRecord, crop_record: dict, frames_record: dict, edg
     if frames_record["beyond_volume"]:
         warnings.append(f"frame offsets {frames_record['beyond_volume']} fall outside the volume "
                         f"(edge policy {edge!r})")
+    warnings += quality
     for message in warnings:
         console.warn(f"patient {record.patient_id!r}: {message}")
     return warnings
@@ -239,7 +251,8 @@ def _prepare(record: PatientRecord, params: PrepareParams) -> PreparedPatient:
         if len(sequences) == 1:
             main_slice = corrected.array[record.roi.slice - min(slices)].astype(np.float32)
     crop_record = next(s for s in steps if s["step"] == "CropROI")
-    warnings = _warnings(record, crop_record, frames_record, params.edge)
+    quality = quality_warnings(reference, record, params)
+    warnings = _warnings(record, crop_record, frames_record, params.edge, quality)
     names = list(volumes)
     if params.channels == "repeat" or (params.channels == "auto" and len(names) == 1):
         channels, names = channels[:1] * 3, names[:1] * 3

@@ -5,6 +5,8 @@ STORE/
                              sha256 of its npz, the params it was made with, input hashes, error)
   patients/<id>.npz          arrays of PreparedPatient (loads with allow_pickle=False)
   provenance/<id>.json       what was read and applied, step by step
+  qc/<id>.png, qc.html       the QC sheet: each patient's main slice with ROI and crop, its frames,
+                             its warnings (vcpred.imaging.qc; for people, never read back)
   .vcpred-store.lock         held by the one `vcpred prepare` writing the store (vcpred.locking)
 Every file is written to a temporary name in the same folder and renamed, so a crash never leaves
 a half-written file under its real name.

@@ -1,0 +1,114 @@
+"""The QC sheet `vcpred prepare` writes: STORE/qc.html, one row per patient of the manifest with
+STORE/qc/<patient>.png (the full main slice with the ROI box in green and the crop in yellow, then
+every frame the model sees, main frame marked) and the patient's warnings or error.
+
+A patient's PNG is written beside its prepared file (atomically, when it is prepared; again for
+skipped patients whose PNG is missing); the page is rewritten at the end of every run from the
+store index, so it always shows the store as it is.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from vcpred.hashing import atomic_write
+from vcpred.imaging.pipeline import PreparedPatient
+from vcpred.imaging.store import safe_name
+
+QC_PAGE = "qc.html"
+QC_FOLDER = "qc"
+SLICE_HEIGHT = 256  # pixels of the full main slice in the PNG
+FRAME_SIDE = 128  # pixels of each frame in the PNG
+ROI_COLOUR, CROP_COLOUR, MAIN_COLOUR = (0, 220, 0), (255, 200, 0), (0, 220, 0)
+
+
+def qc_png_path(store: Path, patient_id: str) -> Path:
+    return Path(store) / QC_FOLDER / f"{safe_name(patient_id)}.png"
+
+
+def _grey(array: np.ndarray, low: float, high: float) -> np.ndarray:
+    scaled = (np.asarray(array, dtype=np.float32) - low) / (high - low) if high > low else np.zeros_like(array)
+    return (np.clip(scaled, 0, 1) * 255).astype(np.uint8)
+
+
+def qc_image(prepared: PreparedPatient):
+    """A PIL image: the main slice (window 0.5-99.5 %) with ROI and crop boxes, then the frames of
+    the first channel (each shown over its own range), the main frame outlined."""
+    from PIL import Image, ImageDraw
+
+    main = prepared.main_slice
+    low, high = np.percentile(main, (0.5, 99.5))
+    scale = SLICE_HEIGHT / main.shape[0]
+    width = max(1, round(main.shape[1] * scale * prepared.spacing[2] / prepared.spacing[1]))
+    slice_image = Image.fromarray(_grey(main, low, high)).convert("RGB").resize((width, SLICE_HEIGHT))
+    sx, sy = width / main.shape[1], scale
+    frames = prepared.frames[:, 0]
+    gap = 4
+    sheet = Image.new("RGB", (width + gap + len(frames) * (FRAME_SIDE + gap), max(SLICE_HEIGHT, FRAME_SIDE + 16)),
+                      (32, 32, 32))
+    sheet.paste(slice_image, (0, 0))
+    draw = ImageDraw.Draw(sheet)
+    for (r0, c0, r1, c1), colour in ((prepared.crop_box, CROP_COLOUR), (prepared.roi_box, ROI_COLOUR)):
+        draw.rectangle([c0 * sx, r0 * sy, c1 * sx - 1, r1 * sy - 1], outline=colour, width=2)
+    draw.text((4, 4), f"slice {prepared.roi_slice}", fill=ROI_COLOUR)
+    for i, (frame, offset, index) in enumerate(zip(frames, prepared.frame_offsets, prepared.frame_slices)):
+        left = width + gap + i * (FRAME_SIDE + gap)
+        tile = Image.fromarray(_grey(frame, float(frame.min()), float(frame.max()))).resize((FRAME_SIDE, FRAME_SIDE))
+        sheet.paste(tile.convert("RGB"), (left, 0))
+        if offset == 0:
+            draw.rectangle([left, 0, left + FRAME_SIDE - 1, FRAME_SIDE - 1], outline=MAIN_COLOUR, width=2)
+        draw.text((left + 2, FRAME_SIDE + 2), f"{int(offset):+d} (slice {int(index)})", fill=(220, 220, 220))
+    return sheet
+
+
+def write_qc_png(store: Path, prepared: PreparedPatient) -> Path:
+    path = qc_png_path(store, prepared.patient_id)
+    buffer = io.BytesIO()
+    qc_image(prepared).save(buffer, format="PNG")
+    atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
+    return path
+
+
+def remove_qc_png(store: Path, patient_id: str) -> None:
+    qc_png_path(store, patient_id).unlink(missing_ok=True)
+
+
+def _row(store: Path, patient_id: str, entry: dict | None) -> str:
+    pid = html.escape(patient_id)
+    entry = entry or {}
+    if entry.get("status") != "ok":
+        why = html.escape(entry.get("error") or entry.get("stale") or "not prepared")
+        return f'<section class="failed"><h2>{pid}</h2><p class="error">{why}</p></section>'
+    warnings = entry.get("warnings") or []
+    notes = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    image = f"{QC_FOLDER}/{html.escape(qc_png_path(store, patient_id).name)}"
+    flag = ' class="warned"' if warnings else ""
+    return (f"<section{flag}><h2>{pid}</h2>" + (f"<ul>{notes}</ul>" if notes else "")
+            + f'<img src="{image}" alt="{pid}: main slice with ROI, and the frames"></section>')
+
+
+PAGE_STYLE = ("body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}section{margin:0 0 1.2em}"
+              "h2{font-size:1em;margin:.2em 0}.warned h2,.warned li{color:#fc6}.failed h2,.error{color:#f66}"
+              "img{max-width:100%}")
+
+
+def write_qc_sheet(store: Path, patient_ids: list[str], index: dict) -> Path:
+    """STORE/qc.html for patient_ids (manifest order) from the store index; written atomically."""
+    store = Path(store)
+    patients = index.get("patients", {})
+    warned = [p for p in patient_ids if (patients.get(p) or {}).get("warnings")]
+    failed = [p for p in patient_ids if (patients.get(p) or {}).get("status") != "ok"]
+    summary = (f"{len(patient_ids)} patient(s): {len(warned)} with warnings, {len(failed)} not prepared. "
+               "Green: the manifest ROI; yellow: the crop (margin, square in mm); right: the frames the model "
+               "sees (each over its own intensity range), the main frame outlined.")
+    body = "\n".join(_row(store, pid, patients.get(pid)) for pid in patient_ids)
+    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vcpred prepare: QC</title>'
+            f"<style>{PAGE_STYLE}</style></head><body><h1>Prepared crops: quality control</h1>"
+            f"<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
+    path = store / QC_PAGE
+    atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return path
