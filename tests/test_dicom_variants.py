@@ -137,3 +137,22 @@ def test_series_chosen_in_a_folder_of_classic_and_enhanced_series(tmp_path, t2):
         read_volume(folder.parent)
     assert read_volume(folder.parent, series="t2 enhanced").provenance["multiframe"]
     assert not read_volume(folder.parent, series="T2 SAG").provenance["multiframe"]
+
+
+def test_canonical_indices_convert_to_nifti_voxels_and_instance_numbers(tmp_path, t2):
+    import nibabel as nib
+
+    from vcpred.imaging.orient import stored_index
+
+    stored = np.asarray(nib.load(str(T2_LUMBAR)).dataobj, dtype=np.float32)
+    for index in [(0, 0, 0), (19, 103, 140), (37, 200, 256), (5, 150, 20)]:
+        assert stored_index(index, t2.provenance) != index
+        assert stored[stored_index(index, t2.provenance)] == t2.array[index]
+    # DICOM: canonical slice s is the file numbered instance_numbers[s] (written with numbers shuffled)
+    folder = classic_series(tmp_path / "series", t2)
+    numbers = read_volume(folder).provenance["instance_numbers"]
+    for s in (0, 19, 37):
+        path = next(p for p in folder.iterdir() if pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber
+                    == numbers[s])
+        plane = pydicom.dcmread(path).pixel_array * 0.5 - 100.0
+        np.testing.assert_allclose(plane, t2.array[s], atol=1e-3)  # typical sagittal: rows/columns as stored

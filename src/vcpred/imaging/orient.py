@@ -137,6 +137,17 @@ def check_sagittal(normal: np.ndarray, source: object) -> None:
             "in LPS), not a sagittal one; give the sagittal series of the spine", plane=plane)
 
 
+def stored_index(canonical: tuple[int, int, int], provenance: dict) -> tuple[int, ...]:
+    """The voxel index in the array as stored (e.g. a NIfTI file's (i, j, k), 0-based) of a canonical
+    (slice, row, col) index, from the volume's provenance (`permutation`, `flipped`, `shape`): the
+    inverse of to_canonical. docs/manifest.md shows it by hand."""
+    shape, permutation, flipped = provenance["shape"], provenance["permutation"], provenance["flipped"]
+    stored = [0, 0, 0]
+    for axis, index in enumerate(canonical):
+        stored[permutation[axis]] = shape[axis] - 1 - index if axis in flipped else index
+    return tuple(int(v) for v in stored)
+
+
 def geometry_record(volume: Volume) -> dict:
     """Spacing, shape and slice count of a canonical volume, for provenance."""
     return {"spacing_mm": [round(s, 6) for s in volume.spacing], "shape": list(volume.shape),
