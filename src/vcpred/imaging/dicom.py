@@ -267,7 +267,7 @@ def is_image_class(dataset: pydicom.Dataset) -> bool:
 
 
 def describe(groups: dict[str, list[SliceHeader]]) -> str:
-    return "; ".join(f"{uid} {items[0].description!r} ({len(items)} files)" for uid, items in groups.items())
+    return "; ".join(f"{uid} {items[0].description!r} ({len(items)} slices)" for uid, items in groups.items())
 
 
 def choose_series(groups: dict[str, list[SliceHeader]], folder: Path, series: str | None) -> str:
@@ -276,7 +276,8 @@ def choose_series(groups: dict[str, list[SliceHeader]], folder: Path, series: st
         if len(groups) == 1:
             return next(iter(groups))
         raise ImageReadError(f"{folder}: the folder mixes {len(groups)} series: {describe(groups)}; "
-                             "choose one with --series SEQUENCE=UID_OR_DESCRIPTION, or give each series its own folder")
+                             "choose one with --series SEQUENCE=UID_OR_DESCRIPTION or the manifest's "
+                             "series_<sequence> column, or give each series its own folder")
     if series in groups:
         return series
     matches = [uid for uid, items in groups.items() if items[0].description.lower() == series.lower()]
