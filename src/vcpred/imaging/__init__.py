@@ -1,17 +1,25 @@
 """Imaging: read sagittal series into the canonical display, N4, ROI crops, the prepared store.
 
-See docs/imaging.md.
+See docs/imaging.md. The names below are imported when first used, so that light modules
+(`vcpred.imaging.formats`, used by `vcpred cohort check`) do not pull in SimpleITK and the store.
 """
 
-from vcpred.imaging.batch import PrepareSummary, prepare_cohort
-from vcpred.imaging.io import read_volume
-from vcpred.imaging.orient import CANONICAL_CODES, Volume
-from vcpred.imaging.pipeline import PreparedPatient, PrepareParams, prepare_patient
-from vcpred.imaging.preprocess import CropROI, N4Correct, Normalize, Resize, SelectFrames
-from vcpred.imaging.store import load_prepared
+from __future__ import annotations
 
-__all__ = [
-    "CANONICAL_CODES", "CropROI", "N4Correct", "Normalize", "PrepareParams", "PrepareSummary",
-    "PreparedPatient", "Resize", "SelectFrames", "Volume", "load_prepared", "prepare_cohort",
-    "prepare_patient", "read_volume",
-]
+import importlib
+
+_SOURCES = {
+    "PrepareSummary": "batch", "prepare_cohort": "batch", "read_volume": "io",
+    "CANONICAL_CODES": "orient", "Volume": "orient",
+    "PreparedPatient": "pipeline", "PrepareParams": "pipeline", "prepare_patient": "pipeline",
+    "CropROI": "preprocess", "N4Correct": "preprocess", "Normalize": "preprocess", "Resize": "preprocess",
+    "SelectFrames": "preprocess", "load_prepared": "store",
+}
+
+__all__ = sorted(_SOURCES)
+
+
+def __getattr__(name: str):
+    if name not in _SOURCES:
+        raise AttributeError(f"module 'vcpred.imaging' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vcpred.imaging.{_SOURCES[name]}"), name)
