@@ -29,6 +29,21 @@ def scored(table: pd.DataFrame, set_name: str) -> pd.DataFrame:
     return table[(table["set"] == set_name) & table["label"].notna()]
 
 
+def missing_reason(cases: int, controls: int, need: int = 2) -> str | None:
+    """Why a metric needing `need` labelled patients of each class is not computed (None when it is):
+    the counts it has, so 'n/a' never claims a class is absent when it is only too small."""
+    if cases >= need and controls >= need:
+        return None
+    if cases == 0 and controls == 0:
+        return "no labelled patients"
+
+    def count(n: int, word: str) -> str:
+        return f"{n} {word}{'' if n == 1 else 's'}"
+
+    return f"needs at least {count(need, 'labelled case')} and {count(need, 'control')}; has {count(cases, 'case')} " \
+           f"and {count(controls, 'control')}"
+
+
 def discrimination(labels: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
     """AUC with DeLong CI (>= 2 per class) and sensitivity/specificity (>= 1 per class); NaN otherwise."""
     cases, controls = int((labels == 1).sum()), int((labels == 0).sum())

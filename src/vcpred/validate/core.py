@@ -1,0 +1,194 @@
+"""`validate_model`: score an exported model on a labelled cohort and write OUT (docs/validate.md).
+
+OUT/
+  predictions.csv   one row per scored patient: patient_id, set, label, probability (the model's, as
+                    `vcpred predict` gives it), sd / low / high (spread over split models), threshold,
+                    category, borderline, imputed, p_split_KK (each split model's probability)
+  excluded.csv      patient_id, set, reason: patients not scored (unreadable images, unusable
+                    clinical values, no label)
+  metrics.json      auc, auc_ci_low, auc_ci_high (DeLong), threshold (the model's), sensitivity,
+                    specificity, n, events, controls, calibration_intercept, calibration_slope, brier;
+                    not_computed {metric: reason}; split_models; calibration_curve; decision_curve;
+                    excluded; model and cohort provenance; recalibration (with --recalibrate)
+  figures/roc.png, figures/calibration.png, figures/decision_curve.png
+  validation.html   the page, figures embedded
+Written beside OUT and swapped in complete (vcpred.output_folder); with --recalibrate, the new model
+directory likewise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from vcpred import RESEARCH_NOTICE, __version__, console
+from vcpred.errors import VcpredError
+from vcpred.hashing import sha256_file
+from vcpred.predict.outputs import jsonable
+from vcpred.validate import measures
+from vcpred.validate.scoring import Scored, score_cohort
+
+GENERATOR = "vcpred validate"
+FORMAT_VERSION = 1
+HEADLINE = ("auc", "auc_ci_low", "auc_ci_high", "threshold", "sensitivity", "specificity", "n", "events", "controls",
+            "calibration_intercept", "calibration_slope", "brier")
+
+
+@dataclass
+class Validation:
+    out: Path
+    record: dict  # metrics.json
+    scored: Scored
+    recalibrated: Path | None = None
+
+
+def _model_record(bundle) -> dict:
+    meta = bundle.meta
+    record = {"path": str(bundle.path), "model_id": meta["model_id"], "configuration": meta["configuration"],
+              "kind": meta["kind"], "ap": bool(meta["ap"]), "aggregate": meta["aggregate"],
+              "threshold": bundle.threshold, "threshold_rule": meta["threshold_rule"],
+              "split_models": len(bundle.models), "training_data": bundle.training_data}
+    if meta.get("recalibration"):
+        r = meta["recalibration"]
+        record["recalibration"] = {"intercept": r["intercept"], "slope": r["slope"], "cohort": r["cohort"],
+                                   "recalibrated_from": r["recalibrated_from"]}
+    return record
+
+
+def _cohort_record(scored: Scored, bundle) -> dict:
+    from vcpred.cohort.provenance import training_data
+
+    manifest = scored.manifest
+    return {"manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "set": scored.set_name,
+            "patients": scored.total, "training_data": training_data(manifest),
+            "is_training_manifest": _is_training_manifest(bundle, manifest)}
+
+
+def _is_training_manifest(bundle, manifest: Path) -> bool | None:
+    """Whether this manifest is the one the split models were trained on (by sha256, from the source
+    runs' config.yaml when they are still readable here; None when none is)."""
+    digest = sha256_file(manifest)
+    known = None
+    for entry in bundle.meta.get("splits", []):
+        try:
+            config = yaml.safe_load((Path(entry.get("run", "")) / "config.yaml").read_text())
+        except (OSError, yaml.YAMLError, TypeError):
+            continue
+        if isinstance(config, dict) and config.get("manifest_sha256"):
+            if config["manifest_sha256"] == digest:
+                return True
+            known = False
+    return known
+
+
+def _warn_development(scored: Scored, cohort: dict) -> int:
+    """Development patients of the training manifest would be scored on the data the model learned from."""
+    development = int((scored.table["set"] == "development").sum()) if len(scored.table) else 0
+    if development and cohort["is_training_manifest"]:
+        console.warn(f"{development} scored patient(s) are development patients of the manifest the model was "
+                     "trained on: its training and validation patients, so these numbers are optimistic; pass "
+                     "--set external to score the external patients only")
+    return development
+
+
+def _console_summary(record: dict) -> None:
+    reasons = record["not_computed"]
+
+    def value(key: str, digits: int = 3) -> str:
+        v = record.get(key)
+        return f"{v:.{digits}f}" if isinstance(v, float) and math.isfinite(v) else "n/a"
+
+    auc = (f"AUC {value('auc')} (95 % CI {value('auc_ci_low')}-{value('auc_ci_high')}, DeLong)" if "auc" not in reasons
+           else f"AUC n/a ({reasons['auc']})")
+    console.say(f"{record['model']['model_id']} on {record['n']} patient(s) ({record['events']} events): {auc}; at "
+                f"the model's threshold {record['threshold']:.4f}: sensitivity {value('sensitivity')}, specificity "
+                f"{value('specificity')}; calibration intercept {value('calibration_intercept', 2)}, slope "
+                f"{value('calibration_slope', 2)}; Brier {value('brier')}")
+    if record["excluded"]:
+        console.say(f"{len(record['excluded'])} patient(s) excluded:")
+        for item in record["excluded"]:
+            console.say(f"  {item['patient_id']}: {item['reason']}")
+
+
+def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool) -> dict:
+    from vcpred.validate import recalibration
+
+    intercept, slope = recalibration.fit(scored.labels, scored.probabilities)
+    n, events = len(scored.table), int(scored.labels.sum())
+    if min(events, n - events) < 10:
+        console.warn(f"recalibration fitted on {events} event(s) and {n - events} control(s): its intercept and "
+                     "slope are imprecise with fewer than 10 of each")
+    provenance = {"manifest": cohort["manifest"], "manifest_sha256": cohort["manifest_sha256"],
+                  "set": cohort["set"], "n": n, "events": events,
+                  "patients": sorted(scored.table["patient_id"].astype(str)),
+                  "synthetic": bool(cohort["training_data"]["synthetic"])}
+    out, meta = recalibration.write_recalibrated(bundle, target, intercept=intercept, slope=slope, cohort=provenance,
+                                                 force=force)
+    updated = recalibration.apply(scored.probabilities, intercept, slope)
+    apparent, _ = measures.headline(scored.labels, updated, meta["threshold"])
+    return {"model": str(out), "model_id": meta["model_id"], "method": recalibration.METHOD,
+            "intercept": intercept, "slope": slope,
+            "total": {"intercept": meta["recalibration"]["intercept"], "slope": meta["recalibration"]["slope"]},
+            "threshold_before": bundle.threshold, "threshold_after": meta["threshold"],
+            "apparent": {k: apparent[k] for k in ("calibration_intercept", "calibration_slope", "brier", "auc")},
+            "probabilities": updated}
+
+
+def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, set_name: str | None = None,
+                   precision: str = "fp32", allow_missing: bool = False, recalibrate: str | Path | None = None,
+                   force: bool = False) -> Validation:
+    from vcpred.output_folder import check, replacing
+    from vcpred.predict.bundle import load_bundle
+    from vcpred.validate import page
+
+    out = Path(out)
+    check(out, kind="validation", force=force)  # fail before the work, not after
+    if recalibrate is not None:
+        check(recalibrate, kind="model", force=force)
+        if Path(recalibrate).resolve() == out.resolve():
+            raise VcpredError("--recalibrate and --out must be different folders")
+    bundle = load_bundle(model)
+    scored = score_cohort(bundle, manifest, set_name=set_name, precision=precision, allow_missing=allow_missing)
+    if scored.table.empty:
+        raise VcpredError(f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); "
+                          f"{out} was left as it was")
+    metrics, reasons = measures.headline(scored.labels, scored.probabilities, bundle.threshold)
+    cohort = _cohort_record(scored, bundle)
+    ensembles = {measures.as_ensemble(bundle, scored.table).variant: measures.as_ensemble(bundle, scored.table)}
+    record = {"generator": GENERATOR, "version": FORMAT_VERSION, "vcpred_version": __version__,
+              "notice": RESEARCH_NOTICE, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+              **{k: metrics.get(k) for k in HEADLINE}, "ci_method": "DeLong", "ci_level": 0.95,
+              "not_computed": reasons, "model": _model_record(bundle), "cohort": cohort,
+              "development_patients_scored": _warn_development(scored, cohort),
+              "split_models": measures.split_model_aucs(scored), "excluded": scored.excluded}
+    recalibrated = None
+    with replacing(out, kind="validation", force=force) as folder:
+        if recalibrate is not None:
+            update = _recalibrate(bundle, scored, cohort, Path(recalibrate), force)
+            recalibrated = Path(update["model"])
+            ensembles[measures.Variant(f"recalibrated ({update['model_id']})", bundle.meta["ap"])] = \
+                measures.as_ensemble(bundle, scored.table, update.pop("probabilities"),
+                                     label=f"recalibrated ({update['model_id']})")
+            record["recalibration"] = update
+        calibration, decision = measures.curves(ensembles)
+        record["calibration_curve"] = calibration
+        record["decision_curve"] = decision
+        scored.table.to_csv(folder / "predictions.csv", index=False)  # full precision: metrics can be recomputed
+        pd.DataFrame(scored.excluded, columns=["patient_id", "set", "reason"]).to_csv(folder / "excluded.csv",
+                                                                                        index=False)
+        pngs = page.figures(scored, record, calibration, decision)
+        (folder / "figures").mkdir()
+        for name, png in pngs.items():
+            if png is not None:
+                (folder / "figures" / page.FIGURES[name]).write_bytes(png)
+        record = jsonable(record)
+        (folder / "metrics.json").write_text(json.dumps(record, indent=1) + "\n")
+        (folder / "validation.html").write_text(page.page_html(record, pngs), encoding="utf-8")
+    _console_summary(record)
+    return Validation(out, record, scored, recalibrated)

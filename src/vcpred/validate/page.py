@@ -1,0 +1,196 @@
+"""Figures and the HTML page of `vcpred validate`, drawn with the report's code: the ROC band of
+evaluate.figures (split models as a band, the ensemble as a line), its calibration plot and decision
+curve, and the report's HTML helpers and style (vcpred.report.html, vcpred.report.build.STYLE)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from vcpred import RESEARCH_NOTICE, __version__
+from vcpred.cohort.provenance import warning_sentence
+from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
+from vcpred.report.build import STYLE
+from vcpred.report.html import Html, bullet_list, definition_table, join, note, png_image, section, table, tag
+
+FIGURES = {"roc": "roc.png", "calibration": "calibration.png", "decision": "decision_curve.png"}
+
+
+def _curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return fpr, tpr
+
+
+def _number(value, digits: int = 3) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
+def roc_png(scored, metrics: dict) -> bytes | None:
+    """ROC of the ensemble (thick) over the band of its split models; None with fewer than 2 of a class."""
+    if metrics.get("auc") is None or not math.isfinite(metrics["auc"]):
+        return None
+    labels = scored.labels
+    split_curves = [_curve(labels, scored.table[c].to_numpy()) for c in scored.split_columns()]
+    fig, ax = plt.subplots(figsize=(5, 5))
+    title = (f"ROC, validation cohort (n = {metrics['n']}, {metrics['events']} events)\nensemble AUC "
+             f"{_number(metrics['auc'])} ({_number(metrics['auc_ci_low'])}-{_number(metrics['auc_ci_high'])})")
+    draw_roc_band(ax, split_curves if len(split_curves) > 1 else [], _curve(labels, scored.probabilities), title)
+    return png_bytes(fig)
+
+
+def calibration_png(calibration: dict) -> bytes | None:
+    """Binned calibration of the model (and of its recalibration, when made); curves with a numeric slope."""
+    drawable = {k: v for k, v in calibration.items() if isinstance(v.get("slope"), float) and math.isfinite(v["slope"])}
+    if not drawable:
+        return None
+    fig, ax = plt.subplots(figsize=(5, 5))
+    draw_calibration(ax, drawable)
+    ax.set_title("Calibration, validation cohort")
+    return png_bytes(fig)
+
+
+def decision_png(decision: dict) -> bytes | None:
+    if not decision:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 4))
+    draw_decision(ax, decision)
+    ax.set_title("Decision curve, validation cohort")
+    return png_bytes(fig)
+
+
+def figures(scored, metrics: dict, calibration: dict, decision: dict) -> dict[str, bytes | None]:
+    return {"roc": roc_png(scored, metrics), "calibration": calibration_png(calibration),
+            "decision": decision_png(decision)}
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+def _figure(png: bytes | None, alt: str, caption: str, why_not: str) -> Html:
+    if png is None:
+        return note(f"{alt}: not drawn ({why_not}).")
+    return tag("figure", png_image(png, alt), tag("figcaption", caption))
+
+
+def _value(metrics: dict, reasons: dict, key: str, digits: int = 3) -> str:
+    value = metrics.get(key)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return f"n/a ({reasons[key]})" if key in reasons else "n/a"
+
+
+def _model_rows(record: dict) -> list[tuple]:
+    model = record["model"]
+    rows = [("model", f"{model['model_id']} ({model['path']})"), ("configuration", model["configuration"]),
+            ("augmented prediction", f"yes ({model['aggregate']} over frames)" if model["ap"]
+             else "no (main frame)" if model["kind"] == "image" else "no (clinical values only)"),
+            ("threshold", f"{_number(model['threshold'], 4)}: {model['threshold_rule']}"),
+            ("trained on", model["training_data"]["evidence"])]
+    if model.get("recalibration"):
+        r = model["recalibration"]
+        rows.append(("already recalibrated", f"on {r['cohort']['manifest']} (n {r['cohort']['n']}): intercept "
+                                             f"{r['intercept']:.4f}, slope {r['slope']:.4f}"))
+    return rows
+
+
+def _cohort_rows(record: dict) -> list[tuple]:
+    cohort, m = record["cohort"], record
+    return [("manifest", cohort["manifest"]), ("patients", f"{cohort['set'] or 'all sets'}: {cohort['patients']}"),
+            ("scored", f"{m['n']} ({m['events']} events, {m['controls']} controls)"),
+            ("excluded", str(len(record["excluded"]))), ("origin", cohort["training_data"]["evidence"])]
+
+
+def _numbers(record: dict) -> Html:
+    m, reasons = record, record["not_computed"]
+    auc = (f"{_value(m, reasons, 'auc', 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)}, "
+           "DeLong 95 % CI)" if "auc" not in reasons else _value(m, reasons, "auc"))
+    rows = [["AUC", auc], ["threshold (the model's own)", _number(m["threshold"], 4)],
+            ["sensitivity", _value(m, reasons, "sensitivity")], ["specificity", _value(m, reasons, "specificity")],
+            ["calibration intercept (calibration-in-the-large)", _value(m, reasons, "calibration_intercept")],
+            ["calibration slope", _value(m, reasons, "calibration_slope")], ["Brier score", _value(m, reasons, "brier")]]
+    splits = record.get("split_models") or []
+    if splits:
+        aucs = [s["auc"] for s in splits]
+        rows.append(["split models' AUC", f"{min(aucs):.3f} to {max(aucs):.3f} (median {np.median(aucs):.3f}, "
+                                          f"{len(aucs)} models)"])
+    return table(["measure", "value"], rows, cls="numbers",
+                 caption="The exported model (the mean over its split models) on the validation cohort")
+
+
+def _recalibration(record: dict) -> Html:
+    r = record.get("recalibration")
+    if not r:
+        return note("Not recalibrated (pass --recalibrate NEW_MODEL_DIR to update the model on this cohort).")
+    apparent = r["apparent"]
+    return join([
+        definition_table([
+            ("new model", f"{r['model_id']} ({r['model']})"),
+            ("update", f"p' = expit({r['intercept']:.4f} + {r['slope']:.4f} × logit(p))"),
+            ("threshold", f"{r['threshold_before']:.4f} → {r['threshold_after']:.4f} (the same patients are high risk)"),
+            ("apparent calibration on this cohort", f"intercept {_number(apparent['calibration_intercept'])}, slope "
+                                                    f"{_number(apparent['calibration_slope'])}, Brier "
+                                                    f"{_number(apparent['brier'])}")]),
+        note("Apparent: measured on the patients the update was fitted on, so calibrated by construction; judge the "
+             "recalibrated model on other patients. The AUC is unchanged (the update keeps the ranking).")])
+
+
+def _excluded(record: dict) -> Html:
+    rows = [[e["patient_id"], e["set"], e["reason"]] for e in record["excluded"]]
+    if not rows:
+        return note("Every patient of the cohort was scored.")
+    return table(["patient", "set", "reason"], rows, caption=f"{len(rows)} patient(s) not scored")
+
+
+def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
+    """The self-contained HTML page of one validation (metrics.json `record`, figure PNG bytes)."""
+    reasons = record["not_computed"]
+    two = reasons.get("auc", "")
+    model = record["model"]
+    synthetic = []
+    if model["training_data"].get("synthetic"):
+        synthetic.append(tag("p", f"{warning_sentence()} The model was trained on a synthetic cohort "
+                                  f"({model['training_data']['evidence']}).", cls="notice synthetic", id="synthetic"))
+    if record["cohort"]["training_data"].get("synthetic"):
+        synthetic.append(tag("p", "The validation cohort is synthetic (vcpred synth): these numbers say nothing about "
+                                  "real patients.", cls="notice synthetic"))
+    calibration_caption = "Observed fraction of events against the mean predicted probability (10 bins)" + (
+        "; the recalibrated model's curve is apparent (fitted on these patients)." if record.get("recalibration")
+        else ".")
+    body = [
+        tag("p", f"{RESEARCH_NOTICE} This page describes a research validation; it does not support decisions "
+                 "about individual patients.", cls="notice", id="notice"),
+        *synthetic,
+        tag("h1", f"External validation of {model['model_id']}"),
+        tag("p", f"{record['cohort']['manifest']}: {record['n']} patients scored exactly as `vcpred "
+                 f"predict` scores them. Made by vcpred {__version__} on {record['date']}.", cls="meta"),
+        section("model", "Model", definition_table(_model_rows(record))),
+        section("cohort", "Cohort", definition_table(_cohort_rows(record))),
+        section("performance", "Discrimination and calibration", _numbers(record),
+                tag("div", _figure(pngs.get("roc"), "ROC curve",
+                                   "ROC of the model on the validation cohort: the red line is the exported model (the "
+                                   "ensemble), the band spans its split models (min to max sensitivity).", two),
+                    _figure(pngs.get("calibration"), "calibration plot", calibration_caption,
+                            reasons.get("calibration_slope", two)), cls="pair")),
+        section("decision", "Decision curve",
+                _figure(pngs.get("decision"), "decision curve",
+                        "Net benefit of acting on the model's probability vs treating all or none.", two)),
+        section("recalibration", "Recalibration (model updating)", _recalibration(record)),
+        section("excluded", "Patients not scored", _excluded(record)),
+        section("methods", "Methods", bullet_list([
+            "Each patient is predicted by `vcpred predict`'s code: the model's own preprocessing of the images, "
+            "augmented prediction when the model uses it, the mean over split models.",
+            "AUC with DeLong's 95 % confidence interval; sensitivity and specificity at the model's own threshold "
+            "(a patient is positive when the probability is at least the threshold); calibration intercept "
+            "(calibration-in-the-large, slope fixed at 1), calibration slope and Brier score; the same code as "
+            "`vcpred evaluate` (docs/evaluation.md).",
+            "Patients whose images or clinical values could not be read are listed above and left out; patients "
+            "without a label are not scored."])),
+        tag("footer", tag("p", RESEARCH_NOTICE, cls="notice")),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>vcpred validate: {join([model['model_id']])}</title><style>{STYLE}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")

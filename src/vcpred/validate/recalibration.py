@@ -1,0 +1,185 @@
+"""Logistic recalibration of an exported model on a labelled cohort ("model updating", Steyerberg
+2019 ch. 20; Van Calster et al. 2016), written as a new model directory with its provenance.
+
+The update: p' = expit(a + b * logit(p)), with p the model's ensemble probability (the mean over
+split models) and (a, b) the intercept and slope of the logistic calibration model fitted on the
+cohort (vcpred.stats.calibration: logit P(y = 1) = a + b * logit(p), the slope model). It is
+monotone (b > 0 is required), so the ranking of patients, every AUC and the patients called high
+risk are unchanged: the development threshold t becomes expit(a + b * logit(t)), and so does
+each split model's threshold. What changes is the probability a patient is told.
+
+In a recalibrated bundle (bundle.json key `recalibration`), `vcpred predict` (and everything that
+predicts through it: `predict --manifest`, `serve`, `validate`) reports p' as the probability, the
+split models' probabilities and their min-max through the same function, and the threshold from
+bundle.json (already on the new scale); per-frame probabilities stay the split models' own.
+Recalibrating an already recalibrated model composes the two updates into one (a, b) on the
+original models' probabilities. The original model directory is never changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit, logit
+
+from vcpred.errors import VcpredError
+from vcpred.stats.calibration import EPS
+
+METHOD = ("logistic recalibration: p' = expit(a + b * logit(p)), p = the ensemble probability (mean over "
+          "split models), a and b fitted on the cohort by maximum likelihood")
+
+
+class RecalibrationError(VcpredError):
+    """The cohort cannot support a recalibration (too few patients of a class, separation, slope <= 0)."""
+
+
+def linear_predictor(probability) -> np.ndarray:
+    """logit(p) with p clipped to [EPS, 1 - EPS] (vcpred.stats.calibration's clip)."""
+    return logit(np.clip(np.asarray(probability, dtype=float), EPS, 1 - EPS))
+
+
+def apply(probability, intercept: float, slope: float):
+    """expit(a + b * logit(p)); a float for a float, an array for an array."""
+    value = expit(intercept + slope * linear_predictor(probability))
+    return float(value) if np.ndim(value) == 0 else value
+
+
+def fit(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
+    """(a, b) of the calibration slope model on this cohort; RecalibrationError when it cannot be fitted."""
+    from vcpred.evaluate.per_split import missing_reason
+    from vcpred.stats import calibration
+
+    labels = np.asarray(labels, dtype=int)
+    cases, controls = int((labels == 1).sum()), int((labels == 0).sum())
+    reason = missing_reason(cases, controls)
+    if reason:
+        raise RecalibrationError(f"cannot recalibrate: the calibration model {reason}")
+    result = calibration(labels, probabilities)
+    if not result.converged or not np.isfinite([result.slope, result.slope_fit_intercept]).all():
+        raise RecalibrationError("cannot recalibrate: the calibration model does not converge on this cohort (the "
+                                 "probabilities separate cases from controls, or nearly); no recalibration written")
+    if result.slope <= 0:
+        raise RecalibrationError(f"cannot recalibrate: the calibration slope on this cohort is {result.slope:.3f} "
+                                 "(<= 0: the model ranks these patients the wrong way round); recalibration keeps "
+                                 "the ranking, so it cannot repair that")
+    return float(result.slope_fit_intercept), float(result.slope)
+
+
+def recalibrate_result(result: dict, record: dict) -> dict:
+    """A `predict_patient` result of a recalibrated bundle, with the probability, the split models'
+    probabilities, their spread, category and borderline flag on the recalibrated scale (the
+    threshold in `result` is already the bundle's, on that scale)."""
+    from vcpred.predict.predict import CATEGORIES
+
+    a, b = float(record["intercept"]), float(record["slope"])
+    raw = np.array([m["probability"] for m in result["per_model"]], dtype=float)
+    before = float(raw.mean())
+    models = apply(raw, a, b)
+    probability, low, high = apply(before, a, b), float(models.min()), float(models.max())
+    threshold = float(result["threshold"])
+    out = dict(result)
+    out.update(probability=probability, sd=float(models.std(ddof=1)) if len(models) > 1 else 0.0,
+               interval={**result["interval"], "low": low, "high": high},
+               category=CATEGORIES[0] if probability >= threshold else CATEGORIES[1],
+               borderline=bool(low < threshold <= high),
+               per_model=[{**m, "probability": float(p)} for m, p in zip(result["per_model"], models)])
+    out["recalibration"] = {
+        "intercept": a, "slope": b, "probability_before": before, "cohort": record.get("cohort"),
+        "note": "probability, split-model probabilities and thresholds recalibrated; per-frame probabilities are "
+                "the split models' own"}
+    return out
+
+
+def composed(previous: dict | None, intercept: float, slope: float) -> tuple[float, float]:
+    """(a, b) on the original models' probabilities of this update after an earlier one (or none)."""
+    if not previous:
+        return intercept, slope
+    return intercept + slope * float(previous["intercept"]), slope * float(previous["slope"])
+
+
+def card_section(record: dict, original_id: str, threshold_before: float, threshold_after: float) -> str:
+    """The Markdown section appended to the recalibrated model's MODEL_CARD.md."""
+    cohort = record["cohort"]
+    which = f"its {cohort['set']} patients" if cohort.get("set") else "all its patients"
+    lines = [
+        "", "## Recalibration (model updating)", "",
+        f"This model is `{original_id}` updated by logistic recalibration on `{cohort['manifest']}` ({which}): "
+        f"{cohort['n']} labelled patients with {cohort['events']} events, by `vcpred validate --recalibrate` on "
+        f"{record['date']} (vcpred {record['vcpred_version']}).", "",
+        f"- probability = expit({record['fit']['intercept']:.4f} + {record['fit']['slope']:.4f} × logit(p)), p = the "
+        "previous model's ensemble probability"
+        + (f"; composed with the earlier recalibration: expit({record['intercept']:.4f} + {record['slope']:.4f} × "
+           "logit(p)) on the split models' own ensemble probability" if record.get("previous") else ""),
+        f"- thresholds mapped through the same function: development threshold {threshold_before:.4f} → "
+        f"{threshold_after:.4f}; the same patients are called high risk, and the ranking of patients (every AUC) is "
+        "unchanged",
+        "- the performance and calibration reported above are the original model's; on the recalibration cohort "
+        "itself the updated model is calibrated by construction (apparent calibration), so its calibration must be "
+        "judged on other patients",
+        "- per-frame probabilities in predictions remain the split models' own (not recalibrated)",
+    ]
+    if cohort.get("synthetic"):
+        lines.append("- the recalibration cohort is synthetic (vcpred synth): this update says nothing about real "
+                     "patients")
+    return "\n".join(lines) + "\n"
+
+
+def _check_target(out: Path, model: Path) -> None:
+    out, model = out.resolve(), model.resolve()
+    if out == model or out in model.parents or model in out.parents:
+        raise VcpredError(f"--recalibrate {out} must be a new folder outside the model directory {model} (the "
+                          "original model is never changed)")
+
+
+def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: float, cohort: dict,
+                       force: bool = False) -> tuple[Path, dict]:
+    """A new model directory: the bundle's split models unchanged, bundle.json with the recalibration
+    record and mapped thresholds, MODEL_CARD.md with a recalibration section; every hash recomputed.
+    intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, meta)."""
+    from vcpred import __version__
+    from vcpred.output_folder import replacing
+    from vcpred.predict.bundle import BUNDLE_FILE, CARD_FILE, hash_files, meta_digest
+
+    out = Path(out)
+    _check_target(out, bundle.path)
+    previous = bundle.meta.get("recalibration")
+    total_a, total_b = composed(previous, intercept, slope)
+    record = {"method": METHOD, "intercept": total_a, "slope": total_b,
+              "fit": {"intercept": intercept, "slope": slope},
+              "cohort": cohort, "recalibrated_from": bundle.meta["model_id"],
+              "source_meta_sha256": bundle.meta.get("meta_sha256"),
+              "threshold_before": bundle.threshold,
+              "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "vcpred_version": __version__,
+              **({"previous": previous} if previous else {})}
+
+    def mapped(value):
+        return None if value is None else apply(float(value), intercept, slope)
+
+    with replacing(out, kind="model", force=force) as folder:
+        listed = sorted(str(name) for name in bundle.meta["files"] if name != CARD_FILE)
+        for name in listed:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(bundle.path / name, folder / name)
+        meta = {k: v for k, v in bundle.meta.items() if k not in ("files", "meta_sha256")}
+        meta["splits"] = [{**entry, "threshold": mapped(entry.get("threshold"))} for entry in bundle.meta["splits"]]
+        meta["threshold"] = mapped(bundle.threshold)
+        meta["threshold_rule"] = (f"{bundle.meta['threshold_rule']}; then recalibrated on {cohort['manifest']} "
+                                  "(the same function as the probabilities)")
+        meta["recalibration"] = record
+        files = hash_files(folder, listed)
+        digest = hashlib.sha256(json.dumps([files, record], sort_keys=True).encode()).hexdigest()[:10]
+        base = bundle.meta["model_id"].split("@")[0].removesuffix("+recal")
+        meta["model_id"] = f"{base}+recal@{digest}"
+        card = (bundle.path / CARD_FILE).read_text() if (bundle.path / CARD_FILE).is_file() else ""
+        (folder / CARD_FILE).write_text(card.rstrip("\n") + "\n"
+                                        + card_section(record, bundle.meta["model_id"], bundle.threshold,
+                                                       meta["threshold"]))
+        meta["files"] = {**files, **hash_files(folder, [CARD_FILE])}
+        meta["meta_sha256"] = meta_digest(meta)
+        (folder / BUNDLE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    return out, meta
