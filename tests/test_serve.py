@@ -409,3 +409,16 @@ def test_a_store_whose_server_never_ran_leaves_no_folder(tmp_path):
     closed.create()
     closed.close_all()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_studies_carry_the_identity_and_the_scanner_slice_numbers(client, cohort, tmp_path):
+    """What the page shows to tell whose study is open (patient, study date, series) and the scanner's
+    InstanceNumber of each canonical slice; a NIfTI file has neither."""
+    state = upload(client, zip_folders(cohort[0]["folder"])).json()
+    identity = state["series"][0]["identity"]
+    assert identity["patient_name"] == f"SYNTHETIC {cohort[0]['id']}" and identity["patient_id"] == cohort[0]["id"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", identity["study_date"]) and identity["series_number"]
+    numbers = state["chosen"]["instance_numbers"]
+    assert sorted(numbers) == list(range(1, state["chosen"]["shape"][0] + 1))
+    nifti = upload(client, save_nifti(read_volume(cohort[0]["folder"]), tmp_path / "t2.nii.gz").read_bytes()).json()
+    assert nifti["series"][0]["identity"] == {} and nifti["chosen"]["instance_numbers"] is None

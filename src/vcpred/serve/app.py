@@ -194,7 +194,10 @@ def study_state(study: Study) -> dict:
         from vcpred.explain.overlay import _window as report_window  # the report's heat-map window
 
         low, high = report_window(volume.array)
-        chosen = {"series": study.chosen.public(), "shape": list(volume.shape),
+        numbers = volume.provenance.get("instance_numbers") or []
+        if len(numbers) != volume.shape[0] or not all(isinstance(n, int) for n in numbers):
+            numbers = None  # NIfTI, or DICOM without InstanceNumber: the page shows canonical indices
+        chosen = {"series": study.chosen.public(), "shape": list(volume.shape), "instance_numbers": numbers,
                   "spacing": [float(s) for s in volume.spacing], "window": {"low": low, "high": high},
                   "volume": f"/api/studies/{study.id}/volume"}
     return {"study_id": study.id, "series": [s.public() for s in study.series], "chosen": chosen}

@@ -36,10 +36,35 @@ class SeriesEntry:
     files: list[Path] = field(default_factory=list, repr=False)
     volume: Volume | None = field(default=None, repr=False)  # NIfTI: read once, at upload
     too_large: bool = False  # refused for the voxel budget
+    identity: dict = field(default_factory=dict)  # patient, study date, series number (DICOM only)
 
     def public(self) -> dict:
         return {"id": self.id, "description": self.description, "plane": self.plane, "slices": self.slices,
-                "rows": self.rows, "cols": self.cols, "usable": self.refused is None, "refused": self.refused}
+                "rows": self.rows, "cols": self.cols, "usable": self.refused is None, "refused": self.refused,
+                "identity": self.identity}
+
+
+IDENTITY_TAGS = {"patient_name": "PatientName", "patient_id": "PatientID", "birth_date": "PatientBirthDate",
+                 "study_date": "StudyDate", "study_description": "StudyDescription",
+                 "series_number": "SeriesNumber", "series_date": "SeriesDate", "modality": "Modality"}
+
+
+def _date(text: str) -> str:
+    """DICOM DA (YYYYMMDD) as YYYY-MM-DD; anything else as found."""
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+
+
+def identity_of(dataset) -> dict:
+    """What the page shows so the clinician can tell whose study is open: the patient's name and id,
+    birth date, study date and description, series number (text, at most 64 characters each; shown
+    in the page only, never logged)."""
+    found = {}
+    for key, tag in IDENTITY_TAGS.items():
+        value = dataset.get(tag)
+        text = "" if value is None else str(value).replace("^", " ").strip()
+        if text:
+            found[key] = (_date(text) if key.endswith("date") else text)[:64]
+    return found
 
 
 def refusal(plane: str) -> str | None:
@@ -82,7 +107,8 @@ def dicom_series(folder: Path, settings: ServeSettings) -> list[SeriesEntry]:
         too_large = None if reason else dicom_series_refusal([item.dataset for item in items], settings)
         entries.append(SeriesEntry(f"s{number}", items[0].description or "(no description)", plane, len(items),
                                    _number(first.get("Rows")) or None, _number(first.get("Columns")) or None,
-                                   reason or too_large, [item.path for item in items], too_large=too_large is not None))
+                                   reason or too_large, [item.path for item in items], too_large=too_large is not None,
+                                   identity=identity_of(first)))
     return entries
 
 

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const state = {
   model: null, study: null, volume: null, shape: null, spacing: null, defaultWindow: null,
   window: null, slice: 0, zoom: 1, pan: [0, 0], roi: null, drag: null,
-  heat: null, heatRange: null, result: null,
+  heat: null, heatRange: null, result: null, instanceNumbers: null, predicting: null,
 };
 
 // ---------- server calls ----------
@@ -77,8 +77,8 @@ function buildInput(field) {
   }
   const input = document.createElement("input");
   Object.assign(input, {type: "number", step: "any", placeholder: `e.g. ${+field.median.toPrecision(4)}`});
-  input.min = String(field.plausible[0]);
-  input.max = String(field.plausible[1]);
+  input.min = String(field.limits.low);
+  input.max = String(field.limits.high);
   return input;
 }
 
@@ -110,19 +110,43 @@ function buildForm(fields) {
   });
 }
 
-// Client-side checks mirror the server's (serve/clinical.py): numbers, plausible range, categories;
-// outside the training range only warns.
+// The clinical-input policy of vcpred predict (vcpred/predict/clinical_input.py), checked here first:
+// an impossible value (outside the limits) is refused, one outside the training range only flagged.
+// The server checks the same rules again.
 function checkField(field, input) {
   const warn = input.closest(".field").querySelector(".warn");
   warn.textContent = "";
+  warn.className = "warn";
   input.setCustomValidity("");
   if (input.value === "" || field.kind === "categorical" || field.values) return;
-  const value = Number(input.value);
+  const value = Number(input.value), limits = field.limits;
+  const tooLow = limits.low_open ? value <= limits.low : value < limits.low;
   if (!Number.isFinite(value)) input.setCustomValidity(`${field.name} must be a number`);
-  else if (value < field.plausible[0] || value > field.plausible[1])
-    input.setCustomValidity(`${field.name} is far outside the training range (a typo?)`);
-  else if (value < field.min || value > field.max)
-    warn.textContent = "outside the training range: the model extrapolates";
+  else if (tooLow || value > limits.high) {
+    input.setCustomValidity(`${field.name}=${value} is impossible (${limits.why})`);
+    warn.textContent = `impossible: ${limits.why}`;
+    warn.className = "warn error";
+  } else if (value < field.min || value > field.max)
+    warn.textContent = "outside the training range: accepted, flagged, the model extrapolates";
+}
+
+// A new study is another patient: nothing typed for the previous one may stay.
+function resetPatientInputs() {
+  for (const input of $("clinical-fields").querySelectorAll("input, select")) {
+    input.value = "";
+    input.setCustomValidity("");
+    input.required = true;
+  }
+  for (const warn of $("clinical-fields").querySelectorAll(".warn")) {
+    warn.textContent = "";
+    warn.className = "warn";
+  }
+  $("allow-missing").checked = false;
+  $("label").value = "";
+  clearResult();
+  Object.assign(state, {roi: null, heat: null, heatRange: null, result: null, instanceNumbers: null});
+  for (const id of ["roi-slice", "roi-r0", "roi-c0", "roi-r1", "roi-c1"]) $(id).value = "";
+  showIdentity(null);
 }
 
 function clinicalValues() {
@@ -162,6 +186,7 @@ async function uploadFile(file) {
 
 async function openStudy(request) {
   await closeStudy();
+  resetPatientInputs();
   setStatus("loading the study...");
   setPageState("loading");
   try {
@@ -202,12 +227,42 @@ function showSeries(study) {
     return row;
   }));
   $("series-table").hidden = study.series.length < 2;
+  const first = study.series.find((s) => s.usable) || study.series[0];
+  if (first) showIdentity(first);
+}
+
+// Whose study is open: patient, study date, series (from the DICOM header; a NIfTI file has none).
+function showIdentity(series) {
+  const box = $("identity");
+  box.replaceChildren();
+  if (!series) {
+    box.textContent = "No study open.";
+    box.dataset.patient = "";
+    return;
+  }
+  const id = series.identity || {};
+  const patient = [id.patient_name, id.patient_id && id.patient_id !== id.patient_name ? `(ID ${id.patient_id})` : ""]
+    .filter(Boolean).join(" ");
+  const parts = [];
+  if (patient) parts.push(`Patient ${patient}`);
+  if (id.birth_date) parts.push(`born ${id.birth_date}`);
+  parts.push(id.study_date ? `study ${id.study_date}` : "no study date");
+  parts.push(`series ${id.series_number ? id.series_number + " " : ""}${series.description}`);
+  box.textContent = parts.join(" · ");
+  if (!patient) {
+    const none = document.createElement("span");
+    none.className = "none";
+    none.textContent = " (no patient name in the file: check that this is the right patient)";
+    box.append(none);
+  }
+  box.dataset.patient = patient;
 }
 
 async function chooseSeries(seriesId) {
   setStatus("reading the series...");
   try {
     const study = await (await postJson(`/api/studies/${state.study}/series`, {series: seriesId})).json();
+    clearResult();
     await showVolume(study.chosen);
   } catch (error) {
     setStatus(error.message, true);
@@ -219,16 +274,21 @@ async function showVolume(chosen) {
   Object.assign(state, {
     volume: new Float32Array(buffer), shape: chosen.shape, spacing: chosen.spacing,
     defaultWindow: chosen.window, window: {...chosen.window}, roi: null, heat: null, result: null,
-    zoom: 1, pan: [0, 0], slice: Math.floor(chosen.shape[0] / 2),
+    zoom: 1, pan: [0, 0], slice: Math.floor(chosen.shape[0] / 2), instanceNumbers: chosen.instance_numbers || null,
   });
   const [slices, rows, cols] = chosen.shape;
   Object.assign($("slice"), {max: String(slices - 1), value: String(state.slice), disabled: false});
+  $("roi-slice").max = String(slices - 1);
+  $("roi-set").disabled = false;
   $("placeholder").hidden = true;
+  showIdentity(chosen.series);
   $("study-info").textContent = `${chosen.series.description}: ${slices} sagittal slices of ${rows} x ${cols} ` +
-    `pixels, ${chosen.spacing.map((s) => s.toFixed(2)).join(" x ")} mm`;
-  $("result-panel").hidden = true;
-  setStatus("series loaded: draw the ROI");
+    `pixels, ${chosen.spacing.map((s) => s.toFixed(2)).join(" x ")} mm` +
+    (state.instanceNumbers ? "; slices numbered as on the scanner (InstanceNumber)" : "");
+  clearResult();
+  setStatus("series loaded: draw the ROI (or type it)");
   setPageState("ready");
+  fitCanvas();
   updateRoi();
   render();
 }
@@ -242,14 +302,45 @@ async function closeStudy() {
   $("placeholder").hidden = false;
   $("series-table").hidden = true;
   $("close-study").hidden = true;
-  $("result-panel").hidden = true;
+  clearResult();
   $("frames-panel").hidden = true;
   $("study-info").textContent = "";
   $("slice").disabled = true;
+  $("roi-set").disabled = true;
   $("view").getContext("2d").clearRect(0, 0, $("view").width, $("view").height);
+  resetPatientInputs();
   setStatus("study closed; its files were deleted");
   setPageState("empty");
   updateRoi();
+}
+
+// ---------- slice numbers ----------
+
+// The number a clinician knows a slice by: the scanner's InstanceNumber (1-based) when the DICOM gives
+// one, else the canonical index; the canonical index (vcpred predict --roi-slice) is in the tooltip.
+function sliceName(index) {
+  const numbers = state.instanceNumbers;
+  return numbers ? `image ${numbers[index]}` : `index ${index}`;
+}
+
+function sliceTooltip(index) {
+  return `canonical slice index ${index} (0-based, what vcpred predict --roi-slice and the report use)`;
+}
+
+// ---------- canvas size ----------
+
+// As large as the window allows: the viewer column's width and the height left below the toolbar,
+// so the image and the result column fit the window without scrolling.
+function fitCanvas() {
+  const wrap = $("canvas-wrap"), canvas = $("view"), panel = wrap.parentElement, style = getComputedStyle(panel);
+  const width = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const top = wrap.getBoundingClientRect().top + window.scrollY;
+  const height = window.innerHeight - top - 10;
+  const side = Math.max(200, Math.floor(Math.min(width, height, 1000)));
+  if (canvas.width !== side) {
+    Object.assign(canvas, {width: side, height: side});
+    wrap.style.width = wrap.style.height = `${side}px`;
+  }
 }
 
 // ---------- drawing ----------
@@ -284,20 +375,32 @@ function jet(x) {
   return [c(1.5 - Math.abs(4 * x - 3)), c(1.5 - Math.abs(4 * x - 2)), c(1.5 - Math.abs(4 * x - 1))];
 }
 
+// The heat map's own range; "no signal" when it is zero (or flat) everywhere in the crop: Grad-CAM
+// keeps only what raises the logit, so an all-zero map says no region raises the risk.
+function heatSignal() {
+  if (!state.heat) return "none";
+  const [low, high] = state.heatRange;
+  return Number.isFinite(high) && high > 0 && high > low ? "signal" : "no-signal";
+}
+
 function blendHeat(image) {
-  // Stretched to the map's own min..max like the report; NaN (outside the model's crop) stays grey.
+  // Colour and opacity grow with the value, stretched to the map's own min..max like the report (the
+  // colour bar); NaN (outside the model's crop) is never drawn, nor are the map's lowest values.
   const alpha = Number($("opacity").value) / 100;
   const [low, high] = state.heatRange;
   for (let i = 0; i < state.heat.length; i++) {
     const h = state.heat[i];
     if (Number.isNaN(h)) continue;
-    const rgb = jet(high > low ? (h - low) / (high - low) : 0);
-    for (let k = 0; k < 3; k++) image.data[4 * i + k] = (1 - alpha) * image.data[4 * i + k] + alpha * rgb[k];
+    const t = Math.min(1, Math.max(0, (h - low) / (high - low)));
+    const a = alpha * Math.sqrt(t);
+    const rgb = jet(t);
+    for (let k = 0; k < 3; k++) image.data[4 * i + k] = (1 - a) * image.data[4 * i + k] + a * rgb[k];
   }
 }
 
 function showsHeat() {
-  return state.heat && $("overlay-toggle").checked && state.result && state.slice === state.result.roi.slice;
+  return state.heat && heatSignal() === "signal" && $("overlay-toggle").checked && state.result &&
+    state.slice === state.result.roi.slice;
 }
 
 function render() {
@@ -315,10 +418,81 @@ function render() {
   ctx.imageSmoothingEnabled = state.zoom < 2;
   ctx.drawImage(buffer, g.ox, g.oy, cols * g.sx, rows * g.sy);
   drawBoxes(ctx, g);
-  canvas.dataset.overlay = overlay ? "drawn" : state.heat ? "hidden" : "none";
+  drawOrientation(ctx, canvas);
+  drawScaleBar(ctx, canvas, g);
+  if (overlay) drawColorBar(ctx, canvas);
+  const signal = heatSignal();
+  canvas.dataset.overlay = overlay ? "drawn" : signal === "no-signal" ? "no-signal" : state.heat ? "hidden" : "none";
   canvas.dataset.slice = String(state.slice);
-  $("slice-label").textContent = `${state.slice} of 0-${state.shape[0] - 1}` +
-    (state.roi && state.slice === state.roi.slice ? " (ROI slice)" : "");
+  const label = $("slice-label");
+  label.textContent = `${sliceName(state.slice)} (${state.slice + 1} of ${state.shape[0]})` +
+    (state.roi && state.slice === state.roi.slice ? " · ROI slice" : "");
+  label.title = sliceTooltip(state.slice);
+  $("slice").title = label.title;
+}
+
+// Canonical sagittal display: anterior left, posterior right, superior up, inferior down.
+function drawOrientation(ctx, canvas) {
+  const w = canvas.width, h = canvas.height;
+  ctx.save();
+  ctx.font = "bold 15px system-ui, Arial, sans-serif";
+  ctx.fillStyle = "#ffeb3b";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "middle";
+  for (const [letter, x, y] of [["S", w / 2, 12], ["I", w / 2, h - 12], ["A", 12, h / 2], ["P", w - 12, h / 2]])
+    ctx.fillText(letter, x, y);
+  ctx.restore();
+}
+
+// A bar of a round length (5, 10, 20, 50 or 100 mm) near 1/6 of the canvas, in the row direction's mm.
+function drawScaleBar(ctx, canvas, g) {
+  const pxPerMm = g.sx / state.spacing[2];
+  const target = canvas.width / 6 / pxPerMm;
+  const mm = [5, 10, 20, 50, 100].reduce((best, v) => Math.abs(v - target) < Math.abs(best - target) ? v : best);
+  const length = mm * pxPerMm, x = 14, y = canvas.height - 16;
+  ctx.save();
+  ctx.strokeStyle = ctx.fillStyle = "#fff";
+  ctx.lineWidth = 3;
+  ctx.beginPath();
+  ctx.moveTo(x, y);
+  ctx.lineTo(x + length, y);
+  ctx.moveTo(x, y - 5);
+  ctx.lineTo(x, y + 5);
+  ctx.moveTo(x + length, y - 5);
+  ctx.lineTo(x + length, y + 5);
+  ctx.stroke();
+  ctx.font = "12px system-ui, Arial, sans-serif";
+  ctx.fillText(`${mm} mm`, x, y - 8);
+  ctx.restore();
+  $("view").dataset.scaleMm = String(mm);
+}
+
+// The colour bar on the image (top right) while the heat map is drawn: low (blue) to high (red).
+function drawColorBar(ctx, canvas) {
+  const width = 12, height = Math.min(120, canvas.height / 4), x = canvas.width - 30, y = 30;
+  ctx.save();
+  for (let i = 0; i < height; i++) {
+    const [r, gr, b] = jet(1 - i / height);
+    ctx.fillStyle = `rgb(${r}, ${gr}, ${b})`;
+    ctx.fillRect(x, y + i, width, 1);
+  }
+  ctx.strokeStyle = "#fff";
+  ctx.strokeRect(x, y, width, height);
+  ctx.fillStyle = "#fff";
+  ctx.font = "11px system-ui, Arial, sans-serif";
+  ctx.textAlign = "right";
+  ctx.fillText("high", x - 3, y + 8);
+  ctx.fillText("low", x - 3, y + height);
+  ctx.restore();
+}
+
+function drawLegend() {
+  const canvas = $("colorbar-canvas"), ctx = canvas.getContext("2d");
+  for (let i = 0; i < canvas.width; i++) {
+    const [r, g, b] = jet(i / (canvas.width - 1));
+    ctx.fillStyle = `rgb(${r}, ${g}, ${b})`;
+    ctx.fillRect(i, 0, 1, canvas.height);
+  }
 }
 
 function strokeBox(ctx, g, box, colour, dashed) {
@@ -376,8 +550,9 @@ function drawFrames() {
     buffer.getContext("2d").putImageData(greyImage(frame.slice, rows, cols), 0, 0);
     canvas.getContext("2d").drawImage(buffer, left, top, right - left, bottom - top, 0, 0, size, size);
     const label = document.createElement("div");
-    label.textContent = `${frame.offset > 0 ? "+" : ""}${frame.offset} · slice ${frame.slice}` +
+    label.textContent = `${frame.offset > 0 ? "+" : ""}${frame.offset} · ${sliceName(frame.slice)}` +
       (frame.edge ? " (edge)" : "");
+    label.title = sliceTooltip(frame.slice);
     cell.append(canvas, label);
     return cell;
   }));
@@ -392,13 +567,86 @@ function updateRoi() {
   $("frames-panel").hidden = !ready;
   if (!ready) {
     $("roi-info").textContent = "Scroll to the central slice of the fractured vertebra and drag a box around its body.";
+    delete $("roi-info").dataset.box;
     return;
   }
   const [r0, c0, r1, c1] = state.roi.box;
-  $("roi-info").textContent = `ROI on slice ${state.roi.slice}: rows ${r0}-${r1}, columns ${c0}-${c1} ` +
-    "(drag again to redraw).";
+  $("roi-info").textContent = `ROI on ${sliceName(state.roi.slice)} (index ${state.roi.slice}): rows ${r0}-${r1}, ` +
+    `columns ${c0}-${c1} (drag again, type below, or use the arrow keys on the image).`;
   $("roi-info").dataset.box = state.roi.box.join(",");
+  $("roi-info").dataset.slice = String(state.roi.slice);
+  for (const [id, value] of [["roi-slice", state.roi.slice], ["roi-r0", r0], ["roi-c0", c0], ["roi-r1", r1], ["roi-c1", c1]])
+    if (document.activeElement !== $(id)) $(id).value = String(value);
   drawFrames();
+}
+
+// A new or changed ROI: the earlier result belongs to the old box and goes.
+function setRoi(slice, box) {
+  state.roi = {slice, box};
+  if (state.result || $("result-panel").dataset.state === "error") clearResult();
+  updateRoi();
+  render();
+}
+
+// The box clipped to the image, at least 4 x 4 pixels (what the server accepts).
+function validBox(box) {
+  const [, rows, cols] = state.shape;
+  const [r0, c0, r1, c1] = box;
+  return Number.isInteger(r0) && Number.isInteger(c0) && Number.isInteger(r1) && Number.isInteger(c1) &&
+    r0 >= 0 && c0 >= 0 && r1 <= rows && c1 <= cols && r1 - r0 >= 4 && c1 - c0 >= 4;
+}
+
+function typedRoi(event) {
+  event.preventDefault();
+  if (!state.volume) return;
+  const [slices, rows, cols] = state.shape;
+  const read = (id) => ($(id).value.trim() === "" ? NaN : Number($(id).value));
+  const slice = read("roi-slice");
+  const box = ["roi-r0", "roi-c0", "roi-r1", "roi-c1"].map(read);
+  if (!Number.isInteger(slice) || slice < 0 || slice >= slices) {
+    setStatus(`the ROI slice index must be a whole number from 0 to ${slices - 1}`, true);
+    return;
+  }
+  if (!validBox(box)) {
+    setStatus(`the ROI box must be whole numbers inside the ${rows} x ${cols} image, rows and columns ` +
+              "increasing, at least 4 pixels each way", true);
+    return;
+  }
+  setSlice(slice);
+  setRoi(slice, box);
+  setStatus("ROI set");
+}
+
+// Keyboard on the focused image: arrows move the box (Shift: 5 pixels), Ctrl/Alt + arrows move its
+// lower-right corner (resize), Page Up/Down change the slice. Without a box, the first arrow puts a
+// 32 x 32 pixel box in the middle of the current slice.
+function onKey(event) {
+  if (!state.volume) return;
+  if (event.key === "PageUp" || event.key === "PageDown") {
+    event.preventDefault();
+    setSlice(state.slice + (event.key === "PageDown" ? 1 : -1));
+    return;
+  }
+  const moves = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+  if (!(event.key in moves)) return;
+  event.preventDefault();
+  const [, rows, cols] = state.shape;
+  if (!state.roi) {
+    const side = Math.max(4, Math.min(32, rows, cols));
+    const r0 = Math.floor((rows - side) / 2), c0 = Math.floor((cols - side) / 2);
+    setRoi(state.slice, [r0, c0, r0 + side, c0 + side]);
+    return;
+  }
+  const step = event.shiftKey ? 5 : 1, [dr, dc] = moves[event.key].map((v) => v * step);
+  let [r0, c0, r1, c1] = state.roi.box;
+  if (event.ctrlKey || event.altKey) {
+    r1 = Math.min(rows, Math.max(r0 + 4, r1 + dr));
+    c1 = Math.min(cols, Math.max(c0 + 4, c1 + dc));
+  } else {
+    const mr = Math.min(rows - r1, Math.max(-r0, dr)), mc = Math.min(cols - c1, Math.max(-c0, dc));
+    [r0, r1, c0, c1] = [r0 + mr, r1 + mr, c0 + mc, c1 + mc];
+  }
+  setRoi(state.roi.slice, [r0, c0, r1, c1]);
 }
 
 // ---------- mouse: ROI, window/level, pan, slices, zoom ----------
@@ -424,6 +672,7 @@ function currentTool(event) {
 function onMouseDown(event) {
   if (!state.volume) return;
   event.preventDefault();
+  $("view").focus({preventScroll: true});
   const kind = currentTool(event);
   state.drag = {kind, start: imagePoint(event), now: imagePoint(event), x: event.clientX, y: event.clientY,
                 window: {...state.window}, pan: [...state.pan]};
@@ -449,12 +698,8 @@ function onMouseUp(event) {
   if (drag.kind === "roi") {
     drag.now = imagePoint(event);
     const box = dragBox();
-    if (box[2] - box[0] >= 4 && box[3] - box[1] >= 4) {
-      state.roi = {slice: state.slice, box};
-      state.result = null;
-      state.heat = null;
-      $("result-panel").hidden = true;
-    }
+    state.drag = null;
+    if (box[2] - box[0] >= 4 && box[3] - box[1] >= 4) setRoi(state.slice, box);
   }
   state.drag = null;
   updateRoi();
@@ -498,28 +743,33 @@ function zoomBy(factor, anchor = null) {
 async function submitPrediction(event) {
   event.preventDefault();
   if (!state.roi) {
-    setStatus("draw the ROI box around the vertebral body first", true);
+    setStatus("draw the ROI box around the vertebral body first (or type it)", true);
     return;
   }
   if (!$("clinical-form").reportValidity()) {
     setStatus("check the clinical values marked in red", true);
     return;
   }
+  const study = state.study;
   setStatus("predicting...");
   setPageState("predicting");
+  clearResult();
   $("predict").disabled = true;
   try {
     const body = {slice: state.roi.slice, box: state.roi.box, clinical: clinicalValues(),
                   allow_missing: $("allow-missing").checked, label: $("label").value.trim()};
-    const answer = await (await postJson(`/api/studies/${state.study}/predict`, body)).json();
+    const answer = await (await postJson(`/api/studies/${study}/predict`, body)).json();
+    if (state.study !== study) return;  // another study was opened meanwhile: not this patient's result
     await showResult(answer);
     setStatus("prediction done");
     setPageState("result");
   } catch (error) {
-    setStatus(error.message, true);
+    if (state.study !== study) return;
+    showResultError(error.message);
+    setStatus(`no prediction: ${error.message}`, true);
     setPageState("ready");
   } finally {
-    $("predict").disabled = false;
+    $("predict").disabled = !state.volume;
   }
 }
 
@@ -529,33 +779,109 @@ function finiteRange(values) {
   return [low, high];
 }
 
+const isProbability = (p) => typeof p === "number" && Number.isFinite(p) && p >= 0 && p <= 1;
+
+function clearResult() {
+  Object.assign(state, {result: null, heat: null, heatRange: null});
+  const panel = $("result-panel");
+  panel.hidden = true;
+  panel.dataset.state = "none";
+  $("result-error").hidden = true;
+  $("result-error").textContent = "";
+  $("result-summary").hidden = false;
+  $("result-details").hidden = false;
+  for (const id of ["risk", "probability", "interval", "heatmap-note"]) $(id).textContent = "";
+  $("risk").className = "risk";
+  $("flags").replaceChildren();
+  $("warnings").replaceChildren();
+  $("per-frame").querySelector("tbody").replaceChildren();
+  $("download-json").href = $("download-report").href = "#";
+  render();
+}
+
+// A failed prediction is an error, never a number: no risk, no bar, no downloads.
+function showResultError(message) {
+  clearResult();
+  const panel = $("result-panel");
+  $("result-summary").hidden = true;
+  $("result-details").hidden = true;
+  $("result-error").textContent = `No prediction: ${message}`;
+  $("result-error").hidden = false;
+  panel.dataset.state = "error";
+  panel.hidden = false;
+  revealResult();
+}
+
+// Predict may sit below the fold: show the top of the page when the image and the result both fit
+// there (the wide layout), else scroll the result into view (the stacked layout).
+function revealResult() {
+  const summary = $("result-panel").getBoundingClientRect();
+  if (summary.bottom + window.scrollY <= window.innerHeight) window.scrollTo(0, 0);
+  else $("result-panel").scrollIntoView({block: "nearest"});
+}
+
+function setBar(r) {
+  const place = (p) => `${(100 * p).toFixed(2)}%`;
+  Object.assign($("prob-spread").style, {left: place(r.interval.low), width: place(r.interval.high - r.interval.low)});
+  $("prob-spread").style.minWidth = "2px";
+  $("prob-mean").style.left = place(r.probability);
+  $("prob-threshold").style.left = place(r.threshold);
+  $("prob-bar").title = `mean ${percent(r.probability)}; split models ${percent(r.interval.low)} to ` +
+    `${percent(r.interval.high)}; threshold ${percent(r.threshold)}`;
+}
+
 async function showResult(answer) {
   const r = answer.result;
+  const numbers = [r.probability, r.sd, r.interval && r.interval.low, r.interval && r.interval.high,
+                   ...(r.per_model || []).map((m) => m.probability)];
+  if (!numbers.every((p) => typeof p === "number" && Number.isFinite(p)) || !isProbability(r.probability)) {
+    showResultError("the server returned no valid probability (NaN or missing); this is not a result");
+    throw new Error("the prediction failed: no valid probability");
+  }
+  clearResult();
   state.result = r;
-  state.heat = null;
   if (answer.heatmap) {
     state.heat = new Float32Array(await (await api(`/api/studies/${state.study}/heatmap`)).arrayBuffer());
     state.heatRange = finiteRange(state.heat);
   }
   const high = r.category.startsWith("high");
-  $("risk").textContent = r.category.charAt(0).toUpperCase() + r.category.slice(1);
-  $("risk").className = `risk ${high ? "high" : "low"}`;
+  const borderline = Boolean(r.borderline);
+  $("risk").textContent = borderline
+    ? "Borderline: the split models fall on both sides of the threshold"
+    : r.category.charAt(0).toUpperCase() + r.category.slice(1);
+  $("risk").className = `risk ${borderline ? "borderline" : high ? "high" : "low"}`;
+  $("result-panel").dataset.state = borderline ? "borderline" : high ? "high" : "low";
+  setBar(r);
   $("probability").textContent = `Probability of collapse ${percent(r.probability)} ` +
     `(risk threshold ${percent(r.threshold)})`;
   $("interval").textContent = `Over the ${r.per_model.length} split models: ${percent(r.interval.low)} to ` +
-    `${percent(r.interval.high)} (SD ${percent(r.sd)}). Threshold: ${r.threshold_rule}.`;
-  $("heatmap-note").textContent = r.heatmap ? `Heat map: ${r.heatmap.method}, averaged over the split models, ` +
-    `on the ROI slice; dashed white: the crop the model saw. ${r.heatmap.note || ""}` : "No heat map for this model.";
+    `${percent(r.interval.high)} (SD ${percent(r.sd)})` +
+    (borderline ? `; the mean is ${high ? "at or above" : "below"} the threshold, but not all models agree.` : ".") +
+    ` Threshold: ${r.threshold_rule}.`;
+  const signal = heatSignal();
+  $("colorbar").hidden = signal !== "signal";
+  $("heatmap-note").textContent = !r.heatmap ? "No heat map for this model."
+    : signal === "no-signal" ? `Heat map: no signal. ${r.heatmap.note || "The map is flat over the crop."} ` +
+      "Nothing is drawn on the image; dashed white: the crop the model saw."
+    : `Heat map: ${r.heatmap.method}, averaged over the split models, drawn inside the crop the model saw ` +
+      `(dashed white) on the ROI slice, colours relative to this map.`;
+  $("flags").replaceChildren(...(r.clinical_flags || []).map((flag) => {
+    const item = document.createElement("li");
+    item.textContent = `Flag: ${flag.message}`;
+    return item;
+  }));
   $("per-frame").querySelector("tbody").replaceChildren(...r.per_frame.map((f) => {
     const row = document.createElement("tr");
     row.innerHTML = "<td></td><td></td><td><span class=bar></span></td>";
     row.cells[0].textContent = `${f.offset > 0 ? "+" : ""}${f.offset}`;
-    row.cells[1].textContent = String(f.slice);
+    row.cells[1].textContent = sliceName(f.slice);
+    row.cells[1].title = sliceTooltip(f.slice);
     row.cells[2].firstChild.style.width = `${Math.round(80 * f.probability)}px`;
     row.cells[2].append(percent(f.probability));
     return row;
   }));
-  $("warnings").replaceChildren(...[...answer.input_warnings, ...r.warnings].map((w) => {
+  const flagged = new Set((r.clinical_flags || []).map((f) => f.message));
+  $("warnings").replaceChildren(...r.warnings.filter((w) => !flagged.has(w)).map((w) => {
     const item = document.createElement("li");
     item.textContent = w;
     return item;
@@ -564,6 +890,7 @@ async function showResult(answer) {
   $("download-report").href = answer.downloads["report.html"];
   $("result-panel").hidden = false;
   setSlice(r.roi.slice);
+  revealResult();
 }
 
 // ---------- wiring ----------
@@ -575,6 +902,7 @@ function wire() {
   window.addEventListener("mouseup", onMouseUp);
   canvas.addEventListener("wheel", onWheel, {passive: false});
   canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+  canvas.addEventListener("keydown", onKey);
   $("slice").addEventListener("input", () => setSlice(Number($("slice").value)));
   $("zoom-in").addEventListener("click", () => zoomBy(1.25));
   $("zoom-out").addEventListener("click", () => zoomBy(0.8));
@@ -584,9 +912,11 @@ function wire() {
   });
   $("file").addEventListener("change", () => uploadFile($("file").files[0]));
   $("close-study").addEventListener("click", closeStudy);
+  $("roi-form").addEventListener("submit", typedRoi);
   $("clinical-form").addEventListener("submit", submitPrediction);
   $("overlay-toggle").addEventListener("change", render);
   $("opacity").addEventListener("input", render);
+  window.addEventListener("resize", () => { fitCanvas(); render(); });
   // Closing the tab closes the study (its files are deleted); the idle timeout catches the rest.
   // A keepalive fetch outlives the page like sendBeacon, and can carry the page's header.
   window.addEventListener("pagehide", () => {
@@ -598,4 +928,6 @@ function wire() {
 }
 
 wire();
+drawLegend();
+fitCanvas();
 loadModel().catch((error) => setStatus(`cannot reach the server: ${error.message}`, true));
