@@ -59,10 +59,12 @@ def test_debug_shows_traceback(tmp_path: Path, capsys):
 
 def test_cohort_split_writes_json(clean_manifest: Path, tmp_path: Path, capsys):
     out = tmp_path / "splits.json"
-    assert main(["cohort", "split", str(clean_manifest), "--out", str(out), "--n-splits", "4"]) == 0
+    # 7 cases: --val-fraction 0.3 puts 2 of them in each validation set (0.2 would put 1: refused, issue 19)
+    assert main(["cohort", "split", str(clean_manifest), "--out", str(out), "--n-splits", "4",
+                 "--val-fraction", "0.3"]) == 0
     assert len(json.loads(out.read_text())["splits"]) == 4
     assert "wrote 4 splits" in capsys.readouterr().out
-    assert main(["--quiet", "cohort", "split", str(clean_manifest), "--out", str(out)]) == 2
+    assert main(["--quiet", "cohort", "split", str(clean_manifest), "--out", str(out), "--val-fraction", "0.3"]) == 2
     assert "exists" in capsys.readouterr().err
 
 

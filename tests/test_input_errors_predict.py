@@ -110,7 +110,7 @@ def test_a_full_or_read_only_disk_is_a_clear_error(tmp_path, capsys, monkeypatch
         raise OSError(code, "as the OS says it", str(path))
 
     monkeypatch.setattr(command, "save_splits", refuse)
-    assert main(["cohort", "split", str(clean_manifest), "--out", str(target)]) == 2
+    assert main(["cohort", "split", str(clean_manifest), "--out", str(target), "--val-fraction", "0.3"]) == 2
     line = _one_error_line(capsys)
     assert line.startswith(f"error: {target}: {words} ({errno.errorcode[code]})"), line
 
@@ -122,7 +122,7 @@ def test_an_os_error_without_a_file_name_names_the_output_folder(tmp_path, capsy
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(command, "save_splits", refuse)
-    assert main(["cohort", "split", str(clean_manifest), "--out", str(tmp_path / "s.json")]) == 2
+    assert main(["cohort", "split", str(clean_manifest), "--out", str(tmp_path / "s.json"), "--val-fraction", "0.3"]) == 2
     line = _one_error_line(capsys)
     assert line.startswith("error: no space left on the device (ENOSPC) while writing ") and "s.json" in line
 

@@ -7,7 +7,7 @@ import argparse
 from vcpred import console
 from vcpred.cohort.init_command import add_init
 from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
-from vcpred.cohort.splits import make_splits, save_splits
+from vcpred.cohort.splits import check_validation_size, make_splits, repeat_warning, save_splits
 from vcpred.cohort.summary import summarize
 from vcpred.cohort.validate import check_manifest, load_manifest
 
@@ -56,6 +56,11 @@ def run_check(args: argparse.Namespace) -> int:
 def run_split(args: argparse.Namespace) -> int:
     cohort = load_manifest(args.manifest, height_loss_threshold=args.height_loss)
     splits = make_splits(cohort, n_splits=args.n_splits, val_fraction=args.val_fraction, seed=args.seed)
+    # refused before anything is written: evaluate would find it only after every run is trained
+    check_validation_size(cohort, args.val_fraction)
+    warning = repeat_warning(splits, cohort, args.val_fraction, source=str(args.out))
+    if warning:
+        console.warn(warning)
     path = save_splits(args.out, splits, cohort=cohort, seed=args.seed,
                        val_fraction=args.val_fraction, overwrite=args.force)
     train, val = len(splits[0].train_ids), len(splits[0].val_ids)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,9 +21,92 @@ class Split(NamedTuple):
     val_ids: tuple[str, ...]
 
 
+MIN_VALIDATION_PER_CLASS = 2  # a Youden threshold, an AUC and its DeLong CI need two of each class
+
+
 def _validation_count(n_class: int, val_fraction: float) -> int:
     """Round to the nearest whole patient, keeping at least one patient of the class on each side."""
     return int(min(max(round(n_class * val_fraction), 1), n_class - 1))
+
+
+def _class_sizes(cohort: Cohort) -> tuple[int, int]:
+    """(cases, controls) among the labelled development patients."""
+    labels = [r.label for r in cohort.subset("development") if r.label is not None]
+    return labels.count(1), labels.count(0)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def check_validation_size(cohort: Cohort, val_fraction: float, *, option: str = "--val-fraction") -> None:
+    """SplitError unless every validation set of make_splits(cohort, val_fraction=...) holds at least
+    two cases and two controls: with fewer, `vcpred evaluate` cannot choose a split's threshold or
+    score it, which it would find only after every run is trained. `option` names the setting."""
+    cases, controls = _class_sizes(cohort)
+    val_cases, val_controls = _validation_count(cases, val_fraction), _validation_count(controls, val_fraction)
+    if min(val_cases, val_controls) >= MIN_VALIDATION_PER_CLASS:
+        return
+    need = MIN_VALIDATION_PER_CLASS
+    what = (f"{option} {val_fraction:g} of the {cases + controls} development patients ({_plural(cases, 'case')}, "
+            f"{_plural(controls, 'control')}) puts {_plural(val_cases, 'case')} and {_plural(val_controls, 'control')} "
+            f"in each validation set; every split needs at least {need} cases and {need} controls there (to choose "
+            "its threshold and score it)")
+    if min(cases, controls) < need + 1:
+        raise SplitError(f"{what}, and at least one more of each to train on: the development set needs at least "
+                         f"{need + 1} cases and {need + 1} controls; add patients")
+    fraction = next((f / 100 for f in range(int(val_fraction * 100) + 1, 100)
+                     if min(_validation_count(cases, f / 100), _validation_count(controls, f / 100)) >= need), None)
+    raise SplitError(f"{what}: use {option} {fraction:g} or more, or add patients")
+
+
+def check_validation_classes(splits: list[Split], cohort: Cohort, *, source: str = "splits") -> None:
+    """SplitError naming the splits (of a file) whose validation set has fewer than two cases or controls."""
+    labels = {r.patient_id: r.label for r in cohort.records}
+    short = []
+    for index, split in enumerate(splits):
+        val = [labels.get(p) for p in split.val_ids]
+        cases, controls = val.count(1), val.count(0)
+        if min(cases, controls) < MIN_VALIDATION_PER_CLASS:
+            short.append(f"split {index} ({_plural(cases, 'case')}, {_plural(controls, 'control')})")
+    if short:
+        more = f" and {len(short) - 5} more" if len(short) > 5 else ""
+        raise SplitError(f"{source}: the validation set of {', '.join(short[:5])}{more} holds fewer than "
+                         f"{MIN_VALIDATION_PER_CLASS} cases or controls; choosing a split's threshold and scoring it "
+                         f"need at least {MIN_VALIDATION_PER_CLASS} of each: make the splits again with a larger "
+                         "validation fraction")
+
+
+def repeated_splits(splits: list[Split]) -> dict[int, int]:
+    """{index: index of the earlier split it repeats} for splits with the same validation patients."""
+    first: dict[tuple[str, ...], int] = {}
+    repeats = {}
+    for index, split in enumerate(splits):
+        key = tuple(sorted(split.val_ids))
+        if key in first:
+            repeats[index] = first[key]
+        else:
+            first[key] = index
+    return repeats
+
+
+def repeat_warning(splits: list[Split], cohort: Cohort | None = None, val_fraction: float | None = None,
+                   *, source: str = "splits") -> str | None:
+    """The warning for splits that repeat an earlier one (None when all differ): they add no
+    information and make the spread over splits look smaller than it is."""
+    repeats = repeated_splits(splits)
+    if not repeats:
+        return None
+    listed = ", ".join(f"{i} = {j}" for i, j in list(repeats.items())[:5]) + (" ..." if len(repeats) > 5 else "")
+    possible = ""
+    if cohort is not None and val_fraction is not None:
+        cases, controls = _class_sizes(cohort)
+        count = (math.comb(cases, _validation_count(cases, val_fraction))
+                 * math.comb(controls, _validation_count(controls, val_fraction)))
+        possible = f"; this cohort and fraction allow only {count} different validation set(s)"
+    return (f"{source}: {len(repeats)} of the {len(splits)} splits repeat an earlier one (same validation patients: "
+            f"{listed}){possible}. Repeated splits add no information and make the spread over splits look smaller "
+            "than it is: use fewer splits, or a larger cohort")
 
 
 def make_splits(cohort: Cohort, n_splits: int = 10, val_fraction: float = 0.2,

@@ -23,6 +23,13 @@ def _save(fig, path: Path | io.BytesIO, dpi: int = 120) -> Path | io.BytesIO:
     return path
 
 
+def number(value, digits: int = 3) -> str:
+    """A number for a figure's text; 'n/a' for a missing or non-finite one (never 'nan')."""
+    import math
+
+    return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
+
+
 def png_bytes(fig, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (with the notice), for embedding in an HTML report."""
     return _save(fig, io.BytesIO(), dpi).getvalue()
@@ -36,8 +43,7 @@ def roc_figure(ev, path: Path) -> Path | None:
         if known["label"].nunique() < 2:
             continue
         fpr, tpr, _ = roc_curve(known["label"].astype(int), known["probability"])
-        auc = ens.metrics.get("auc")
-        ax.plot(fpr, tpr, label=f"{variant.label} (AUC {auc:.3f})")
+        ax.plot(fpr, tpr, label=f"{variant.label} (AUC {number(ens.metrics.get('auc'))})")
         drawn = True
     if not drawn:
         plt.close(fig)
@@ -53,7 +59,7 @@ def draw_calibration(ax, calibration: dict[str, dict]) -> None:
     for label, cal in calibration.items():
         curve = cal["curve"]
         ax.plot(curve["mean_predicted"], curve["observed_fraction"], marker="o",
-                label=f"{label} (slope {cal['slope']:.2f})")
+                label=f"{label} (slope {number(cal.get('slope'), 2)})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="mean predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
            title="Calibration, external set")

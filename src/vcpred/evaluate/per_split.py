@@ -44,6 +44,27 @@ def missing_reason(cases: int, controls: int, need: int = 2) -> str | None:
            f"and {count(controls, 'control')}"
 
 
+def ensemble_reason(metrics: dict | None, need: int = 2) -> str:
+    """Why a number of a split ensemble (evaluation.json `ensembles`, with its n and n_cases) that needs
+    `need` labelled patients of each class is n/a."""
+    metrics = metrics or {}
+    n, cases = metrics.get("n"), metrics.get("n_cases")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (n, cases)):
+        return "not scored"
+    return missing_reason(int(cases), int(n) - int(cases), need) or "not computed"
+
+
+def external_reason(metrics: dict | None, need: int = 2) -> str:
+    """ensemble_reason in words about the external set: 'the external set needs at least 2 labelled
+    cases and 2 controls; has 1 case and 2 controls'."""
+    reason = ensemble_reason(metrics, need)
+    if reason.startswith("needs"):
+        return f"the external set {reason}"
+    if reason == "no labelled patients":
+        return "the external set has no labelled patients"
+    return f"external set {reason}"
+
+
 def discrimination(labels: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
     """AUC with DeLong CI (>= 2 per class) and sensitivity/specificity (>= 1 per class); NaN otherwise."""
     cases, controls = int((labels == 1).sum()), int((labels == 0).sum())

@@ -1,7 +1,9 @@
 """Running an experiment's runs: skip finished ones, keep going past failures, local or SLURM.
 
 `local` runs in this process (jobs=1) or in N worker processes; `slurm` submits one job array
-through submitit (the `slurm` extra). Every run writes its own dir; finished dirs are skipped, so
+through submitit (the `slurm` extra) to SLURM, named explicitly: without `sbatch` and `srun` on PATH
+it is an error before anything is written, never a silent fall back to this machine. Pre-trained
+weights every configuration still to train needs are checked before the first run. Every run writes its own dir; finished dirs are skipped, so
 an interrupted experiment resumes where it stopped.
 
 A run counts as finished only for the same inputs (vcpred.training.run.run_state: resolved
@@ -29,6 +31,7 @@ from vcpred.errors import ConfigError, VcpredError
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.runs import unfinished_reason
 from vcpred.experiment.grid import RunSpec
+from vcpred.experiment.preflight import check_slurm, check_weights
 from vcpred.hashing import atomic_write
 from vcpred.workers import worker_pool
 
@@ -147,6 +150,8 @@ def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "l
                    submitit_cluster: str | None = None, retrain_stale: bool = False) -> ExperimentSummary:
     if executor not in ("local", "slurm"):
         raise ConfigError(f"executor must be 'local' or 'slurm', got {executor!r}")
+    if executor == "slurm" and submitit_cluster in (None, "slurm"):
+        check_slurm()  # before anything is written; never a silent fall back to this machine
     runs = Path(runs)
     runs.mkdir(parents=True, exist_ok=True)
     planner = _Planner()
@@ -159,6 +164,7 @@ def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "l
         _write_status(runs, specs, planner, {}, states)
         raise _stale_error(stale, runs)
     todo = [s for s in specs if states[_label(s)].state != "finished"]
+    check_weights(todo)  # every configuration still to train, before the first run
     if skipped:
         console.say(f"{len(skipped)} run(s) already finished: skipped")
     if stale:
@@ -195,15 +201,121 @@ def _run_local(todo: list[RunSpec], runs: Path, jobs: int, retrain_stale: bool,
 
 
 def _run_submitit(todo, runs, folder, params, cluster, retrain_stale) -> dict[str, tuple[str, str]]:
+    """One job array through submitit. cluster None means SLURM, named explicitly (cluster='slurm'):
+    submitit's auto-detection would fall back to running the jobs on this machine. Tests may pass
+    'local' or 'debug' to run the same path without SLURM."""
     try:
         import submitit
     except ImportError:
         raise ConfigError("the slurm executor needs submitit: pip install 'vcpred[slurm]'") from None
-    executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
-    executor.update_parameters(**params)
-    jobs = executor.map_array(run_one, todo, [str(runs)] * len(todo), [0] * len(todo), [retrain_stale] * len(todo))
-    console.say(f"submitted {len(jobs)} run(s) as a job array; logs in {folder}")
-    return {_label(spec): job.result() for spec, job in zip(todo, jobs)}
+    if not todo:
+        return {}
+    cluster = cluster or "slurm"
+    try:
+        executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
+        executor.update_parameters(**params)
+    except (ValueError, TypeError, RuntimeError) as exc:  # unknown --slurm-params, no srun
+        raise ConfigError(f"--executor slurm: {exc}") from None
+    try:
+        jobs = executor.map_array(run_one, todo, [str(runs)] * len(todo), [0] * len(todo),
+                                  [retrain_stale] * len(todo))
+    except Exception as exc:  # sbatch refused the array (partition, limits, controller down)
+        raise VcpredError(f"--executor slurm: submitting {len(todo)} run(s) failed, nothing was trained: "
+                          f"{str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__}; the "
+                          f"submission files are in {folder}") from None
+    if cluster == "slurm":
+        _without_sacct(jobs)
+    ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
+    where = f"SLURM job {', '.join(ids)}" if cluster == "slurm" else f"submitit's {cluster} executor"
+    console.say(f"submitted {len(jobs)} run(s) as a job array ({where}); logs in {folder}")
+    return _wait({_label(spec): job for spec, job in zip(todo, jobs)}, folder, slurm=cluster == "slurm")
+
+
+ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
+         "REVOKED", "TIMEOUT"}
+POLL_S, GRACE_S = 3.0, 60.0  # a result file may appear a little after SLURM says the job ended (shared file systems)
+
+
+def _squeue_states(job_ids: list[str]) -> dict[str, str] | None:
+    """{task id '123_4': state} of the jobs SLURM still knows (None when squeue does not answer)."""
+    import subprocess
+
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)], capture_output=True,
+                             text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return dict(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+
+
+def _outcome(job, folder) -> tuple[str, str]:
+    try:
+        return job.result()
+    except Exception as exc:  # the job died outside run_one (timeout, node failure, out of memory)
+        message = str(exc).strip().splitlines()
+        return "failed", f"SLURM job {job.job_id} failed: {message[-1] if message else type(exc).__name__}; log in {folder}"
+
+
+def _wait(jobs: dict, folder, *, slurm: bool) -> dict[str, tuple[str, str]]:
+    """Every job's (status, message) as jobs end. A job is done when its result file exists (or sacct
+    says so); on SLURM, a job that squeue reports ended, or no longer knows, without a result file
+    after a grace period is failed, so a cluster without accounting (no sacct) never waits forever."""
+    pending, results, ended_since = dict(jobs), {}, {}
+    try:
+        _poll(pending, results, ended_since, folder, slurm)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the jobs still queued or running are cancelled, not left behind
+        for job in pending.values():
+            try:
+                job.cancel(check=False)
+            except Exception:  # noqa: BLE001 (best effort while stopping)
+                pass
+        raise
+    return results
+
+
+def _poll(pending: dict, results: dict, ended_since: dict, folder, slurm: bool) -> None:
+    while pending:
+        for label, job in list(pending.items()):
+            if job.done():
+                results[label] = _outcome(job, folder)
+                del pending[label]
+        if not pending:
+            break
+        states = _squeue_states([str(j.job_id) for j in pending.values()]) if slurm else None
+        now = time.monotonic()
+        for label, job in list(pending.items()):
+            state = None if states is None else states.get(str(job.job_id), "GONE")
+            if state is None or (state.split()[0] not in ENDED and state != "GONE"):
+                ended_since.pop(label, None)
+                continue
+            if now - ended_since.setdefault(label, now) > GRACE_S:
+                why = "is no longer known to SLURM" if state == "GONE" else f"ended {state}"
+                results[label] = ("failed", f"SLURM job {job.job_id} {why} without a result; its log is in {folder}")
+                del pending[label]
+        time.sleep(POLL_S)
+
+
+def _without_sacct(jobs: list) -> None:
+    """submitit reads job states with `sacct`, which fails where SLURM accounting is not enabled (it then
+    prints an error and warns on every poll). When a probe fails, its state reader is switched off:
+    results are read from the jobs' result files, failures from squeue (_wait)."""
+    import subprocess
+
+    try:
+        probe = subprocess.run(["sacct", "-n", "-j", str(jobs[0].job_id).split("_")[0]], capture_output=True,
+                               timeout=60)
+        if probe.returncode == 0:
+            return
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    console.warn("sacct does not answer here (SLURM accounting not enabled?): vcpred reads the jobs' result files "
+                 "and squeue instead")
+    watcher = getattr(jobs[0], "watcher", None)
+    if watcher is not None and hasattr(watcher, "_make_command"):
+        watcher._make_command = lambda: None  # submitit's shared watcher: no sacct calls
 
 
 # --- the status file ------------------------------------------------------------------------------

@@ -17,7 +17,9 @@ grid key whose last part is `key` (lists are joined with '+', empty lists read '
 Unknown keys are errors everywhere (a misspelled `trainig:` would otherwise train with the
 defaults); top-level keys starting with `x-` are ignored, as a place for YAML anchors. When the
 splits file exists, the seed, n_splits and val_fraction the experiment names must be the ones it was
-made with.
+made with (n_splits is counted in the file; a file that records no seed or fraction must be the
+splits those settings make). Every validation set needs at least 2 cases and 2 controls, checked
+before any training; splits that repeat an earlier one are warned about.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from vcpred import console
 from vcpred.cohort import load_manifest, load_splits, make_splits, save_splits
+from vcpred.cohort.splits import check_validation_classes, check_validation_size, repeat_warning
 from vcpred.errors import ConfigError
 from vcpred.training.config import TrainConfig, read_yaml_mapping
 
@@ -98,8 +102,11 @@ def expand_entry(entry: dict) -> list[dict]:
     return expanded
 
 
-def _splits_file(data: dict, base: Path, manifest: Path) -> tuple[Path, int]:
-    """The splits file, made with the given parameters when it does not exist yet."""
+def _splits_file(data: dict, base: Path, manifest: Path, *, write: bool = True) -> tuple[Path, int]:
+    """The splits file, made with the given parameters when it does not exist yet (only counted, not
+    written, when not `write`: `experiment --list` writes nothing). Refused before any training:
+    validation sets with fewer than 2 cases or controls, and a file made with other parameters than
+    the experiment names; splits that repeat are warned about."""
     spec = data.get("splits") or {}
     spec = {"file": spec} if isinstance(spec, str) else spec
     if not isinstance(spec, dict):
@@ -108,31 +115,58 @@ def _splits_file(data: dict, base: Path, manifest: Path) -> tuple[Path, int]:
     path = base / spec.get("file", "splits.json")
     cohort = load_manifest(manifest)
     params = {k: spec[k] for k in ("n_splits", "val_fraction", "seed") if k in spec}
-    if not path.exists():
+    fraction = params.get("val_fraction", 0.2)
+    if path.exists():
+        splits = load_splits(path, cohort)
+        _check_splits_params(path, params, splits, cohort)
+        check_validation_classes(splits, cohort, source=str(path))
+    else:
+        check_validation_size(cohort, fraction, option="splits: val_fraction")
         splits = make_splits(cohort, **params)
-        save_splits(path, splits, cohort=cohort, seed=params.get("seed", 0),
-                    val_fraction=params.get("val_fraction", 0.2))
-    splits = load_splits(path, cohort)
-    _check_splits_params(path, params)
+        if write:
+            save_splits(path, splits, cohort=cohort, seed=params.get("seed", 0), val_fraction=fraction)
+    warning = repeat_warning(splits, cohort, _recorded(path).get("val_fraction", fraction), source=str(path))
+    if warning:
+        console.warn(warning)
     return path, len(splits)
 
 
-def _check_splits_params(path: Path, params: dict) -> None:
-    """The splits file was made with the parameters the experiment names (they are not silently ignored)."""
+def _recorded(path: Path) -> dict:
+    """The parameters a splits file records ({} when it records none or does not exist)."""
     try:
         made = json.loads(path.read_text())
     except (OSError, ValueError):
-        return  # load_splits has read it: a format without the record
-    differ = [f"{k} {made.get(k)!r}" for k, v in params.items() if k in made and made.get(k) != v]
+        return {}
+    return made if isinstance(made, dict) else {}
+
+
+def _check_splits_params(path: Path, params: dict, splits: list, cohort) -> None:
+    """The splits file was made with the parameters the experiment names (they are not silently
+    ignored): its number of splits always; seed and val_fraction as the file records them, and when
+    it records none (made by another tool), by making the splits again and comparing."""
+    made = _recorded(path)
+    actual = {**{k: made[k] for k in ("seed", "val_fraction") if k in made}, "n_splits": len(splits)}
+    differ = [k for k, v in params.items() if k in actual and actual[k] != v]
+    if not differ and any(k not in actual for k in params):
+        remade = make_splits(cohort, **{"n_splits": len(splits), **params})
+        if [(sorted(a.train_ids), sorted(a.val_ids)) for a in remade] != \
+                [(sorted(b.train_ids), sorted(b.val_ids)) for b in splits]:
+            unrecorded = ", ".join(k for k in params if k not in actual)
+            raise ConfigError(f"{path} does not record its {unrecorded}, and the experiment's splits settings "
+                              f"({', '.join(f'{k} {v!r}' for k, v in params.items())}) make other splits; to use the "
+                              f"file as it is, name only its file in the experiment (splits: {{file: {path.name}}}), "
+                              f"or move {path.name} away to make new splits")
     if differ:
-        asked = ", ".join(f"{k} {v!r}" for k, v in params.items() if made.get(k) != v)
-        raise ConfigError(f"{path} was made with {', '.join(differ)} but the experiment asks for {asked}; to make "
+        found = ", ".join(f"{k} {actual[k]!r}" for k in differ)
+        asked = ", ".join(f"{k} {params[k]!r}" for k in differ)
+        raise ConfigError(f"{path} was made with {found} but the experiment asks for {asked}; to make "
                           f"new splits, move {path.name} away (runs trained on the old splits then count as stale), "
                           "or set the experiment's splits back to the file's")
 
 
-def load_experiment(path: str | Path) -> list[RunSpec]:
-    """Every (configuration, split) run of an experiment config, in a stable order."""
+def load_experiment(path: str | Path, *, write_splits: bool = True) -> list[RunSpec]:
+    """Every (configuration, split) run of an experiment config, in a stable order. The splits file is
+    made when missing, unless not write_splits (then the runs are only listed: nothing is written)."""
     path = Path(path)
     data = read_yaml_mapping(path, "experiment config")
     _check_keys(data, TOP_LEVEL, str(path), extension=True)
@@ -140,7 +174,7 @@ def load_experiment(path: str | Path) -> list[RunSpec]:
         raise ConfigError(f"{path} must list `configurations`")
     base = path.parent
     manifest = base / str(data.get("manifest", ""))
-    splits, n_splits = _splits_file(data, base, manifest)
+    splits, n_splits = _splits_file(data, base, manifest, write=write_splits)
     runs, names = [], set()
     for entry in data["configurations"]:
         for item in expand_entry(entry):

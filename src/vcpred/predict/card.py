@@ -13,6 +13,7 @@ import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
 from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
+from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.variants import Variant
 from vcpred.predict.method import clinical_step, finite, loss_text, run_loss, validation_uses
 
@@ -76,7 +77,7 @@ def _mean_sd(mean, sd) -> str:
 def _ensemble_lines(row: pd.Series, ensemble: dict) -> list[str]:
     """External performance of the split ensemble (the exported model's own output)."""
     if not finite(row.get("ensemble_auc", math.nan)):
-        return ["- external ensemble: not scored (no labelled external patients of both classes)"]
+        return [f"- external ensemble: not scored ({external_reason(ensemble)})"]
     return [
         f"- **external AUC of the ensemble (the exported model): {_fmt(row['ensemble_auc'])} "
         f"(95 % CI {_fmt(row.get('ensemble_auc_ci_low'))}-{_fmt(row.get('ensemble_auc_ci_high'))}, DeLong)**, "
@@ -107,13 +108,17 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]
     lines = ["| set | AUC mean (SD) | sensitivity | specificity | splits |", "|---|---|---|---|---|"]
+    ensemble = evaluation.get("ensembles", {}).get(variant, {})
     for _, row in rows.iterrows():
-        lines.append(f"| {row['set']} | {_mean_sd(row['auc_mean'], row['auc_sd'])} | "
+        auc = _mean_sd(row["auc_mean"], row["auc_sd"])
+        if row["set"] == "external" and not finite(row["auc_mean"]):  # every split scores the same external set
+            auc = f"n/a ({external_reason(ensemble)})"
+        lines.append(f"| {row['set']} | {auc} | "
                      f"{_fmt(row['sensitivity_mean'])} | {_fmt(row['specificity_mean'])} | {row['n_splits']} |")
     lines.append(f"\nSource: {path} (variant {variant!r}); mean (SD) over split models at each split's threshold.\n")
     external = rows[rows["set"] == "external"]
     if not external.empty:
-        lines += _ensemble_lines(external.iloc[0], evaluation.get("ensembles", {}).get(variant, {}))
+        lines += _ensemble_lines(external.iloc[0], ensemble)
     return lines
 
 

@@ -3,6 +3,7 @@ ensembles' numbers (evaluation.json), and subgroup metrics when the evaluation h
 
 from __future__ import annotations
 
+from vcpred.evaluate.per_split import external_reason
 from vcpred.predict.method import finite
 from vcpred.report.figures import calibrated, calibration_png, decision_png, roc_png, shown_variants
 from vcpred.report.html import Html, note, png_image, section, table, tag
@@ -21,8 +22,9 @@ def ensemble_table(inputs: ReportInputs) -> Html:
     rows = []
     for variant, m in inputs.evaluation.get("ensembles", {}).items():
         name = tag("strong", variant) if variant == inputs.chosen else variant
-        rows.append([name, f"{_number(m.get('auc'), 4)} ({_number(m.get('auc_ci_low'), 4)}-"
-                           f"{_number(m.get('auc_ci_high'), 4)})",
+        auc = (f"{_number(m.get('auc'), 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)})"
+               if finite(m.get("auc")) else f"n/a ({external_reason(m)})")
+        rows.append([name, auc,
                      _number(m.get("threshold")), _number(m.get("sensitivity")), _number(m.get("specificity")),
                      _number(m.get("calibration_slope")), _number(m.get("calibration_intercept")),
                      _number(m.get("brier")), f"{_count(m.get('n'))} ({_count(m.get('n_cases'))} events)"])
@@ -47,10 +49,12 @@ def subgroup_table(inputs: ReportInputs) -> Html:
                                         "threshold (small groups: wide or missing CIs)")
 
 
-NEEDS_BOTH = "the external set needs labelled patients of both classes"
+def _why_not(inputs: ReportInputs, need: int = 2) -> str:
+    """Why a figure of the chosen variant's external ensemble cannot be drawn, from its counts."""
+    return external_reason(inputs.evaluation.get("ensembles", {}).get(inputs.chosen), need)
 
 
-def _figure(png: bytes | None, alt: str, caption: str, why_not: str = NEEDS_BOTH) -> Html:
+def _figure(png: bytes | None, alt: str, caption: str, why_not: str) -> Html:
     if png is None:
         return note(f"{alt}: not drawn ({why_not}).")
     return tag("figure", png_image(png, alt), tag("figcaption", caption))
@@ -63,8 +67,7 @@ def _calibration(inputs: ReportInputs, shown: list[str]) -> Html:
     missing = f"no calibration slope could be estimated for {', '.join(left_out)}" if left_out else ""
     caption = f"Calibration of the ensembles of {', '.join(drawn)} (10 bins)."
     caption += f" Not drawn: {missing}." if missing else ""
-    return _figure(calibration_png(inputs, shown), "calibration plot", caption,
-                   missing or f"{NEEDS_BOTH}, at least two of each")
+    return _figure(calibration_png(inputs, shown), "calibration plot", caption, missing or _why_not(inputs))
 
 
 def performance_section(inputs: ReportInputs) -> Html:
@@ -73,9 +76,11 @@ def performance_section(inputs: ReportInputs) -> Html:
         "performance", "Discrimination, calibration and decision curves (external set)",
         _figure(roc_png(inputs), "ROC curves",
                 "ROC curves on the external set, one panel per variant: the band spans the split models "
-                "(min to max sensitivity), the dashed line is their mean, the red line the split ensemble."),
+                "(min to max sensitivity), the dashed line is their mean, the red line the split ensemble.",
+                _why_not(inputs, need=1)),
         ensemble_table(inputs),
         tag("div", _calibration(inputs, shown),
             _figure(decision_png(inputs, shown), "decision curve",
-                    "Net benefit of acting on the ensemble's probability vs treating all or none."), cls="pair"),
+                    "Net benefit of acting on the ensemble's probability vs treating all or none.",
+                    _why_not(inputs)), cls="pair"),
         tag("h3", "Subgroups"), subgroup_table(inputs))

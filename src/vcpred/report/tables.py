@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.predict.method import clinical_step, validation_uses
 from vcpred.report.html import Html, bullet_list, join, note, section, table, tag
@@ -20,11 +21,12 @@ def _four(value) -> str:
     return "n/a" if value is None or pd.isna(value) else f"{value:.4f}"
 
 
-def ensemble_ci(row: pd.Series) -> str:
-    """'0.8254 (0.7001-0.9507)': the split ensemble's AUC with its DeLong 95 % CI ('n/a' where missing)."""
+def ensemble_ci(row: pd.Series, ensemble: dict | None = None) -> str:
+    """'0.8254 (0.7001-0.9507)': the split ensemble's AUC with its DeLong 95 % CI ('n/a' and why where
+    missing; ensemble: its evaluation.json entry, with the counts that say why)."""
     auc = row.get("ensemble_auc", math.nan)
     if auc is None or pd.isna(auc):
-        return "n/a (needs labelled external patients of both classes)"
+        return f"n/a ({external_reason(ensemble)})"
     return f"{auc:.4f} ({_four(row.get('ensemble_auc_ci_low'))}-{_four(row.get('ensemble_auc_ci_high'))})"
 
 
@@ -48,7 +50,8 @@ def comparison_table(inputs: ReportInputs, variants: list[str], set_name: str, c
     for variant in variants:
         row = summary.loc[(variant, set_name)]
         cells = [*_model_cells(inputs, row["configuration"], row), *_set_cells(row, alpha)]
-        rows.append(cells + ([ensemble_ci(row)] if set_name == "external" else []))
+        ensemble = inputs.evaluation.get("ensembles", {}).get(variant)
+        rows.append(cells + ([ensemble_ci(row, ensemble)] if set_name == "external" else []))
     header = ["variant", "backbone / weights", "method", "clinical", "AP", *SET_COLUMNS]
     header += ["ensemble AUC (95 % CI)"] if set_name == "external" else []
     return table(header, rows, caption=caption, cls="numbers")

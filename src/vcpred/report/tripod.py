@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vcpred.cohort.summary import event_counts
+from vcpred.evaluate.per_split import external_reason
 from vcpred.predict.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
 from vcpred.report.html import Html, section, tag, text
 from vcpred.report.inputs import ReportInputs
@@ -277,7 +278,7 @@ def _open_science(f: dict) -> dict[str, tuple[str, str]]:
 def _results(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str, str]]:
     dev, ext, ens = f["dev"], f["ext"], f["ens"]
     auc = (f"{_number(ens.get('auc'))} (DeLong 95 % CI {_number(ens.get('auc_ci_low'))}-"
-           f"{_number(ens.get('auc_ci_high'))})" if finite(ens.get("auc")) else "n/a (not scored)")
+           f"{_number(ens.get('auc_ci_high'))})" if finite(ens.get("auc")) else f"n/a ({external_reason(ens)})")
     subgroups = (" Subgroups: AUC with DeLong CIs, sensitivity and specificity without." if f["subgroups"]
                  else " No subgroup metrics.")
     return {
