@@ -188,7 +188,8 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
         shown = run_viewer(driver, url, study_zip, patient, clinical)
         assert shown["status"] == "prediction done", shown
         assert all(abs(a - b) <= 1 for a, b in zip(shown["box"], patient["box"])), shown
-        assert shown["risk"] in ("High risk of collapse", "Low risk of collapse")
+        assert shown["risk"] in ("High risk of collapse", "Low risk of collapse",
+                                 "Borderline: the split models fall on both sides of the threshold")
         assert re.fullmatch(r"Probability of collapse \d+\.\d % \(risk threshold \d+\.\d %\)", shown["probability"])
         assert shown["frames"] == shown["per_frame_rows"] == 5 and shown["overlay"] == "drawn"
         assert "Research use only, not a medical device" in driver.find_element("id", "result-panel").text

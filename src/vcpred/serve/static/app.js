@@ -568,6 +568,7 @@ function updateRoi() {
   if (!ready) {
     $("roi-info").textContent = "Scroll to the central slice of the fractured vertebra and drag a box around its body.";
     delete $("roi-info").dataset.box;
+    delete $("roi-info").dataset.slice;
     return;
   }
   const [r0, c0, r1, c1] = state.roi.box;
