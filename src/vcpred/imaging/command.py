@@ -21,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prepare", help="N4, ROI crop, adjacent frames: write the prepared store models train on",
         description="Read every patient's sagittal series, correct the bias field (N4), crop the "
                     "fractured vertebra on the main and adjacent slices, normalise and resize; one .npz "
-                    "per patient in STORE. Unchanged patients are skipped on re-runs (docs/imaging.md).")
+                    "per patient in STORE, and a QC sheet STORE/qc.html. Unchanged patients are skipped on "
+                    "re-runs (docs/imaging.md).")
     parser.add_argument("manifest")
     parser.add_argument("--out", required=True, metavar="STORE", help="prepared store folder (new or existing store)")
     parser.add_argument("--frames", type=int, default=2, metavar="K",
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--channels", choices=("auto", "repeat", "stack"), default="auto",
                         help="repeat one sequence 3 times, or stack sequences (auto: by count)")
     parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=UID_OR_DESCRIPTION",
-                        help="choose the series in DICOM folders holding several (repeatable)")
+                        help="choose the series in DICOM folders or zips holding several (repeatable); a "
+                             "patient's series_<sequence> manifest column wins")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="frame dtype in the store")
     parser.add_argument("--jobs", type=int, default=1, help="patients prepared in parallel (default 1)")
     parser.add_argument("--force", action="store_true", help="prepare every patient again, even unchanged ones")
