@@ -32,6 +32,7 @@ COMMANDS = {
     "validate": ("vcpred.validate.command", "score an exported model on a labelled cohort (external validation)"),
     "report": ("vcpred.report.command", "the study-style HTML report of an evaluation"),
     "serve": ("vcpred.serve.command", "local web viewer: load an MRI, draw the ROI, see the risk"),
+    "annotate": ("vcpred.serve.annotate_command", "place each patient's ROI in the viewer; saves into the manifest"),
 }
 
 
