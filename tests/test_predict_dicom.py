@@ -80,3 +80,25 @@ def test_secondary_capture_from_nifti_says_it_has_no_patient(tmp_path, capsys):
     assert sc.PatientID == "case 7" and sc.PatientName == "case 7" and sc.PatientBirthDate == ""
     assert "the input was not DICOM" in sc.ImageComments
     assert "heatmap_sc.dcm: the input was not DICOM" in capsys.readouterr().err
+
+
+def test_predict_manifest_reads_each_patients_series_column(tmp_path, capsys):
+    import pandas as pd
+
+    from conftest import MANIFEST_HEADER, patient_row, write_manifest
+
+    for i in range(2):
+        two_series_study(tmp_path / f"P{i:03d}", seed=i)
+    roi = {"roi_slice": 4, "roi_row_min": 12, "roi_col_min": 14, "roi_row_max": 28, "roi_col_max": 34}
+    rows = [patient_row(0, image_t2="P000", series_t2="STIR SAG", **roi),
+            patient_row(1, image_t2="P001", series_t2="", **roi)]
+    manifest = write_manifest(tmp_path, rows, MANIFEST_HEADER + ["series_t2"], make_images=False)
+    model = exported("vitlora", **VIT)
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]) == 0
+    table = pd.read_csv(out / "predictions.csv", keep_default_na=False)
+    assert table.loc[0, "error"] == "" and "mixes 2 series" in table.loc[1, "error"]
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--manifest", str(manifest), "--series", "t2=T2 SAG",
+                 "--out", str(tmp_path / "out2")]) == 2
+    assert "with --manifest give each patient's in its series_<sequence> column" in capsys.readouterr().err
