@@ -297,6 +297,25 @@ def create_app(bundle: Bundle, settings: ServeSettings | None = None) -> Starlet
     """The web viewer for one loaded model bundle."""
     settings = settings or ServeSettings()
     check_bundle(bundle)
+    study = "/api/studies/{study_id:str}"
+    routes = [
+        Route("/", index), Route("/api/model", model_info), Route("/api/local", list_local),
+        Route("/api/studies", upload, methods=["POST"]), Route("/api/studies/local", open_local, methods=["POST"]),
+        Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
+        Route(f"{study}/close", close_study, methods=["POST"]),  # navigator.sendBeacon can only POST
+        Route(f"{study}/series", select_series, methods=["POST"]), Route(f"{study}/volume", volume),
+        Route(f"{study}/predict", predict, methods=["POST"]), Route(f"{study}/heatmap", heatmap),
+        Route(study + "/{name:str}", download),
+    ]
+    app = viewer_app(routes, settings)
+    app.state.bundle = bundle
+    app.state.predictions = PredictionGate(settings.max_predictions)
+    return app
+
+
+def viewer_app(routes: list, settings: ServeSettings) -> Starlette:
+    """The routes (and the static files) behind the guard and security headers, with a study store
+    whose studies are reaped when idle and all deleted when the server stops (serve and annotate)."""
     store = StudyStore(settings.study_timeout_s, settings.workdir, settings.max_studies)  # sweeps dead servers' folders
 
     @contextlib.asynccontextmanager
@@ -308,22 +327,10 @@ def create_app(bundle: Bundle, settings: ServeSettings | None = None) -> Starlet
             task.cancel()
             store.close_all()  # nothing of any patient outlives the server
 
-    study = "/api/studies/{study_id:str}"
-    routes = [
-        Route("/", index), Route("/api/model", model_info), Route("/api/local", list_local),
-        Route("/api/studies", upload, methods=["POST"]), Route("/api/studies/local", open_local, methods=["POST"]),
-        Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
-        Route(f"{study}/close", close_study, methods=["POST"]),  # navigator.sendBeacon can only POST
-        Route(f"{study}/series", select_series, methods=["POST"]), Route(f"{study}/volume", volume),
-        Route(f"{study}/predict", predict, methods=["POST"]), Route(f"{study}/heatmap", heatmap),
-        Route(study + "/{name:str}", download),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
     # Outermost first: every answer gets the security headers, a bug answers a JSON 500, and no
     # route runs for a foreign Host or a cross-site request.
     middleware = [Middleware(SecurityHeaders), Middleware(InternalErrors), Middleware(RequestGuard, settings=settings)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
-                    exception_handlers={HTTPException: http_error})
-    app.state.bundle, app.state.settings, app.state.store = bundle, settings, store
-    app.state.predictions = PredictionGate(settings.max_predictions)
+    app = Starlette(routes=[*routes, Mount("/static", StaticFiles(directory=STATIC), name="static")],
+                    lifespan=lifespan, middleware=middleware, exception_handlers={HTTPException: http_error})
+    app.state.settings, app.state.store = settings, store
     return app

@@ -86,6 +86,17 @@ def clinical_value(name: str, value):
     raise RequestTypeError(f"clinical value {name!r} must be a number or short text, not {shown}")
 
 
+def read_roi(body: dict) -> tuple[int, tuple[int, int, int, int]]:
+    """(slice, box) of a request body's 'slice' and 'box' fields, each checked for its JSON type."""
+    roi_slice = whole_number(body.get("slice"), "draw the ROI: 'slice' must be a whole number (the ROI slice, "
+                                                "counting from 0)")
+    box_message = "draw the ROI: 'box' must be four whole numbers [row_min, col_min, row_max, col_max]"
+    raw_box = body.get("box")
+    if not isinstance(raw_box, list) or len(raw_box) != 4:
+        raise RoiInputError(box_message)
+    return roi_slice, tuple(whole_number(v, box_message) for v in raw_box)
+
+
 @dataclass
 class PredictRequest:
     slice: int
@@ -103,13 +114,7 @@ class PredictRequest:
         if unknown:
             raise RequestTypeError(f"unknown field(s) {', '.join(map(str, unknown))}; a prediction takes "
                                    f"{', '.join(FIELDS)}")
-        roi_slice = whole_number(body.get("slice"), "draw the ROI: 'slice' must be a whole number (the ROI slice, "
-                                                    "counting from 0)")
-        box_message = "draw the ROI: 'box' must be four whole numbers [row_min, col_min, row_max, col_max]"
-        raw_box = body.get("box")
-        if not isinstance(raw_box, list) or len(raw_box) != 4:
-            raise RoiInputError(box_message)
-        box = tuple(whole_number(v, box_message) for v in raw_box)
+        roi_slice, box = read_roi(body)
         clinical = body.get("clinical")
         if clinical is None:
             clinical = {}
@@ -132,10 +137,14 @@ class PredictRequest:
 
 def check_roi(request: PredictRequest, shape: tuple[int, int, int]) -> None:
     """The box must lie inside the image, on an existing slice (the page draws it there)."""
+    check_box(request.slice, request.box, shape)
+
+
+def check_box(roi_slice: int, box: tuple[int, int, int, int], shape: tuple[int, int, int]) -> None:
     slices, rows, cols = shape
-    r0, c0, r1, c1 = request.box
-    if not 0 <= request.slice < slices:
-        raise RoiInputError(f"ROI slice {request.slice} is outside the volume (slices 0 to {slices - 1})")
+    r0, c0, r1, c1 = box
+    if not 0 <= roi_slice < slices:
+        raise RoiInputError(f"ROI slice {roi_slice} is outside the volume (slices 0 to {slices - 1})")
     if not (0 <= r0 < r1 <= rows and 0 <= c0 < c1 <= cols):
         raise RoiInputError(f"ROI box rows {r0}-{r1}, columns {c0}-{c1} is empty or outside the "
                             f"{rows} x {cols} image; draw it around the vertebral body")
