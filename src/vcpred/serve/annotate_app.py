@@ -1,0 +1,80 @@
+"""The viewer in annotation mode (`vcpred annotate`, docs/annotate.md): no model; the cohort's
+patients one by one, each save writing that patient's ROI into the manifest.
+
+The page, the guard (Host allow-list, cross-site checks, body limits), the study store and the
+volume routes are those of `vcpred serve` (app.py); the page switches to annotation mode from the
+`data-mode` attribute this app puts on its <body>.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from vcpred.errors import VcpredError
+from vcpred.imaging.pipeline import PrepareParams
+from vcpred.serve.annotate_session import AnnotateSession
+from vcpred.serve.app import STATIC, close_study, error_response, get_study, new_study, read_json, viewer_app, volume
+from vcpred.serve.inference import read_roi
+from vcpred.serve.loading import READING
+from vcpred.serve.settings import ServeSettings
+
+BODY = '<body data-state="empty">'
+
+
+def annotate_page() -> str:
+    page = (STATIC / "index.html").read_text(encoding="utf-8")
+    if BODY not in page:  # the page was edited: annotation mode would silently not start
+        raise RuntimeError(f"index.html has no {BODY!r} to mark annotation mode on")
+    return page.replace(BODY, '<body data-state="empty" data-mode="annotate">', 1)
+
+
+async def index(request: Request) -> HTMLResponse:
+    return HTMLResponse(annotate_page())
+
+
+def session_state(session: AnnotateSession) -> dict:
+    """The patients and progress, and the frames `vcpred prepare` reads by default (the page's strip)."""
+    params = PrepareParams()
+    return {**session.public(), "k": params.k, "edge": params.edge, "margin": params.margin}
+
+
+async def state(request: Request) -> JSONResponse:
+    return JSONResponse(session_state(request.app.state.session))
+
+
+async def open_patient(request: Request) -> JSONResponse:
+    session: AnnotateSession = request.app.state.session
+    index, settings = request.path_params["index"], request.app.state.settings
+
+    def load(study):
+        with study.lock, READING:
+            session.load(index, study, settings)
+    return await new_study(request, lambda study: run_in_threadpool(load, study))
+
+
+async def save_roi(request: Request) -> JSONResponse:
+    session: AnnotateSession = request.app.state.session
+    try:
+        roi_slice, box = read_roi(await read_json(request))
+        patient = await run_in_threadpool(session.save, request.path_params["index"], roi_slice, box)
+    except VcpredError as exc:
+        return error_response(request, exc)
+    return JSONResponse({"patient": patient.public(), **session.progress()})
+
+
+def create_annotate_app(session: AnnotateSession, settings: ServeSettings | None = None):
+    """The annotation viewer over one session (the caller holds its manifest lock)."""
+    patient = "/api/annotate/patients/{index:int}"
+    study = "/api/studies/{study_id:str}"
+    routes = [
+        Route("/", index), Route("/api/annotate", state),
+        Route(f"{patient}/open", open_patient, methods=["POST"]), Route(f"{patient}/roi", save_roi, methods=["POST"]),
+        Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
+        Route(f"{study}/close", close_study, methods=["POST"]), Route(f"{study}/volume", volume),
+    ]
+    app = viewer_app(routes, settings or ServeSettings())
+    app.state.session = session
+    return app

@@ -1,0 +1,142 @@
+"""One `vcpred annotate` session: the manifest's patients, their ROIs, progress, reading a patient's
+image the way `vcpred prepare` does, and saving a box into the manifest (annotate_manifest.py).
+
+The image shown is the patient's first `image_<sequence>` column (the grid `prepare` crops on),
+read by `vcpred.imaging.read_volume` with the row's `series_<sequence>`: the same canonical volume,
+so a saved box is in exactly the coordinates `prepare` and `predict` use (0-based, max exclusive).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from vcpred import locking
+from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, parse_int, \
+    read_manifest_table
+from vcpred.errors import ImageReadError, ManifestError
+from vcpred.serve.annotate_manifest import ManifestFile
+from vcpred.serve.errors import NotReady, StudyNotFound
+from vcpred.serve.inference import check_box
+from vcpred.serve.limits import check_shape
+from vcpred.serve.series import SeriesEntry, identity_of
+from vcpred.serve.settings import ServeSettings
+from vcpred.serve.studies import Study
+
+
+def lock_path(manifest: Path) -> Path:
+    return Path(manifest).with_name(Path(manifest).name + ".annotate.lock")
+
+
+@contextlib.contextmanager
+def annotation_lock(manifest: Path):
+    """Held for the whole session: a second `vcpred annotate` on the same manifest exits 2 at once."""
+    with locking.held(lock_path(manifest), f"manifest {manifest}",
+                      " (another vcpred annotate session writes it; stop that one first)"):
+        yield
+
+
+@dataclass
+class Patient:
+    index: int
+    line: int  # CSV row (header = 1)
+    patient_id: str
+    image: str  # as written in the manifest (relative to its folder)
+    series: str | None
+    cells: list[str]  # the five ROI cells as written
+    shape: tuple[int, int, int] | None = None  # known once the image was read in this session
+
+    @property
+    def roi(self) -> dict | None:
+        numbers = [parse_int(c) if c else None for c in self.cells]
+        if any(n is None for n in numbers):
+            return None
+        return {"slice": numbers[0], "box": numbers[1:]}
+
+    def public(self) -> dict:
+        partly = self.roi is None and any(self.cells)
+        return {"index": self.index, "patient_id": self.patient_id, "row": self.line, "roi": self.roi,
+                "partly_filled": partly}
+
+
+class AnnotateSession:
+    """The patients of one manifest and the ROI saves into it (one save at a time)."""
+
+    def __init__(self, manifest: ManifestFile, sequence: str, patients: list[Patient]):
+        self.manifest, self.sequence, self.patients = manifest, sequence, patients
+        self._saving = threading.Lock()
+
+    @classmethod
+    def open(cls, path: Path) -> "AnnotateSession":
+        """The session over a manifest; ManifestError (exit 2) when it cannot be annotated safely."""
+        path = Path(path)
+        table = read_manifest_table(path)  # unreadable: ManifestError naming the line
+        if table.problems:
+            listed = "; ".join(str(p) for p in table.problems[:3])
+            raise ManifestError(f"manifest {path}: {listed}; fix the file first (vcpred cohort check lists every "
+                                "problem)")
+        frame = table.frame
+        needed = ["patient_id", *ROI_COLUMNS]
+        missing = [c for c in needed if c not in frame.columns]
+        sequences = image_sequences(list(frame.columns))
+        if missing or not sequences:
+            what = ", ".join(missing + ([] if sequences else ["an image_<sequence> column"]))
+            raise ManifestError(f"manifest {path} has no {what}; vcpred annotate fills the roi_* columns of a "
+                                "manifest that has them (vcpred cohort init writes them empty)")
+        manifest = ManifestFile(path)
+        manifest.check_rows(frame)
+        sequence = sequences[0]
+        patients = [Patient(i, int(line), row["patient_id"], row[IMAGE_PREFIX + sequence],
+                            row.get(SERIES_PREFIX + sequence) or None, manifest.roi_cells(int(line)))
+                    for i, (line, row) in enumerate(frame.iterrows())]
+        return cls(manifest, sequence, patients)
+
+    def patient(self, index: int) -> Patient:
+        if not 0 <= index < len(self.patients):
+            raise StudyNotFound(f"no patient number {index}; the manifest has {len(self.patients)}")
+        return self.patients[index]
+
+    def progress(self) -> dict:
+        return {"annotated": sum(p.roi is not None for p in self.patients), "total": len(self.patients)}
+
+    def progress_text(self) -> str:
+        done = self.progress()
+        return f"{done['annotated']} of {done['total']} patients annotated"
+
+    def public(self) -> dict:
+        return {"manifest": self.manifest.path.name, "sequence": self.sequence, **self.progress(),
+                "patients": [p.public() for p in self.patients]}
+
+    def load(self, index: int, study: Study, settings: ServeSettings) -> None:
+        """Read the patient's image into the study as `prepare` reads it (per-patient errors: 422)."""
+        from vcpred.imaging import read_volume
+        from vcpred.imaging.io import series_header
+
+        patient = self.patient(index)
+        if not patient.image:
+            raise ImageReadError(f"patient {patient.patient_id!r} has no {IMAGE_PREFIX}{self.sequence} image in the "
+                                 "manifest")
+        path = (self.manifest.path.parent / patient.image).resolve()
+        volume = read_volume(path, series=patient.series)
+        check_shape(volume.shape, settings, "the image")
+        header = series_header(path, volume.provenance.get("series_uid")) if volume.provenance.get("series_uid") else None
+        description = volume.provenance.get("series_description") or patient.image
+        entry = SeriesEntry("s1", description, "sagittal", *volume.shape, files=[path], volume=volume,
+                            identity=identity_of(header) if header is not None else {})
+        study.root, study.series, study.chosen, study.image, study.volume = path.parent, [entry], entry, path, volume
+        patient.shape = tuple(volume.shape)
+
+    def save(self, index: int, roi_slice: int, box: tuple[int, int, int, int]) -> Patient:
+        """Write the patient's ROI into the manifest (the box checked against its image)."""
+        patient = self.patient(index)
+        if patient.shape is None:
+            raise NotReady(f"open patient {patient.patient_id!r} first: the box is checked against the image")
+        check_box(roi_slice, box, patient.shape)
+        cells = [str(int(v)) for v in (roi_slice, *box)]
+        with self._saving:
+            self.manifest.save_roi(patient.line, cells)
+            patient.cells = cells
+        return patient
+
