@@ -46,6 +46,24 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     assert (out / "runs" / "clinical-only" / "split-00" / "predictions.csv").stat().st_mtime_ns == stamp
 
 
+@pytest.mark.parametrize("argv", [["--seed", "1"], ["--development", "30"], ["--external", "20"]])
+def test_a_demo_folder_of_another_seed_or_size_is_refused_untouched(tmp_path, capsys, argv):
+    # Reusing it would evaluate the new cohort's runs together with the old one's.
+    out = tmp_path / "demo"
+    (out / "cohort").mkdir(parents=True)
+    (out / "cohort" / "manifest.csv").write_text("patient_id\n")
+    (out / "cohort" / "synth.json").write_text(json.dumps({"seed": 0, "n_development": 40, "n_external": 16}))
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    code = main(["demo", "--out", str(out), "--development", "40", "--external", "16", *argv])
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "holds a demo made with seed 0, 40 development + 16 external patients" in error
+    assert f"--out {out}-seed" in error
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
+
+
 def test_clinical_features_are_added_to_the_chosen_grid_point_only():
     from vcpred.demo import DEMO_EXPERIMENT, with_clinical
 

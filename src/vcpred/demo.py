@@ -98,6 +98,7 @@ def run_demo(args: argparse.Namespace) -> int:
     cohort, manifest = out / "cohort", out / "cohort" / "manifest.csv"
     start = time.perf_counter()
     if manifest.is_file():
+        _check_same_cohort(out, args)
         console.say(f"== synth: {manifest} exists, reused")
     else:
         _step("synthetic cohort", quiet + ["synth", "--out", str(cohort), "--development", str(args.development),
@@ -121,11 +122,29 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_same_cohort(out: Path, args: argparse.Namespace) -> None:
+    """A demo folder is reused only for the seed and sizes it was made with: its runs, evaluation and
+    model belong to that cohort, and mixing in another one's would compare runs on other patients."""
+    try:
+        made = json.loads((out / "cohort" / "synth.json").read_text())
+    except (OSError, ValueError):
+        made = {}
+    found = (made.get("seed"), made.get("n_development"), made.get("n_external"))
+    if found != (args.seed, args.development, args.external):
+        what = (f"seed {found[0]}, {found[1]} development + {found[2]} external patients" if made
+                else "a cohort vcpred synth did not record")
+        raise VcpredError(f"{out} holds a demo made with {what}, not seed {args.seed}, {args.development} + "
+                          f"{args.external}; give this demo its own folder (--out {out}-seed{args.seed}) or "
+                          f"delete {out}")
+
+
 def _experiment(out: Path, experiment: dict, title: str, quiet: list[str], jobs: int) -> None:
     """Write the grid, train what is not finished yet, evaluate every configuration."""
     path = out / "experiment.yaml"
     path.write_text(yaml.safe_dump(experiment, sort_keys=False))
-    _step(title, quiet + ["experiment", str(path), "--out", str(out / "runs"), "--jobs", str(jobs)])
+    # The demo's runs are its own: one that became stale (made by an earlier vcpred) is retrained.
+    _step(title, quiet + ["experiment", str(path), "--out", str(out / "runs"), "--jobs", str(jobs),
+                          "--retrain-stale"])
     _step("evaluate", quiet + ["evaluate", str(out / "runs"), "--out", str(out / "eval"), "--force",
                                "--manifest", str(out / "cohort" / "manifest.csv")])
 
