@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="impute missing clinical values with the training medians (and say so) instead of "
                              "excluding the patient")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="CPU inference precision")
+    parser.add_argument("--height-loss", type=float, default=None,
+                        help="height-loss fraction that makes label 1 when labels are derived from "
+                             "height_initial/height_followup (default: the manifest rule's 0.15)")
     parser.add_argument("--force", action="store_true",
                         help="replace an earlier recalibrated model directory in NEW_MODEL_DIR; an earlier "
                              "`vcpred validate` output in --out is replaced anyway, and a folder vcpred did not "
@@ -37,13 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.validate.core import validate_model
 
     result = validate_model(args.model, args.manifest, args.out, set_name=args.set_name, precision=args.precision,
-                            allow_missing=args.allow_missing, recalibrate=args.recalibrate, force=args.force)
-    if result.record["model"]["training_data"].get("synthetic"):
-        console.warn(f"model {result.record['model']['model_id']}: {SYNTHETIC_WARNING}")
+                            allow_missing=args.allow_missing, recalibrate=args.recalibrate,
+                            height_loss=args.height_loss, force=args.force)
     if result.recalibrated is not None:
         r = result.record["recalibration"]
         console.say(f"recalibrated (intercept {r['intercept']:.3f}, slope {r['slope']:.3f}; threshold "

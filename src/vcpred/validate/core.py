@@ -142,19 +142,27 @@ def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool
 
 def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, set_name: str | None = None,
                    precision: str = "fp32", allow_missing: bool = False, recalibrate: str | Path | None = None,
-                   force: bool = False) -> Validation:
+                   height_loss: float | None = None, force: bool = False) -> Validation:
+    """Score MODEL_DIR on MANIFEST (its `set_name` patients, or all), write OUT and, with recalibrate, a
+    recalibrated copy of the model there; returns what was written and metrics.json's record."""
+    from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
     from vcpred.predict.bundle import load_bundle
     from vcpred.validate import page
+    from vcpred.validate.recalibration import check_target
 
     out = Path(out)
     check(out, kind="validation", force=force)  # fail before the work, not after
     if recalibrate is not None:
-        check(recalibrate, kind="model", force=force)
         if Path(recalibrate).resolve() == out.resolve():
             raise VcpredError("--recalibrate and --out must be different folders")
+        check_target(Path(recalibrate), Path(model))
+        check(recalibrate, kind="model", force=force)
     bundle = load_bundle(model)
-    scored = score_cohort(bundle, manifest, set_name=set_name, precision=precision, allow_missing=allow_missing)
+    if bundle.synthetic:
+        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
+    scored = score_cohort(bundle, manifest, set_name=set_name, precision=precision, allow_missing=allow_missing,
+                          height_loss=height_loss)
     if scored.table.empty:
         raise VcpredError(f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); "
                           f"{out} was left as it was")

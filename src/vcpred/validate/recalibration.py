@@ -129,7 +129,8 @@ def card_section(record: dict, original_id: str, threshold_before: float, thresh
     return "\n".join(lines) + "\n"
 
 
-def _check_target(out: Path, model: Path) -> None:
+def check_target(out: Path, model: Path) -> None:
+    """VcpredError unless `out` is a folder outside the model directory (and does not hold it)."""
     out, model = out.resolve(), model.resolve()
     if out == model or out in model.parents or model in out.parents:
         raise VcpredError(f"--recalibrate {out} must be a new folder outside the model directory {model} (the "
@@ -146,7 +147,7 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
     from vcpred.predict.bundle import BUNDLE_FILE, CARD_FILE, hash_files, meta_digest
 
     out = Path(out)
-    _check_target(out, bundle.path)
+    check_target(out, bundle.path)
     previous = bundle.meta.get("recalibration")
     total_a, total_b = composed(previous, intercept, slope)
     record = {"method": METHOD, "intercept": total_a, "slope": total_b,

@@ -72,13 +72,16 @@ def _exclude(record, reason: str) -> dict:
 
 
 def score_cohort(bundle, manifest: str | Path, *, set_name: str | None = None, precision: str = "fp32",
-                 allow_missing: bool = False) -> Scored:
-    """Predict every labelled patient of the manifest (of `set_name` only, when given)."""
+                 allow_missing: bool = False, height_loss: float | None = None) -> Scored:
+    """Predict every labelled patient of the manifest (of `set_name` only, when given). height_loss:
+    the height-loss fraction that makes label 1 where labels come from heights (the manifest default)."""
     from vcpred.cohort import load_manifest
+    from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
     from vcpred.predict import predict_patient
 
     # Files are not checked here: a missing image is that patient's read error, not the cohort's.
-    cohort = load_manifest(manifest, check_files=False)
+    cohort = load_manifest(manifest, check_files=False,
+                           height_loss_threshold=DEFAULT_HEIGHT_LOSS if height_loss is None else height_loss)
     records = select_records(cohort, set_name)
     rows, excluded = [], []
     for record in console.progress(records, desc="validate"):
