@@ -587,6 +587,7 @@ function setRoi(slice, box) {
   if (state.result || $("result-panel").dataset.state === "error") clearResult();
   updateRoi();
   render();
+  document.dispatchEvent(new CustomEvent("roi-changed"));  // annotate.js marks the box unsaved
 }
 
 // The box clipped to the image, at least 4 x 4 pixels (what the server accepts).
@@ -931,4 +932,6 @@ function wire() {
 wire();
 drawLegend();
 fitCanvas();
-loadModel().catch((error) => setStatus(`cannot reach the server: ${error.message}`, true));
+// vcpred annotate serves this page with data-mode="annotate": no model; annotate.js starts it.
+if (document.body.dataset.mode !== "annotate")
+  loadModel().catch((error) => setStatus(`cannot reach the server: ${error.message}`, true));

@@ -1,0 +1,141 @@
+"""`vcpred annotate` in headless Chromium (issue 18's acceptance): three synthetic patients whose
+ROI columns were blanked are annotated on the page, one with the mouse, one typed, one with the
+keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3), after which `vcpred cohort check`
+passes and the manifest holds exactly the boxes the page showed; an unreadable series is marked
+on its patient and the session goes on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from browser import chromium_driver, require_chromium
+from test_annotate import blank_rois, true_rois
+from test_serve_browser import draw_box, scroll_to_slice, serving, settings, state_is, wait_for
+from vcpred.cli import main
+from vcpred.serve.annotate_app import create_annotate_app
+from vcpred.serve.annotate_session import AnnotateSession
+from vcpred.synth import generate_cohort
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("annotate-page") / "cohort"
+    generate_cohort(out, n_development=3, n_external=0, sequences=("t2",), size=64)
+    return out
+
+
+@pytest.fixture
+def cohort(synthetic, tmp_path) -> Path:
+    folder = tmp_path / "cohort"
+    shutil.copytree(synthetic, folder)
+    manifest = folder / "manifest.csv"
+    manifest.write_text(blank_rois(manifest.read_text()))
+    return manifest
+
+
+def text(driver, element_id: str) -> str:
+    return driver.find_element("id", element_id).text
+
+
+def progress(driver) -> str:
+    return text(driver, "progress")
+
+
+def wait_for_patient(driver, index: int) -> None:
+    wait_for(driver, lambda d: d.find_element("id", "patient-name").get_attribute("data-index") == str(index)
+             and state_is("ready")(d) and d.find_element("id", "next-patient").is_enabled() != (index == 2))
+
+
+def shown_roi(driver) -> list[int]:
+    info = driver.find_element("id", "roi-info")
+    return [int(info.get_attribute("data-slice")), *map(int, info.get_attribute("data-box").split(","))]
+
+
+def saved_rois(manifest: Path) -> list[list[str]]:
+    return [line.split(",")[-5:] for line in manifest.read_text().splitlines()[1:]]
+
+
+def type_roi(driver, roi: list[int]) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    for element, value in zip(("roi-slice", "roi-r0", "roi-c0", "roi-r1", "roi-c1"), roi):
+        field = driver.find_element("id", element)
+        field.clear()
+        field.send_keys(str(value))
+    field.send_keys(Keys.ENTER)
+
+
+def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohort, tmp_path):
+    require_chromium()
+    from selenium.webdriver.common.keys import Keys
+
+    truth = true_rois((synthetic / "manifest.csv").read_text())
+    assert main(["cohort", "check", str(cohort)]) == 2  # 3 patients without ROI
+    app = create_annotate_app(AnnotateSession.open(cohort), settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
+        driver.get(url)
+        wait_for_patient(driver, 0)
+        assert progress(driver) == "0 of 3 patients annotated"
+        assert text(driver, "patient-name").startswith("Patient dev0001 (manifest row 2; 1 of 3)")
+        assert "dev0001" in text(driver, "identity")  # the DICOM header's patient, to check against the row
+        assert text(driver, "slice-label").startswith("image ")  # PACS numbering (InstanceNumber)
+        assert not driver.find_element("id", "save-roi").is_enabled()  # nothing drawn yet
+
+        # Patient 1: the box drawn with the mouse on the true slice, then "Save and next".
+        canvas = driver.find_element("id", "view")
+        scroll_to_slice(driver, canvas, truth[0][0])
+        draw_box(driver, canvas, truth[0][1:])
+        first = shown_roi(driver)
+        assert first[0] == truth[0][0] and all(abs(a - b) <= 1 for a, b in zip(first[1:], truth[0][1:])), first
+        assert text(driver, "saved-note") == "not saved yet"
+        driver.find_element("id", "save-next").click()
+        wait_for_patient(driver, 1)
+        assert progress(driver) == "1 of 3 patients annotated"
+        assert saved_rois(cohort)[0] == [str(v) for v in first] and saved_rois(cohort)[1] == [""] * 5
+
+        # Patient 2: typed (canonical slice index and box), then "Save and next".
+        type_roi(driver, truth[1])
+        assert shown_roi(driver) == truth[1]
+        driver.find_element("id", "save-next").click()
+        wait_for_patient(driver, 2)
+        assert progress(driver) == "2 of 3 patients annotated"
+
+        # Patient 3: typed 2 columns too far left, moved right with the keyboard, then "Save ROI".
+        slice_index, r0, c0, r1, c1 = truth[2]
+        type_roi(driver, [slice_index, r0, c0 - 2, r1, c1 - 2])
+        driver.execute_script("arguments[0].focus()", canvas)
+        canvas.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+        assert shown_roi(driver) == truth[2]
+        driver.find_element("id", "save-roi").click()
+        wait_for(driver, lambda d: progress(d) == "3 of 3 patients annotated")
+        assert text(driver, "saved-note") == ""
+        assert not driver.find_element("id", "first-without-roi").is_enabled()
+
+        # Back to patient 1: its saved box is shown again.
+        driver.find_element("id", "patient-list").find_elements("tag name", "button")[0].click()
+        wait_for_patient(driver, 0)
+        assert shown_roi(driver) == first
+    assert saved_rois(cohort) == [[str(v) for v in roi] for roi in (first, truth[1], truth[2])]
+    assert main(["cohort", "check", str(cohort)]) == 0
+    assert cohort.with_name("manifest.csv.bak").read_text() == blank_rois((synthetic / "manifest.csv").read_text())
+
+
+def test_an_unreadable_series_is_marked_and_the_session_goes_on(cohort, tmp_path):
+    require_chromium()
+    for path in (cohort.parent / "images" / "dev0001" / "t2").iterdir():
+        path.write_bytes(b"not DICOM")
+    app = create_annotate_app(AnnotateSession.open(cohort), settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
+        driver.get(url)
+        item = lambda d: d.find_element("css selector", "#patient-list li")  # noqa: E731
+        wait_for(driver, lambda d: "error" in (item(d).get_attribute("class") or ""))
+        assert "cannot be read" in item(driver).text
+        assert "error" in driver.find_element("id", "status").get_attribute("class")
+        assert text(driver, "status")  # the reader's message
+        driver.find_element("id", "next-patient").click()
+        wait_for_patient(driver, 1)
+        assert progress(driver) == "0 of 3 patients annotated"
