@@ -14,7 +14,8 @@ from vcpred.cli import main
 from vcpred.cohort import load_manifest, load_splits
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.models import ModelSpec, load_model
-from vcpred.training import PREDICTION_COLUMNS, TrainConfig, TrainingParams, load_config, train_run
+from vcpred.runs import PREDICTION_COLUMNS
+from vcpred.training import TrainConfig, TrainingParams, load_config, train_run
 from vcpred.training.config import TrainingParams
 from vcpred.training.data import load_frames
 from vcpred.training.loop import Trainer

@@ -112,7 +112,7 @@ def flow(inputs: ReportInputs) -> Html:
 
 
 def cohort_section(inputs: ReportInputs) -> Html:
-    splits_file = next(iter(inputs.configs.values()))["config"].get("splits", "n/a")
+    splits_file = str(next(iter(inputs.configs.values())).splits)
     return section("cohort", "Cohort and participant flow",
                    tag("p", "Source: the manifest the runs trained on (", tag("code", inputs.cohort.manifest_path),
                        ") and their splits file (", tag("code", splits_file), ")."),
