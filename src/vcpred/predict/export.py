@@ -25,6 +25,7 @@ from vcpred.evaluate.aggregate import METHODS, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
 from vcpred.explain.maps import model_family
+from vcpred.jsonio import json_text
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
 from vcpred.predict.bundle import (
@@ -201,7 +202,7 @@ def finalise_bundle(out: Path, meta: dict, card) -> Path:
     (out / CARD_FILE).write_text(card(meta))
     meta["files"] = {**files, **hash_files(out, [CARD_FILE])}
     meta["meta_sha256"] = meta_digest(meta)
-    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    (out / BUNDLE_FILE).write_text(json_text(meta))
     return out
 
 

@@ -38,6 +38,7 @@ from vcpred.cohort import Cohort, load_manifest, load_splits
 from vcpred.cohort.provenance import training_data
 from vcpred.errors import ConfigError, RunError, VcpredError
 from vcpred.hashing import sha256_file, sha256_files
+from vcpred.jsonio import json_text
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.output_folder import replacing
 from vcpred.runs import is_finished, load_run_config, output_problems, write_predictions
@@ -245,7 +246,7 @@ def _train(config: TrainConfig, split: int, out: Path, *, force: bool, fingerpri
             metrics, predictions, extra = _train_clinical_only(plan, split, folder)
         write_predictions(predictions, folder / "predictions.csv")
         metrics["wall_seconds"] = time.time() - started
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
+        (folder / "metrics.json").write_text(json_text(metrics))
         if input_fingerprint(config, plan.cohort.ids()) != fingerprint:
             raise VcpredError(f"the inputs of {out} (splits file, manifest or prepared store) changed while it was "
                               "training; train it again")
