@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from vcpred.evaluate.compare import best_summary_row
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.predict.method import clinical_step, validation_uses
@@ -82,8 +83,8 @@ def table3_variants(inputs: ReportInputs) -> list[str]:
     images = rows[[_is_image(inputs, c) for c in rows["configuration"]]]
     if images.empty:
         return list(rows["variant"])
-    reference = images[images["best"]] if images["best"].any() else images.sort_values("auc_mean", ascending=False)
-    best_model = model_text(inputs.configs[reference.iloc[0]["configuration"]].model)
+    reference = images[images["best"]].iloc[0] if images["best"].any() else best_summary_row(images)
+    best_model = model_text(inputs.configs[reference["configuration"]].model)
     return [r["variant"] for _, r in rows.iterrows()
             if not _is_image(inputs, r["configuration"])
             or model_text(inputs.configs[r["configuration"]].model) == best_model]
