@@ -162,7 +162,7 @@ def test_each_gallery_block_picks_its_own_models_cases(html):
 def test_extra_models_must_be_other_variants_of_this_evaluation(tmp_path, capsys):
     err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(model_dir())))
     assert "both export 'vitlora + AP'" in err
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
     err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(median)))
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert not (tmp_path / "r.html").exists()
@@ -266,7 +266,7 @@ def test_a_model_from_other_runs_is_refused(tmp_path, capsys):
                           "--model", str(model_dir())])
     assert "exports 'vitlora + AP', which this evaluation does not contain" in err
     # the same configuration exported with another AP rule: its threshold is not the evaluation's
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
     err = _fails(capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(median)])
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert "not a `vcpred export` model directory" in _fails(

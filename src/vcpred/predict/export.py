@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
-from vcpred.evaluate.aggregate import METHODS, aggregate
+from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
 from vcpred.explain.maps import model_family
@@ -65,9 +65,9 @@ def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     return found
 
 
-def split_threshold(run: RunRecord, *, ap: bool, method: str) -> float | None:
+def split_threshold(run: RunRecord, *, ap: bool, rule: str) -> float | None:
     """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite."""
-    table = aggregate(read_run(run).predictions, ap=ap, method=method)
+    table = aggregate(read_run(run).predictions, ap=ap, rule=rule)
     threshold, _, _ = validation_threshold(table, run.path / "predictions.csv")
     return threshold if abs(threshold) != float("inf") else None
 
@@ -142,10 +142,10 @@ def export_image_split(run: RunRecord, target: Path) -> dict:
 
 
 def export_configuration(runs: str | Path, configuration: str, out: str | Path, *, eval_dir: str | Path | None = None,
-                         ap: bool = True, method: str = "mean", force: bool = False) -> Path:
+                         ap: bool = True, rule: str = "mean", force: bool = False) -> Path:
     """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it."""
-    if method not in METHODS:
-        raise ConfigError(f"--aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    if rule not in AGGREGATES:
+        raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     sources = find_runs(Path(runs), configuration)
     first = sources[0]
     image = first.image
@@ -164,12 +164,12 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
                 family = exported["family"]
                 specs.append(exported["spec"])
             entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
-                            "threshold": split_threshold(run, ap=ap and image, method=method)})
+                            "threshold": split_threshold(run, ap=ap and image, rule=rule)})
         if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
             raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
         meta = {
             "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
-            "ap": bool(ap and image), "aggregate": method,
+            "ap": bool(ap and image), "aggregate": rule,
             "clinical_columns": list(first.clinical_columns),
             "clinical_ranges": clinical_ranges(first),
             "prepare_params": store_params(sources[0]) if image else None,
