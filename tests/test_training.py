@@ -233,7 +233,8 @@ def test_frozen_batchnorm_keeps_pretrained_statistics(tiny):
 
 
 def test_device_and_precision_selection_on_this_machine(monkeypatch):
-    from vcpred.training.loop import autocast, host_tensor, resolve_device, resolve_precision
+    from vcpred.models.inputs import autocast
+    from vcpred.training.loop import host_tensor, resolve_device, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_device("cpu") == cpu

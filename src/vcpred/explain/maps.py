@@ -51,7 +51,7 @@ def explain_run(run_dir: str | Path, store: str | Path, patient_ids: list[str], 
     from vcpred.imaging.store import safe_name
     from vcpred.models import ClinicalPreprocessor, load_model
     from vcpred.runs import read_record
-    from vcpred.training.data import three_channels
+    from vcpred.models.inputs import three_channels
 
     run_dir, out = Path(run_dir), Path(out)
     run = read_record(run_dir)

@@ -21,8 +21,8 @@ from vcpred.errors import ConfigError, RoiError, VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
-from vcpred.training.data import three_channels
-from vcpred.training.loop import autocast as training_autocast
+from vcpred.models.inputs import autocast as model_autocast
+from vcpred.models.inputs import three_channels
 
 CATEGORIES = ("high risk of collapse", "low risk of collapse")
 PRECISIONS = ("fp32", "bf16")
@@ -75,10 +75,10 @@ def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, 
 
 
 def autocast(precision: str):
-    """CPU autocast for prediction (the training helper, after checking the allowed values)."""
+    """CPU autocast for prediction, after checking the allowed values."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return training_autocast(torch.device("cpu"), precision)
+    return model_autocast(torch.device("cpu"), precision)
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:
