@@ -20,13 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from vcpred.cohort import load_manifest
 from vcpred.models import ClinicalPreprocessor, load_model
-from vcpred.training.config import TrainConfig
+from vcpred.runs import read_record, run_dirs
 from vcpred.training.data import load_frames
 from vcpred.training.loop import Trainer
 
@@ -35,8 +34,7 @@ TOLERANCE = 1e-6
 
 def saved_model_validation_auc(run_dir: Path) -> tuple[float, float]:
     """(recomputed validation AUC of the saved model, metrics.json best_val_auc)."""
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
-    config = TrainConfig.from_dict(saved["config"])
+    config = read_record(run_dir).trained
     table = pd.read_csv(run_dir / "predictions.csv")
     cohort = load_manifest(config.manifest)
     records = [cohort[p] for p in dict.fromkeys(table.loc[table["set"] == "validation", "patient_id"])]
@@ -56,7 +54,7 @@ def saved_model_validation_auc(run_dir: Path) -> tuple[float, float]:
 
 def check_runs(runs: Path) -> float:
     worst, rows = 0.0, []
-    for run_dir in sorted(runs.glob("*/split-*")):
+    for run_dir in run_dirs(runs):
         if json.loads((run_dir / "metrics.json").read_text()).get("kind") != "image":
             continue
         recomputed, recorded = saved_model_validation_auc(run_dir)

@@ -138,10 +138,10 @@ def test_aggregation_methods_by_hand():
     assert aggregate(table, ap=False)["probability"].tolist() == [0.5, 0.3]
     assert aggregate(table, ap=True)["probability"].tolist() == pytest.approx([0.5, 0.3])
     table.loc[2, "probability"] = 0.99
-    assert aggregate(table, ap=True, method="median")["probability"]["a"] == 0.5
+    assert aggregate(table, ap=True, rule="median")["probability"]["a"] == 0.5
     logit = np.log(np.array([0.1, 0.5, 0.99]) / (1 - np.array([0.1, 0.5, 0.99]))).mean()
-    assert aggregate(table, ap=True, method="logit_mean")["probability"]["a"] == pytest.approx(1 / (1 + np.exp(-logit)))
-    assert aggregate(table, ap=True, method="logit_mean")["n_frames"].tolist() == [3, 1]
+    assert aggregate(table, ap=True, rule="logit_mean")["probability"]["a"] == pytest.approx(1 / (1 + np.exp(-logit)))
+    assert aggregate(table, ap=True, rule="logit_mean")["n_frames"].tolist() == [3, 1]
 
 
 def test_thresholds_come_from_validation_only(runs, evaluated):

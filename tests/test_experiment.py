@@ -8,7 +8,8 @@ import yaml
 
 from vcpred.cli import main
 from vcpred.errors import ConfigError
-from vcpred.experiment import is_finished, load_experiment, run_experiment
+from vcpred.experiment import load_experiment, run_experiment
+from vcpred.runs import is_finished
 from vcpred.experiment.grid import expand_entry
 
 

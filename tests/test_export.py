@@ -25,6 +25,7 @@ from vcpred.evaluate.variants import Variant
 from vcpred.models import ClinicalPreprocessor
 from vcpred.predict import BundleError, export_configuration, load_bundle
 from vcpred.predict.bundle import meta_digest
+from vcpred.runs import read_record
 from vcpred.training.data import load_frames
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
@@ -63,7 +64,7 @@ def test_bundle_records_thresholds_params_and_hashes():
     assert meta["ap"] is True and meta["aggregate"] == "mean" and meta["clinical_columns"] == ["age", "sex"]
     assert meta["prepare_params"]["size"] == 64 and meta["prepare_params"]["normalize"] == "zscore"
     for entry in meta["splits"]:  # the same Youden threshold `vcpred evaluate` computes
-        run = read_run(folder.parent / "runs-vitlora" / "vitlora" / entry["dir"])
+        run = read_run(read_record(folder.parent / "runs-vitlora" / "vitlora" / entry["dir"]))
         row = split_row(Variant("vitlora", True, True), run, aggregate(run.predictions, ap=True))
         assert entry["threshold"] == pytest.approx(row["threshold"])
     assert meta["threshold"] == pytest.approx(np.median([e["threshold"] for e in meta["splits"]]))

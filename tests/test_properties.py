@@ -7,13 +7,15 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
 from vcpred.cohort.manifest import Roi
-from vcpred.evaluate.aggregate import METHODS, combine_probabilities
-from vcpred.evaluate.compare import bonferroni, holm
+from vcpred.evaluate.aggregate import AGGREGATES, combine_probabilities
+from vcpred.evaluate.compare import best_summary_row, bonferroni, choose_best, holm
+from vcpred.evaluate.variants import Variant
 from vcpred.imaging.orient import CANONICAL_CODES, axis_codes, to_canonical
 from vcpred.imaging.preprocess import CropROI, SelectFrames
 
@@ -126,14 +128,30 @@ def test_holm_is_at_most_bonferroni_and_both_at_least_the_raw_p(p_values):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=21), st.sampled_from(METHODS), st.randoms())
-def test_combined_probability_lies_within_the_frames_and_ignores_their_order(frames, method, random):
-    combined = combine_probabilities(np.array(frames), method)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=21), st.sampled_from(AGGREGATES), st.randoms())
+def test_combined_probability_lies_within_the_frames_and_ignores_their_order(frames, rule, random):
+    combined = combine_probabilities(np.array(frames), rule)
     shuffled = list(frames)
     random.shuffle(shuffled)
 
     low, high = min(frames), max(frames)
-    if method == "logit_mean":  # 0 and 1 are clipped to 1e-6 and 1 - 1e-6 before the logit
+    if rule == "logit_mean":  # 0 and 1 are clipped to 1e-6 and 1 - 1e-6 before the logit
         low, high = np.clip([low, high], 1e-6, 1 - 1e-6)
     assert low - 1e-9 <= combined <= high + 1e-9
-    assert math.isclose(combine_probabilities(np.array(shuffled), method), combined, abs_tol=1e-12)
+    assert math.isclose(combine_probabilities(np.array(shuffled), rule), combined, abs_tol=1e-12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.5, 0.6, 0.7, 0.8]), min_size=3, max_size=3), min_size=1, max_size=5),
+       st.randoms())
+def test_the_best_row_of_a_summary_is_the_variant_evaluate_chooses(aucs, random):
+    # Few distinct AUC values, so ties (broken by name) are common.
+    variants = [Variant(f"cfg{i}", ap=bool(i % 2)) for i in range(len(aucs))]
+    per_split = pd.DataFrame([{"variant": v.label, "split": s, "validation_auc": auc}
+                              for v, split_aucs in zip(variants, aucs) for s, auc in enumerate(split_aucs)])
+    summary = per_split.groupby("variant", as_index=False)["validation_auc"].mean().rename(
+        columns={"validation_auc": "auc_mean"}).assign(set="internal")
+    external = summary.assign(set="external", auc_mean=1.0)  # never chosen from: the external set measures only
+    rows = pd.concat([summary, external]).sample(frac=1, random_state=random.randint(0, 1000))
+
+    assert best_summary_row(rows)["variant"] == choose_best(per_split, variants, None).label

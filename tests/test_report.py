@@ -4,7 +4,7 @@ heat maps made by predict's code, the model card, and clear errors for bad input
 from __future__ import annotations
 
 import base64
-import copy
+import dataclasses
 import json
 import re
 import shutil
@@ -162,7 +162,7 @@ def test_each_gallery_block_picks_its_own_models_cases(html):
 def test_extra_models_must_be_other_variants_of_this_evaluation(tmp_path, capsys):
     err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(model_dir())))
     assert "both export 'vitlora + AP'" in err
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
     err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(median)))
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert not (tmp_path / "r.html").exists()
@@ -266,7 +266,7 @@ def test_a_model_from_other_runs_is_refused(tmp_path, capsys):
                           "--model", str(model_dir())])
     assert "exports 'vitlora + AP', which this evaluation does not contain" in err
     # the same configuration exported with another AP rule: its threshold is not the evaluation's
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", method="median")
+    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
     err = _fails(capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(median)])
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert "not a `vcpred export` model directory" in _fails(
@@ -379,13 +379,15 @@ def test_the_demos_clinical_step_is_named_only_when_the_summary_shows_it():
 def test_configurations_table_says_what_does_not_apply():
     inputs = _inputs()
     vit = inputs.configs["vitlora"]
-    probe = copy.deepcopy(vit)
-    probe["config"]["model"].update(backbone="resnet_test", method="linear")
-    probe["config"]["training"].update(feature_cache=True, augment=True)
-    full = copy.deepcopy(vit)
-    full["config"]["model"].update(backbone="resnet_test", method="full")
-    full["config"]["training"].update(feature_cache=True, augment=True, batchnorm="frozen", frames="main")
-    full["precision"] = "bf16"
+
+    def changed(model: dict, training: dict, **recorded):
+        trained = dataclasses.replace(vit.trained, model=dataclasses.replace(vit.trained.model, **model),
+                                      training=dataclasses.replace(vit.trained.training, **training))
+        return dataclasses.replace(vit, trained=trained, raw={**vit.raw, **recorded})
+
+    probe = changed(dict(backbone="resnet_test", method="linear"), dict(feature_cache=True, augment=True))
+    full = changed(dict(backbone="resnet_test", method="full"),
+                   dict(feature_cache=True, augment=True, batchnorm="frozen", frames="main"), precision="bf16")
     inputs.configs.update({"cnn-linear": probe, "cnn-full": full})
     rows = {cells[0]: cells for cells in (re.findall(r"<td>(.*?)</td>", row) for row in
                                           configurations_table(inputs).split("<tr>")[2:])}

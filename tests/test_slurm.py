@@ -18,7 +18,8 @@ import pytest
 from test_experiment import write_experiment
 from vcpred.cli import main
 from vcpred.errors import ConfigError
-from vcpred.experiment import is_finished, load_experiment, run_experiment
+from vcpred.experiment import load_experiment, run_experiment
+from vcpred.runs import is_finished
 
 pytestmark = pytest.mark.usefixtures("weights_home")
 

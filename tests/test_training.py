@@ -14,7 +14,8 @@ from vcpred.cli import main
 from vcpred.cohort import load_manifest, load_splits
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.models import ModelSpec, load_model
-from vcpred.training import PREDICTION_COLUMNS, TrainConfig, TrainingParams, load_config, train_run
+from vcpred.runs import PREDICTION_COLUMNS
+from vcpred.training import TrainConfig, TrainingParams, load_config, train_run
 from vcpred.training.config import TrainingParams
 from vcpred.training.data import load_frames
 from vcpred.training.loop import Trainer
@@ -47,10 +48,15 @@ def reload_and_predict(run: Path, config: TrainConfig) -> pd.DataFrame:
     return pd.DataFrame({"patient_id": frames.patient_ids, "frame_offset": frames.offsets, "reloaded": probabilities})
 
 
+# test_models.py checks every backbone x method saves and reloads; here the run dir is what is under
+# test: each method once (on a CNN), each backbone family once (full), LoRA on a ViT's attention.
+RUN_COMBINATIONS = [("resnet_test", method) for method in ("full", "linear", "lora", "partial")] + [
+    ("vit_tiny_test", "full"), ("vit_tiny_test", "lora"), ("densenet_test", "full"), ("efficientnet_test", "full")]
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])  # both, whatever `auto` would pick on this CPU
-@pytest.mark.parametrize("backbone", ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet_test"])
-@pytest.mark.parametrize("method", ["full", "linear", "lora", "partial"])
-def test_every_combination_trains_one_epoch_and_reloads(tiny, tmp_path, backbone, method, precision):
+@pytest.mark.parametrize(("backbone", "method"), RUN_COMBINATIONS)
+def test_each_method_and_backbone_trains_one_epoch_and_reloads(tiny, tmp_path, backbone, method, precision):
     config = make_config(tiny, backbone=backbone, method=method, training={"precision": precision},
                          clinical_columns=["age", "sex"] if method == "lora" else [])
     run = train_run(config, 0, tmp_path / "run")
@@ -232,7 +238,8 @@ def test_frozen_batchnorm_keeps_pretrained_statistics(tiny):
 
 
 def test_device_and_precision_selection_on_this_machine(monkeypatch):
-    from vcpred.training.loop import autocast, host_tensor, resolve_device, resolve_precision
+    from vcpred.models.inputs import autocast
+    from vcpred.training.loop import host_tensor, resolve_device, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_device("cpu") == cpu

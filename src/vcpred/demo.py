@@ -157,11 +157,13 @@ def _internal_rows(out: Path):
 
 
 def _best_configuration(out: Path, *, image_only: bool) -> str:
-    """The configuration with the best mean internal AUC (either AP setting)."""
+    """The configuration evaluate's rule would choose (mean internal AUC, either AP setting)."""
+    from vcpred.evaluate.compare import best_summary_row
+
     rows = _internal_rows(out)
     if image_only:
         rows = rows[~rows["clinical"].astype(str).str.lower().eq("true")]
-    return str(rows.sort_values("auc_mean", ascending=False).iloc[0]["configuration"])
+    return str(best_summary_row(rows)["configuration"])
 
 
 def _export_best(out: Path, quiet: list[str]) -> str:
@@ -174,9 +176,10 @@ def _export_best(out: Path, quiet: list[str]) -> str:
 
 def _export(out: Path, configuration: str, folder: str, quiet: list[str], title: str) -> None:
     """Export a configuration with its better AP setting (mean internal AUC)."""
+    from vcpred.evaluate.compare import best_summary_row
+
     rows = _internal_rows(out)
-    rows = rows[rows["configuration"].eq(configuration)].sort_values("auc_mean", ascending=False)
-    ap = str(rows.iloc[0]["ap"]).lower() == "true"
+    ap = str(best_summary_row(rows[rows["configuration"].eq(configuration)])["ap"]).lower() == "true"
     _step(title, quiet + ["export", str(out / "runs"), "--configuration", configuration, "--out", str(out / folder),
                           "--eval", str(out / "eval"), "--ap" if ap else "--no-ap", "--force"])
 

@@ -40,3 +40,7 @@ class ConfigError(VcpredError):
 
 class WeightsError(VcpredError):
     """Pre-trained weights are missing, corrupt or do not match a backbone."""
+
+
+class RunError(VcpredError):
+    """A run dir's config.yaml or predictions.csv violates the run-folder contract (vcpred.runs)."""

@@ -12,35 +12,35 @@ from scipy.special import expit, logit
 
 from vcpred.evaluate.errors import EvaluationError
 
-METHODS = ("mean", "median", "logit_mean")
+AGGREGATES = ("mean", "median", "logit_mean")
 EPS = 1e-6  # clip before logit so 0/1 probabilities stay finite
 
 
-def combine_probabilities(probabilities: np.ndarray, method: str = "mean") -> float:
+def combine_probabilities(probabilities: np.ndarray, rule: str = "mean") -> float:
     """One probability from a patient's frame probabilities [F]: mean, median or mean logit.
 
     The AP rule shared by evaluation (here) and prediction for a new patient (vcpred.predict).
     """
-    if method not in METHODS:
-        raise EvaluationError(f"aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    if rule not in AGGREGATES:
+        raise EvaluationError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     probabilities = np.asarray(probabilities, dtype=float)
-    if method == "median":
+    if rule == "median":
         return float(np.median(probabilities))
-    if method == "logit_mean":
+    if rule == "logit_mean":
         return float(expit(np.mean(logit(np.clip(probabilities, EPS, 1 - EPS)))))
     return float(np.mean(probabilities))
 
 
-def aggregate(predictions: pd.DataFrame, *, ap: bool, method: str = "mean") -> pd.DataFrame:
+def aggregate(predictions: pd.DataFrame, *, ap: bool, rule: str = "mean") -> pd.DataFrame:
     """One row per patient: patient_id (index), set, label (NaN = unlabelled), probability, n_frames.
 
     predictions: a validated table (runs.read_predictions), one row per (patient, frame).
     """
-    if method not in METHODS:
-        raise EvaluationError(f"aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    if rule not in AGGREGATES:
+        raise EvaluationError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     rows = predictions if ap else predictions[predictions["frame_offset"] == 0]
     grouped = rows.groupby("patient_id", sort=True)
-    rule = method if ap else "mean"  # one main frame per patient: nothing to combine
+    rule = rule if ap else "mean"  # one main frame per patient: nothing to combine
     prob = grouped["probability"].agg(lambda p: combine_probabilities(p.to_numpy(), rule))
     first = grouped[["set", "label"]].first()
     return first.assign(probability=prob, n_frames=grouped.size())

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from vcpred import console
-from vcpred.evaluate.aggregate import METHODS
+from vcpred.evaluate.aggregate import AGGREGATES
 from vcpred.evaluate.core import DEFAULT_THRESHOLDS, evaluate_runs
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.extras import parse_thresholds
@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "predictions tables only (docs/evaluation.md).")
     parser.add_argument("runs", help="folder holding <configuration>/split-<KK>/ run dirs")
     parser.add_argument("--out", required=True, help="output folder (EVAL)")
-    parser.add_argument("--aggregate", choices=METHODS, default="mean",
+    parser.add_argument("--aggregate", choices=AGGREGATES, default="mean",
                         help="how augmented prediction combines a patient's frames (default %(default)s)")
     parser.add_argument("--best", metavar="NAME",
                         help="reference for comparisons: 'CONFIG' (no AP) or 'CONFIG+AP'; default: the "
@@ -43,7 +43,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise EvaluationError(f"--alpha must be in (0, 1), got {args.alpha}")
     out = Path(args.out)
     check(out, kind="evaluation", force=args.force)  # fail before the work, not after
-    ev = evaluate_runs(args.runs, method=args.aggregate, best=args.best, manifest=args.manifest,
+    ev = evaluate_runs(args.runs, rule=args.aggregate, best=args.best, manifest=args.manifest,
                        thresholds=thresholds, alpha=args.alpha)
     with replacing(out, kind="evaluation", force=args.force) as folder:  # EVAL changes only when complete
         written = write_outputs(ev, folder, figures=not args.no_figures)

@@ -45,6 +45,15 @@ def choose_best(per_split: pd.DataFrame, variants: list[Variant], best: str | No
     return ranked[0]
 
 
+def best_summary_row(summary: pd.DataFrame) -> pd.Series:
+    """The row `choose_best` would pick among summary.csv rows (any subset of variants): the highest
+    mean internal (validation) AUC, ties by variant name."""
+    internal = summary[summary["set"] == "internal"]
+    if internal.empty:
+        raise EvaluationError("no internal rows to choose a best variant from")
+    return internal.sort_values(["auc_mean", "variant"], ascending=[False, True]).iloc[0]
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm step-down adjusted p-values (NaN entries stay NaN and are not counted)."""
     p = np.asarray(p_values, dtype=float)

@@ -35,7 +35,7 @@ class Evaluation:
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
-def evaluate_runs(runs_dir: str | Path, *, method: str = "mean", best: str | None = None,
+def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None = None,
                   manifest: str | None = None, thresholds: np.ndarray = DEFAULT_THRESHOLDS,
                   alpha: float = 0.05) -> Evaluation:
     """Read RUNS, aggregate frames (no AP / AP), score per split and per ensemble, compare with best."""
@@ -48,7 +48,7 @@ def evaluate_runs(runs_dir: str | Path, *, method: str = "mean", best: str | Non
             variant = Variant(run.configuration, ap, run.clinical)
             if variant not in variants:
                 variants.append(variant)
-            tables[variant, run.split] = table = aggregate(run.predictions, ap=ap, method=method)
+            tables[variant, run.split] = table = aggregate(run.predictions, ap=ap, rule=rule)
             rows.append(split_row(variant, run, table))
     identical = identical_variants(variants, tables)
     variants = [v for v in variants if v.label not in identical]
@@ -60,7 +60,7 @@ def evaluate_runs(runs_dir: str | Path, *, method: str = "mean", best: str | Non
     comparisons["best_rule"] = "chosen with --best" if best else "highest mean internal AUC"
     comparisons["identical_variants"] = identical
     groups = subgroups(ensembles, subgroup_columns(manifest)) if manifest else {}
-    return Evaluation(Path(runs_dir), method, variants, per_split, ensembles, chosen, comparisons,
+    return Evaluation(Path(runs_dir), rule, variants, per_split, ensembles, chosen, comparisons,
                       calibration_curves(ensembles), decision_curves(ensembles, thresholds), groups,
                       folder.skipped)
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from vcpred import __version__
 from vcpred.evaluate.core import Evaluation
 from vcpred.evaluate.tables import tables_markdown
+from vcpred.jsonio import json_text, jsonable
 
 GENERATOR = "vcpred evaluate"
 SETS = {"internal": "validation", "external": "external"}
@@ -77,21 +76,6 @@ def ensemble_table(ev: Evaluation) -> pd.DataFrame:
     return pd.concat(frames)[["variant", "patient_id", "label", "probability", "threshold"]]
 
 
-def jsonable(value):
-    """Plain JSON values: numpy scalars unwrapped, NaN and infinities as null."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def evaluation_json(ev: Evaluation) -> dict:
     return jsonable({
         "generator": GENERATOR, "version": __version__, "runs": str(ev.runs_dir), "aggregate": ev.aggregate,
@@ -116,7 +100,7 @@ def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Pa
                         ("ensemble_predictions.csv", ensemble_table(ev))):
         table.to_csv(out / name, index=False, float_format="%.10g")
         written.append(out / name)
-    (out / "evaluation.json").write_text(json.dumps(evaluation_json(ev), indent=2) + "\n")
+    (out / "evaluation.json").write_text(json_text(evaluation_json(ev), indent=2))
     (out / "tables.md").write_text(tables_markdown(ev, summary))
     written += [out / "evaluation.json", out / "tables.md"]
     if figures:

@@ -36,7 +36,7 @@ def run_command(args: argparse.Namespace) -> int:
     specs = load_experiment(args.config, write_splits=not args.list)  # --list writes nothing
     if args.list:
         for spec in specs:
-            console.say(f"{spec.name}/split-{spec.split:02d}")
+            console.say(spec.label)
         return 0
     names = sorted({s.name for s in specs})
     console.say(f"{len(names)} configuration(s) × {len(specs) // max(len(names), 1)} split(s) = {len(specs)} runs")

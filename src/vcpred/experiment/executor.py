@@ -28,8 +28,6 @@ from pathlib import Path
 
 from vcpred import console
 from vcpred.errors import ConfigError, VcpredError
-from vcpred.evaluate.errors import EvaluationError
-from vcpred.evaluate.runs import unfinished_reason
 from vcpred.experiment.grid import RunSpec
 from vcpred.experiment.preflight import check_slurm, check_weights
 from vcpred.hashing import atomic_write
@@ -38,14 +36,6 @@ from vcpred.workers import worker_pool
 STATUS_FILE = "experiment_status.json"
 STATUS_LOCK = ".experiment_status.lock"
 MAX_LISTED = 5
-
-
-def is_finished(run_dir: Path) -> bool:
-    """Finished by the rule evaluate uses (status done, predictions.csv); a broken config.yaml is not."""
-    try:
-        return unfinished_reason(run_dir) is None
-    except EvaluationError:
-        return False
 
 
 class StaleRuns(VcpredError):
@@ -90,10 +80,6 @@ class ExperimentSummary:
                f"{len(self.failed)} failed"]
         out += [f"  failed {name}: {message.splitlines()[0] if message else ''}" for name, message in self.failed.items()]
         return out
-
-
-def _label(spec: RunSpec) -> str:
-    return f"{spec.name}/split-{spec.split:02d}"
 
 
 def _listing(labels: list[str]) -> str:
@@ -155,7 +141,7 @@ def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "l
     runs = Path(runs)
     runs.mkdir(parents=True, exist_ok=True)
     planner = _Planner()
-    states = {_label(s): planner.state(s, runs) for s in specs}
+    states = {s.label: planner.state(s, runs) for s in specs}
     skipped = [label for label, state in states.items() if state.state == "finished"]
     stale = {label: state.reason for label, state in states.items() if state.state == "stale"}
     for label, reason in stale.items():
@@ -163,7 +149,7 @@ def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "l
     if stale and not retrain_stale:
         _write_status(runs, specs, planner, {}, states)
         raise _stale_error(stale, runs)
-    todo = [s for s in specs if states[_label(s)].state != "finished"]
+    todo = [s for s in specs if states[s.label].state != "finished"]
     check_weights(todo)  # every configuration still to train, before the first run
     if skipped:
         console.say(f"{len(skipped)} run(s) already finished: skipped")
@@ -191,13 +177,13 @@ def _run_local(todo: list[RunSpec], runs: Path, jobs: int, retrain_stale: bool,
     """Fills results as runs end, so an interrupted experiment still reports the ones that did."""
     if jobs <= 1:
         for spec in console.progress(todo, total=len(todo), desc="runs"):
-            results[_label(spec)] = run_one(spec, str(runs), 0, retrain_stale)
+            results[spec.label] = run_one(spec, str(runs), 0, retrain_stale)
         return
     threads = max(1, (os.cpu_count() or 1) // jobs)
     with worker_pool(jobs) as pool:
         futures = {pool.submit(run_one, spec, str(runs), threads, retrain_stale): spec for spec in todo}
         for future in console.progress(as_completed(futures), total=len(futures), desc="runs"):
-            results[_label(futures[future])] = future.result()
+            results[futures[future].label] = future.result()
 
 
 def _run_submitit(todo, runs, folder, params, cluster, retrain_stale) -> dict[str, tuple[str, str]]:
@@ -228,7 +214,7 @@ def _run_submitit(todo, runs, folder, params, cluster, retrain_stale) -> dict[st
     ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
     where = f"SLURM job {', '.join(ids)}" if cluster == "slurm" else f"submitit's {cluster} executor"
     console.say(f"submitted {len(jobs)} run(s) as a job array ({where}); logs in {folder}")
-    return _wait({_label(spec): job for spec, job in zip(todo, jobs)}, folder, slurm=cluster == "slurm")
+    return _wait({spec.label: job for spec, job in zip(todo, jobs)}, folder, slurm=cluster == "slurm")
 
 
 ENDED = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "PREEMPTED",
@@ -334,7 +320,7 @@ def _write_status(runs: Path, specs: list[RunSpec], planner: _Planner, results: 
             earlier = _read_status(runs / STATUS_FILE)
             status: dict = {"done": [], "failed": {}, "running": [], "stale": {}, "pending": []}
             for spec in specs:
-                label = _label(spec)
+                label = spec.label
                 outcome, message = results.get(label, ("", ""))
                 if outcome in ("done", "skipped") or (not outcome and states[label].state == "finished"):
                     status["done"].append(label)

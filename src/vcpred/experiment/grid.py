@@ -35,6 +35,7 @@ from vcpred import console
 from vcpred.cohort import load_manifest, load_splits, make_splits, save_splits
 from vcpred.cohort.splits import check_validation_classes, check_validation_size, repeat_warning
 from vcpred.errors import ConfigError
+from vcpred.runs import run_label, run_path
 from vcpred.training.config import TrainConfig, read_yaml_mapping
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
@@ -60,7 +61,12 @@ class RunSpec:
         return self.config.configuration
 
     def run_dir(self, runs: Path) -> Path:
-        return Path(runs) / self.name / f"split-{self.split:02d}"
+        return run_path(runs, self.name, self.split)
+
+    @property
+    def label(self) -> str:
+        """'<configuration>/split-<KK>', how messages and the status file name the run."""
+        return run_label(self.run_dir(Path(".")))
 
 
 def _set_dotted(target: dict, key: str, value) -> None:

@@ -50,18 +50,17 @@ def explain_run(run_dir: str | Path, store: str | Path, patient_ids: list[str], 
     from vcpred.imaging import load_prepared
     from vcpred.imaging.store import safe_name
     from vcpred.models import ClinicalPreprocessor, load_model
-    from vcpred.training.data import three_channels
-
-    import yaml
+    from vcpred.runs import read_record
+    from vcpred.models.inputs import three_channels
 
     run_dir, out = Path(run_dir), Path(out)
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    run = read_record(run_dir)
     built = load_model(run_dir / "model")
     preprocessor = None
     if (run_dir / "model" / "clinical.json").is_file():
         saved = json.loads((run_dir / "model" / "clinical.json").read_text())
         preprocessor = ClinicalPreprocessor.from_dict(saved["preprocessor"])
-        cohort = load_manifest(config["config"]["manifest"])
+        cohort = load_manifest(run.manifest)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for pid in patient_ids:
@@ -73,6 +72,6 @@ def explain_run(run_dir: str | Path, store: str | Path, patient_ids: list[str], 
         heat = full_slice_map(maps, prepared.crop_box, prepared.main_slice.shape)
         path = out / f"{safe_name(pid)}.png"
         overlay_png(prepared.main_slice, heat, prepared.roi_box, prepared.crop_box, path=path,
-                    spacing=prepared.spacing[1:], title=f"{pid}: {config['configuration']} split {config['split']}")
+                    spacing=prepared.spacing[1:], title=f"{pid}: {run.configuration} split {run.split}")
         written.append(path)
     return written

@@ -65,7 +65,7 @@ def zoom_box(crop_box, image_shape: tuple[int, int], context: float = 2.0) -> tu
     return top, left, bottom, right
 
 
-def _window(image: np.ndarray) -> tuple[float, float]:
+def display_window(image: np.ndarray) -> tuple[float, float]:
     """Display window: 1st to 99.5th percentile, robust to a few very bright voxels."""
     finite = image[np.isfinite(image)]
     if finite.size == 0:
@@ -121,7 +121,7 @@ def overlay_figure(main_slice: np.ndarray, heat_full: np.ndarray, roi_box, crop_
     figure = Figure(figsize=(width, height + 0.4), dpi=110)
     ax = figure.add_axes((0.02, 0.02, 0.96 - 1.0 / width, 0.9))
     shown, label = _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, aspect=aspect,
-                                window=_window(main_slice), alpha=alpha, cmap=cmap, stretch=stretch)
+                                window=display_window(main_slice), alpha=alpha, cmap=cmap, stretch=stretch)
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
@@ -153,7 +153,7 @@ def _zoomed_figure(main_slice, heat_full, roi_box, crop_box, view, *, spacing, t
         return (x / width, y / height, w / width, h / height)
 
     ax = figure.add_axes(box(0.05, foot, image_w, image_h))
-    window = _window(main_slice[max(top, 0):bottom, max(left, 0):right])
+    window = display_window(main_slice[max(top, 0):bottom, max(left, 0):right])
     shown, label = _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, aspect=aspect, window=window,
                                 alpha=alpha, cmap=cmap, stretch=stretch)
     ax.set_xlim(left - 0.5, right - 0.5)

@@ -1,14 +1,25 @@
 """Backbones, pre-trained weights, fine-tuning methods and clinical fusion."""
 
-from vcpred.models.clinical import ClinicalLogistic, ClinicalPreprocessor
-from vcpred.models.factory import BuiltModel, create_model, load_model, merged, save_model
-from vcpred.models.network import VcpredModel
-from vcpred.models.registry import BACKBONES, BackboneInfo, get_backbone, register_backbone
-from vcpred.models.spec import METHODS, ModelSpec
-from vcpred.models.weights import WeightsRecord, load_pretrained
+from vcpred.lazy import lazy_exports
 
-__all__ = [
-    "BACKBONES", "BackboneInfo", "BuiltModel", "ClinicalLogistic", "ClinicalPreprocessor", "METHODS",
-    "ModelSpec", "VcpredModel", "WeightsRecord", "create_model", "get_backbone", "load_model",
-    "load_pretrained", "merged", "register_backbone", "save_model",
-]
+# name -> defining submodule, imported on first use: reading a ModelSpec must not load torch and timm
+_EXPORTS = {
+    "BACKBONES": "registry",
+    "BackboneInfo": "registry",
+    "BuiltModel": "factory",
+    "ClinicalLogistic": "clinical",
+    "ClinicalPreprocessor": "clinical",
+    "METHODS": "spec",
+    "ModelSpec": "spec",
+    "VcpredModel": "network",
+    "WeightsRecord": "weights",
+    "create_model": "factory",
+    "get_backbone": "registry",
+    "load_model": "factory",
+    "load_pretrained": "weights",
+    "merged": "factory",
+    "register_backbone": "registry",
+    "save_model": "factory",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

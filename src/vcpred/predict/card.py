@@ -37,7 +37,7 @@ def _span(values: list[int]) -> str:
 
 def _split_line(sources) -> str:
     """How many split models, and how many patients each saw (config.yaml `patients`)."""
-    sides = [s.config.get("patients") or {} for s in sources]
+    sides = [s.patients for s in sources]
     train = sorted(p["train"] for p in sides if "train" in p)
     val = sorted(p["validation"] for p in sides if "validation" in p)
     counts = f" ({_span(train)} train / {_span(val)} validation patients each)" if train and val else ""
@@ -51,7 +51,7 @@ def _populations(sources, training_data: dict) -> tuple[list[str], list[str]]:
     from vcpred.cohort import load_manifest
     from vcpred.errors import VcpredError
 
-    manifest = sources[0].config["config"]["manifest"]
+    manifest = sources[0].manifest
     origin = (f"- origin: synthetic cohort ({training_data['evidence']})" if is_synthetic(training_data)
               else f"- origin: not marked synthetic ({training_data['evidence']})")
     try:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import math
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,13 +21,11 @@ from safetensors.torch import save_file
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
-from vcpred.evaluate.aggregate import METHODS, aggregate
+from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
-from vcpred.evaluate.runs import (
-    SPLIT_DIR, check_inputs, load_run_config, read_run, run_label, unfinished_reason, verify_outputs,
-    warn_unverified,
-)
+from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
 from vcpred.explain.maps import model_family
+from vcpred.jsonio import json_text
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
 from vcpred.predict.bundle import (
@@ -36,54 +33,50 @@ from vcpred.predict.bundle import (
     build_network, hash_files, meta_digest,
 )
 from vcpred.predict.card import model_card
+from vcpred.runs import (
+    RunRecord, configuration_run_dirs, read_record, run_label, split_dir_name, unfinished_reason, verify_outputs,
+)
 
 LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
 
 
-@dataclass
-class SourceRun:
-    split: int
-    path: Path
-    config: dict
-
-
-def find_runs(runs: Path, configuration: str) -> list[SourceRun]:
+def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     """Finished split runs of one configuration (RUNS/<configuration>/split-KK/), verified: every
-    file the run recorded has its sha256 (EvaluationError naming the file otherwise), and the runs
+    file the run recorded has its sha256 (RunError naming the file otherwise), and the runs
     share one splits file and manifest, still the ones on disk."""
     folder = Path(runs) / configuration
     if not folder.is_dir():
         known = sorted(p.name for p in Path(runs).glob("*") if p.is_dir()) if Path(runs).is_dir() else []
         raise ConfigError(f"no configuration {configuration!r} under {runs}; found: {', '.join(known) or 'nothing'}")
     found, unverified = [], []
-    for run_dir in sorted(p for p in folder.glob("split-*") if SPLIT_DIR.match(p.name)):
+    for run_dir in configuration_run_dirs(folder):
         reason = unfinished_reason(run_dir)
         if reason:
             console.warn(f"skipping {run_dir}: not a finished run ({reason})")
             continue
-        config = load_run_config(run_dir / "config.yaml")
-        if not verify_outputs(run_dir, config):
+        record = read_record(run_dir)
+        if not verify_outputs(run_dir, record.raw):
             unverified.append(run_label(run_dir))
-        found.append(SourceRun(int(config["split"]), run_dir, config))
+        found.append(record)
     if not found:
         raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
     warn_unverified(unverified)
-    check_inputs([(run.path, run.config) for run in found])
+    check_inputs(found)
     return found
 
 
-def split_threshold(run: SourceRun, *, ap: bool, method: str) -> float | None:
+def split_threshold(run: RunRecord, *, ap: bool, rule: str) -> float | None:
     """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite."""
-    table = aggregate(read_run(run.path).predictions, ap=ap, method=method)
+    table = aggregate(read_run(run).predictions, ap=ap, rule=rule)
     threshold, _, _ = validation_threshold(table, run.path / "predictions.csv")
     return threshold if abs(threshold) != float("inf") else None
 
 
-def store_params(run: SourceRun) -> dict:
+def store_params(run: RunRecord) -> dict:
     """The prepared store's PrepareParams (complete, defaults filled in) this run trained on."""
     from vcpred.imaging import PrepareParams
 
-    store = Path(run.config["config"]["store"])
+    store = run.store
     try:
         params = json.loads((store / "index.json").read_text()).get("params")
     except (OSError, json.JSONDecodeError):
@@ -94,18 +87,18 @@ def store_params(run: SourceRun) -> dict:
     return PrepareParams.from_dict(params).to_dict()
 
 
-def clinical_ranges(config: dict, columns: list[str]) -> dict:
+def clinical_ranges(run: RunRecord) -> dict:
     """Per numeric clinical column, the min and max over the development patients (and the values
     when at most two occur, e.g. 0/1 flags), for input forms (`vcpred serve`); {} when the training
     manifest is no longer readable. Categorical columns need none: their categories are in clinical.json."""
     from vcpred.cohort import load_manifest
 
     try:
-        cohort = load_manifest(config["config"]["manifest"])
-    except (VcpredError, OSError, KeyError):
+        cohort = load_manifest(run.manifest)
+    except (VcpredError, OSError):
         return {}
     ranges = {}
-    for name in columns:
+    for name in run.clinical_columns:
         values = sorted({float(r.clinical[name]) for r in cohort.subset("development")
                          if isinstance(r.clinical.get(name), (int, float))})
         if values and cohort.clinical_columns.get(name) == "numeric":
@@ -113,7 +106,7 @@ def clinical_ranges(config: dict, columns: list[str]) -> dict:
     return ranges
 
 
-def _check_merged(run: SourceRun, state: dict, spec: dict, width: int, reference: torch.Tensor,
+def _check_merged(run: RunRecord, state: dict, spec: dict, width: int, reference: torch.Tensor,
                   probe: tuple) -> None:
     """The exported tensors rebuilt into a plain model give the run model's logits."""
     rebuilt = build_network(spec, width, state)
@@ -125,11 +118,11 @@ def _check_merged(run: SourceRun, state: dict, spec: dict, width: int, reference
                           "this is a bug in vcpred export, please report it")
 
 
-def export_image_split(run: SourceRun, target: Path) -> dict:
+def export_image_split(run: RunRecord, target: Path) -> dict:
     """model.safetensors (merged full state) + model.json; returns {'family', 'spec'}."""
     built = load_model(run.path / "model")
     width = built.clinical_features
-    weights_record = run.config.get("weights") or {}
+    weights_record = run.weights
     generator = torch.Generator().manual_seed(0)
     image_size = int(store_params(run)["size"])
     probe = (torch.rand(2, 3, image_size, image_size, generator=generator),
@@ -149,20 +142,20 @@ def export_image_split(run: SourceRun, target: Path) -> dict:
 
 
 def export_configuration(runs: str | Path, configuration: str, out: str | Path, *, eval_dir: str | Path | None = None,
-                         ap: bool = True, method: str = "mean", force: bool = False) -> Path:
+                         ap: bool = True, rule: str = "mean", force: bool = False) -> Path:
     """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it."""
-    if method not in METHODS:
-        raise ConfigError(f"--aggregate must be one of {', '.join(METHODS)}, got {method!r}")
+    if rule not in AGGREGATES:
+        raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     sources = find_runs(Path(runs), configuration)
-    first = sources[0].config
-    image = bool(first["config"]["model"].get("image", True))
+    first = sources[0]
+    image = first.image
     out = Path(out)
     # Written beside MODEL_DIR and put in place complete: a failed export leaves an earlier one as it was;
     # only an earlier export is replaced (with --force), never another folder (vcpred.output_folder).
     with replacing(out, kind="model", force=force) as folder:
         entries, family, specs = [], None, []
         for run in console.progress(sources, desc="export"):
-            target = folder / f"split-{run.split:02d}"
+            target = folder / split_dir_name(run.split)
             target.mkdir()
             if (run.path / "model" / CLINICAL_FILE).is_file():
                 shutil.copyfile(run.path / "model" / CLINICAL_FILE, target / CLINICAL_FILE)
@@ -171,17 +164,17 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
                 family = exported["family"]
                 specs.append(exported["spec"])
             entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
-                            "threshold": split_threshold(run, ap=ap and image, method=method)})
+                            "threshold": split_threshold(run, ap=ap and image, rule=rule)})
         if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
             raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
         meta = {
             "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
-            "ap": bool(ap and image), "aggregate": method,
-            "clinical_columns": list(first.get("clinical_columns") or []),
-            "clinical_ranges": clinical_ranges(first, list(first.get("clinical_columns") or [])),
+            "ap": bool(ap and image), "aggregate": rule,
+            "clinical_columns": list(first.clinical_columns),
+            "clinical_ranges": clinical_ranges(first),
             "prepare_params": store_params(sources[0]) if image else None,
             "spec": specs[0] if specs else None, "splits": entries,
-            "training_data": combined_training_data([run.config.get("training_data") for run in sources]),
+            "training_data": combined_training_data([run.training_data for run in sources]),
         }
         finalise_bundle(folder, meta, lambda full: model_card(full, sources, eval_dir))
     return out
@@ -209,7 +202,7 @@ def finalise_bundle(out: Path, meta: dict, card) -> Path:
     (out / CARD_FILE).write_text(card(meta))
     meta["files"] = {**files, **hash_files(out, [CARD_FILE])}
     meta["meta_sha256"] = meta_digest(meta)
-    (out / BUNDLE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+    (out / BUNDLE_FILE).write_text(json_text(meta))
     return out
 
 

@@ -28,6 +28,6 @@ def run_export(args: argparse.Namespace) -> int:
     from vcpred.predict.export import export_configuration
 
     out = export_configuration(args.runs, args.configuration, args.out, eval_dir=args.eval_dir, ap=args.ap,
-                               method=args.aggregate, force=args.force)
+                               rule=args.aggregate, force=args.force)
     console.say(f"wrote {out}")
     return 0

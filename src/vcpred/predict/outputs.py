@@ -6,15 +6,13 @@ The writers fill the folder they are given; the predict command gives them the t
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from vcpred import console
 from vcpred.errors import VcpredError
+from vcpred.jsonio import json_text
 from vcpred.os_errors import is_user_os_error
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
@@ -35,23 +33,6 @@ def prepare_out(out: Path, *, force: bool = False) -> Path:
         (out / MARKER).unlink(missing_ok=True)  # our own list would no longer match what is written in place
     out.mkdir(parents=True, exist_ok=True)
     return out
-
-
-def jsonable(value):
-    """Plain JSON: numpy unwrapped, NaN/inf -> null, paths as text."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def heatmap_png(prediction: PatientPrediction, path: Path | None, *, context: float | None = None) -> bytes | None:
@@ -81,7 +62,7 @@ def write_patient(out: Path, prediction: PatientPrediction, *, dicom: bool = Fal
             from vcpred.predict.dicom_sc import write_secondary_capture
 
             written.append(write_secondary_capture(out / "heatmap_sc.dcm", png, prediction.result))
-    (out / "prediction.json").write_text(json.dumps(jsonable(prediction.result), indent=1) + "\n")
+    (out / "prediction.json").write_text(json_text(prediction.result))
     (out / "report.html").write_text(report_html(prediction.result, png))
     return written + [out / "report.html"]
 
@@ -136,5 +117,5 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
                # patients predicted with a clinical value outside the training range (the model extrapolates)
                "outside_training_range": int((table.get("outside_training_range", pd.Series(dtype=str))
                                               .fillna("") != "").sum())}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(json_text(summary))
     return table

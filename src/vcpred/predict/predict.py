@@ -21,8 +21,8 @@ from vcpred.errors import ConfigError, RoiError, VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
-from vcpred.training.data import three_channels
-from vcpred.training.loop import autocast as training_autocast
+from vcpred.models.inputs import autocast as model_autocast
+from vcpred.models.inputs import three_channels
 
 CATEGORIES = ("high risk of collapse", "low risk of collapse")
 PRECISIONS = ("fp32", "bf16")
@@ -67,18 +67,18 @@ def make_record(images: dict[str, Path], roi_slice: int, box: tuple[int, int, in
                          roi=Roi(roi_slice, *box), clinical=dict(clinical))
 
 
-def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, method: str) -> float:
+def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, rule: str) -> float:
     """One probability from per-frame probabilities [F] (AP) or the main frame (offset 0)."""
     if not ap:
         return float(probabilities[offsets == 0][0])
-    return combine_probabilities(probabilities, method)
+    return combine_probabilities(probabilities, rule)
 
 
 def autocast(precision: str):
-    """CPU autocast for prediction (the training helper, after checking the allowed values)."""
+    """CPU autocast for prediction, after checking the allowed values."""
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return training_autocast(torch.device("cpu"), precision)
+    return model_autocast(torch.device("cpu"), precision)
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:
@@ -174,7 +174,7 @@ def _image_prediction(bundle: Bundle, record: PatientRecord, precision: str, exp
         clinical = _clinical_tensor(split_model, record, len(frames))
         probs, heat = _model_pass(split_model.net, frames, clinical, main, precision, bundle.meta["family"], explain)
         per_frame.append(probs)
-        per_model.append(combine_frames(probs, offsets, ap=bundle.meta["ap"], method=bundle.meta["aggregate"]))
+        per_model.append(combine_frames(probs, offsets, ap=bundle.meta["ap"], rule=bundle.meta["aggregate"]))
         if heat is not None:
             maps.append(heat)
     per_frame_array = np.stack(per_frame)

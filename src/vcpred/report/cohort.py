@@ -7,7 +7,7 @@ import numpy as np
 
 from vcpred.cohort.summary import EventCounts, event_counts, labels_by_group, missing_by_set
 from vcpred.report.flow import flow_svg
-from vcpred.report.html import Html, join, note, section, table, tag
+from vcpred.report.html import Html, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 
@@ -112,7 +112,7 @@ def flow(inputs: ReportInputs) -> Html:
 
 
 def cohort_section(inputs: ReportInputs) -> Html:
-    splits_file = next(iter(inputs.configs.values()))["config"].get("splits", "n/a")
+    splits_file = str(next(iter(inputs.configs.values())).splits)
     return section("cohort", "Cohort and participant flow",
                    tag("p", "Source: the manifest the runs trained on (", tag("code", inputs.cohort.manifest_path),
                        ") and their splits file (", tag("code", splits_file), ")."),

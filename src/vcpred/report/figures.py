@@ -31,11 +31,11 @@ def _curve(table: pd.DataFrame) -> tuple | None:
 
 def split_curves(inputs: ReportInputs) -> dict[str, list[tuple]]:
     """variant label -> external ROC curve of each split model (AP-aggregated like the evaluation)."""
-    method = inputs.evaluation.get("aggregate", "mean")
+    rule = inputs.evaluation.get("aggregate", "mean")
     curves: dict[str, list[tuple]] = {}
     for run in read_runs(inputs.runs_dir).runs:
         for ap in (False, True):
-            table = aggregate(run.predictions, ap=ap, method=method)
+            table = aggregate(run.predictions, ap=ap, rule=rule)
             curve = _curve(table[table["set"] == "external"])
             if curve is not None:
                 curves.setdefault(Variant(run.configuration, ap).label, []).append(curve)

@@ -19,6 +19,7 @@ import pandas as pd
 from vcpred.errors import VcpredError
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.variants import Variant
+from vcpred.runs import RunRecord, read_record, run_dirs, unfinished_reason
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
 THRESHOLD_TOLERANCE = 1e-6  # export and evaluate compute the same median of the same Youden thresholds
@@ -36,7 +37,7 @@ class ReportInputs:
     evaluation: dict  # evaluation.json
     ensembles: pd.DataFrame  # ensemble_predictions.csv
     runs_dir: Path
-    configs: dict[str, dict]  # configuration -> config.yaml of its first finished split
+    configs: dict[str, RunRecord]  # configuration -> the record of its first finished split
     cohort: object  # vcpred.cohort.Cohort
     splits: dict | None  # splits.json content (None when not found)
     store_params: dict | None  # the prepared store's index.json params
@@ -54,7 +55,7 @@ class ReportInputs:
         """{synthetic, evidence} over the configurations (each one's first finished split): synthetic when any is."""
         from vcpred.cohort.provenance import combined
 
-        return combined([config.get("training_data") for config in self.configs.values()])
+        return combined([run.training_data for run in self.configs.values()])
 
     @property
     def synthetic(self) -> bool:
@@ -110,24 +111,21 @@ def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Data
     return summary, per_split, evaluation, ensembles
 
 
-def read_configs(runs_dir: Path) -> dict[str, dict]:
-    """configuration -> the config.yaml of its first finished split run."""
-    from vcpred.evaluate.runs import SPLIT_DIR, load_run_config, unfinished_reason
-
+def read_configs(runs_dir: Path) -> dict[str, RunRecord]:
+    """configuration -> the record of its first finished split run."""
     configs = {}
-    for run_dir in sorted(p for p in runs_dir.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
+    for run_dir in run_dirs(runs_dir):
         if run_dir.parent.name not in configs and unfinished_reason(run_dir) is None:
-            configs[run_dir.parent.name] = load_run_config(run_dir / "config.yaml")
+            configs[run_dir.parent.name] = read_record(run_dir)
     return configs
 
 
 def read_losses(runs_dir: Path) -> dict[str, list]:
     """configuration -> the 'loss' each finished split run's metrics.json records (None: not recorded)."""
-    from vcpred.evaluate.runs import SPLIT_DIR, unfinished_reason
     from vcpred.predict.method import run_loss
 
     losses: dict[str, list] = {}
-    for run_dir in sorted(p for p in runs_dir.glob("*/split-*") if p.is_dir() and SPLIT_DIR.match(p.name)):
+    for run_dir in run_dirs(runs_dir):
         if unfinished_reason(run_dir) is None:
             losses.setdefault(run_dir.parent.name, []).append(run_loss(run_dir))
     return losses
@@ -146,7 +144,7 @@ def locate_runs(evaluation: dict, eval_dir: Path, override: str | None) -> Path:
     return runs
 
 
-def check_runs_match(configs: dict[str, dict], evaluation: dict, runs_dir: Path) -> None:
+def check_runs_match(configs: dict[str, RunRecord], evaluation: dict, runs_dir: Path) -> None:
     evaluated = {v["configuration"] for v in evaluation["variants"]}
     missing = sorted(evaluated - set(configs))
     if missing:
@@ -161,11 +159,11 @@ def read_json(path: Path | None) -> dict | None:
         return None
 
 
-def locate_cohort(configs: dict[str, dict], anchors: list[Path], override: str | None):
+def locate_cohort(configs: dict[str, RunRecord], anchors: list[Path], override: str | None):
     """The manifest the runs trained on (or --manifest) as a Cohort; image files not required."""
     from vcpred.cohort import load_manifest
 
-    recorded = next(iter(configs.values()))["config"]["manifest"]
+    recorded = str(next(iter(configs.values())).manifest)
     manifest = Path(override) if override else find_path(recorded, anchors)
     if manifest is None or not manifest.is_file():
         raise ReportError(f"the runs' manifest {recorded} is not found; pass --manifest MANIFEST")
@@ -203,15 +201,15 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     check_runs_match(configs, evaluation, runs_dir)
     anchors = [Path.cwd(), eval_dir.parent, runs_dir.parent]
     cohort = locate_cohort(configs, anchors, manifest)
-    first = next(iter(configs.values()))["config"]
-    store_dir = find_path(first.get("store", ""), anchors) if first.get("store") else None
+    first = next(iter(configs.values()))
+    store_dir = find_path(str(first.store), anchors)
     index = read_json(store_dir / "index.json" if store_dir else None)
-    splits_path = find_path(first.get("splits", ""), anchors) if first.get("splits") else None
+    splits_path = find_path(str(first.splits), anchors)
     inputs = ReportInputs(eval_dir, summary, per_split, evaluation, ensembles, runs_dir, configs, cohort,
                           read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"],
                           losses=read_losses(runs_dir))
     if index is None:
-        inputs.notes.append(f"prepared store {first.get('store')} not found: preprocessing from the model only")
+        inputs.notes.append(f"prepared store {first.store} not found: preprocessing from the model only")
     model_dirs = [] if model_dir is None else [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
     seen: dict[str, Path] = {}
     for index, directory in enumerate(Path(d) for d in model_dirs):

@@ -3,8 +3,15 @@ configurations compared (from each configuration's config.yaml)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vcpred.report.html import Html, definition_table, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
+from vcpred.runs import RunRecord
+
+if TYPE_CHECKING:
+    from vcpred.models.spec import ModelSpec
+    from vcpred.training.config import TrainingParams
 
 
 MISSING = "not recorded"
@@ -59,46 +66,45 @@ def _sources(inputs: ReportInputs) -> Html:
     return note(message)
 
 
-def model_text(model: dict) -> tuple[str, str, str]:
-    """(backbone, weights, method) of a config.yaml model section, as the study's Table 2 names them."""
-    if not model.get("image", True):
+def model_text(model: ModelSpec) -> tuple[str, str, str]:
+    """(backbone, weights, method) of a run's model, as the study's Table 2 names them."""
+    if not model.image:
         return "none (clinical values only)", "-", "logistic regression"
-    return str(model.get("backbone")), str(model.get("weights")), str(model.get("method"))
+    return str(model.backbone), str(model.weights), str(model.method)
 
 
 LOGISTIC = "n/a (logistic regression)"
 FEATURE_CACHE = "n/a (frozen-feature cache)"
 
 
-def _is_cached_probe(model: dict, training: dict) -> bool:
+def _is_cached_probe(model: ModelSpec, training: TrainingParams) -> bool:
     """A linear probe trained on cached backbone features: they are computed once, in eval mode and
     without augmentation (vcpred.training.features), so augment and BatchNorm change nothing."""
-    return model.get("method") == "linear" and bool(training.get("feature_cache"))
+    return model.method == "linear" and training.feature_cache
 
 
-def _batchnorm(model: dict, training: dict) -> str:
+def _batchnorm(model: ModelSpec, training: TrainingParams) -> str:
     if _is_cached_probe(model, training):
         return FEATURE_CACHE
-    if str(model.get("backbone", "")).startswith("vit"):  # timm ViTs use LayerNorm only
+    if model.backbone.startswith("vit"):  # timm ViTs use LayerNorm only
         return "n/a (no BatchNorm)"
-    return str(training.get("batchnorm", "update"))
+    return training.batchnorm
 
 
-def _training_cells(config: dict) -> list[str]:
+def _training_cells(run: RunRecord) -> list[str]:
     """epochs / batch / lr / patience, augment, BatchNorm, frames, training precision of an image run."""
-    model, training = config["config"]["model"], config["config"].get("training", {})
-    if not model.get("image", True):
+    model, training = run.model, run.training
+    if not model.image:
         return [LOGISTIC] * 5
-    augment = FEATURE_CACHE if _is_cached_probe(model, training) else ("yes" if training.get("augment") else "no")
-    return [f"{training.get('epochs')} / {training.get('batch_size')} / {training.get('lr')} / "
-            f"{training.get('patience')}", augment, _batchnorm(model, training), str(training.get("frames", "all")),
-            str(config.get("precision") or training.get("precision") or "not recorded")]
+    augment = FEATURE_CACHE if _is_cached_probe(model, training) else ("yes" if training.augment else "no")
+    return [f"{training.epochs} / {training.batch_size} / {training.lr} / {training.patience}", augment,
+            _batchnorm(model, training), training.frames, str(run.precision or "not recorded")]
 
 
-def _parameters(config: dict) -> str:
-    if not config["config"]["model"].get("image", True):
+def _parameters(run: RunRecord) -> str:
+    if not run.image:
         return LOGISTIC
-    parameters = config.get("parameters") or {}
+    parameters = run.parameters
     if not parameters:
         return "not recorded"
     return f"{parameters.get('trainable', 'n/a')} of {parameters.get('total', 'n/a')}"
@@ -106,11 +112,9 @@ def _parameters(config: dict) -> str:
 
 def configurations_table(inputs: ReportInputs) -> Html:
     rows = []
-    for name, config in inputs.configs.items():
-        model = config["config"]["model"]
-        weights = config.get("weights") or {}
-        rows.append([name, *model_text(model), ", ".join(config.get("clinical_columns") or []) or "none",
-                     *_training_cells(config), _parameters(config), str(weights.get("source") or "-")])
+    for name, run in inputs.configs.items():
+        rows.append([name, *model_text(run.model), ", ".join(run.clinical_columns) or "none",
+                     *_training_cells(run), _parameters(run), str(run.weights.get("source") or "-")])
     header = ["configuration", "backbone", "weights", "method", "clinical features",
               "epochs / batch / lr / patience", "augment", "BatchNorm", "frames", "training precision",
               "trainable parameters", "weights source"]
@@ -118,17 +122,17 @@ def configurations_table(inputs: ReportInputs) -> Html:
                                        "all = every prepared frame is a training sample, main = the ROI slice only)")
 
 
-def _device(config: dict) -> str:
+def _device(run: RunRecord) -> str:
     """Device and training precision of an image run (clinical-only runs record neither)."""
-    if not config["config"]["model"].get("image", True):
+    if not run.image:
         return "device and training precision: n/a (clinical-only runs)"
-    return f"device {_value(config, 'device')}, training precision {_value(config, 'precision')}"
+    return f"device {_value(run.raw, 'device')}, training precision {_value(run.raw, 'precision')}"
 
 
 def scoring_note(inputs: ReportInputs) -> str:
     """Which precision every score was computed in (config.yaml scoring_precision of image runs)."""
-    images = [c for c in inputs.configs.values() if c["config"]["model"].get("image", True)]
-    recorded = sorted({str(c.get("scoring_precision") or "not recorded") for c in images})
+    images = [run for run in inputs.configs.values() if run.image]
+    recorded = sorted({str(run.raw.get("scoring_precision") or "not recorded") for run in images})
     if not images:
         return "Scores: clinical-only logistic regressions only (no reduced precision is used)."
     return (f"Scoring precision of the image runs (validation AUC for early stopping, predictions.csv): "
@@ -140,9 +144,9 @@ def setup_section(inputs: ReportInputs) -> Html:
     params = {**((inputs.bundle or {}).get("prepare_params") or {}), **(inputs.store_params or {})}
     record = (definition_table(preprocessing_pairs(params)) if params
               else note("No preprocessing record found (prepared store missing and no --model)."))
-    images = [c for c in inputs.configs.values() if c["config"]["model"].get("image", True)]
+    images = [run for run in inputs.configs.values() if run.image]
     first = (images or list(inputs.configs.values()))[0]  # an image run records its device and precision
-    environment = first.get("environment") or {}
+    environment = first.environment
     packages = ", ".join(f"{k} {v}" for k, v in (environment.get("packages") or {}).items())
     return section("preprocessing", "Preprocessing and configurations",
                    tag("h3", "Preprocessing record"), record, _sources(inputs),

@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 
+from vcpred.evaluate.compare import best_summary_row
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.predict.method import clinical_step, validation_uses
@@ -37,7 +38,7 @@ def _set_cells(row: pd.Series, alpha: float) -> list[str]:
 
 
 def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> list:
-    backbone, weights, method = model_text(inputs.configs[configuration]["config"]["model"])
+    backbone, weights, method = model_text(inputs.configs[configuration].model)
     name = tag("strong", row["variant"]) if row["best"] else row["variant"]
     return [name, f"{backbone} / {weights}", method, "yes" if row["clinical"] else "no", "yes" if row["ap"] else "no"]
 
@@ -72,7 +73,7 @@ def table2_variants(inputs: ReportInputs) -> list[str]:
 
 
 def _is_image(inputs: ReportInputs, configuration: str) -> bool:
-    return bool(inputs.configs[configuration]["config"]["model"].get("image", True))
+    return inputs.configs[configuration].image
 
 
 def table3_variants(inputs: ReportInputs) -> list[str]:
@@ -82,11 +83,11 @@ def table3_variants(inputs: ReportInputs) -> list[str]:
     images = rows[[_is_image(inputs, c) for c in rows["configuration"]]]
     if images.empty:
         return list(rows["variant"])
-    reference = images[images["best"]] if images["best"].any() else images.sort_values("auc_mean", ascending=False)
-    best_model = model_text(inputs.configs[reference.iloc[0]["configuration"]]["config"]["model"])
+    reference = images[images["best"]].iloc[0] if images["best"].any() else best_summary_row(images)
+    best_model = model_text(inputs.configs[reference["configuration"]].model)
     return [r["variant"] for _, r in rows.iterrows()
             if not _is_image(inputs, r["configuration"])
-            or model_text(inputs.configs[r["configuration"]]["config"]["model"]) == best_model]
+            or model_text(inputs.configs[r["configuration"]].model) == best_model]
 
 
 def footnote(inputs: ReportInputs) -> Html:

@@ -85,15 +85,11 @@ def _sites(cohort, set_name: str) -> list[str]:
     return sorted({r.site for r in cohort.subset(set_name) if r.site})
 
 
-def _is_image(config: dict) -> bool:
-    return bool(config["config"]["model"].get("image", True))
-
-
 def _losses(inputs: ReportInputs) -> str:
     """Item 13 from the runs' metrics.json 'loss', image and clinical-only configurations apart."""
     parts = []
     for image, kind in ((True, "image models"), (False, "clinical-only logistic regression")):
-        losses = [loss for name, config in inputs.configs.items() if _is_image(config) == image
+        losses = [loss for name, run in inputs.configs.items() if run.image == image
                   for loss in inputs.losses.get(name, [None])]
         if losses:
             parts.append(f"{kind[0].upper()}{kind[1:]}: {loss_text(losses, image=image)}")
@@ -146,14 +142,14 @@ def _facts(inputs: ReportInputs) -> dict:
     first = next(iter(inputs.configs.values()))
     chosen_configuration = inputs.summary.loc[inputs.summary["variant"] == inputs.chosen, "configuration"].iloc[0]
     groups = (ev.get("subgroups") or {}).get(inputs.chosen) or {}
-    return {"chosen_clinical": inputs.configs[chosen_configuration].get("clinical_columns") or [],
+    return {"chosen_clinical": inputs.configs[chosen_configuration].clinical_columns,
             "dev": dev, "ext": ext, "sites": sorted({r.site for r in cohort.records if r.site}),
             "dev_sites": _sites(cohort, "development"), "ext_sites": _sites(cohort, "external"),
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
-            "configs": list(inputs.configs), "commit": (first.get("environment") or {}).get("git_commit"),
+            "configs": list(inputs.configs), "commit": first.environment.get("git_commit"),
             "comp": ev["comparisons"], "subgroups": bool(groups), "subgroup_columns": list(groups),
-            "images": any(_is_image(c) for c in inputs.configs.values()),
+            "images": any(run.image for run in inputs.configs.values()),
             "synthetic": inputs.synthetic, "evidence": inputs.training_data["evidence"]}
 
 

@@ -191,9 +191,9 @@ def study_state(study: Study) -> dict:
     volume = study.volume
     chosen = None
     if volume is not None:
-        from vcpred.explain.overlay import _window as report_window  # the report's heat-map window
+        from vcpred.explain.overlay import display_window  # the report's heat-map window
 
-        low, high = report_window(volume.array)
+        low, high = display_window(volume.array)
         numbers = volume.provenance.get("instance_numbers") or []
         if len(numbers) != volume.shape[0] or not all(isinstance(n, int) for n in numbers):
             numbers = None  # NIfTI, or DICOM without InstanceNumber: the page shows canonical indices

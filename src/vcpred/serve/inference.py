@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from vcpred.predict.bundle import Bundle
 from vcpred.output_folder import replacing
-from vcpred.predict.outputs import jsonable, write_patient
+from vcpred.jsonio import jsonable
+from vcpred.predict.outputs import write_patient
 from vcpred.predict.clinical_input import check_clinical
 from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
 from vcpred.serve.errors import ServeError

@@ -14,6 +14,7 @@ from vcpred.cohort import PatientRecord
 from vcpred.imaging import load_prepared
 from vcpred.imaging.store import prepared_offsets
 from vcpred.models import ClinicalPreprocessor
+from vcpred.models.inputs import three_channels
 
 
 @dataclass
@@ -37,19 +38,6 @@ class FrameSet:
         return FrameSet([self.patient_ids[i] for i in index], [self.sets[i] for i in index], self.offsets[index],
                         None if self.frames is None else self.frames[pick], self.labels[index],
                         None if self.clinical is None else self.clinical[pick])
-
-
-def three_channels(frames: np.ndarray) -> np.ndarray:
-    """[F, C, H, W] -> float32 [F, 3, H, W]: one sequence repeated, two padded with their mean."""
-    frames = np.asarray(frames, dtype=np.float32)
-    channels = frames.shape[1]
-    if channels == 3:
-        return frames
-    if channels == 1:
-        return np.repeat(frames, 3, axis=1)
-    if channels == 2:
-        return np.concatenate([frames, frames.mean(axis=1, keepdims=True)], axis=1)
-    raise ValueError(f"frames with {channels} channels; vcpred models take 1 to 3")
 
 
 def _frame_offsets(store: Path, patient_id: str) -> np.ndarray:

@@ -22,7 +22,8 @@ from vcpred.hashing import atomic_write
 from vcpred.imaging import load_prepared
 from vcpred.imaging.store import verified_sha256
 from vcpred.models import BuiltModel
-from vcpred.training.data import FrameSet, three_channels
+from vcpred.models.inputs import three_channels
+from vcpred.training.data import FrameSet
 
 
 def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +25,7 @@ from vcpred.errors import ConfigError
 from vcpred.models import BuiltModel
 from vcpred.models.factory import trained_state
 from vcpred.models.finetune import keep_frozen_norms_in_eval
+from vcpred.models.inputs import autocast
 from vcpred.models.registry import get_backbone
 from vcpred.training.config import TrainingParams
 from vcpred.training.data import FrameSet, augment
@@ -55,12 +55,6 @@ def host_tensor(tensor: torch.Tensor | None, device: torch.device) -> torch.Tens
     if tensor is None or device.type != "cuda":
         return tensor
     return tensor.pin_memory()
-
-
-def autocast(device: torch.device, precision: str):
-    if precision == "fp32":
-        return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
 
 
 def patient_auc(frames: FrameSet, probabilities: np.ndarray) -> float:

@@ -36,17 +36,18 @@ import yaml
 from vcpred import __version__, console
 from vcpred.cohort import Cohort, load_manifest, load_splits
 from vcpred.cohort.provenance import training_data
-from vcpred.errors import ConfigError, VcpredError
+from vcpred.errors import ConfigError, RunError, VcpredError
 from vcpred.hashing import sha256_file, sha256_files
+from vcpred.jsonio import json_text
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.output_folder import replacing
+from vcpred.runs import is_finished, load_run_config, output_problems, write_predictions
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
 from vcpred.training.loop import Trainer, host_tensor, resolve_device, resolve_precision
 
 PATH_KEYS = ("manifest", "store", "splits")  # left out of the configuration's hash: their contents count
-PREDICTION_COLUMNS = ["patient_id", "set", "split", "frame_offset", "probability", "label"]
 LOSS = "unweighted binary cross-entropy (outputs estimate the probability at the training prevalence)"
 
 
@@ -58,16 +59,6 @@ def environment() -> dict:
     except (OSError, subprocess.TimeoutExpired):
         commit = None
     return {"vcpred": __version__, "python": platform.python_version(), "packages": versions, "git_commit": commit}
-
-
-def _finished(out: Path) -> bool:
-    """A finished run by the rule evaluate, export and experiment use; a broken config.yaml is not one."""
-    from vcpred.evaluate.runs import unfinished_reason
-
-    try:
-        return Path(out).is_dir() and unfinished_reason(Path(out)) is None
-    except VcpredError:
-        return False
 
 
 def store_input_scale(store: Path) -> str:
@@ -196,16 +187,13 @@ def _input_changes(recorded: dict, config: TrainConfig, fingerprint: dict) -> li
 def run_state(out: str | Path, config: TrainConfig, fingerprint) -> RunState:
     """Whether `out` holds a finished run of exactly these inputs. `config` is resolved;
     `fingerprint()` gives its input_fingerprint (computed only when a finished run is there)."""
-    from vcpred.evaluate.errors import EvaluationError
-    from vcpred.evaluate.runs import load_run_config, output_problems
-
     out = Path(out)
     path = out / "config.yaml"
     if not path.is_file():
         return RunState("missing", "not trained yet")
     try:
         recorded = load_run_config(path)
-    except EvaluationError as exc:
+    except RunError as exc:
         return RunState("stale", str(exc).split("; ")[0])
     if recorded.get("status") != "done":
         return RunState("missing", "unfinished")
@@ -223,7 +211,7 @@ def train_run(config: TrainConfig, split: int, out: str | Path, *, force: bool =
     only with force; Busy when another process is training the same run dir."""
     out = Path(out)
     with run_lock(out):
-        return _train(resolved(config), split, out, force=force or not _finished(out))
+        return _train(resolved(config), split, out, force=force or not is_finished(out))
 
 
 def ensure_run(config: TrainConfig, split: int, out: str | Path, *, retrain_stale: bool = False,
@@ -256,9 +244,9 @@ def _train(config: TrainConfig, split: int, out: Path, *, force: bool, fingerpri
             metrics, predictions, extra = _train_image_model(config, plan, split, folder)
         else:
             metrics, predictions, extra = _train_clinical_only(plan, split, folder)
-        predictions[PREDICTION_COLUMNS].to_csv(folder / "predictions.csv", index=False)
+        write_predictions(predictions, folder / "predictions.csv")
         metrics["wall_seconds"] = time.time() - started
-        (folder / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
+        (folder / "metrics.json").write_text(json_text(metrics))
         if input_fingerprint(config, plan.cohort.ids()) != fingerprint:
             raise VcpredError(f"the inputs of {out} (splits file, manifest or prepared store) changed while it was "
                               "training; train it again")

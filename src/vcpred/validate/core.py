@@ -30,7 +30,7 @@ import yaml
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import VcpredError
 from vcpred.hashing import sha256_file
-from vcpred.predict.outputs import jsonable
+from vcpred.jsonio import jsonable
 from vcpred.validate import measures
 from vcpred.validate.scoring import Scored, score_cohort
 

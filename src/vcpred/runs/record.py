@@ -1,0 +1,199 @@
+"""A run's config.yaml, parsed once into a typed RunRecord, and the rules about a run's state.
+
+The contract needs only `configuration`, `split`, `clinical_columns` (and `patients: {train: N}`
+for the corrected t-test) so that another tool's runs can be evaluated; vcpred's own runs add the
+training config they were made from (`config`, parsed back into a TrainConfig), the environment,
+the weights, the input fingerprint and the sha256 of every output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from vcpred.errors import ConfigError, RunError
+from vcpred.hashing import sha256_file
+from vcpred.runs.layout import split_of
+
+if TYPE_CHECKING:
+    from vcpred.models.spec import ModelSpec
+    from vcpred.training.config import TrainConfig, TrainingParams
+
+RETRAIN = "train the run again (`vcpred experiment CONFIG --out RUNS --retrain-stale`, or `vcpred train ... --force`)"
+
+
+def load_run_config(path: Path) -> dict:
+    """A run's config.yaml as a mapping; RunError naming the file when it is not one."""
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise RunError(f"{path} is not valid YAML ({detail}); {RETRAIN}, or remove the run dir") from None
+    except OSError as exc:
+        raise RunError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if not isinstance(config, dict):
+        raise RunError(f"{path} must be a YAML mapping with configuration, split, clinical_columns")
+    return config
+
+
+def unfinished_reason(run_dir: Path) -> str | None:
+    """Why a run dir is not a finished run (None when it is): the one rule for every stage."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return "no config.yaml"
+    status = load_run_config(config_path).get("status")
+    if status != "done":
+        return f"status is {status!r}, not 'done'"
+    if not (run_dir / "predictions.csv").is_file():
+        return "no predictions.csv"
+    return None
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Finished by `unfinished_reason`; a run dir whose config.yaml is broken is not."""
+    try:
+        return Path(run_dir).is_dir() and unfinished_reason(Path(run_dir)) is None
+    except RunError:
+        return False
+
+
+def output_problems(run_dir: Path, config: dict, names: tuple[str, ...] | None = None) -> list[str] | None:
+    """What differs from the output hashes config.yaml recorded when the run finished ('FILE is
+    missing' / 'FILE changed'), for the files `names` (default: all recorded); None when the run
+    records no hashes (finished by an earlier vcpred)."""
+    outputs = config.get("outputs")
+    if not isinstance(outputs, dict):
+        return None
+    problems = []
+    for name, digest in sorted(outputs.items()):
+        if names is not None and name not in names:
+            continue
+        path = run_dir / str(name)
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif sha256_file(path) != digest:
+            problems.append(f"{path} changed since the run finished")
+    return problems
+
+
+def verify_outputs(run_dir: Path, config: dict, names: tuple[str, ...] | None = None) -> bool:
+    """True when the files are the ones the run wrote; False when it recorded no hashes (earlier
+    vcpred); RunError naming the files otherwise."""
+    problems = output_problems(run_dir, config, names)
+    if problems:
+        raise RunError(f"{'; '.join(problems)} (sha256 differs from its config.yaml): the file is damaged "
+                       f"or was edited; {RETRAIN}")
+    return problems is not None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a finished run's config.yaml says, typed. `raw` is the whole mapping (provenance, hashes)."""
+
+    path: Path  # the run dir
+    configuration: str
+    split: int
+    clinical_columns: list[str]
+    patients: dict[str, int]  # train / validation / external counts; {} when not recorded
+    trained: TrainConfig | None  # the training config the run was made from (None: another tool's run)
+    raw: dict = field(repr=False)
+
+    @property
+    def n_train(self) -> int | None:
+        count = self.patients.get("train")
+        return count if isinstance(count, int) and not isinstance(count, bool) and count >= 1 else None
+
+    @property
+    def model(self) -> ModelSpec:
+        return self._trained().model
+
+    @property
+    def training(self) -> TrainingParams:
+        return self._trained().training
+
+    @property
+    def image(self) -> bool:
+        """Whether the model reads images (a run without a training config: unknown, taken as yes)."""
+        return self.trained.model.image if self.trained else True
+
+    @property
+    def manifest(self) -> Path:
+        return self._trained().manifest
+
+    @property
+    def store(self) -> Path:
+        return self._trained().store
+
+    @property
+    def splits(self) -> Path:
+        return self._trained().splits
+
+    @property
+    def precision(self) -> str | None:
+        """The precision it trained in (recorded by the run, else the one its config asked for)."""
+        return self.raw.get("precision") or (self.trained.training.precision if self.trained else None)
+
+    @property
+    def weights(self) -> dict:
+        return self._mapping("weights")
+
+    @property
+    def environment(self) -> dict:
+        return self._mapping("environment")
+
+    @property
+    def parameters(self) -> dict:
+        return self._mapping("parameters")
+
+    @property
+    def training_data(self) -> dict | None:
+        value = self.raw.get("training_data")
+        return value if isinstance(value, dict) else None
+
+    def _mapping(self, key: str) -> dict:
+        value = self.raw.get(key)
+        return value if isinstance(value, dict) else {}
+
+    def _trained(self) -> TrainConfig:
+        if self.trained is None:
+            raise RunError(f"{self.path / 'config.yaml'} records no training config ('config'): written by "
+                           "another tool, it can be evaluated but not exported, explained or reported on")
+        return self.trained
+
+
+def read_record(run_dir: Path) -> RunRecord:
+    """The RunRecord of a run dir, checked against its folder name; RunError naming the file otherwise."""
+    config_path = run_dir / "config.yaml"
+    config = load_run_config(config_path)
+    name, split, clinical = config.get("configuration"), config.get("split"), config.get("clinical_columns")
+    if not isinstance(name, str) or not name:
+        raise RunError(f"{config_path}: 'configuration' must be a non-empty string, got {name!r}")
+    if isinstance(split, bool) or not isinstance(split, int):
+        raise RunError(f"{config_path}: 'split' must be an integer, got {split!r}")
+    if not isinstance(clinical, list) or not all(isinstance(c, str) for c in clinical):
+        raise RunError(f"{config_path}: 'clinical_columns' must be a list of column names "
+                       f"([] for an image-only model), got {clinical!r}")
+    if name != run_dir.parent.name or split != split_of(run_dir):
+        raise RunError(f"{config_path} says configuration {name!r}, split {split} but the run dir "
+                       f"is {run_dir.parent.name}/{run_dir.name}; move the run dir or fix config.yaml")
+    patients = config.get("patients")
+    return RunRecord(run_dir, name, split, list(clinical), dict(patients) if isinstance(patients, dict) else {},
+                     _training_config(config, config_path), config)
+
+
+def _training_config(config: dict, config_path: Path) -> TrainConfig | None:
+    """The `config` section parsed back into the TrainConfig it was written from (paths as recorded)."""
+    from vcpred.training.config import TrainConfig
+
+    section = config.get("config")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise RunError(f"{config_path}: 'config' must be the training configuration mapping, got {section!r}")
+    try:
+        return TrainConfig.from_dict(section, Path("."))
+    except ConfigError as exc:
+        raise RunError(f"{config_path}: its training config cannot be read ({exc}); {RETRAIN}") from None
