@@ -13,6 +13,7 @@ demo: venv
 	@$(PY) -m vcpred demo --out runs/demo
 
 test: venv
+	$(VENV)/bin/ruff check src tests scripts benchmarks
 	$(PY) -m pytest -q
 
 bench: venv

@@ -111,7 +111,7 @@ def main() -> None:
         per_frame_gap = float(np.abs(frames["fp32"] - frames["bf16"]).max())
         ensemble_gap = abs(results["fp32"]["probability"] - results["bf16"]["probability"])
     body = "\n".join([
-        f"## Prediction for one patient (`vcpred predict`)\n",
+        "## Prediction for one patient (`vcpred predict`)\n",
         f"{args.models} x {args.backbone} split models (random weights), 5 frames (k = 2), {size} px, the real "
         "lumbar T2 NIfTI (38 sagittal slices), N4 on; stages in seconds: load = bundle.json + sha256 of every "
         f"file + rebuilding the models; predict = read + N4 + crop + {args.models} x 5 frames + attention rollout; "

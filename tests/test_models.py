@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 from vcpred.errors import ConfigError, WeightsError
 from vcpred.models import ModelSpec, create_model, load_model, merged, save_model
 from vcpred.models.finetune import keep_frozen_norms_in_eval
-from vcpred.models.weights import efficientnet_lite0_package_state, stored_dir
+from vcpred.models.weights import efficientnet_lite0_package_state
 
 TEST_BACKBONES = ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet_test"]
 METHODS = ["full", "linear", "lora", "partial"]

@@ -15,7 +15,6 @@ import pytest
 
 from report_support import (
     evaluation, image_manifest, model_dir, report_args, report_file, runs_folder, second_model_dir, synthetic_report,
-    two_model_args,
 )
 from vcpred import RESEARCH_NOTICE
 from vcpred.cli import main

@@ -224,7 +224,10 @@ def test_tissue_contrast_follows_t1_t2_physics():
     with_cleft = [i for i in range(60) if draw_outcome(PatientSpec(21, "development", i, "x"))[1].cleft]
     for index in with_cleft[:8]:
         p = simulate(PatientSpec(21, "development", index, "x"), ("t2", "t1"), 128)
-        mean = lambda seq, tissue, where=True: float(p.volumes[seq][(p.labels == tissue.id) & where].mean())
+
+        def mean(seq, tissue, where=True, p=p):
+            return float(p.volumes[seq][(p.labels == tissue.id) & where].mean())
+
         assert mean("t2", CSF) > 1.5 * mean("t2", MARROW) and mean("t1", CSF) < 0.5 * mean("t1", MARROW)
         assert mean("t1", FAT) > mean("t1", MARROW) and mean("t2", FAT) > mean("t2", MARROW)
         assert mean("t2", NUCLEUS) > mean("t2", MARROW) * 0.8

@@ -30,7 +30,7 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from vcpred.cohort.provenance import recorded as recorded_training_data
-from vcpred.errors import VcpredError, WeightsError
+from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 
