@@ -265,3 +265,36 @@ def test_a_box_saved_through_annotate_crops_what_the_same_box_typed_by_hand_does
     a, b = prepare_patient(saved), prepare_patient(typed)
     assert np.array_equal(a.crop_box, b.crop_box) and np.array_equal(a.frames, b.frames)
     assert list(a.roi_box) == roi[1:] and a.roi_slice == roi[0]
+
+
+def test_the_command_serves_the_session_holding_the_lock_until_it_stops(cohort, tmp_path):
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    lock = cohort.with_name("manifest.csv.annotate.lock")
+    process = subprocess.Popen([sys.executable, "-m", "vcpred", "annotate", str(cohort), "--port", str(port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, state = time.monotonic() + 60, None
+        while state is None:
+            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/annotate", timeout=2) as answer:
+                    state = json.load(answer)
+            except OSError:
+                time.sleep(0.2)
+        assert (state["annotated"], state["total"]) == (0, 3)
+        assert json.loads(lock.read_text())["pid"] == process.pid
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "0 of 3 patients annotated" in output and f"http://127.0.0.1:{port}/" in output
+    assert not lock.exists()
