@@ -7,5 +7,7 @@ checks, JSON 500s), headers (security headers), uploads (receiving and sniffing 
 the chosen series), studies (per-study private folders, idle timeout, the open-study cap, sweeping
 folders of killed servers), private (no server paths or study ids in outputs), clinical (the form),
 inference (one prediction, typed requests, the prediction queue), app (the Starlette routes),
-command (the CLI). See docs/serve.md.
+command (the CLI). See docs/serve.md. `vcpred annotate` (docs/annotate.md): annotate_app (the page
+without a model), annotate_session (the manifest's patients), annotate_manifest (rewriting one row's
+ROI cells), annotate_command.
 """
