@@ -7,34 +7,14 @@ on its patient and the session goes on.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
 from browser import chromium_driver, require_chromium
-from test_annotate import blank_rois, true_rois
+from test_annotate import blank_rois, cohort, synthetic, true_rois  # noqa: F401 (fixtures)
 from test_serve_browser import draw_box, scroll_to_slice, serving, settings, state_is, wait_for
 from vcpred.cli import main
 from vcpred.serve.annotate_app import create_annotate_app
 from vcpred.serve.annotate_session import AnnotateSession
-from vcpred.synth import generate_cohort
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("annotate-page") / "cohort"
-    generate_cohort(out, n_development=3, n_external=0, sequences=("t2",), size=64)
-    return out
-
-
-@pytest.fixture
-def cohort(synthetic, tmp_path) -> Path:
-    folder = tmp_path / "cohort"
-    shutil.copytree(synthetic, folder)
-    manifest = folder / "manifest.csv"
-    manifest.write_text(blank_rois(manifest.read_text()))
-    return manifest
 
 
 def text(driver, element_id: str) -> str:
