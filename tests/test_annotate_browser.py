@@ -1,6 +1,7 @@
 """`vcpred annotate` in headless Chromium (issue 18's acceptance): three synthetic patients whose
 ROI columns were blanked are annotated on the page, one with the mouse, one typed, one with the
-keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3), after which `vcpred cohort check`
+keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3; an unsaved box is not left at the first
+click), after which `vcpred cohort check`
 passes and the manifest holds exactly the boxes the page showed; an unreadable series is marked
 on its patient and the session goes on.
 """
@@ -72,6 +73,9 @@ def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohor
         first = shown_roi(driver)
         assert first[0] == truth[0][0] and all(abs(a - b) <= 1 for a, b in zip(first[1:], truth[0][1:])), first
         assert text(driver, "saved-note") == "not saved yet"
+        driver.find_element("id", "next-patient").click()  # an unsaved box is not left at the first click
+        assert driver.find_element("id", "patient-name").get_attribute("data-index") == "0"
+        assert "dev0001 is not saved" in text(driver, "status") and shown_roi(driver) == first
         driver.find_element("id", "save-next").click()
         wait_for_patient(driver, 1)
         assert progress(driver) == "1 of 3 patients annotated"

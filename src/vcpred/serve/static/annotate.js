@@ -4,7 +4,8 @@
 // Everything shown from the manifest or the DICOM header is set as text, never as HTML.
 "use strict";
 
-const annotation = {session: null, current: null, loading: false, failed: new Set(), unsaved: false};
+// warned: the patient the user was told the box is not saved when trying to go to (a second try goes).
+const annotation = {session: null, current: null, loading: false, failed: new Set(), unsaved: false, warned: null};
 
 const patients = () => annotation.session.patients;
 
@@ -77,7 +78,13 @@ function setNavigation() {
 
 async function openPatient(index) {
   if (annotation.loading || index < 0 || index >= patients().length) return;
-  Object.assign(annotation, {current: index, loading: true, unsaved: false});
+  if (annotation.unsaved && state.roi && annotation.warned !== index) {
+    annotation.warned = index;
+    setStatus(`the box of ${patients()[annotation.current].patient_id} is not saved: save it, or click again to ` +
+              "leave it unsaved", true);
+    return;
+  }
+  Object.assign(annotation, {current: index, loading: true, unsaved: false, warned: null});
   showPatientName();
   markPatients();
   setNavigation();
@@ -130,7 +137,7 @@ function wireAnnotate() {
   $("save-roi").addEventListener("click", () => saveRoi(false));
   $("save-next").addEventListener("click", () => saveRoi(true));
   document.addEventListener("roi-changed", () => {
-    annotation.unsaved = true;
+    Object.assign(annotation, {unsaved: true, warned: null});
     setNavigation();
   });
 }
