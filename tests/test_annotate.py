@@ -139,6 +139,20 @@ def test_the_original_is_kept_once_as_a_backup(cohort, tmp_path):
     assert sorted(p.name for p in cohort.parent.iterdir()) == sorted(names + [backup.name])  # no temporary left
 
 
+def test_a_manifest_reached_through_a_link_is_written_where_it_lives(cohort, tmp_path):
+    link = cohort.with_name("current.csv")  # image paths count from the link's folder, as for prepare
+    link.symlink_to(cohort.name)
+    original = cohort.read_bytes()
+    with annotation_lock(link), annotating(link, tmp_path) as client:
+        with pytest.raises(Busy):  # the same lock as through the file's own name
+            with annotation_lock(cohort):
+                pass
+        open_patient(client, 0)
+        assert save(client, 0, [5, 10, 10, 30, 30]).status_code == 200
+    assert link.is_symlink() and b",5,10,10,30,30" in cohort.read_bytes()
+    assert cohort.with_name("manifest.csv.bak").read_bytes() == original and not link.with_name("current.csv.bak").exists()
+
+
 def test_a_save_needs_the_page_header_and_the_servers_host(cohort, tmp_path):
     before = cohort.read_bytes()
     with annotating(cohort, tmp_path) as client:

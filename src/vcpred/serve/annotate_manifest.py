@@ -90,7 +90,8 @@ class ManifestFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.backup = self.path.with_name(self.path.name + BACKUP_SUFFIX)
+        self.target = self.path.resolve()  # a manifest reached through a link is written where it lives
+        self.backup = self.target.with_name(self.target.name + BACKUP_SUFFIX)
         self.data = self.path.read_bytes()
         self.records = [r for r in records(self.data) if any(parsed(self.data, r))]
         if not self.records:
@@ -130,8 +131,8 @@ class ManifestFile:
         """Write the row's new ROI cells: refused when the file changed since it was read; the
         original is kept once as MANIFEST.bak; the write is atomic."""
         try:
-            current = self.path.read_bytes()
-            mode = stat.S_IMODE(self.path.stat().st_mode)
+            current = self.target.read_bytes()
+            mode = stat.S_IMODE(self.target.stat().st_mode)
         except OSError as exc:
             raise ManifestChanged(f"the manifest cannot be read any more ({exc.strerror}); nothing was saved") from None
         if current != self.data:
@@ -140,7 +141,7 @@ class ManifestFile:
         new = self.with_roi(line, values)
         if not self.backup.exists():
             atomic_write(self.backup, lambda temporary: _write(temporary, current, mode))
-        atomic_write(self.path, lambda temporary: _write(temporary, new, mode))
+        atomic_write(self.target, lambda temporary: _write(temporary, new, mode))
         self.data = new
         self.records = [r for r in records(new) if any(parsed(new, r))]
 

@@ -27,7 +27,8 @@ from vcpred.serve.studies import Study
 
 
 def lock_path(manifest: Path) -> Path:
-    return Path(manifest).with_name(Path(manifest).name + ".annotate.lock")
+    real = Path(manifest).resolve()  # one lock whatever link or relative path names the file
+    return real.with_name(real.name + ".annotate.lock")
 
 
 @contextlib.contextmanager
