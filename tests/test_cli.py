@@ -88,3 +88,12 @@ def test_cohort_commands_do_not_import_torch():
             "print('torch' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", ["predict", "export", "validate", "serve", "annotate", "train", "experiment"])
+def test_help_of_model_commands_loads_no_model_library(command):
+    # The help is printed at once: torch, timm and peft are imported only when a model is used.
+    code = (f"import sys; from vcpred.cli import main\ntry: main(['{command}', '--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('torch', 'timm', 'peft', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr

@@ -3,10 +3,19 @@
 Research use only, not a medical device.
 """
 
-from vcpred.predict.bundle import Bundle, BundleError, load_bundle
-from vcpred.predict.export import export_configuration
-from vcpred.predict.outputs import predict_manifest, write_patient
-from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
+from vcpred.lazy import lazy_exports
 
-__all__ = ["Bundle", "BundleError", "PatientPrediction", "export_configuration", "load_bundle", "make_record",
-           "predict_manifest", "predict_patient", "write_patient"]
+# name -> defining submodule, imported on first use: `vcpred predict --help` must not load torch and timm
+_EXPORTS = {
+    "Bundle": "bundle",
+    "BundleError": "bundle",
+    "PatientPrediction": "predict",
+    "export_configuration": "export",
+    "load_bundle": "bundle",
+    "make_record": "predict",
+    "predict_manifest": "outputs",
+    "predict_patient": "predict",
+    "write_patient": "outputs",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

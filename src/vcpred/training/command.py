@@ -6,7 +6,6 @@ import argparse
 
 from vcpred import console
 from vcpred.training.config import load_config
-from vcpred.training.run import train_run
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,6 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from vcpred.training.run import train_run  # torch: only when training, not for --help
+
     out = train_run(load_config(args.config), args.split, args.out, force=args.force)
     console.say(f"wrote {out}")
     return 0
