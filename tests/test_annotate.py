@@ -9,18 +9,22 @@ through annotate makes `prepare` crop exactly what the same box typed into the m
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
 from vcpred.locking import Busy
 from vcpred.serve.annotate_app import create_annotate_app
-from vcpred.serve.annotate_manifest import records
+from vcpred.serve.annotate_manifest import located, records
 from vcpred.serve.annotate_session import AnnotateSession, annotation_lock
 from vcpred.serve.settings import ServeSettings
 from vcpred.synth import generate_cohort
@@ -312,3 +316,38 @@ def test_the_command_serves_the_session_holding_the_lock_until_it_stops(cohort, 
         output, _ = process.communicate(timeout=30)
     assert "0 of 3 patients annotated" in output and f"http://127.0.0.1:{port}/" in output
     assert not lock.exists()
+
+
+CELL = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\tx1;é')), max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=st.lists(st.lists(CELL, min_size=2, max_size=4), min_size=1, max_size=5),
+       ending=st.sampled_from(["\n", "\r\n", "\r"]), quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+       spaces=st.booleans())
+def test_cells_are_located_as_the_csv_module_reads_them(rows, ending, quoting, spaces):
+    """Any table csv writes (commas, quotes, line breaks and spaces inside cells; any line ending;
+    spaces after commas): each located cell, read on its own, is the cell the reader reads, and a
+    record starts on the line the reader counts."""
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator=ending, quoting=quoting).writerows(rows)
+    text = out.getvalue().replace(',"', ', "') if spaces else out.getvalue()
+    data = text.encode()
+    reader = csv.reader(io.StringIO(text, newline=""), skipinitialspace=True)
+    expected, start = [], 1
+    for cells in reader:
+        expected.append((start, [c.strip() for c in cells] or [""]))  # a blank line: one empty cell here
+        start = reader.line_num + 1
+    found = [(r.line, located(data, r)) for r in records(data)]
+    assert found == expected or (found[:-1] == expected and found[-1][1] == [""])  # no record after the last break
+
+
+def test_quoted_or_spaced_roi_cells_are_read_and_replaced_whole(tmp_path):
+    from vcpred.serve.annotate_manifest import ManifestFile
+
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(b'patient_id,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,note\n'
+                     b'P1,x, "6",7 ,8,"20", 21,"a, b"\n')
+    manifest = ManifestFile(path)
+    assert manifest.roi_cells(2) == ["6", "7", "8", "20", "21"]
+    assert manifest.with_roi(2, ["1", "2", "3", "14", "15"]).endswith(b'P1,x,1,2,3,14,15,"a, b"\n')

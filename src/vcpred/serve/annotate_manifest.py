@@ -79,10 +79,20 @@ def records(data: bytes) -> list[Record]:
     return found
 
 
-def parsed(data: bytes, record: Record) -> list[str]:
-    """The record's cells as the csv module reads them (stripped, like read_manifest_table)."""
-    text = data[record.cells[0][0]:record.end].decode("utf-8-sig")
+def _read_cells(text: str) -> list[str]:
+    """Cells of CSV text as the csv module reads them, stripped (as read_manifest_table does)."""
     return [c.strip() for c in next(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True), [""])]
+
+
+def parsed(data: bytes, record: Record) -> list[str]:
+    """The record's cells as the manifest reader reads them."""
+    return _read_cells(data[record.cells[0][0]:record.end].decode("utf-8-sig"))
+
+
+def located(data: bytes, record: Record) -> list[str | None]:
+    """Each located cell read on its own (None where a span does not hold exactly one cell)."""
+    alone = [_read_cells(data[start:end].decode("utf-8-sig")) for start, end in record.cells]
+    return [cells[0] if len(cells) == 1 else None for cells in alone]
 
 
 class ManifestFile:
@@ -100,12 +110,17 @@ class ManifestFile:
         self.columns = [header.index(name) for name in ROI_COLUMNS]
 
     def check_rows(self, frame) -> None:
-        """Refuse a file whose records this module does not find exactly as the manifest reader
-        does (frame: read_manifest_table's cells, indexed by CSV row)."""
+        """Refuse a file whose cells this module does not locate exactly as the manifest reader
+        reads them (frame: read_manifest_table's cells, indexed by CSV row)."""
         header = parsed(self.data, self.records[0])
         positions = [header.index(name) for name in frame.columns]
-        mine = {r.line: [parsed(self.data, r)[p] for p in positions] for r in self.records[1:]
-                if len(r.cells) == len(header)}
+        mine = {}
+        for record in self.records[1:]:
+            cells = parsed(self.data, record)
+            if located(self.data, record) != cells or len(cells) != len(header):
+                mine = None
+                break
+            mine[record.line] = [cells[p] for p in positions]
         theirs = {int(line): list(cells) for line, cells in zip(frame.index, frame.itertuples(index=False))}
         if mine != theirs:
             raise ManifestError(f"manifest {self.path}: vcpred annotate cannot locate every cell of this file as "
@@ -113,8 +128,8 @@ class ManifestFile:
                                 "(UTF-8, commas) and retry")
 
     def roi_cells(self, line: int) -> list[str]:
-        record = self._record(line)
-        return [self.data[slice(*record.cells[c])].decode("utf-8").strip() for c in self.columns]
+        cells = parsed(self.data, self._record(line))
+        return [cells[c] for c in self.columns]
 
     def _record(self, line: int) -> Record:
         return next(r for r in self.records if r.line == line)
