@@ -14,6 +14,7 @@ demo: venv
 
 test: venv
 	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/mypy src/vcpred/stats src/vcpred/cohort src/vcpred/imaging
 	$(PY) -m pytest -q
 
 bench: venv

@@ -25,7 +25,7 @@ def sha256_files(root: Path, relative: list[str]) -> dict[str, str]:
         return dict(zip(relative, pool.map(lambda r: sha256_file(Path(root) / r), relative)))
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call write(temporary_path) then rename onto path (atomic on one file system)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

@@ -123,7 +123,7 @@ class Table:
 def _delimiter_problem(path: Path, header_line: str) -> str | None:
     """A message when the header is clearly separated by something other than commas."""
     counts = {d: header_line.count(d) for d in DELIMITER_NAMES}
-    found = max(counts, key=counts.get)
+    found = max(counts, key=counts.__getitem__)
     if counts[found] == 0 or counts[found] <= header_line.count(","):
         return None
     name = DELIMITER_NAMES[found]
@@ -136,7 +136,8 @@ def _delimiter_problem(path: Path, header_line: str) -> str | None:
 def _header_problems(header: list[str], columns: list[list[str]]) -> tuple[list[int], list[Problem]]:
     """Positions of the columns to keep and problems: duplicate names; unnamed columns holding values
     (an unnamed column that is empty everywhere, e.g. from a trailing comma, is dropped silently)."""
-    keep, problems, positions = [], [], {}
+    keep, problems = [], []
+    positions: dict[str, list[int]] = {}
     for index, name in enumerate(header):
         positions.setdefault(name, []).append(index)
     for index, name in enumerate(header):

@@ -101,13 +101,14 @@ class _RowChecker:
         texts = [cells.get(c, "") for c in HEIGHT_COLUMNS]
         if all(is_missing(t) for t in texts):
             return None
-        heights = []
+        heights: list[float] = []
         for column, text in zip(HEIGHT_COLUMNS, texts):
             value = parse_float(text)
             if value is None or value <= 0:
                 self.problem(row, pid, column, f"{text!r} is not a positive height in mm")
-            heights.append(value)
-        if None in heights or any(h <= 0 for h in heights):
+            else:
+                heights.append(value)
+        if len(heights) < len(HEIGHT_COLUMNS):
             return None
         initial, followup = heights
         return int((initial - followup) / initial >= self.height_loss)
@@ -154,7 +155,7 @@ class _RowChecker:
                 values[column] = value
         if len(values) < len(ROI_COLUMNS):
             return None
-        roi = Roi(*(values[c] for c in ROI_COLUMNS))
+        roi: Roi | None = Roi(*(values[c] for c in ROI_COLUMNS))
         for lo, hi in (("roi_row_min", "roi_row_max"), ("roi_col_min", "roi_col_max")):
             if values[lo] >= values[hi]:
                 self.problem(row, pid, hi, f"{hi} {values[hi]} must be greater than {lo} {values[lo]}")
@@ -196,7 +197,8 @@ def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
 
 
 def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
-    problems, first_row = [], {}
+    problems: list[Problem] = []
+    first_row: dict[str, int] = {}
     for row, pid in zip(table.index, table.get("patient_id", [])):
         if pid and pid in first_row:
             problems.append(Problem(row, "patient_id", f"duplicate patient_id, first on row "
@@ -258,4 +260,5 @@ def load_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HE
         listing = "\n  ".join(str(p) for p in result.problems)
         raise ManifestError(f"{path}: {len(result.problems)} problem(s); run `vcpred cohort check "
                             f"{path}`\n  {listing}")
+    assert result.cohort is not None  # a manifest without problems always gives a cohort
     return result.cohort

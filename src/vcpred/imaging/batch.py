@@ -101,7 +101,7 @@ def is_unchanged(task: _Task, entry: dict | None, store: Path, params: dict) -> 
 def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
     """Prepare and write one patient; never raises (the failure becomes the result)."""
     start = time.perf_counter()
-    entry = {"key": task.key, "fingerprint": task.fingerprint}
+    entry: dict = {"key": task.key, "fingerprint": task.fingerprint}
     try:
         entry["hash"] = content_hash(task.files, task.key)
         prepared = prepare_patient(task.record, params)

@@ -11,6 +11,7 @@ functional groups.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -359,7 +360,7 @@ def check_consistent(items: list[SliceHeader], folder: Path) -> None:
 
 
 def sort_slices(items: list[SliceHeader], folder: Path, *,
-                ignored: list[str] = ()) -> tuple[list[SliceHeader], np.ndarray, float]:
+                ignored: Sequence[str] = ()) -> tuple[list[SliceHeader], np.ndarray, float]:
     """Slices sorted along the slice normal; the normal (LPS unit vector) and the slice spacing in mm.
     ignored: files passed over as not DICOM, named when a slice is missing."""
     check_consistent(items, folder)
@@ -399,7 +400,7 @@ def _check_stacked(items: list[SliceHeader], iop: np.ndarray, folder: Path) -> N
                              "or a reformatted stack); vcpred reads only stacks along the slice normal")
 
 
-def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path, ignored: list[str] = ()) -> float:
+def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path, ignored: Sequence[str] = ()) -> float:
     gaps = np.diff(position)
     median = float(np.median(gaps))
     # Duplicates first: a slice written at its neighbour's position also leaves a double gap beside it,
@@ -431,6 +432,7 @@ def read_pixels(items: list[SliceHeader]) -> tuple[np.ndarray, dict]:
             stored, decoder, ds = _stored_pixels(item.path)
             where = item.path
             decoders.add(decoder)
+        assert stored is not None  # read above for the first item of each file
         pixels = stored if item.frame is None else stored[item.frame]
         slope, intercept = _rescale(item)
         rescales.add((slope, intercept))

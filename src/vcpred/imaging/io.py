@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import nibabel as nib
 import numpy as np
@@ -136,7 +136,7 @@ def check_finite(volume: Volume, path: Path) -> Volume:
 def read_nifti(path: Path) -> Volume:
     """Read a NIfTI file; the affine (RAS) decides the orientation."""
     try:
-        image = nib.load(str(path))
+        image = cast("nib.Nifti1Image", nib.load(str(path)))  # Nifti1 or Nifti2: both have dataobj/affine
         array = np.asarray(image.dataobj, dtype=np.float32)  # applies scl_slope/scl_inter
     except Exception as exc:  # nibabel raises many types for damaged files
         raise ImageReadError(f"{path}: cannot read NIfTI file ({type(exc).__name__}: {exc}); "

@@ -123,7 +123,7 @@ def to_canonical(array: np.ndarray, spacing: np.ndarray, origin: np.ndarray,
     record = {"orientation_found": list(axis_codes(direction)), "permutation": perm,
               "flipped": flipped, "obliquity_deg": round(obliquity_deg(direction), 3)}
     volume = Volume(np.ascontiguousarray(out, dtype=np.float32),
-                    tuple(float(s) for s in new_spacing), origin, new_dir)
+                    (float(new_spacing[0]), float(new_spacing[1]), float(new_spacing[2])), origin, new_dir)
     return volume, record
 
 

@@ -65,7 +65,7 @@ class PrepareParams:
         n4 = N4Correct(shrink_factor=self.n4_shrink, iterations=tuple(self.n4_iterations),
                        convergence=self.n4_convergence, max_fit_voxels=self.n4_max_fit_voxels) if self.n4 else None
         return (n4, SelectFrames(k=self.k, edge=self.edge), CropROI(margin=self.margin),
-                Normalize(method=self.normalize, percentiles=tuple(self.percentiles)), Resize(size=self.size))
+                Normalize(method=self.normalize, percentiles=(float(self.percentiles[0]), float(self.percentiles[1]))), Resize(size=self.size))
 
     def to_dict(self) -> dict:
         return {k: [list(x) for x in v] if k == "series" else list(v) if isinstance(v, tuple) else v

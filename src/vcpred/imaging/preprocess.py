@@ -28,7 +28,8 @@ class Step:
 
     @property
     def params(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[arg-type]
+        values = asdict(self)  # type: ignore[call-overload]  # every Step subclass is a dataclass
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,11 +217,11 @@ class Normalize(Step):
         if self.method == "zscore":
             mean, sd = float(values.mean()), float(values.std())
             out = (clipped - mean) / sd if sd > 0 else clipped - mean
-            stats = {"clip": [low, high], "mean": mean, "sd": sd}
+            stats: dict[str, object] = {"clip": [low, high], "mean": mean, "sd": sd}
         else:
             out = (clipped - low) / (high - low) if high > low else np.zeros_like(clipped)
             stats = {"clip": [low, high]}
-        return out.astype(np.float32), {k: np.round(v, 5).tolist() for k, v in stats.items()}
+        return out.astype(np.float32), {k: np.round(np.asarray(v), 5).tolist() for k, v in stats.items()}
 
 
 @dataclass(frozen=True, kw_only=True)

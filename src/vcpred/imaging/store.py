@@ -74,6 +74,10 @@ def write_json(path: Path, data: dict) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, default=_json_default) + "\n"))
 
 
+def _three(values: np.ndarray) -> tuple[float, float, float]:
+    return float(values[0]), float(values[1]), float(values[2])
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
@@ -205,11 +209,11 @@ def content_hash(files: list[Path], key: str) -> str:
 def write_prepared(store: Path, prepared: PreparedPatient) -> Path:
     """Atomically write the patient's npz and provenance JSON; returns the npz path."""
     path = npz_path(store, prepared.patient_id)
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         "frames": prepared.frames, "frame_offsets": prepared.frame_offsets,
         "frame_slices": prepared.frame_slices, "crop_box": prepared.crop_box, "roi_box": prepared.roi_box,
         "frame_boxes": prepared.frame_boxes,
-        "roi_slice": np.int32(prepared.roi_slice), "main_slice": prepared.main_slice,
+        "roi_slice": np.asarray(prepared.roi_slice, dtype=np.int32), "main_slice": prepared.main_slice,
         "spacing": np.asarray(prepared.spacing, dtype=np.float64),
         "channels": np.asarray(prepared.channels, dtype=str), "patient_id": np.asarray(prepared.patient_id),
         "provenance": np.asarray(json.dumps(prepared.provenance, default=_json_default)),
@@ -217,7 +221,7 @@ def write_prepared(store: Path, prepared: PreparedPatient) -> Path:
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as handle:  # a file object keeps numpy from appending ".npz"
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy types **kwds as allow_pickle too
 
     atomic_write(path, write)
     write_json(provenance_path(store, prepared.patient_id), prepared.provenance)
@@ -348,7 +352,7 @@ def load_prepared(store: str | Path, patient_id: str) -> PreparedPatient:
             patient_id=str(npz["patient_id"]), frames=npz["frames"], frame_offsets=npz["frame_offsets"],
             frame_slices=npz["frame_slices"], crop_box=npz["crop_box"], roi_box=npz["roi_box"],
             roi_slice=int(npz["roi_slice"]), main_slice=npz["main_slice"],
-            spacing=tuple(float(v) for v in npz["spacing"]), channels=[str(c) for c in npz["channels"]],
+            spacing=_three(npz["spacing"]), channels=[str(c) for c in npz["channels"]],
             provenance=provenance)
     made_with = provenance.get("params") if isinstance(provenance, dict) else None
     if made_with is not None and made_with != index.get("params"):
