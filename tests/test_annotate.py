@@ -157,7 +157,7 @@ def test_a_manifest_reached_through_a_link_is_written_where_it_lives(cohort, tmp
     assert cohort.with_name("manifest.csv.bak").read_bytes() == original and not link.with_name("current.csv.bak").exists()
 
 
-def test_a_save_needs_the_page_header_and_the_servers_host(cohort, tmp_path):
+def test_a_save_needs_the_page_header_the_servers_host_and_a_small_json_body(cohort, tmp_path):
     before = cohort.read_bytes()
     with annotating(cohort, tmp_path) as client:
         open_patient(client, 0)
@@ -170,6 +170,9 @@ def test_a_save_needs_the_page_header_and_the_servers_host(cohort, tmp_path):
         as_text = client.post("/api/annotate/patients/0/roi", headers={**PAGE, "Content-Type": "text/plain"},
                               content=b'{"slice": 5, "box": [10, 10, 30, 30]}')
         assert as_text.status_code == 415
+        huge = client.post("/api/annotate/patients/0/roi", headers={**PAGE, "Content-Type": "application/json"},
+                           content=b'{"slice": 5, "box": [10, 10, 30, 30], "pad": "' + b"x" * 100_000 + b'"}')
+        assert huge.status_code == 413  # the JSON body limit of vcpred serve (64 KB)
     assert cohort.read_bytes() == before and not cohort.with_name("manifest.csv.bak").exists()
 
 

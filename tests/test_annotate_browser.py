@@ -8,6 +8,7 @@ on its patient and the session goes on.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from browser import chromium_driver, require_chromium
@@ -57,7 +58,7 @@ def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohor
     truth = true_rois((synthetic / "manifest.csv").read_text())
     assert main(["cohort", "check", str(cohort)]) == 2  # 3 patients without ROI
     app = create_annotate_app(AnnotateSession.open(cohort), settings(tmp_path))
-    with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
+    with serving(app) as (url, _), chromium_driver(width=1366, height=768) as driver:
         driver.get(url)
         wait_for_patient(driver, 0)
         assert progress(driver) == "0 of 3 patients annotated"
@@ -84,6 +85,8 @@ def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohor
         # Patient 2: typed (canonical slice index and box), then "Save and next".
         type_roi(driver, truth[1])
         assert shown_roi(driver) == truth[1]
+        if os.environ.get("VCPRED_DOCS_SCREENSHOT"):
+            driver.save_screenshot(str(Path(__file__).resolve().parents[1] / "docs" / "img" / "annotate.png"))
         driver.find_element("id", "save-next").click()
         wait_for_patient(driver, 2)
         assert progress(driver) == "2 of 3 patients annotated"
