@@ -220,3 +220,18 @@ def test_a_patient_id_too_long_for_a_file_name_is_prepared(tmp_path, capsys):
     assert load_prepared(store, long_id).patient_id == long_id
     assert len(npz_path(store, long_id).name) < 200
     assert run_prepare(manifest, store) == 0 and "skipped 3 unchanged" in capsys.readouterr().out
+
+
+def test_the_store_params_are_read_only_from_a_current_checked_index(prepared, tmp_path):
+    # export, the report and training read the preparation params through this one function
+    from vcpred.imaging.store import store_params
+
+    _, store = prepared
+    assert store_params(store) == index_of(store)["params"]
+    with pytest.raises(VcpredError, match="not a prepared store"):
+        store_params(tmp_path / "nowhere")
+    index = index_of(store)
+    index["version"] = 1
+    (store / "index.json").write_text(json.dumps(index))
+    with pytest.raises(VcpredError, match="earlier vcpred"):
+        store_params(store)

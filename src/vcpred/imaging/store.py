@@ -264,6 +264,15 @@ def read_index(store: str | Path) -> dict:
     return index
 
 
+def store_params(store: str | Path) -> dict:
+    """The preparation parameters the store records, read through its checked index (StoreError when
+    there is no current store or it records none)."""
+    params = read_index(store).get("params")
+    if not params:
+        raise StoreError(f"{Path(store) / INDEX} records no preparation params; run `vcpred prepare` again")
+    return params
+
+
 def _describe(params: dict | None, other: dict | None) -> str:
     """The parameters that differ, e.g. 'size 64 (the store: 96)'."""
     params, other = params or {}, other or {}

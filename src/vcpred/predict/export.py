@@ -75,15 +75,14 @@ def split_threshold(run: RunRecord, *, ap: bool, rule: str) -> float | None:
 def store_params(run: RunRecord) -> dict:
     """The prepared store's PrepareParams (complete, defaults filled in) this run trained on."""
     from vcpred.imaging import PrepareParams
+    from vcpred.imaging.store import StoreError
+    from vcpred.imaging.store import store_params as recorded_params
 
-    store = run.store
     try:
-        params = json.loads((store / "index.json").read_text()).get("params")
-    except (OSError, json.JSONDecodeError):
-        raise VcpredError(f"{run.path}: its prepared store {store} is gone or unreadable; the export needs "
-                          "the store's index.json for the preprocessing parameters") from None
-    if not params:
-        raise VcpredError(f"{store}/index.json records no preparation params; run `vcpred prepare` again")
+        params = recorded_params(run.store)
+    except StoreError as exc:
+        raise VcpredError(f"{run.path}: the export needs the preprocessing parameters of its prepared store: "
+                          f"{exc}") from None
     return PrepareParams.from_dict(params).to_dict()
 
 

@@ -170,6 +170,18 @@ def locate_cohort(configs: dict[str, RunRecord], anchors: list[Path], override: 
     return load_manifest(manifest, check_files=False)
 
 
+def _store_params(store_dir: Path | None, recorded: Path) -> tuple[dict | None, str]:
+    """(the store's preparation params, '') or (None, why they are not shown)."""
+    from vcpred.imaging.store import StoreError, store_params
+
+    if store_dir is None:
+        return None, f"prepared store {recorded} not found"
+    try:
+        return store_params(store_dir), ""
+    except StoreError as exc:
+        return None, str(exc)
+
+
 def bundle_variant(bundle: dict) -> str:
     """The evaluation's name for an exported model (configuration, with or without AP)."""
     return Variant(bundle["configuration"], bool(bundle.get("ap"))).label
@@ -203,13 +215,13 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     cohort = locate_cohort(configs, anchors, manifest)
     first = next(iter(configs.values()))
     store_dir = find_path(str(first.store), anchors)
-    index = read_json(store_dir / "index.json" if store_dir else None)
+    params, missing = _store_params(store_dir, first.store)
     splits_path = find_path(str(first.splits), anchors)
     inputs = ReportInputs(eval_dir, summary, per_split, evaluation, ensembles, runs_dir, configs, cohort,
-                          read_json(splits_path), (index or {}).get("params"), store_dir, chosen=evaluation["best"],
+                          read_json(splits_path), params, store_dir, chosen=evaluation["best"],
                           losses=read_losses(runs_dir))
-    if index is None:
-        inputs.notes.append(f"prepared store {first.store} not found: preprocessing from the model only")
+    if missing:
+        inputs.notes.append(f"{missing}: preprocessing from the model only")
     model_dirs = [] if model_dir is None else [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
     seen: dict[str, Path] = {}
     for index, directory in enumerate(Path(d) for d in model_dirs):

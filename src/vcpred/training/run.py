@@ -63,11 +63,9 @@ def environment() -> dict:
 
 def store_input_scale(store: Path) -> str:
     """'zscore' when the store's frames are standardised, 'unit' when min-max scaled to [0, 1]."""
-    index_file = Path(store) / "index.json"
-    try:
-        params = json.loads(index_file.read_text()).get("params") or {}
-    except (OSError, json.JSONDecodeError):
-        raise VcpredError(f"{store} is not a prepared store (no readable index.json); run `vcpred prepare`") from None
+    from vcpred.imaging.store import store_params
+
+    params = store_params(store)
     return "zscore" if params.get("normalize", "zscore") == "zscore" else "unit"
 
 
