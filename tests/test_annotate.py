@@ -227,6 +227,7 @@ def test_a_second_session_on_the_same_manifest_is_refused(cohort, capsys):
     ("patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max\nP1,development,x,1\n",
      "4 cells but the header has 8 columns"),
     ("patient_id,set,image_t2,label\nP1,development,x,1\n", "has no roi_slice"),
+    ("patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max\n", "has no patients"),
     (b"patient_id,set\n\xff\xfe,x\n", "not a readable CSV"),
 ])
 def test_an_unreadable_manifest_exits_2_with_one_error_line(tmp_path, capsys, content, says):

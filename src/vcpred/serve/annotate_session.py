@@ -62,6 +62,20 @@ class Patient:
                 "partly_filled": partly}
 
 
+def annotated_sequence(path: Path, frame) -> str:
+    """The sequence whose image is shown (the first image column); ManifestError when the manifest
+    lacks a column annotate needs, or has no patient."""
+    missing = [c for c in ("patient_id", *ROI_COLUMNS) if c not in frame.columns]
+    sequences = image_sequences(list(frame.columns))
+    if missing or not sequences:
+        what = ", ".join(missing + ([] if sequences else ["an image_<sequence> column"]))
+        raise ManifestError(f"manifest {path} has no {what}; vcpred annotate fills the roi_* columns of a "
+                            "manifest that has them (vcpred cohort init writes them empty)")
+    if frame.empty:
+        raise ManifestError(f"manifest {path} has no patients (only its header row)")
+    return sequences[0]
+
+
 class AnnotateSession:
     """The patients of one manifest and the ROI saves into it (one save at a time)."""
 
@@ -79,16 +93,9 @@ class AnnotateSession:
             raise ManifestError(f"manifest {path}: {listed}; fix the file first (vcpred cohort check lists every "
                                 "problem)")
         frame = table.frame
-        needed = ["patient_id", *ROI_COLUMNS]
-        missing = [c for c in needed if c not in frame.columns]
-        sequences = image_sequences(list(frame.columns))
-        if missing or not sequences:
-            what = ", ".join(missing + ([] if sequences else ["an image_<sequence> column"]))
-            raise ManifestError(f"manifest {path} has no {what}; vcpred annotate fills the roi_* columns of a "
-                                "manifest that has them (vcpred cohort init writes them empty)")
+        sequence = annotated_sequence(path, frame)
         manifest = ManifestFile(path)
         manifest.check_rows(frame)
-        sequence = sequences[0]
         patients = [Patient(i, int(line), row["patient_id"], row[IMAGE_PREFIX + sequence],
                             row.get(SERIES_PREFIX + sequence) or None, manifest.roi_cells(int(line)))
                     for i, (line, row) in enumerate(frame.iterrows())]
