@@ -355,3 +355,19 @@ def test_quoted_or_spaced_roi_cells_are_read_and_replaced_whole(tmp_path):
     manifest = ManifestFile(path)
     assert manifest.roi_cells(2) == ["6", "7", "8", "20", "21"]
     assert manifest.with_roi(2, ["1", "2", "3", "14", "15"]).endswith(b'P1,x,1,2,3,14,15,"a, b"\n')
+
+
+def test_a_manifest_from_cohort_init_is_annotated_until_cohort_check_names_no_patient_without_roi(
+        synthetic, tmp_path, capsys):
+    manifest = tmp_path / "init" / "manifest.csv"
+    assert main(["cohort", "init", str(synthetic / "images"), "--out", str(manifest)]) == 0
+    assert main(["cohort", "check", str(manifest)]) == 2
+    assert "3 patient(s) without ROI" in capsys.readouterr().out
+    truth = true_rois((synthetic / "manifest.csv").read_text())
+    with annotating(manifest, tmp_path) as client:
+        for index, roi in enumerate(truth):
+            open_patient(client, index)
+            assert save(client, index, roi).status_code == 200
+    assert main(["cohort", "check", str(manifest)]) == 2  # labels are still the user's to fill
+    out = capsys.readouterr().out
+    assert "without ROI" not in out and "roi_" not in out and "without a label" in out
