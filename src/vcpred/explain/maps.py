@@ -27,6 +27,12 @@ def model_family(model: nn.Module) -> str:
         return "cnn"
 
 
+def method_text(family: str | None) -> str:
+    """How reports and prediction.json name the heat-map method of a model family ('vit' or 'cnn')."""
+    return ("attention rollout (class token, heads averaged)" if family == "vit"
+            else "Grad-CAM on the last convolutional stage")
+
+
 def explain_frames(model: nn.Module, images: torch.Tensor, clinical: torch.Tensor | None = None, *,
                    head_fusion: str = "mean", discard_ratio: float = 0.0) -> np.ndarray:
     """Maps [B, h, w] in [0, 1] for images [B, 3, H, W]: rollout (ViT) or Grad-CAM (CNN)."""

@@ -162,7 +162,7 @@ def _clinical_tensor(split_model, record: PatientRecord, count: int) -> torch.Te
 
 
 def _image_prediction(bundle: Bundle, record: PatientRecord, precision: str, explain: bool) -> PatientPrediction:
-    from vcpred.explain.maps import full_slice_map
+    from vcpred.explain.maps import full_slice_map, method_text
     from vcpred.imaging import prepare_patient
 
     prepared = prepare_patient(record, bundle.prepare_params())
@@ -187,8 +187,7 @@ def _image_prediction(bundle: Bundle, record: PatientRecord, precision: str, exp
               "crop_box": [int(v) for v in prepared.crop_box], "provenance": prepared.provenance}
     heat_full = full_slice_map(np.stack(maps), prepared.crop_box, prepared.main_slice.shape) if maps else None
     if maps:
-        result["heatmap"] = {"method": "attention rollout (mean heads, class token)" if bundle.meta["family"] == "vit"
-                             else "Grad-CAM on the last convolutional stage", "frame_offset": 0,
+        result["heatmap"] = {"method": method_text(bundle.meta["family"]), "frame_offset": 0,
                              "averaged_over_models": len(maps)}
         if not np.nanmax(heat_full) > 0:  # Grad-CAM keeps only what raises the logit
             result["heatmap"]["note"] = "the map is zero everywhere: no region of the crop raises the predicted risk"

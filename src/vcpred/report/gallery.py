@@ -18,8 +18,9 @@ CONTEXT = 2.0  # each map shows the model's input crop and as much again around 
 
 
 def method_name(bundle: dict) -> str:
-    return ("attention rollout (class token, heads averaged)" if bundle.get("family") == "vit"
-            else "Grad-CAM on the last convolutional stage")
+    from vcpred.explain.maps import method_text
+
+    return method_text(bundle.get("family"))
 
 
 def _card(bundle, record, expected: float) -> Html:
