@@ -519,22 +519,12 @@ function drawBoxes(ctx, g) {
 // The frame selection of the bundle's SelectFrames: offsets -k..k; beyond the volume the edge
 // slice is repeated ("replicate") or the frame dropped ("keep").
 function modelFrames() {
-  const frames = [], slices = state.shape[0];
-  for (let offset = -state.model.k; offset <= state.model.k; offset++) {
-    const index = state.roi.slice + offset;
-    const inside = index >= 0 && index < slices;
-    if (inside || state.model.edge === "replicate")
-      frames.push({offset, slice: Math.min(Math.max(index, 0), slices - 1), edge: !inside});
-  }
-  return frames;
+  return selectFrames(state.shape[0], state.roi.slice, state.model.k, state.model.edge);  // geometry.js
 }
 
-// The square crop in millimetres around the box, enlarged by the margin (CropROI).
+// The model's crop around the box, in whole pixels as the pipeline cuts it (geometry.js).
 function cropBox() {
-  const [r0, c0, r1, c1] = state.roi.box, [, rowMm, colMm] = state.spacing;
-  const side = Math.max((r1 - r0) * rowMm, (c1 - c0) * colMm) * (1 + state.model.margin);
-  const rc = (r0 + r1) / 2, cc = (c0 + c1) / 2;
-  return [rc - side / rowMm / 2, cc - side / colMm / 2, rc + side / rowMm / 2, cc + side / colMm / 2];
+  return cropSquare(state.roi.box, state.spacing, state.model.margin);
 }
 
 function drawFrames() {
