@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcpred.imaging.display import display_window
+
 
 def upsample(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a [h, w] map to shape (rows, cols); values stay in the input's range."""
@@ -63,15 +65,6 @@ def zoom_box(crop_box, image_shape: tuple[int, int], context: float = 2.0) -> tu
         out.append((start, start + side))
     (top, bottom), (left, right) = out
     return top, left, bottom, right
-
-
-def display_window(image: np.ndarray) -> tuple[float, float]:
-    """Display window: 1st to 99.5th percentile, robust to a few very bright voxels."""
-    finite = image[np.isfinite(image)]
-    if finite.size == 0:
-        return 0.0, 1.0
-    low, high = np.percentile(finite, [1.0, 99.5])
-    return float(low), float(high if high > low else low + 1.0)
 
 
 def _rectangle(ax, box, colour: str, style: str, label: str) -> None:

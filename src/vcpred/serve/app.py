@@ -191,7 +191,7 @@ def study_state(study: Study) -> dict:
     volume = study.volume
     chosen = None
     if volume is not None:
-        from vcpred.explain.overlay import display_window  # the report's heat-map window
+        from vcpred.imaging.display import display_window  # the report's heat-map window
 
         low, high = display_window(volume.array)
         numbers = volume.provenance.get("instance_numbers") or []
