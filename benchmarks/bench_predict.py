@@ -38,7 +38,7 @@ from vcpred.predict.outputs import prepare_out  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 T2 = ROOT / "tests" / "data" / "mri" / "t2_lumbar.nii.gz"  # copied in, with its MIT licence
-BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)  # as in tests/test_imaging_support.py
+BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)  # as in tests/imaging_support.py
 
 
 def build_bundle(folder: Path, backbone: str, models: int) -> Path:

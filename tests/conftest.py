@@ -73,3 +73,21 @@ def tiny(tmp_path_factory):
     """A tiny cohort with a prepared store written directly: (manifest, store, splits)."""
     from tiny_store import build_tiny_cohort
     return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_workdir(tmp_path_factory):
+    """One folder per test session for the tiny runs, bundles and evaluation the helper modules build
+    once and share (predict_support, report_support); pytest creates and cleans it, and the helpers'
+    caches are emptied when the session ends so nothing points into a removed folder."""
+    import predict_support
+    import report_support
+
+    predict_support.use_workdir(tmp_path_factory.mktemp("shared"))
+    yield
+    predict_support.use_workdir(None)
+    for module in (predict_support, report_support):
+        for value in vars(module).values():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+

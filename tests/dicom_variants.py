@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import EnhancedMRImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from test_imaging_support import stored_geometry, write_dicom_series
+from imaging_support import stored_geometry, write_dicom_series
 
 STRAY_FILES = {"README.txt": b"exported by PACS\n", "Thumbs.db": bytes(range(256)) * 4,
                "index.xml": b"<?xml version='1.0'?><study/>", "notes.TXT": b"\x00\x01 binary junk"}

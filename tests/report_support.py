@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from test_predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs, workdir
+from predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs, workdir
 from vcpred.cli import main
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))

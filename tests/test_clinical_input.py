@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported
 from vcpred.cli import main
 from vcpred.models.clinical import ClinicalPreprocessor, ColumnEncoding
 from vcpred.predict import load_bundle

@@ -7,7 +7,7 @@ import json
 
 from conftest import MANIFEST_HEADER, patient_row, write_manifest
 from dicom_variants import write_enhanced, zipped
-from test_imaging_support import small_volume, write_dicom_series
+from imaging_support import small_volume, write_dicom_series
 from vcpred.cli import main
 from vcpred.cohort import check_manifest
 

@@ -8,7 +8,7 @@ import csv
 import pytest
 
 from dicom_variants import write_enhanced, zipped
-from test_imaging_support import small_volume, write_dicom_series
+from imaging_support import small_volume, write_dicom_series
 from vcpred.cli import main
 from vcpred.cohort import check_manifest
 from vcpred.cohort.manifest import ROI_COLUMNS

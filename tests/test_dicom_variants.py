@@ -17,7 +17,7 @@ from dicom_variants import (
     write_enhanced,
     zipped,
 )
-from test_imaging_support import T2_LUMBAR, canonical_t2, record_for
+from imaging_support import T2_LUMBAR, canonical_t2, record_for
 from vcpred.errors import ImageReadError
 from vcpred.imaging import PrepareParams, prepare_patient, read_volume
 from vcpred.imaging.formats import image_kind, is_dicom_file

@@ -147,7 +147,7 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_randomised_weights_give_a_visibly_different_map():
     """Sanity check (Adebayo et al. 2018): maps must depend on the learned weights."""
-    from test_predict_support import store_frames, trained_runs
+    from predict_support import store_frames, trained_runs
     from vcpred.models import load_model
 
     x = store_frames(["P000", "P003", "P001", "P100"])  # tiny-store frames with the planted block
@@ -196,7 +196,7 @@ def test_zoomed_overlay_shows_the_crop_with_context_inside_the_image():
 
 
 def test_explain_run_draws_the_study_figures_for_store_patients(tmp_path):
-    from test_predict_support import tiny_cohort, trained_runs
+    from predict_support import tiny_cohort, trained_runs
     from vcpred.explain.maps import explain_run
 
     runs = trained_runs("vitlora", backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))

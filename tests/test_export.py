@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from conftest import siblings, snapshot
-from test_predict_support import exported, tiny_cohort, trained_runs
+from predict_support import exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
 from vcpred.cohort.provenance import NOT_RECORDED, SYNTHETIC_WARNING, warning_sentence

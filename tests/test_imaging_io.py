@@ -9,7 +9,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from test_imaging_support import (
+from imaging_support import (
     BODY,
     T2_LUMBAR,
     canonical_t2,
@@ -198,7 +198,7 @@ def test_canonical_geometry_keeps_world_positions(t2):
 
 
 def test_jpeg_lossless_series_decoded_through_simpleitk(tmp_path):
-    from test_imaging_support import jpeg_lossless
+    from imaging_support import jpeg_lossless
 
     volume = small_volume()
     folder = write_dicom_series(tmp_path / "s", volume)

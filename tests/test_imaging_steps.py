@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_imaging_support import small_volume
+from imaging_support import small_volume
 from vcpred.cohort import Roi
 from vcpred.errors import ConfigError, RoiError
 from vcpred.imaging import CropROI, N4Correct, Normalize, Resize, SelectFrames

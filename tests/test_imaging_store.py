@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import patient_row, write_manifest
-from test_imaging_support import record_for, save_nifti, small_volume, write_dicom_series
+from imaging_support import record_for, save_nifti, small_volume, write_dicom_series
 from vcpred.cli import main
 from vcpred.cohort import Roi, load_manifest
 from vcpred.errors import ConfigError, ImageReadError, RoiError

@@ -10,7 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from test_imaging_support import record_for, save_nifti, small_volume, write_dicom_series
+from imaging_support import record_for, save_nifti, small_volume, write_dicom_series
 from vcpred import console
 from vcpred.cli import main
 from vcpred.cohort import Roi

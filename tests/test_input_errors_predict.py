@@ -12,8 +12,8 @@ import pydicom
 import pytest
 
 from conftest import siblings, snapshot
-from test_imaging_support import small_volume, write_dicom_series
-from test_predict_support import BOX_TEXT, BODY, T2_LUMBAR, exported, trained_runs
+from imaging_support import small_volume, write_dicom_series
+from predict_support import BOX_TEXT, BODY, T2_LUMBAR, exported, trained_runs
 from vcpred import console
 from vcpred.cli import main
 from vcpred.errors import WeightsError

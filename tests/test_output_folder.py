@@ -10,7 +10,7 @@ import pytest
 
 from conftest import siblings, snapshot
 from test_evaluate import cohort, make_runs
-from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, trained_runs
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, trained_runs
 from vcpred import output_folder
 from vcpred.cli import main
 from vcpred.output_folder import MARKER, OutputError, check, replacing

@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from conftest import siblings, snapshot
-from test_predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING, warning_sentence
 from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 
 from test_cohort_images import two_series_study
-from test_predict_support import exported
+from predict_support import exported
 from vcpred.cli import main
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
@@ -41,7 +41,7 @@ IDENTITY = {"PatientID": "MRN-0042", "PatientName": "Doe^Jane", "PatientBirthDat
 
 def identified_series(folder):
     """A classic series whose files carry one patient's and study's identity, as a PACS exports it."""
-    from test_imaging_support import small_volume, write_dicom_series
+    from imaging_support import small_volume, write_dicom_series
 
     write_dicom_series(folder, small_volume(), flips=(0,))
     for path in folder.iterdir():
@@ -71,7 +71,7 @@ def test_secondary_capture_joins_the_source_patient_and_study_as_a_new_series(tm
 
 
 def test_secondary_capture_from_nifti_says_it_has_no_patient(tmp_path, capsys):
-    from test_imaging_support import save_nifti, small_volume
+    from imaging_support import save_nifti, small_volume
 
     image = save_nifti(small_volume(), tmp_path / "t2.nii.gz")
     out = tmp_path / "out"

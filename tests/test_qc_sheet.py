@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import patient_row, write_manifest
-from test_imaging_support import save_nifti, small_volume
+from imaging_support import save_nifti, small_volume
 from vcpred.cli import main
 from vcpred.imaging.qc import FRAME_SIDE, ROI_COLOUR, SLICE_HEIGHT, qc_png_path
 from vcpred.imaging.quality import crop_warnings

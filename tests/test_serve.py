@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from test_imaging_support import save_nifti, small_volume, write_dicom_series
-from test_predict_support import exported
+from imaging_support import save_nifti, small_volume, write_dicom_series
+from predict_support import exported
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING
 from vcpred.imaging import read_volume
@@ -370,7 +370,7 @@ def test_bundles_without_recorded_ranges_fall_back_to_the_training_scaling(bundl
 
 
 def load_manifest_ages() -> list[float]:
-    from test_predict_support import tiny_cohort
+    from predict_support import tiny_cohort
     from vcpred.cohort import load_manifest
 
     return [r.clinical["age"] for r in load_manifest(tiny_cohort()[0]).subset("development")

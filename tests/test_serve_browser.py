@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_driver, require_chromium
-from test_predict_support import exported
+from predict_support import exported
 from test_serve import VIT, zip_folders
 from vcpred.cohort.provenance import warning_sentence
 from vcpred.predict import load_bundle

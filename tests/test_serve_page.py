@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from browser import chromium_driver, require_chromium
-from test_predict_support import exported
+from predict_support import exported
 from test_serve import VIT, zip_folders
 from test_serve_browser import draw_box, fill_clinical, scroll_to_slice, serving, settings, state_is, synthetic_patient, \
     wait_for

@@ -28,7 +28,7 @@ import pydicom
 import pytest
 from starlette.testclient import TestClient
 
-from test_imaging_support import save_nifti, small_volume, write_dicom_series
+from imaging_support import save_nifti, small_volume, write_dicom_series
 from test_serve import (BASE, PAGE_HEADERS, bundle, client, cohort, leftovers, make_client,  # noqa: F401
                         open_patient, predict, upload, zip_bytes, zip_folders)
 from vcpred.imaging import read_volume

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import patient_row, write_manifest
 from test_imaging_store import ROI, cohort_folder, run_prepare
-from test_imaging_support import save_nifti, small_volume
+from imaging_support import save_nifti, small_volume
 from vcpred.cohort import load_manifest
 from vcpred.errors import VcpredError
 from vcpred.imaging import PrepareParams, load_prepared, prepare_cohort

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from conftest import siblings, snapshot
-from test_predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.predict import load_bundle
 

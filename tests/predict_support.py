@@ -1,12 +1,9 @@
 """Helpers for the export/predict tests: tiny trained runs and their exported bundles, built once
-per test session (no tests here)."""
+per test session in the session's folder (tests/conftest.py `shared_workdir`; no tests here)."""
 
 from __future__ import annotations
 
-import atexit
 import json
-import shutil
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,17 +14,25 @@ from vcpred.models import ModelSpec
 from vcpred.training import TrainConfig, TrainingParams, train_run
 
 T2_LUMBAR = DATA / "mri" / "t2_lumbar.nii.gz"
-# The lumbar vertebral body the imaging tests use on the real T2 (tests/test_imaging_support.py).
+# The lumbar vertebral body the imaging tests use on the real T2 (tests/imaging_support.py).
 BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)
 BOX_TEXT = f"{BODY.row_min},{BODY.col_min},{BODY.row_max},{BODY.col_max}"
 
 
-@lru_cache(maxsize=None)
+_session_folder: Path | None = None
+
+
+def use_workdir(folder: Path | None) -> None:
+    """Called by conftest's session fixture: the folder pytest gives this session (None: ended)."""
+    global _session_folder
+    _session_folder = folder
+
+
 def workdir() -> Path:
-    """One folder for the whole test session (shared by the test modules), removed at exit."""
-    folder = Path(tempfile.mkdtemp(prefix="vcpred-predict-tests-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    """The test session's folder for the shared tiny runs and bundles (made and removed by pytest)."""
+    if _session_folder is None:
+        raise RuntimeError("predict_support is used outside a pytest session (tests/conftest.py sets its folder)")
+    return _session_folder
 
 
 @lru_cache(maxsize=None)
