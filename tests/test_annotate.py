@@ -371,3 +371,14 @@ def test_a_manifest_from_cohort_init_is_annotated_until_cohort_check_names_no_pa
     assert main(["cohort", "check", str(manifest)]) == 2  # labels are still the user's to fill
     out = capsys.readouterr().out
     assert "without ROI" not in out and "roi_" not in out and "without a label" in out
+
+
+def test_the_annotation_server_loads_no_model_library():
+    # annotate needs no model: its app is the viewer shell, without the predict code (torch, timm)
+    import subprocess
+    import sys
+
+    code = ("import sys, vcpred.serve.annotate_app, vcpred.serve.annotate_command\n"
+            "print(sorted(m for m in ('torch', 'timm', 'peft') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr

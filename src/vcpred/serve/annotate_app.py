@@ -16,8 +16,8 @@ from starlette.routing import Route
 from vcpred.errors import VcpredError
 from vcpred.imaging.pipeline import PrepareParams
 from vcpred.serve.annotate_session import AnnotateSession
-from vcpred.serve.app import STATIC, close_study, error_response, get_study, new_study, read_json, viewer_app, volume
-from vcpred.serve.inference import read_roi
+from vcpred.serve.roi import read_roi
+from vcpred.serve.viewer import STATIC, close_study, error_response, get_study, new_study, read_json, viewer_app, volume
 from vcpred.serve.loading import READING
 from vcpred.serve.settings import ServeSettings
 

@@ -19,7 +19,7 @@ from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, ima
 from vcpred.errors import ImageReadError, ManifestError
 from vcpred.serve.annotate_manifest import ManifestFile
 from vcpred.serve.errors import NotReady, StudyNotFound
-from vcpred.serve.inference import check_box
+from vcpred.serve.roi import check_box
 from vcpred.serve.limits import check_shape
 from vcpred.serve.series import SeriesEntry, identity_of
 from vcpred.serve.settings import ServeSettings

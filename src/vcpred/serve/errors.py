@@ -41,3 +41,13 @@ class Unusable(ServeError):
     """Well-formed input that cannot be used (no sagittal series, a refused series)."""
 
     status = 422
+
+
+class RoiInputError(ServeError):
+    status = 422
+
+
+class RequestTypeError(ServeError):
+    """A field of the right name with the wrong JSON type (a string for a boolean, ...)."""
+
+    status = 422

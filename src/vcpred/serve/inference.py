@@ -5,7 +5,6 @@ gives for the same image, ROI and clinical values."""
 from __future__ import annotations
 
 import contextlib
-import math
 import threading
 from dataclasses import dataclass
 
@@ -15,23 +14,14 @@ from vcpred.jsonio import jsonable
 from vcpred.predict.outputs import write_patient
 from vcpred.predict.clinical_input import check_clinical
 from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
-from vcpred.serve.errors import ServeError
+from vcpred.serve.errors import RequestTypeError, ServeError
+from vcpred.serve.roi import check_box, read_roi
 from vcpred.serve.private import Scrubber
 from vcpred.serve.studies import Study
 
 # One inference at a time: torch already uses every core, and the split models are shared.
 INFERENCE_LOCK = threading.Lock()
 RESULT_DIR = "result"
-
-
-class RoiInputError(ServeError):
-    status = 422
-
-
-class RequestTypeError(ServeError):
-    """A field of the right name with the wrong JSON type (a string for a boolean, ...)."""
-
-    status = 422
 
 
 class Busy(ServeError):
@@ -65,17 +55,6 @@ MAX_LABEL = 64
 MAX_CLINICAL_TEXT = 100
 
 
-def whole_number(value, what: str) -> int:
-    """A JSON integer (or an integral float such as 7.0); never a boolean, a string or 1e400."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RoiInputError(what)
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise RoiInputError(what)
-    if abs(value) > 2**31:
-        raise RoiInputError(what)
-    return int(value)
-
-
 def clinical_value(name: str, value):
     """A clinical value as JSON gives it: text, a finite or infinite number (the form's checks judge
     it), or null (missing); lists, objects and booleans are refused."""
@@ -85,17 +64,6 @@ def clinical_value(name: str, value):
         return value
     shown = "text longer than 100 characters" if isinstance(value, str) else f"{type(value).__name__} {value!r:.40}"
     raise RequestTypeError(f"clinical value {name!r} must be a number or short text, not {shown}")
-
-
-def read_roi(body: dict) -> tuple[int, tuple[int, int, int, int]]:
-    """(slice, box) of a request body's 'slice' and 'box' fields, each checked for its JSON type."""
-    roi_slice = whole_number(body.get("slice"), "draw the ROI: 'slice' must be a whole number (the ROI slice, "
-                                                "counting from 0)")
-    box_message = "draw the ROI: 'box' must be four whole numbers [row_min, col_min, row_max, col_max]"
-    raw_box = body.get("box")
-    if not isinstance(raw_box, list) or len(raw_box) != 4:
-        raise RoiInputError(box_message)
-    return roi_slice, tuple(whole_number(v, box_message) for v in raw_box)
 
 
 @dataclass
@@ -139,18 +107,6 @@ class PredictRequest:
 def check_roi(request: PredictRequest, shape: tuple[int, int, int]) -> None:
     """The box must lie inside the image, on an existing slice (the page draws it there)."""
     check_box(request.slice, request.box, shape)
-
-
-def check_box(roi_slice: int, box: tuple[int, int, int, int], shape: tuple[int, int, int]) -> None:
-    slices, rows, cols = shape
-    r0, c0, r1, c1 = box
-    if not 0 <= roi_slice < slices:
-        raise RoiInputError(f"ROI slice {roi_slice} is outside the volume (slices 0 to {slices - 1})")
-    if not (0 <= r0 < r1 <= rows and 0 <= c0 < c1 <= cols):
-        raise RoiInputError(f"ROI box rows {r0}-{r1}, columns {c0}-{c1} is empty or outside the "
-                            f"{rows} x {cols} image; draw it around the vertebral body")
-    if r1 - r0 < 4 or c1 - c0 < 4:
-        raise RoiInputError("the ROI box is smaller than 4 pixels; draw it around the whole vertebral body")
 
 
 def sequence_name(bundle: Bundle) -> str:
