@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import math
+import types
 from pathlib import Path
 
 import numpy as np
@@ -287,3 +289,21 @@ def test_user_files_inside_a_run_dir_survive_a_retrain(tiny, tmp_path):
     (run / "predictions.csv").unlink()  # no longer finished: redone without --force, like `experiment` does
     train_run(config, 0, run)
     assert (run / "predictions.csv").is_file() and siblings(run) == ["run"]
+
+
+def test_the_validation_auc_is_vcpred_stats_auc_and_nan_below_two_of_a_class():
+    # early stopping ranks epochs by the same AUC evaluate reports, under the same 2-and-2 rule
+    from sklearn.metrics import roc_auc_score
+
+    from vcpred.training.loop import patient_auc
+
+    rng = np.random.default_rng(3)
+    ids = [f"p{i}" for i in range(12) for _ in range(3)]  # three frames per patient
+    labels = np.array([i % 3 == 0 for i in range(12) for _ in range(3)], dtype=float)
+    probabilities = rng.random(len(ids))
+    frames = types.SimpleNamespace(patient_ids=ids, labels=labels)
+    per_patient = pd.DataFrame({"p": ids, "y": labels, "q": probabilities}).groupby("p").agg(y=("y", "first"),
+                                                                                             q=("q", "mean"))
+    assert patient_auc(frames, probabilities) == pytest.approx(roc_auc_score(per_patient["y"], per_patient["q"]))
+    one_case = np.where(np.array([p == "p0" for p in ids]) | (labels == 0), labels, 0.0)
+    assert math.isnan(patient_auc(types.SimpleNamespace(patient_ids=ids, labels=one_case), probabilities))

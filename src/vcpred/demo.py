@@ -200,12 +200,13 @@ def _predict_one(out: Path, quiet: list[str]) -> None:
 def _bayes_auc(out: Path, set_name: str) -> float:
     """AUC of the synthetic cohort's true probabilities: what no model can beat on these labels."""
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
+
+    from vcpred.stats import roc_auc
 
     truth = pd.read_csv(out / "cohort" / "truth.csv").drop(columns=["set"], errors="ignore")
     labels = pd.read_csv(out / "cohort" / "manifest.csv")[["patient_id", "set", "label"]]
     rows = truth.merge(labels, on="patient_id").query("set == @set_name")
-    return float(roc_auc_score(rows["label"], rows["true_probability"]))
+    return roc_auc(rows["label"].to_numpy(), rows["true_probability"].to_numpy())
 
 
 def _external_auc(summary, configuration: str, ap: bool) -> str:

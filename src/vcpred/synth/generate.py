@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from vcpred import __version__, console
 from vcpred.errors import ConfigError
 from vcpred.output_folder import replacing
+from vcpred.stats import MIN_PER_CLASS, roc_auc
 from vcpred.synth.output import MANIFEST_COLUMNS, TRUTH_COLUMNS, PatientJob, write_patient
 from vcpred.synth.patient import PatientSpec
 from vcpred.workers import worker_pool
@@ -92,7 +92,8 @@ def patient_ids(n_development: int, n_external: int) -> list[tuple[str, int, str
 
 
 def _auc(labels: list[int], scores: list[float]) -> float | None:
-    return float(roc_auc_score(labels, scores)) if 0 < sum(labels) < len(labels) else None
+    """The Bayes AUC of a set (None below 2 cases or 2 controls, as vcpred.stats requires)."""
+    return roc_auc(labels, scores) if min(sum(labels), len(labels) - sum(labels)) >= MIN_PER_CLASS else None
 
 
 def _run_jobs(jobs: list[PatientJob], workers: int) -> list[tuple[dict, dict, int]]:

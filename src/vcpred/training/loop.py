@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from vcpred import console
@@ -27,6 +26,7 @@ from vcpred.models.factory import trained_state
 from vcpred.models.finetune import keep_frozen_norms_in_eval
 from vcpred.models.inputs import autocast
 from vcpred.models.registry import get_backbone
+from vcpred.stats import MIN_PER_CLASS, roc_auc
 from vcpred.training.config import TrainingParams
 from vcpred.training.data import FrameSet, augment
 
@@ -58,12 +58,14 @@ def host_tensor(tensor: torch.Tensor | None, device: torch.device) -> torch.Tens
 
 
 def patient_auc(frames: FrameSet, probabilities: np.ndarray) -> float:
-    """AUC of the per-patient mean probability over the frames scored (NaN when one class)."""
+    """AUC of the per-patient mean probability over the frames scored, by vcpred.stats like every
+    other AUC; NaN below 2 cases or 2 controls (evaluation's rule: such an AUC is not reported)."""
     table = pd.DataFrame({"p": frames.patient_ids, "y": frames.labels, "prob": probabilities})
     per_patient = table.groupby("p").agg(y=("y", "first"), prob=("prob", "mean")).dropna()
-    if per_patient["y"].nunique() < 2:
+    cases = int(per_patient["y"].sum())
+    if min(cases, len(per_patient) - cases) < MIN_PER_CLASS:
         return math.nan
-    return float(roc_auc_score(per_patient["y"], per_patient["prob"]))
+    return roc_auc(per_patient["y"].to_numpy(), per_patient["prob"].to_numpy())
 
 
 # VcpredModel.head = [Dropout, Linear]; peft keeps a trainable copy of it under modules_to_save.
