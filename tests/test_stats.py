@@ -37,7 +37,8 @@ def golden() -> dict:
 def test_public_names():
     assert set(stats.__all__) == {"roc_auc", "delong_ci", "delong_test", "youden_threshold",
                                   "calibration", "net_benefit", "DeLongResult",
-                                  "CalibrationResult", "CalibrationCurve"}
+                                  "CalibrationResult", "CalibrationCurve",
+                                  "MIN_PER_CLASS"}  # 2 cases and 2 controls: the rule training shares
 
 
 @pytest.mark.parametrize("marker", ["s100b", "ndka", "wfns"])
