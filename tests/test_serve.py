@@ -328,6 +328,26 @@ def test_studies_from_the_local_folder(make_client, cohort):
     assert make_client().get("/api/local").json() == {"enabled": False, "entries": []}
 
 
+def test_patient_folders_of_nifti_files_are_listed_and_opened_as_nifti(make_client, tmp_path):
+    # a NIfTI cohort (images/<patient>/t2.nii.gz) was listed as "DICOM folder" and failed to open
+    generate_cohort(tmp_path / "nifti", n_development=0, n_external=2, sequences=("t2",), fmt="nifti")
+    with open(tmp_path / "nifti" / "manifest.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    images = tmp_path / "nifti" / "images"
+    client = make_client(data_dir=images)
+
+    listing = client.get("/api/local").json()["entries"]
+
+    assert listing == [{"name": r["patient_id"], "kind": "NIfTI folder"} for r in rows]
+    answer = client.post("/api/studies/local", json={"name": rows[0]["patient_id"]})
+    assert answer.status_code == 201, answer.text
+    chosen = answer.json()["chosen"]
+    assert chosen["series"]["plane"] == "sagittal" and chosen["series"]["description"] == "t2.nii.gz"
+    patient = {"slice": int(rows[0]["roi_slice"]), "clinical": {"age": rows[0]["age"], "sex": rows[0]["sex"]},
+               "box": [int(rows[0][f"roi_{k}"]) for k in ("row_min", "col_min", "row_max", "col_max")]}
+    assert predict(client, answer.json()["study_id"], patient).status_code == 200
+
+
 def test_the_page_and_model_description(client, bundle):
     page = client.get("/")
     assert page.status_code == 200 and "Research use only, not a medical device." in page.text

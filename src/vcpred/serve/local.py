@@ -1,11 +1,13 @@
-"""Studies from the local folder given with --data-dir: its top-level DICOM folders, zips and
-NIfTI files. Names come from the listing only (no paths), so the page cannot reach outside it;
+"""Studies from the local folder given with --data-dir: its top-level DICOM folders, zips, NIfTI
+files and patient folders holding NIfTI files (a NIfTI cohort's images/<patient>/t2.nii.gz). Names come from the listing only (no paths), so the page cannot reach outside it;
 nothing there is modified (a DICOM series is copied into the study's private folder)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
+from vcpred.imaging.formats import is_dicom_file, is_nifti_name
 from vcpred.serve.errors import ServeError, StudyNotFound
 from vcpred.serve.loading import READING, choose_only_series, unpack_zip
 from vcpred.serve.series import dicom_series, nifti_series
@@ -14,10 +16,19 @@ from vcpred.serve.studies import Study
 from vcpred.serve.uploads import sniff
 
 
+def folder_niftis(folder: Path) -> list[Path]:
+    """The NIfTI files of a patient folder that holds no DICOM file ([] for a DICOM folder)."""
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    niftis = [p for p in files if is_nifti_name(p)]
+    if not niftis or any(is_dicom_file(p) for p in files if p not in niftis):
+        return []
+    return niftis
+
+
 def kind_of(path: Path) -> str | None:
     name = path.name.lower()
     if path.is_dir():
-        return "DICOM folder"
+        return "NIfTI folder" if folder_niftis(path) else "DICOM folder"
     if name.endswith(".zip"):
         return "zip"
     if name.endswith((".nii", ".nii.gz")):
@@ -50,7 +61,13 @@ def open_entry(settings: ServeSettings, name: str, study: Study) -> None:
         raise StudyNotFound(f"{name!r} is not an entry of the local folder")
     path = Path(settings.data_dir) / name
     with study.lock, READING:
-        if path.is_dir():
+        niftis = folder_niftis(path) if path.is_dir() else []
+        if niftis:  # one series per file, numbered in name order
+            study.root = path
+            study.series = [replace(series, id=f"s{number}", description=nifti.name)
+                            for number, nifti in enumerate(niftis, start=1)
+                            for series in nifti_series(nifti, settings)]
+        elif path.is_dir():
             study.root, study.series = path, dicom_series(path, settings)
         elif sniff(path, settings) == "zip":
             unpack_zip(study, path, settings)
