@@ -72,7 +72,8 @@ def held(path: str | Path, what: str, hint: str = "") -> Iterator[None]:
         lock.release()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this pid runs (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -91,7 +92,7 @@ def recorded_holder(path: str | Path) -> str | None:
         pid, host = int(record["pid"]), str(record["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if host == socket.gethostname() and not _alive(pid):
+    if host == socket.gethostname() and not process_alive(pid):
         return None
     return holder(Path(path))
 

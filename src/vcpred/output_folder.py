@@ -43,6 +43,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from vcpred.errors import VcpredError
+from vcpred.locking import process_alive
 
 MARKER = ".vcpred-output.json"
 MARKER_FORMAT = "vcpred-output"
@@ -258,16 +259,6 @@ def _sibling(out: Path, suffix: str) -> Path:
                           "write to") from None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
-
-
 def _remove_stale(out: Path) -> None:
     """Temporary siblings of out left by a process of this machine that no longer runs (SIGKILL):
     unfinished results (.tmp) are removed; an earlier result renamed aside (.old) goes back in place
@@ -275,7 +266,7 @@ def _remove_stale(out: Path) -> None:
     pattern = re.compile(re.escape(_prefix(out) + _HOST) + r"-(\d+)-[A-Za-z0-9_]+\.(tmp|old)$")
     for path in sorted(out.parent.glob(glob.escape(_prefix(out)) + "*")):
         found = pattern.match(path.name)
-        if not found or int(found[1]) == os.getpid() or _alive(int(found[1])) or not path.is_dir():
+        if not found or int(found[1]) == os.getpid() or process_alive(int(found[1])) or not path.is_dir():
             continue
         if found[2] == "old" and not out.exists():
             os.rename(path, out)
