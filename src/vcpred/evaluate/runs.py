@@ -19,11 +19,10 @@ from vcpred.evaluate.errors import EvaluationError
 from vcpred.hashing import sha256_file
 from vcpred.runs import (
     RunRecord,
+    read_finished,
     read_predictions,
-    read_record,
     run_dirs,
     run_label,
-    unfinished_reason,
     verify_outputs,
 )
 
@@ -65,11 +64,10 @@ def read_runs(root: str | Path) -> RunsFolder:
                               "folder that holds <configuration>/split-<KK>/ run dirs")
     runs, skipped, records, unverified = [], [], [], []
     for run_dir in run_dirs(root):
-        reason = unfinished_reason(run_dir)
+        record, reason = read_finished(run_dir)
         if reason:
             skipped.append((str(run_dir), reason))
             continue
-        record = read_record(run_dir)
         if not verify_outputs(run_dir, record.raw, READ_BY_EVALUATE):
             unverified.append(run_label(run_dir))
         records.append(record)

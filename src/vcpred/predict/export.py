@@ -34,7 +34,7 @@ from vcpred.predict.bundle import (
 )
 from vcpred.predict.card import model_card
 from vcpred.runs import (
-    RunRecord, configuration_run_dirs, read_record, run_label, split_dir_name, unfinished_reason, verify_outputs,
+    RunRecord, configuration_run_dirs, read_finished, run_label, split_dir_name, verify_outputs,
 )
 
 LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
@@ -50,11 +50,10 @@ def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
         raise ConfigError(f"no configuration {configuration!r} under {runs}; found: {', '.join(known) or 'nothing'}")
     found, unverified = [], []
     for run_dir in configuration_run_dirs(folder):
-        reason = unfinished_reason(run_dir)
+        record, reason = read_finished(run_dir)
         if reason:
             console.warn(f"skipping {run_dir}: not a finished run ({reason})")
             continue
-        record = read_record(run_dir)
         if not verify_outputs(run_dir, record.raw):
             unverified.append(run_label(run_dir))
         found.append(record)
@@ -72,14 +71,14 @@ def split_threshold(run: RunRecord, *, ap: bool, rule: str) -> float | None:
     return threshold if abs(threshold) != float("inf") else None
 
 
-def store_params(run: RunRecord) -> dict:
+def prepare_params(run: RunRecord) -> dict:
     """The prepared store's PrepareParams (complete, defaults filled in) this run trained on."""
     from vcpred.imaging import PrepareParams
     from vcpred.imaging.store import StoreError
-    from vcpred.imaging.store import store_params as recorded_params
+    from vcpred.imaging.store import store_params
 
     try:
-        params = recorded_params(run.store)
+        params = store_params(run.store)
     except StoreError as exc:
         raise VcpredError(f"{run.path}: the export needs the preprocessing parameters of its prepared store: "
                           f"{exc}") from None
@@ -123,7 +122,7 @@ def export_image_split(run: RunRecord, target: Path) -> dict:
     width = built.clinical_features
     weights_record = run.weights
     generator = torch.Generator().manual_seed(0)
-    image_size = int(store_params(run)["size"])
+    image_size = int(prepare_params(run)["size"])
     probe = (torch.rand(2, 3, image_size, image_size, generator=generator),
              torch.randn(2, width, generator=generator) if built.spec.uses_clinical else None)
     built.net.eval()
@@ -171,7 +170,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
             "ap": bool(ap and image), "aggregate": rule,
             "clinical_columns": list(first.clinical_columns),
             "clinical_ranges": clinical_ranges(first),
-            "prepare_params": store_params(sources[0]) if image else None,
+            "prepare_params": prepare_params(sources[0]) if image else None,
             "spec": specs[0] if specs else None, "splits": entries,
             "training_data": combined_training_data([run.training_data for run in sources]),
         }

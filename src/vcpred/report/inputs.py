@@ -19,7 +19,7 @@ import pandas as pd
 from vcpred.errors import VcpredError
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.variants import Variant
-from vcpred.runs import RunRecord, read_record, run_dirs, unfinished_reason
+from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
 THRESHOLD_TOLERANCE = 1e-6  # export and evaluate compute the same median of the same Youden thresholds
@@ -115,8 +115,10 @@ def read_configs(runs_dir: Path) -> dict[str, RunRecord]:
     """configuration -> the record of its first finished split run."""
     configs = {}
     for run_dir in run_dirs(runs_dir):
-        if run_dir.parent.name not in configs and unfinished_reason(run_dir) is None:
-            configs[run_dir.parent.name] = read_record(run_dir)
+        if run_dir.parent.name not in configs:
+            record, _ = read_finished(run_dir)
+            if record is not None:
+                configs[run_dir.parent.name] = record
     return configs
 
 

@@ -44,7 +44,11 @@ def unfinished_reason(run_dir: Path) -> str | None:
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         return "no config.yaml"
-    status = load_run_config(config_path).get("status")
+    return _unfinished(run_dir, load_run_config(config_path))
+
+
+def _unfinished(run_dir: Path, config: dict) -> str | None:
+    status = config.get("status")
     if status != "done":
         return f"status is {status!r}, not 'done'"
     if not (run_dir / "predictions.csv").is_file():
@@ -164,10 +168,24 @@ class RunRecord:
         return self.trained
 
 
+def read_finished(run_dir: Path) -> tuple[RunRecord | None, str | None]:
+    """(its record, None) for a finished run, (None, why it is not one) otherwise; config.yaml is
+    read once for both."""
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        return None, "no config.yaml"
+    config = load_run_config(config_path)
+    reason = _unfinished(run_dir, config)
+    return (None, reason) if reason else (_record(run_dir, config), None)
+
+
 def read_record(run_dir: Path) -> RunRecord:
     """The RunRecord of a run dir, checked against its folder name; RunError naming the file otherwise."""
+    return _record(run_dir, load_run_config(run_dir / "config.yaml"))
+
+
+def _record(run_dir: Path, config: dict) -> RunRecord:
     config_path = run_dir / "config.yaml"
-    config = load_run_config(config_path)
     name, split, clinical = config.get("configuration"), config.get("split"), config.get("clinical_columns")
     if not isinstance(name, str) or not name:
         raise RunError(f"{config_path}: 'configuration' must be a non-empty string, got {name!r}")
