@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 from vcpred.cohort.provenance import recorded as recorded_training_data
 from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
+from vcpred.jsonio import json_text, jsonable
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
@@ -121,6 +122,16 @@ def meta_digest(meta: dict) -> str:
     """sha256 of the canonical JSON of meta without its own digest."""
     body = {k: v for k, v in meta.items() if k != "meta_sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_bundle_json(folder: Path, meta: dict, model_files: dict[str, str]) -> dict:
+    """Seal a model directory whose MODEL_CARD.md is written: bundle.json lists every file with its
+    sha256 (the card's included) and the digest of its own content, taken over exactly what is
+    written (strict JSON); returns that meta. Export and recalibration both end here."""
+    meta = jsonable({**meta, "files": {**model_files, **hash_files(folder, [CARD_FILE])}})
+    meta["meta_sha256"] = meta_digest(meta)
+    (folder / BUNDLE_FILE).write_text(json_text(meta))
+    return meta
 
 
 def verify_files(folder: Path, meta: dict) -> None:

@@ -25,12 +25,11 @@ from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
 from vcpred.explain.maps import model_family
-from vcpred.jsonio import json_text
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
 from vcpred.predict.bundle import (
-    BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE,
-    build_network, hash_files, meta_digest,
+    BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE,
+    build_network, hash_files, write_bundle_json,
 )
 from vcpred.predict.card import model_card
 from vcpred.runs import (
@@ -198,9 +197,7 @@ def finalise_bundle(out: Path, meta: dict, card) -> Path:
                               "predictions (AP-aggregated when ap)",
             "notice": RESEARCH_NOTICE}
     (out / CARD_FILE).write_text(card(meta))
-    meta["files"] = {**files, **hash_files(out, [CARD_FILE])}
-    meta["meta_sha256"] = meta_digest(meta)
-    (out / BUNDLE_FILE).write_text(json_text(meta))
+    write_bundle_json(out, meta, files)
     return out
 
 

@@ -144,7 +144,7 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
     intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, meta)."""
     from vcpred import __version__
     from vcpred.output_folder import replacing
-    from vcpred.predict.bundle import BUNDLE_FILE, CARD_FILE, hash_files, meta_digest
+    from vcpred.predict.bundle import CARD_FILE, hash_files, write_bundle_json
 
     out = Path(out)
     check_target(out, bundle.path)
@@ -180,7 +180,5 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
         (folder / CARD_FILE).write_text(card.rstrip("\n") + "\n"
                                         + card_section(record, bundle.meta["model_id"], bundle.threshold,
                                                        meta["threshold"]))
-        meta["files"] = {**files, **hash_files(folder, [CARD_FILE])}
-        meta["meta_sha256"] = meta_digest(meta)
-        (folder / BUNDLE_FILE).write_text(json.dumps(meta, indent=1) + "\n")
+        meta = write_bundle_json(folder, meta, files)
     return out, meta
