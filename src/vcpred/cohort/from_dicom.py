@@ -17,7 +17,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
 from vcpred.errors import ConfigError, ImageReadError
@@ -53,16 +52,6 @@ class Entry:
     problem: str | None = None
 
 
-def _plane(dataset) -> str:
-    from vcpred.imaging.orient import plane_of
-
-    try:
-        iop = np.asarray(dataset.ImageOrientationPatient, dtype=float)
-        return plane_of(np.cross(iop[:3], iop[3:]))
-    except (AttributeError, TypeError, ValueError, IndexError):
-        return "unknown"
-
-
 def list_series(path: Path) -> list[SeriesInfo]:
     """Every image series of a patient entry, from its headers (no pixels read)."""
     from vcpred.imaging.io import scan_series
@@ -70,7 +59,7 @@ def list_series(path: Path) -> list[SeriesInfo]:
     series = []
     for uid, items in scan_series(path).groups.items():
         first = items[0].dataset
-        series.append(SeriesInfo(uid, items[0].description, _plane(first), len(items),
+        series.append(SeriesInfo(uid, items[0].description, items[0].plane, len(items),
                                  str(first.get("StudyInstanceUID", "")), str(first.get("StudyDate", "") or "")))
     return sorted(series, key=lambda s: (s.study_date, s.study_uid, s.description, s.uid))
 

@@ -24,7 +24,7 @@ from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRL
 from vcpred import console
 from vcpred.errors import ImageReadError
 from vcpred.imaging.formats import has_marker, head, is_dicom_file
-from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, to_canonical
+from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, plane_of, to_canonical
 
 REQUIRED = ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns")
 GAP_TOLERANCE = 0.1  # a slice gap more than 10 % off the median gap means a missing/extra slice
@@ -56,6 +56,16 @@ class SliceHeader:
     @property
     def description(self) -> str:
         return str(self.dataset.get("SeriesDescription", "") or "")
+
+    @property
+    def plane(self) -> str:
+        """'sagittal', 'coronal' or 'axial' from ImageOrientationPatient; 'unknown' when it is missing
+        or not six numbers (the reader names the damage when the series is read)."""
+        try:
+            iop = np.asarray(self.dataset.ImageOrientationPatient, dtype=float)
+            return plane_of(np.cross(iop[:3], iop[3:]))
+        except (AttributeError, TypeError, ValueError, IndexError):
+            return "unknown"
 
     @property
     def label(self) -> str:

@@ -12,12 +12,10 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
 from vcpred.errors import OrientationError
 from vcpred.imaging import Volume, read_volume
 from vcpred.imaging.dicom import discover_series
-from vcpred.imaging.orient import plane_of
 from vcpred.serve.limits import check_nifti, dicom_series_refusal
 from vcpred.serve.settings import ServeSettings
 
@@ -76,16 +74,6 @@ def refusal(plane: str) -> str | None:
     return f"this is {'an' if plane == 'axial' else 'a'} {plane} series; vcpred reads sagittal series only"
 
 
-def _plane(dataset) -> str:
-    if "ImageOrientationPatient" not in dataset:
-        return "unknown"
-    try:
-        iop = np.asarray(dataset.ImageOrientationPatient, dtype=float)
-        return plane_of(np.cross(iop[:3], iop[3:]))
-    except (TypeError, ValueError, IndexError):  # not six numbers: the reader names the damage
-        return "unknown"
-
-
 def _number(value) -> int:
     try:
         return int(value or 0)
@@ -102,7 +90,7 @@ def dicom_series(folder: Path, settings: ServeSettings) -> list[SeriesEntry]:
     entries = []
     for number, items in enumerate(ordered, start=1):
         first = items[0].dataset
-        plane = _plane(first)
+        plane = items[0].plane
         reason = refusal(plane)
         too_large = None if reason else dicom_series_refusal([item.dataset for item in items], settings)
         entries.append(SeriesEntry(f"s{number}", items[0].description or "(no description)", plane, len(items),
