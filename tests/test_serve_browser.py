@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium_driver, require_chromium
+from browser import chromium_driver, console_errors, page_module, require_chromium
 from predict_support import exported
 from test_serve import VIT, zip_folders
 from vcpred.cohort.provenance import warning_sentence
@@ -112,13 +112,18 @@ def scroll_to_slice(driver, canvas, target: int) -> None:
     raise AssertionError(f"the wheel did not reach slice {target}")
 
 
+def image_geometry(driver) -> dict:
+    """Where the page draws the image on the canvas (canvas.js's viewGeometry of the page's state)."""
+    return page_module(driver, "canvas", "import('/static/state.js').then((s) => m.viewGeometry(s.state))")
+
+
 def draw_box(driver, canvas, box: list[int]) -> None:
     """Drag from the box's top-left to its bottom-right corner (image pixels -> canvas offsets).
 
     Offsets count from the centre of the element's part in view: the window must show the whole canvas."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    g = driver.execute_script("return geometry()")
+    g = image_geometry(driver)
     width, height = canvas.size["width"], canvas.size["height"]
     r0, c0, r1, c1 = box
     x0, y0 = g["ox"] + c0 * g["sx"] - width / 2, g["oy"] + r0 * g["sy"] - height / 2  # from the centre
@@ -194,6 +199,7 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
         assert shown["frames"] == shown["per_frame_rows"] == 5 and shown["overlay"] == "drawn"
         assert "Research use only, not a medical device" in driver.find_element("id", "result-panel").text
         assert not driver.find_element("id", "synthetic-warning").is_displayed()  # real (not synth) data
+        assert console_errors(driver) == []  # every module loaded, nothing thrown on the way
         driver.find_element("id", "overlay-toggle").click()
         assert driver.find_element("id", "view").get_attribute("data-overlay") == "hidden"
         href = driver.find_element("id", "download-report").get_attribute("href")

@@ -1,17 +1,17 @@
 """The page's frame and crop geometry (serve/static/geometry.js) equals the pipeline's
-(SelectFrames, CropROI.box) on shared vectors, run in headless Chromium: what the page shows as the
-model's frames and crop is what `prepare` and `predict` cut."""
+(SelectFrames, CropROI.box) on shared vectors, run in headless Chromium on the module as the viewer
+serves it: what the page shows as the model's frames and crop is what `prepare` and `predict` cut.
+(tests/test_serve_modules.py checks that the page takes its frames and crop from this module.)"""
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-from browser import chromium_driver, require_chromium
+from browser import chromium_driver, page_module, require_chromium
+from test_serve_browser import serving, settings
 from vcpred.cohort.manifest import Roi
 from vcpred.imaging.preprocess import CropROI, SelectFrames
-
-GEOMETRY_JS = Path(__file__).parents[1] / "src" / "vcpred" / "serve" / "static" / "geometry.js"
+from vcpred.serve.viewer import viewer_app
 
 
 def crop_vectors(count: int = 400) -> list[dict]:
@@ -44,17 +44,14 @@ def frame_vectors() -> list[dict]:
     return cases
 
 
-def test_the_page_cuts_the_same_crop_and_frames_as_the_pipeline():
+def test_the_page_cuts_the_same_crop_and_frames_as_the_pipeline(tmp_path):
     require_chromium()
     crops, frames = crop_vectors(), frame_vectors()
-    script = GEOMETRY_JS.read_text() + """
-        const [crops, frames] = arguments;
-        return [crops.map((c) => cropSquare(c.box, c.spacing, c.margin)),
-                frames.map((f) => selectFrames(f.slices, f.roi, f.k, f.edge).map((x) => [x.offset, x.slice]))];
-    """
-    with chromium_driver() as driver:
-        driver.get("about:blank")
-        page_crops, page_frames = driver.execute_script(script, crops, frames)
+    expression = """[args[0].map((c) => m.cropSquare(c.box, c.spacing, c.margin)),
+                     args[1].map((f) => m.selectFrames(f.slices, f.roi, f.k, f.edge).map((x) => [x.offset, x.slice]))]"""
+    with serving(viewer_app([], settings(tmp_path))) as (url, _), chromium_driver() as driver:
+        driver.get(url + "static/style.css")  # any page of the server's origin: the module is imported from there
+        page_crops, page_frames = page_module(driver, "geometry", expression, crops, frames)
 
     assert [c["python"] for c in crops] == page_crops
     assert [f["python"] for f in frames] == page_frames

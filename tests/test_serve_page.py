@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from browser import chromium_driver, require_chromium
+from browser import chromium_driver, page_module, require_chromium
 from predict_support import exported
 from test_serve import VIT, zip_folders
 from test_serve_browser import draw_box, fill_clinical, scroll_to_slice, serving, settings, state_is, synthetic_patient, \
@@ -134,8 +134,8 @@ def test_a_failed_prediction_is_an_error_never_a_number(bundle, patients, tmp_pa
         assert "%" not in panel.text and "risk" not in panel.text.lower().replace("risk threshold", "")
         assert driver.find_element("id", "download-report").get_attribute("href").endswith("#")
         # The page's own guard: an answer without a finite probability is shown as an error too.
-        driver.execute_script("showResult({result: {probability: null, sd: 0, interval: {low: 0, high: 0}, "
-                              "per_model: [], category: 'low risk of collapse', threshold: 0.5}}).catch(() => {})")
+        page_module(driver, "result", "m.showResult({result: {probability: null, sd: 0, interval: {low: 0, high: 0}, "
+                    "per_model: [], category: 'low risk of collapse', threshold: 0.5}}).catch(() => {})")
         assert panel.get_attribute("data-state") == "error"
         assert "no valid probability" in driver.find_element("id", "result-error").text
 
@@ -246,7 +246,7 @@ def test_the_roi_can_be_typed_and_nudged_with_the_keyboard(bundle, patients, tmp
         assert int(canvas.get_attribute("data-slice")) == patient["slice"] + 1
         assert info.get_attribute("data-slice") == str(patient["slice"])  # the ROI stays on its slice
         # Slice names: the scanner's InstanceNumber, the canonical index in the tooltip.
-        study = driver.execute_script("return state.study")
+        study = page_module(driver, "state", "m.state.study")
         numbers = app.state.store.get(study).volume.provenance["instance_numbers"]
         label = driver.find_element("id", "slice-label")
         assert label.text.startswith(f"image {numbers[patient['slice'] + 1]} ")
@@ -254,7 +254,7 @@ def test_the_roi_can_be_typed_and_nudged_with_the_keyboard(bundle, patients, tmp
         canvas.send_keys(Keys.PAGE_UP)
         fill_clinical(driver, patient["clinical"])
         predict(driver)
-        result = driver.execute_script("return state.result")
+        result = page_module(driver, "state", "m.state.result")
         assert result["roi"] == {"slice": patient["slice"], "box": patient["box"]}
 
 

@@ -36,6 +36,22 @@ from vcpred.serve.studies import Study, StudyStore
 
 STATIC = Path(__file__).parent / "static"
 
+# The page's scripts are ES modules: a browser runs a module only when it is served with a JavaScript
+# MIME type, and nosniff holds scripts and style sheets to theirs. Python's table comes partly from the
+# system (/etc/mime.types, the Windows registry: .js as text/plain there), so these are fixed here.
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+
+
+class PageFiles(StaticFiles):
+    """The static page files, .js and .css with their own MIME types whatever the system's table says."""
+
+    def file_response(self, full_path, stat_result, scope, status_code: int = 200) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        media = STATIC_TYPES.get(Path(full_path).suffix)
+        if media and "content-type" in response.headers:
+            response.headers["content-type"] = media
+        return response
+
 
 def public_message(request: Request, exc: Exception, study: Study | None) -> str:
     """The error text without server paths or the study id (files named relative to the study or
@@ -190,7 +206,7 @@ def viewer_app(routes: list, settings: ServeSettings) -> Starlette:
     # Outermost first: every answer gets the security headers, a bug answers a JSON 500, and no
     # route runs for a foreign Host or a cross-site request.
     middleware = [Middleware(SecurityHeaders), Middleware(InternalErrors), Middleware(RequestGuard, settings=settings)]
-    app = Starlette(routes=[*routes, Mount("/static", StaticFiles(directory=STATIC), name="static")],
+    app = Starlette(routes=[*routes, Mount("/static", PageFiles(directory=STATIC), name="static")],
                     lifespan=lifespan, middleware=middleware, exception_handlers={HTTPException: http_error})
     app.state.settings, app.state.store = settings, store
     return app

@@ -1,129 +1,77 @@
-// vcpred annotate: the viewer of app.js (its state, openStudy, setRoi, setSlice) over a cohort
-// manifest, patient by patient, without a model. A save writes the patient's ROI (the canonical
-// slice index and box the viewer shows, 0-based, max exclusive) into the manifest on the server.
-// Everything shown from the manifest or the DICOM header is set as text, never as HTML.
-"use strict";
+// vcpred annotate: the viewer (its state, its study, ROI and image modules) over a cohort manifest,
+// patient by patient, without a model. A save writes the patient's ROI (the canonical slice index and
+// box the viewer shows, 0-based, max exclusive) into the manifest on the server. Everything shown
+// from the manifest or the DICOM header is set as text, never as HTML.
+import {$, addView, changed, make, setState, setStatus, state} from "./state.js";
+import {getJson, postJson} from "./api.js";
+import {openStudy} from "./study.js";
+import {roiPatch} from "./roi.js";
 
-// warned: the patient the user was told the box is not saved when trying to go to (a second try goes).
-const annotation = {session: null, current: null, loading: false, failed: new Set(), unsaved: false, warned: null};
+// state.annotation: session (the manifest's patients and progress), current (the patient shown),
+// loading, failed (patients whose images cannot be read), saved (the ROI last saved or loaded: any
+// other box is unsaved), warned ({index, roi}: the user was told this box is not saved when going to
+// that patient; a second try with the same box goes).
+const annotation = () => state.annotation;
+const patients = () => annotation().session.patients;
+const setAnnotation = (patch, more = {}) => setState({annotation: {...annotation(), ...patch}, ...more});
+const unsaved = () => Boolean(state.roi && state.roi !== annotation().saved);
+const firstWithoutRoi = () => patients().findIndex((p) => !p.roi);
 
-const patients = () => annotation.session.patients;
-
-async function startAnnotate() {
-  const session = await (await api("/api/annotate")).json();
-  annotation.session = session;
-  // The frame strip shows what `vcpred prepare` reads with its default settings.
-  state.model = {k: session.k, edge: session.edge, margin: session.margin, clinical: []};
-  $("model-info").textContent = `Annotating ${session.manifest} (${session.sequence} images): no model. Draw or ` +
-    "type the box on the central slice of the fractured vertebra, then save: the patient's roi_* cells are " +
-    "written into the manifest (the original is kept as a .bak file).";
-  document.querySelector("#frames-panel h3").textContent = "Frames vcpred prepare reads (default settings)";
-  $("annotate-panel").hidden = false;
+export async function startAnnotate() {
+  const session = await getJson("/api/annotate");
   $("annotate-panel").insertBefore($("status"), $("patient-list"));
-  buildPatientList();
-  showProgress();
+  addView(renderAnnotate);
+  // The frame strip shows what `vcpred prepare` reads with its default settings.
+  setState({model: {k: session.k, edge: session.edge, margin: session.margin, clinical: []},
+            annotation: {session, current: null, loading: false, failed: new Set(), saved: null, warned: null}});
+  wireAnnotate();
   await openPatient(Math.max(0, firstWithoutRoi()));
 }
 
-function firstWithoutRoi() {
-  return patients().findIndex((p) => !p.roi);
-}
-
-function showProgress() {
-  const {annotated, total} = annotation.session;
-  $("progress").textContent = `${annotated} of ${total} patients annotated`;
-  Object.assign($("progress").dataset, {annotated: String(annotated), total: String(total)});
-}
-
-function buildPatientList() {
-  $("patient-list").replaceChildren(...patients().map((patient, index) => {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.textContent = patient.patient_id;
-    button.addEventListener("click", () => openPatient(index));
-    const mark = document.createElement("span");
-    mark.className = "mark";
-    item.append(button, mark);
-    return item;
-  }));
-  markPatients();
-}
-
-function markPatients() {
-  [...$("patient-list").children].forEach((item, index) => {
-    const patient = patients()[index], failed = annotation.failed.has(index);
-    item.className = [index === annotation.current ? "current" : "", failed ? "error" : patient.roi ? "done" : ""]
-      .filter(Boolean).join(" ");
-    item.querySelector(".mark").textContent = failed ? "cannot be read" : patient.roi
-      ? `slice index ${patient.roi.slice}` : patient.partly_filled ? "partly filled" : "";
-  });
-}
-
-function showPatientName() {
-  const index = annotation.current, patient = patients()[index];
-  $("patient-name").textContent = `Patient ${patient.patient_id} (manifest row ${patient.row}; ` +
-    `${index + 1} of ${patients().length})`;
-  $("patient-name").dataset.index = String(index);
-}
-
-function setNavigation() {
-  const busy = annotation.loading, index = annotation.current, open = Boolean(state.volume);
-  $("previous-patient").disabled = busy || index <= 0;
-  $("next-patient").disabled = busy || index >= patients().length - 1;
-  $("first-without-roi").disabled = busy || firstWithoutRoi() < 0;
-  $("save-roi").disabled = $("save-next").disabled = busy || !open || !state.roi;
-  $("saved-note").textContent = annotation.unsaved ? "not saved yet" : "";
-}
-
 async function openPatient(index) {
-  if (annotation.loading || index < 0 || index >= patients().length) return;
-  if (annotation.unsaved && state.roi && annotation.warned !== index) {
-    annotation.warned = index;
-    setStatus(`the box of ${patients()[annotation.current].patient_id} is not saved: save it, or click again to ` +
-              "leave it unsaved", true);
+  const a = annotation();
+  if (a.loading || index < 0 || index >= patients().length) return;
+  if (unsaved() && !(a.warned && a.warned.index === index && a.warned.roi === state.roi)) {
+    setAnnotation({warned: {index, roi: state.roi}},
+                  {status: {text: `the box of ${patients()[a.current].patient_id} is not saved: save it, or click ` +
+                                  "again to leave it unsaved", error: true}});
     return;
   }
-  Object.assign(annotation, {current: index, loading: true, unsaved: false, warned: null});
-  showPatientName();
-  markPatients();
-  setNavigation();
+  setAnnotation({current: index, loading: true, warned: null});
   await openStudy(() => postJson(`/api/annotate/patients/${index}/open`, {}));
-  annotation.loading = false;
-  if (state.study) {
-    annotation.failed.delete(index);
-    const roi = patients()[index].roi;
-    if (roi) {
-      setSlice(roi.slice);
-      setRoi(roi.slice, roi.box);
-      annotation.unsaved = false;
-      setStatus(`the saved ROI of ${patients()[index].patient_id} is shown: change it and save, or go on`);
-    }
-  } else {
-    annotation.failed.add(index);  // openStudy shows the server's message; the session goes on
+  const failed = new Set(annotation().failed);
+  if (!state.study) {
+    failed.add(index);  // openStudy shows the server's message; the session goes on
+    setAnnotation({loading: false, failed});
+    return;
   }
-  markPatients();
-  setNavigation();
+  failed.delete(index);
+  const patient = patients()[index];
+  if (!patient.roi) {
+    setAnnotation({loading: false, failed, saved: null});
+    return;
+  }
+  const shown = roiPatch(patient.roi.slice, patient.roi.box);
+  setAnnotation({loading: false, failed, saved: shown.roi},
+                {slice: patient.roi.slice, ...shown,
+                 status: {text: `the saved ROI of ${patient.patient_id} is shown: change it and save, or go on`,
+                          error: false}});
 }
 
 async function saveRoi(andNext = false) {
-  const index = annotation.current, roi = state.roi;
+  const index = annotation().current, roi = state.roi;
   if (!roi || !state.volume) {
     setStatus("draw the ROI box around the vertebral body first (or type it)", true);
     return;
   }
   try {
-    const answer = await (await postJson(`/api/annotate/patients/${index}/roi`,
-                                         {slice: roi.slice, box: roi.box})).json();
-    patients()[index] = answer.patient;
-    Object.assign(annotation.session, {annotated: answer.annotated, total: answer.total});
-    annotation.unsaved = false;
-    showProgress();
-    markPatients();
-    setNavigation();
-    const [r0, c0, r1, c1] = answer.patient.roi.box;
-    setStatus(`saved ${answer.patient.patient_id}: slice index ${answer.patient.roi.slice}, rows ${r0}-${r1}, ` +
-              `columns ${c0}-${c1}`);
+    const answer = await (await postJson(`/api/annotate/patients/${index}/roi`, {slice: roi.slice, box: roi.box})).json();
+    const session = annotation().session, saved = answer.patient;
+    const [r0, c0, r1, c1] = saved.roi.box;
+    setAnnotation({saved: roi, session: {...session, annotated: answer.annotated, total: answer.total,
+                                         patients: session.patients.map((p, i) => (i === index ? saved : p))}},
+                  {status: {text: `saved ${saved.patient_id}: slice index ${saved.roi.slice}, rows ${r0}-${r1}, ` +
+                                  `columns ${c0}-${c1}`, error: false}});
     if (andNext && index < patients().length - 1) await openPatient(index + 1);
   } catch (error) {
     setStatus(`not saved: ${error.message}`, true);
@@ -131,18 +79,49 @@ async function saveRoi(andNext = false) {
 }
 
 function wireAnnotate() {
-  $("previous-patient").addEventListener("click", () => openPatient(annotation.current - 1));
-  $("next-patient").addEventListener("click", () => openPatient(annotation.current + 1));
+  $("previous-patient").addEventListener("click", () => openPatient(annotation().current - 1));
+  $("next-patient").addEventListener("click", () => openPatient(annotation().current + 1));
   $("first-without-roi").addEventListener("click", () => openPatient(firstWithoutRoi()));
   $("save-roi").addEventListener("click", () => saveRoi(false));
   $("save-next").addEventListener("click", () => saveRoi(true));
-  document.addEventListener("roi-changed", () => {
-    Object.assign(annotation, {unsaved: true, warned: null});
-    setNavigation();
-  });
 }
 
-if (document.body.dataset.mode === "annotate") {
-  wireAnnotate();
-  startAnnotate().catch((error) => setStatus(`cannot reach the server: ${error.message}`, true));
+function patientItem(patient, index) {
+  const button = make("button", {type: "button", textContent: patient.patient_id});
+  button.addEventListener("click", () => openPatient(index));
+  return make("li", {}, button, make("span", {className: "mark"}));
+}
+
+const listChanged = changed();
+
+function renderAnnotate(state) {
+  const a = state.annotation;
+  if (!a) return;
+  const {session} = a, list = session.patients, index = a.current;
+  $("annotate-panel").hidden = false;
+  $("model-info").textContent = `Annotating ${session.manifest} (${session.sequence} images): no model. Draw or ` +
+    "type the box on the central slice of the fractured vertebra, then save: the patient's roi_* cells are " +
+    "written into the manifest (the original is kept as a .bak file).";
+  document.querySelector("#frames-panel h3").textContent = "Frames vcpred prepare reads (default settings)";
+  $("progress").textContent = `${session.annotated} of ${session.total} patients annotated`;
+  Object.assign($("progress").dataset, {annotated: String(session.annotated), total: String(session.total)});
+  if (listChanged(list.length)) $("patient-list").replaceChildren(...list.map(patientItem));
+  [...$("patient-list").children].forEach((item, i) => {
+    const patient = list[i], failed = a.failed.has(i);
+    item.className = [i === index ? "current" : "", failed ? "error" : patient.roi ? "done" : ""]
+      .filter(Boolean).join(" ");
+    item.querySelector(".mark").textContent = failed ? "cannot be read" : patient.roi
+      ? `slice index ${patient.roi.slice}` : patient.partly_filled ? "partly filled" : "";
+  });
+  if (index !== null) {
+    $("patient-name").textContent = `Patient ${list[index].patient_id} (manifest row ${list[index].row}; ` +
+      `${index + 1} of ${list.length})`;
+    $("patient-name").dataset.index = String(index);
+  }
+  const busy = a.loading, open = Boolean(state.volume);
+  $("previous-patient").disabled = busy || index <= 0;
+  $("next-patient").disabled = busy || index >= list.length - 1;
+  $("first-without-roi").disabled = busy || firstWithoutRoi() < 0;
+  $("save-roi").disabled = $("save-next").disabled = busy || !open || !state.roi;
+  $("saved-note").textContent = unsaved() ? "not saved yet" : "";
 }

@@ -1,0 +1,132 @@
+// The image's controls: mouse (ROI, window/level, pan), wheel (slices, Ctrl: zoom), keyboard (arrows
+// move the ROI, Ctrl/Alt + arrows resize it, Page Up/Down change slices), the slider, the zoom and
+// reset buttons. Each handler only computes the new state.
+import {$, setState, state} from "./state.js";
+import {dragBox, viewGeometry} from "./canvas.js";
+import {centredBox, nudgedBox, roiPatch} from "./roi.js";
+
+export const slicePatch = (index) => ({slice: Math.min(state.shape[0] - 1, Math.max(0, index))});
+
+export function setSlice(index) {
+  if (state.volume) setState(slicePatch(index));
+}
+
+// The image pixel under the mouse, clipped to the image.
+function imagePoint(event) {
+  const rect = $("view").getBoundingClientRect(), g = viewGeometry(state);
+  const [, rows, cols] = state.shape;
+  const col = (event.clientX - rect.left - g.ox) / g.sx, row = (event.clientY - rect.top - g.oy) / g.sy;
+  return [Math.min(rows, Math.max(0, Math.round(row))), Math.min(cols, Math.max(0, Math.round(col)))];
+}
+
+function toolOf(event) {
+  if (event.button === 2) return "wl";
+  if (event.shiftKey) return "pan";
+  return state.tool;
+}
+
+function onMouseDown(event) {
+  if (!state.volume) return;
+  event.preventDefault();
+  $("view").focus({preventScroll: true});
+  const point = imagePoint(event);
+  setState({drag: {kind: toolOf(event), start: point, now: point, x: event.clientX, y: event.clientY,
+                   window: {...state.window}, pan: [...state.pan]}});
+}
+
+function onMouseMove(event) {
+  const drag = state.drag;
+  if (!drag) return;
+  const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
+  if (drag.kind === "roi") setState({drag: {...drag, now: imagePoint(event)}});
+  if (drag.kind === "pan") setState({pan: [drag.pan[0] + dx, drag.pan[1] + dy]});
+  if (drag.kind === "wl") {  // right/left: wider/narrower window; up/down: darker/brighter
+    const width = Math.max((drag.window.high - drag.window.low) * Math.exp(dx / 200), 1e-3);
+    const centre = (drag.window.high + drag.window.low) / 2 + dy * width / 300;
+    setState({window: {low: centre - width / 2, high: centre + width / 2}});
+  }
+}
+
+function onMouseUp(event) {
+  const drag = state.drag;
+  if (!drag) return;
+  if (drag.kind === "roi") {
+    const box = dragBox({...drag, now: imagePoint(event)});
+    if (box[2] - box[0] >= 4 && box[3] - box[1] >= 4) {
+      setState({drag: null, ...roiPatch(state.slice, box)});
+      return;
+    }
+  }
+  setState({drag: null});
+}
+
+function onWheel(event) {
+  if (!state.volume) return;
+  event.preventDefault();
+  const rect = $("view").getBoundingClientRect();
+  if (event.ctrlKey) zoomBy(event.deltaY < 0 ? 1.25 : 0.8, [event.clientX - rect.left, event.clientY - rect.top]);
+  else setSlice(state.slice + Math.sign(event.deltaY));
+}
+
+// Zoom keeping the image point under `anchor` (canvas pixels) in place: the mouse for Ctrl+wheel,
+// the ROI's centre (or the canvas centre) for the buttons.
+function zoomBy(factor, anchor = null) {
+  if (!state.volume) return;
+  const canvas = $("view"), before = viewGeometry(state, canvas);
+  if (!anchor && state.roi) {
+    const [r0, c0, r1, c1] = state.roi.box;
+    anchor = [before.ox + (c0 + c1) / 2 * before.sx, before.oy + (r0 + r1) / 2 * before.sy];
+  }
+  anchor = anchor || [canvas.width / 2, canvas.height / 2];
+  const col = (anchor[0] - before.ox) / before.sx, row = (anchor[1] - before.oy) / before.sy;
+  const zoom = Math.min(16, Math.max(0.5, state.zoom * factor));
+  const after = viewGeometry(state, canvas, zoom);
+  setState({zoom, pan: [state.pan[0] + anchor[0] - (after.ox + col * after.sx),
+                        state.pan[1] + anchor[1] - (after.oy + row * after.sy)]});
+}
+
+const MOVES = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
+
+// Keyboard on the focused image: arrows move the box (Shift: 5 pixels), Ctrl/Alt + arrows move its
+// lower-right corner (resize), Page Up/Down change the slice. Without a box, the first arrow puts a
+// 32 x 32 pixel box in the middle of the current slice.
+function onKey(event) {
+  if (!state.volume) return;
+  if (event.key === "PageUp" || event.key === "PageDown") {
+    event.preventDefault();
+    setSlice(state.slice + (event.key === "PageDown" ? 1 : -1));
+    return;
+  }
+  if (!(event.key in MOVES)) return;
+  event.preventDefault();
+  const [, rows, cols] = state.shape;
+  if (!state.roi) {
+    setState(roiPatch(state.slice, centredBox(rows, cols)));
+    return;
+  }
+  const step = event.shiftKey ? 5 : 1, move = MOVES[event.key].map((v) => v * step);
+  setState(roiPatch(state.roi.slice, nudgedBox(state.roi.box, move, event.ctrlKey || event.altKey, rows, cols)));
+}
+
+export function wireViewer() {
+  const canvas = $("view");
+  canvas.addEventListener("mousedown", onMouseDown);
+  window.addEventListener("mousemove", onMouseMove);
+  window.addEventListener("mouseup", onMouseUp);
+  canvas.addEventListener("wheel", onWheel, {passive: false});
+  canvas.addEventListener("contextmenu", (event) => event.preventDefault());
+  canvas.addEventListener("keydown", onKey);
+  $("slice").addEventListener("input", () => setSlice(Number($("slice").value)));
+  for (const radio of document.querySelectorAll("input[name=tool]"))
+    radio.addEventListener("change", () => setState({tool: radio.value}));
+  $("zoom-in").addEventListener("click", () => zoomBy(1.25));
+  $("zoom-out").addEventListener("click", () => zoomBy(0.8));
+  $("reset-view").addEventListener("click", () =>
+    setState({zoom: 1, pan: [0, 0], window: state.defaultWindow && {...state.defaultWindow}}));
+  window.addEventListener("resize", () => setState({viewport: [window.innerWidth, window.innerHeight]}));
+}
+
+// The left-button tool the state holds.
+export function renderTools(state) {
+  for (const radio of document.querySelectorAll("input[name=tool]")) radio.checked = radio.value === state.tool;
+}
