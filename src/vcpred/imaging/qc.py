@@ -9,13 +9,13 @@ store index, so it always shows the store as it is.
 
 from __future__ import annotations
 
-import html
 import io
 from pathlib import Path
 
 import numpy as np
 
 from vcpred.hashing import atomic_write
+from vcpred.html import Html, bullet_list, document, tag, void
 from vcpred.imaging.pipeline import PreparedPatient
 from vcpred.imaging.store import safe_name
 
@@ -78,18 +78,16 @@ def remove_qc_png(store: Path, patient_id: str) -> None:
     qc_png_path(store, patient_id).unlink(missing_ok=True)
 
 
-def _row(store: Path, patient_id: str, entry: dict | None) -> str:
-    pid = html.escape(patient_id)
+def _row(store: Path, patient_id: str, entry: dict | None) -> Html:
     entry = entry or {}
     if entry.get("status") != "ok":
-        why = html.escape(entry.get("error") or entry.get("stale") or "not prepared")
-        return f'<section class="failed"><h2>{pid}</h2><p class="error">{why}</p></section>'
+        why = entry.get("error") or entry.get("stale") or "not prepared"
+        return tag("section", tag("h2", patient_id), tag("p", why, cls="error"), cls="failed")
     warnings = entry.get("warnings") or []
-    notes = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
-    image = f"{QC_FOLDER}/{html.escape(qc_png_path(store, patient_id).name)}"
-    flag = ' class="warned"' if warnings else ""
-    return (f"<section{flag}><h2>{pid}</h2>" + (f"<ul>{notes}</ul>" if notes else "")
-            + f'<img src="{image}" alt="{pid}: main slice with ROI, and the frames"></section>')
+    image = void("img", src=f"{QC_FOLDER}/{qc_png_path(store, patient_id).name}",
+                 alt=f"{patient_id}: main slice with ROI, and the frames")
+    return tag("section", tag("h2", patient_id), bullet_list(warnings) if warnings else "", image,
+               cls="warned" if warnings else None)
 
 
 PAGE_STYLE = ("body{font-family:sans-serif;background:#111;color:#ddd;margin:1em}section{margin:0 0 1.2em}"
@@ -106,10 +104,9 @@ def write_qc_sheet(store: Path, patient_ids: list[str], index: dict) -> Path:
     summary = (f"{len(patient_ids)} patient(s): {len(warned)} with warnings, {len(failed)} not prepared. "
                "Green: the manifest ROI; yellow: the crop (margin, square in mm); right: the frames the model "
                "sees (each over its own intensity range), the main frame outlined.")
-    body = "\n".join(_row(store, pid, patients.get(pid)) for pid in patient_ids)
-    page = (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>vcpred prepare: QC</title>'
-            f"<style>{PAGE_STYLE}</style></head><body><h1>Prepared crops: quality control</h1>"
-            f"<p>{html.escape(summary)}</p>\n{body}\n</body></html>\n")
+    rows = [_row(store, pid, patients.get(pid)) for pid in patient_ids]
+    page = document("vcpred prepare: QC", PAGE_STYLE,
+                    [tag("h1", "Prepared crops: quality control"), tag("p", summary), *rows])
     path = store / QC_PAGE
     atomic_write(path, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return path

@@ -1,9 +1,9 @@
-"""The one-page, self-contained HTML report for a clinician (image embedded as base64)."""
+"""The one-page, self-contained HTML report for a clinician (image embedded as base64), made with
+the escaping builder vcpred.html."""
 
 from __future__ import annotations
 
-import base64
-from html import escape
+from vcpred.html import Html, bullet_list, definition_table, document, png_image, tag
 
 STYLE = """body{font-family:system-ui,Arial,sans-serif;max-width:60em;margin:1.5em auto;color:#222}
 .notice{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:bold}
@@ -17,8 +17,8 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
-def _rows(pairs: list[tuple[str, str]]) -> str:
-    return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+def _rows(pairs: list[tuple[str, str]]) -> Html:
+    return definition_table(pairs, cls=None)
 
 
 def _source(result: dict) -> str:
@@ -26,23 +26,23 @@ def _source(result: dict) -> str:
     return "; ".join(f"{name}: {info.get('source', '?')}" for name, info in sequences.items()) or "n/a"
 
 
-def _synthetic_banner(result: dict) -> str:
+def _synthetic_banner(result: dict) -> Html:
     """The training-data warning (prediction.json `warning`) as a banner, or nothing."""
     warning = result.get("warning")
     if not warning:
-        return ""
-    return f'<p class="notice synthetic" id="synthetic-warning">{escape(warning[0].upper() + warning[1:])}.</p>\n'
+        return Html("")
+    return tag("p", f"{warning[0].upper() + warning[1:]}.", class_="notice synthetic", id="synthetic-warning")
 
 
-def _risk_line(result: dict, high: bool) -> str:
+def _risk_line(result: dict, high: bool) -> Html:
     """The category in colour, or 'borderline' when the split models fall on both sides of the threshold."""
     if result.get("borderline"):
-        return (f'<p class="risk borderline">Borderline: {_percent(result["probability"])} (threshold '
-                f'{_percent(result["threshold"])}); the split models range from {_percent(result["interval"]["low"])} '
-                f'to {_percent(result["interval"]["high"])}, on both sides of the threshold, so the category '
-                f'({escape(result["category"])}) is uncertain</p>')
-    return (f'<p class="risk {"high" if high else "low"}">{escape(result["category"].capitalize())}:\n'
-            f' {_percent(result["probability"])} (threshold {_percent(result["threshold"])})</p>')
+        return tag("p", f"Borderline: {_percent(result['probability'])} (threshold {_percent(result['threshold'])}); "
+                        f"the split models range from {_percent(result['interval']['low'])} to "
+                        f"{_percent(result['interval']['high'])}, on both sides of the threshold, so the category "
+                        f"({result['category']}) is uncertain", cls="risk borderline")
+    return tag("p", f"{result['category'].capitalize()}:\n {_percent(result['probability'])} "
+                    f"(threshold {_percent(result['threshold'])})", cls=f"risk {'high' if high else 'low'}")
 
 
 def report_html(result: dict, png: bytes | None) -> str:
@@ -62,26 +62,27 @@ def report_html(result: dict, png: bytes | None) -> str:
         "the model extrapolates)" if k in flagged else "")) for k, v in result["clinical"].items()]
     frames = [(f"frame offset {f['offset']} (slice {f['slice']})", _percent(f["probability"]))
               for f in result["per_frame"]]
-    image = (f'<img alt="heat map on the sagittal slice" src="data:image/png;base64,'
-             f'{base64.b64encode(png).decode()}">' if png else "<p>No heat map for this model.</p>")
+    image = png_image(png, "heat map on the sagittal slice") if png else tag("p", "No heat map for this model.")
     roi = result.get("roi")
-    warnings = "".join(f"<li>{escape(w)}</li>" for w in result.get("warnings", []))
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>vcpred: {escape(result['patient_id'])}</title>
-<style>{STYLE}</style></head><body>
-<p class="notice">{escape(result['notice'].capitalize())}. This report does not replace clinical judgement.</p>
-{_synthetic_banner(result)}<h1>Vertebral collapse risk: {escape(result['patient_id'])}</h1>
-{_risk_line(result, high)}
-<table>{_rows(numbers)}</table>
-{image}
-<p class="small">Heat map: {escape((result.get('heatmap') or {}).get('method', 'n/a'))}, averaged over split models,
-on the main frame; green box: ROI{'' if not roi else f" (slice {roi['slice']}, box {roi['box']})"}; dashed: model input.
-It shows where the model looked, not a diagnosis. {escape((result.get('heatmap') or {}).get('note', ''))}</p>
-<h2>Inputs</h2><table>{_rows(clinical or [('clinical values', 'none used')])}</table>
-<p class="small">Image: {escape(_source(result))}</p>
-{'<h2>Per frame</h2><table>' + _rows(frames) + '</table>' if frames else ''}
-{'<h2>Warnings</h2><ul>' + warnings + '</ul>' if warnings else ''}
-<p class="small">Model {escape(result['model_id'])}; precision {escape(result['precision'])}.
-{escape(result['notice'].capitalize())}.</p>
-</body></html>
-"""
+    roi_where = f" (slice {roi['slice']}, box {roi['box']})" if roi else ""
+    heatmap = result.get("heatmap") or {}
+    warnings = result.get("warnings", [])
+    notice = result["notice"].capitalize()
+    body = [
+        tag("p", f"{notice}. This report does not replace clinical judgement.", cls="notice"),
+        _synthetic_banner(result),
+        tag("h1", f"Vertebral collapse risk: {result['patient_id']}"),
+        _risk_line(result, high),
+        _rows(numbers),
+        image,
+        tag("p", f"Heat map: {heatmap.get('method', 'n/a')}, averaged over split models,\non the main frame; "
+                 f"green box: ROI{roi_where}; dashed: model input.\nIt shows where the model looked, not a "
+                 f"diagnosis. {heatmap.get('note', '')}", cls="small"),
+        tag("h2", "Inputs"),
+        _rows(clinical or [("clinical values", "none used")]),
+        tag("p", f"Image: {_source(result)}", cls="small"),
+        *([tag("h2", "Per frame"), _rows(frames)] if frames else []),
+        *([tag("h2", "Warnings"), bullet_list(warnings)] if warnings else []),
+        tag("p", f"Model {result['model_id']}; precision {result['precision']}.\n{notice}.", cls="small"),
+    ]
+    return document(f"vcpred: {result['patient_id']}", STYLE, body)

@@ -12,7 +12,7 @@ from vcpred.hashing import atomic_write
 from vcpred.report.cohort import cohort_section
 from vcpred.report.failures import failures_section
 from vcpred.report.gallery import gallery_section
-from vcpred.report.html import Html, join, tag
+from vcpred.html import Html, document, join, tag
 from vcpred.report.inputs import ReportInputs, load_inputs
 from vcpred.report.model_card import card_section
 from vcpred.report.performance import performance_section
@@ -89,10 +89,7 @@ def render(inputs: ReportInputs) -> str:
     for _, title, builder in console.progress(SECTIONS, desc="report"):
         body.append(builder(inputs))
     body.append(tag("footer", tag("p", RESEARCH_NOTICE, cls="notice")))
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>vcpred report: {join([inputs.chosen])}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return document(f"vcpred report: {inputs.chosen}", STYLE, body)
 
 
 def build_report(eval_dir: str | Path, out: str | Path, *, model_dir: str | Path | list | tuple | None = None,

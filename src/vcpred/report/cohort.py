@@ -7,7 +7,7 @@ import numpy as np
 
 from vcpred.cohort.summary import EventCounts, event_counts, labels_by_group, missing_by_set
 from vcpred.report.flow import flow_svg
-from vcpred.report.html import Html, note, section, table, tag
+from vcpred.html import Html, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 

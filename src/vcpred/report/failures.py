@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from vcpred.report.cases import classified, most_confident_wrong
-from vcpred.report.html import Html, note, section, table, tag
+from vcpred.html import Html, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 COUNT = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vcpred.report.html import Html, text
+from vcpred.html import Html, join, tag
 
 WIDTH, BOX_HEIGHT, LINE = 860, 74, 17
 
@@ -26,18 +26,17 @@ class Box:
         return self.x + self.w // 2, self.y + self.h
 
 
-def _box(box: Box) -> str:
+def _box(box: Box) -> Html:
     first_y = box.y + (box.h - LINE * len(box.lines)) // 2 + 13
-    bold = ' font-weight="bold"'
-    spans = "".join(f'<tspan x="{box.x + box.w // 2}" y="{first_y + i * LINE}"{bold if i == 0 else ""}>'
-                    f'{text(line)}</tspan>' for i, line in enumerate(box.lines))
-    return (f'<rect x="{box.x}" y="{box.y}" width="{box.w}" height="{box.h}" rx="6" fill="#f4f7fb" '
-            f'stroke="#4a6a8a"/><text text-anchor="middle" font-size="13">{spans}</text>')
+    spans = [tag("tspan", line, x=box.x + box.w // 2, y=first_y + i * LINE, font_weight="bold" if i == 0 else None)
+             for i, line in enumerate(box.lines)]
+    return join([tag("rect", x=box.x, y=box.y, width=box.w, height=box.h, rx=6, fill="#f4f7fb", stroke="#4a6a8a"),
+                 tag("text", *spans, text_anchor="middle", font_size=13)])
 
 
-def _arrow(start: tuple[int, int], end: tuple[int, int]) -> str:
-    return (f'<line x1="{start[0]}" y1="{start[1]}" x2="{end[0]}" y2="{end[1]}" stroke="#4a6a8a" '
-            'stroke-width="1.5" marker-end="url(#arrow)"/>')
+def _arrow(start: tuple[int, int], end: tuple[int, int]) -> Html:
+    return tag("line", x1=start[0], y1=start[1], x2=end[0], y2=end[1], stroke="#4a6a8a", stroke_width=1.5,
+               marker_end="url(#arrow)")
 
 
 def flow_svg(manifest: list[str], development: list[str], external: list[str], splits: list[str],
@@ -52,9 +51,9 @@ def flow_svg(manifest: list[str], development: list[str], external: list[str], s
               (ext.bottom, scored_box.top), (split_box.bottom, dev_out.top), (scored_box.bottom, ext_out.top),
               ((split_box.x + split_box.w - 40, split_box.y + split_box.h), run_box.top),
               ((scored_box.x + 40, scored_box.y + scored_box.h), run_box.top)]
-    body = "".join(_box(b) for b in (top, dev, ext, split_box, scored_box, dev_out, ext_out, run_box))
-    body += "".join(_arrow(a, b) for a, b in arrows)
-    marker = ('<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
-              'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#4a6a8a"/></marker></defs>')
-    return Html(f'<svg class="flow" viewBox="0 0 {WIDTH} 530" '
-                f'width="{WIDTH}" height="530" role="img" aria-label="participant flow">{marker}{body}</svg>')
+    boxes = [_box(b) for b in (top, dev, ext, split_box, scored_box, dev_out, ext_out, run_box)]
+    lines = [_arrow(a, b) for a, b in arrows]
+    marker = tag("defs", tag("marker", tag("path", d="M0,0 L10,5 L0,10 z", fill="#4a6a8a"), id="arrow",
+                             viewBox="0 0 10 10", refX=9, refY=5, markerWidth=7, markerHeight=7, orient="auto"))
+    return tag("svg", marker, *boxes, *lines, cls="flow", viewBox=f"0 0 {WIDTH} 530", width=WIDTH, height=530,
+               role="img", aria_label="participant flow")

@@ -10,7 +10,7 @@ from pathlib import Path
 from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.report.cases import OUTCOMES, classified, examples
-from vcpred.report.html import Html, note, png_image, section, tag
+from vcpred.html import Html, note, png_image, section, tag
 from vcpred.report.inputs import ReportInputs, bundle_variant
 
 AGREEMENT = 0.01  # the model directory reproduces the runs' probabilities far closer than this

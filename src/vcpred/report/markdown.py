@@ -1,33 +1,33 @@
 """The small markdown subset MODEL_CARD.md uses, as HTML: headings, paragraphs, bullet lists,
-pipe tables, **bold**, _italic_ and `code`. Text is escaped before any markup is added."""
+pipe tables, **bold**, _italic_ and `code`. A line is escaped before its inline markup is added (`inline`
+gives builder Html); blocks are made with the vcpred.html builder."""
 
 from __future__ import annotations
 
 import re
 from html import escape
 
-from vcpred.report.html import Html
+from vcpred.html import Html, bullet_list, join, table, tag
 
 INLINE = [(re.compile(r"\*\*(.+?)\*\*"), r"<strong>\1</strong>"), (re.compile(r"`(.+?)`"), r"<code>\1</code>"),
           (re.compile(r"(?<!\w)_(.+?)_(?!\w)"), r"<em>\1</em>")]
 
 
-def inline(line: str) -> str:
+def inline(line: str) -> Html:
+    """A line's text, escaped first, then its **bold**, `code` and _italic_ as markup."""
     out = escape(line)
     for pattern, replacement in INLINE:
         out = pattern.sub(replacement, out)
-    return out
+    return Html(out)
 
 
 def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def _table(lines: list[str]) -> str:
+def _table(lines: list[str]) -> Html:
     header, body = _cells(lines[0]), [_cells(line) for line in lines[2:]]
-    head = "".join(f"<th>{inline(c)}</th>" for c in header)
-    rows = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in body)
-    return f'<table class="numbers"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    return table([inline(c) for c in header], [[inline(c) for c in row] for row in body], cls="numbers")
 
 
 def _blocks(text: str) -> list[tuple[str, list[str]]]:
@@ -45,15 +45,15 @@ def _blocks(text: str) -> list[tuple[str, list[str]]]:
 
 def markdown_html(text: str, heading_offset: int = 2) -> Html:
     """HTML of markdown text; '#' becomes h(1 + heading_offset) so a card nests under a section."""
-    parts = []
+    parts: list[Html] = []
     for kind, lines in _blocks(text):
         if kind == "heading":
             level = min(6, len(lines[0]) - len(lines[0].lstrip("#")) + heading_offset)
-            parts.append(f"<h{level}>{inline(lines[0].lstrip('#').strip())}</h{level}>")
+            parts.append(tag(f"h{level}", inline(lines[0].lstrip("#").strip())))
         elif kind == "bullet":
-            parts.append("<ul>" + "".join(f"<li>{inline(line[2:])}</li>" for line in lines) + "</ul>")
+            parts.append(bullet_list(inline(line[2:]) for line in lines))
         elif kind == "table":
             parts.append(_table(lines))
         elif kind == "paragraph":
-            parts.append(f"<p>{inline(' '.join(lines))}</p>")
-    return Html("\n".join(parts))
+            parts.append(tag("p", inline(" ".join(lines))))
+    return join(parts, "\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vcpred.predict.bundle import CARD_FILE
-from vcpred.report.html import Html, note, section, tag
+from vcpred.html import Html, note, section, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.markdown import markdown_html
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from vcpred.report.html import Html, definition_table, note, section, table, tag
+from vcpred.html import Html, definition_table, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.runs import RunRecord
 

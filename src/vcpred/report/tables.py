@@ -11,7 +11,7 @@ from vcpred.evaluate.compare import best_summary_row
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.predict.method import clinical_step, validation_uses
-from vcpred.report.html import Html, bullet_list, join, note, section, table, tag
+from vcpred.html import Html, bullet_list, join, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.setup import model_text
 

@@ -1,6 +1,6 @@
 """Figures and the HTML page of `vcpred validate`, drawn with the report's code: the ROC band of
 evaluate.figures (split models as a band, the ensemble as a line), its calibration plot and decision
-curve, and the report's HTML helpers and style (vcpred.report.html, vcpred.report.build.STYLE)."""
+curve, and the report's style (vcpred.report.build.STYLE); the page is made with vcpred.html."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from vcpred import RESEARCH_NOTICE, __version__
 from vcpred.cohort.provenance import warning_sentence
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.report.build import STYLE
-from vcpred.report.html import Html, bullet_list, definition_table, join, note, png_image, section, table, tag
+from vcpred.html import Html, bullet_list, definition_table, document, join, note, png_image, section, table, tag
 
 FIGURES = {"roc": "roc.png", "calibration": "calibration.png", "decision": "decision_curve.png"}
 
@@ -190,7 +190,4 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
             "without a label are not scored."])),
         tag("footer", tag("p", RESEARCH_NOTICE, cls="notice")),
     ]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>vcpred validate: {join([model['model_id']])}</title><style>{STYLE}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return document(f"vcpred validate: {model['model_id']}", STYLE, body)
