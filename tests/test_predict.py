@@ -71,11 +71,13 @@ def test_the_heat_map_lies_in_the_crop_around_the_roi():
 
 
 def test_cnn_bundles_use_grad_cam_and_bf16_stays_close(tmp_path):
-    bundle = load_bundle(exported("resnetlora", **CNN))
+    model = exported("resnetlora", **CNN)
     record = make_record({"t2": T2_LUMBAR}, BODY.slice, BODY.box, {})
-    fp32 = predict_patient(bundle, record)
-    bf16 = predict_patient(bundle, record, precision="bf16", explain=False)
-    assert fp32.result["heatmap"]["method"].startswith("Grad-CAM") and bf16.heat is None
+    fp32 = predict_patient(load_bundle(model, precision="fp32"), record)
+    bf16 = predict_patient(load_bundle(model, precision="bf16"), record)
+    assert fp32.result["heatmap"]["method"].startswith("Grad-CAM")
+    assert bf16.result["heatmap"]["method"].startswith("Grad-CAM") and np.isfinite(bf16.heat).any()
+    assert (fp32.result["precision"], bf16.result["precision"]) == ("fp32", "bf16")
     assert abs(fp32.result["probability"] - bf16.result["probability"]) < 0.05
 
 

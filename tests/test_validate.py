@@ -198,8 +198,8 @@ def test_unreadable_patients_are_listed_and_the_others_scored(tmp_path, capsys):
     # exactly as predict scores them (predict --manifest refuses a manifest naming a missing file: without it)
     readable = tmp_path / "readable.csv"
     readable.write_text("".join(line for line in manifest.read_text().splitlines(keepends=True) if "MISSING" not in line))
-    assert main(["--quiet", "predict", "--model", str(model), "--manifest", str(readable), "--out",
-                 str(tmp_path / "p")]) == 0
+    assert main(["--quiet", "predict", "--model", str(model), "--manifest", str(readable), "--precision", "fp32",
+                 "--out", str(tmp_path / "p")]) == 0  # validate's default precision
     predicted = pd.read_csv(tmp_path / "p" / "predictions.csv").set_index("patient_id")
     assert np.allclose(table["probability"], predicted.loc[table["patient_id"], "probability"], rtol=0, atol=1e-5)
 

@@ -3,7 +3,7 @@
 See docs/predict.md.
 """
 
-from vcpred.explain.gradcam import grad_cam
+from vcpred.explain.gradcam import grad_cam, grad_cams
 from vcpred.explain.overlay import overlay_figure, overlay_png, paste_map, upsample, zoom_box
 from vcpred.explain.rollout import (
     attention_rollout,
@@ -15,6 +15,6 @@ from vcpred.explain.rollout import (
 from vcpred.explain.maps import explain_frames, model_family
 
 __all__ = [
-    "attention_rollout", "explain_frames", "find_vit", "grad_cam", "model_family", "overlay_figure",
+    "attention_rollout", "explain_frames", "find_vit", "grad_cam", "grad_cams", "model_family", "overlay_figure",
     "overlay_png", "paste_map", "record_attention", "rollout_from_attentions", "upsample", "vit_layout", "zoom_box",
 ]

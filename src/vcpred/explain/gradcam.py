@@ -36,21 +36,31 @@ def grad_cam(model: nn.Module, images: torch.Tensor, clinical: torch.Tensor | No
     model: a VcpredModel with a timm CNN backbone, or one wrapped by peft; clinical [B, D] when
     the model uses clinical features. Runs in eval mode; the model's mode is restored.
     """
-    core = find_core(model)
-    backbone = core.backbone
     was_training = model.training
     model.eval()
     try:
-        with torch.enable_grad():
-            x = ((images - core.input_mean) / core.input_std).detach().requires_grad_(True)  # a graph even when frozen
-            features = backbone.forward_features(x)
-            if features.dim() != 4:
-                raise TypeError(f"{type(backbone).__name__} features have shape {tuple(features.shape)}, "
-                                "not [B, K, h, w]; Grad-CAM needs a CNN (use attention rollout for ViTs)")
-            logits = core.classify(backbone.forward_head(features), clinical)
-            (gradients,) = torch.autograd.grad(logits.sum(), features)
+        return grad_cams([find_core(model)], images, [clinical])[0]
     finally:
         model.train(was_training)
-    weights = gradients.mean(dim=(2, 3), keepdim=True)
-    cams = torch.relu((weights * features.detach()).sum(dim=1)).float()
-    return _normalise(cams)
+
+
+def grad_cams(cores: list[VcpredModel], images: torch.Tensor, clinicals: list[torch.Tensor | None]) -> list[np.ndarray]:
+    """Grad-CAM of several models (in eval mode) that share one backbone module (a linear probe's
+    split models): the feature map is computed once, and each head's gradient is taken from it."""
+    backbone = cores[0].backbone
+    if any(core.backbone is not backbone for core in cores):
+        raise ValueError("grad_cams takes models that share one backbone module")
+    with torch.enable_grad():
+        x = ((images - cores[0].input_mean) / cores[0].input_std).detach().requires_grad_(True)  # a graph even when frozen
+        features = backbone.forward_features(x)
+        if features.dim() != 4:
+            raise TypeError(f"{type(backbone).__name__} features have shape {tuple(features.shape)}, "
+                            "not [B, K, h, w]; Grad-CAM needs a CNN (use attention rollout for ViTs)")
+        pooled = backbone.forward_head(features)
+        maps = []
+        for index, (core, clinical) in enumerate(zip(cores, clinicals)):
+            logits = core.classify(pooled, clinical)
+            (gradients,) = torch.autograd.grad(logits.sum(), features, retain_graph=index < len(cores) - 1)
+            weights = gradients.float().mean(dim=(2, 3), keepdim=True)
+            maps.append(_normalise(torch.relu((weights * features.detach().float()).sum(dim=1))))
+    return maps

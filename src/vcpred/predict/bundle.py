@@ -12,7 +12,8 @@ bundle.json: format, version, model_id, configuration, kind ("image" | "clinical
 ("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max
 per numeric column), prepare_params (vcpred.imaging.PrepareParams),
 splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
-threshold_rule, training_data {synthetic, evidence} (from the source runs' config.yaml: synthetic
+threshold_rule, bf16_check (optional: how far bf16 moved the validation probabilities at export, for
+`--precision auto`: vcpred.models.precision), training_data {synthetic, evidence} (from the source runs' config.yaml: synthetic
 when any run's manifest came from `vcpred synth`; bundles exported before it was recorded read as
 not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
@@ -34,6 +35,7 @@ from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
 from vcpred.jsonio import json_text, jsonable
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
+from vcpred.models.precision import choose, to_bf16_weights
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
 BUNDLE_VERSION = 1
@@ -63,9 +65,13 @@ class SplitModel:
 
 @dataclass
 class Bundle:
+    """precision: the one the networks were loaded for (fp32 | bf16), with why it was chosen."""
+
     path: Path
     meta: dict
     models: list[SplitModel]
+    precision: str = "fp32"
+    precision_reason: str = "asked for"
 
     @property
     def threshold(self) -> float:
@@ -176,7 +182,7 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
         raise BundleError(f"exported weights do not fit the {backbone} architecture: {exc}") from None
 
 
-def _load_split(folder: Path, entry: dict, kind: str) -> SplitModel:
+def _load_split(folder: Path, entry: dict, kind: str, precision: str) -> SplitModel:
     split_dir = folder / entry["dir"]
     preprocessor = logistic = net = None
     if (split_dir / CLINICAL_FILE).is_file():
@@ -187,22 +193,43 @@ def _load_split(folder: Path, entry: dict, kind: str) -> SplitModel:
     if kind == "image":
         spec = json.loads((split_dir / SPEC_FILE).read_text())
         net = build_network(spec["spec"], spec["clinical_features"], load_file(str(split_dir / WEIGHTS_FILE)))
+        if precision == "bf16":
+            to_bf16_weights(net)
     threshold = entry.get("threshold")
     return SplitModel(int(entry["split"]), None if threshold is None else float(threshold), net, preprocessor,
                       logistic)
 
 
-def load_bundle(folder: str | Path, *, verify: bool = True) -> Bundle:
-    """Read and check an exported model directory (hashes of every file when verify)."""
+def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp32") -> Bundle:
+    """Read and check an exported model directory (hashes of every file when verify), with its
+    networks ready for `precision` (fp32 | bf16 | auto: vcpred.models.precision.choose)."""
     folder = Path(folder)
     meta = read_meta(folder)
     if verify:
         verify_files(folder, meta)
     if not meta.get("splits"):
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
-    models = [_load_split(folder, entry, meta["kind"]) for entry in meta["splits"]]
+    chosen, reason = choose(precision, meta.get("bf16_check")) if meta["kind"] == "image" else ("fp32", "no network")
+    models = [_load_split(folder, entry, meta["kind"], chosen) for entry in meta["splits"]]
     _check_input_size(folder, meta, models)
-    return Bundle(folder, meta, models)
+    share_identical_backbones(models)
+    return Bundle(folder, meta, models, chosen, reason)
+
+
+def share_identical_backbones(models: list[SplitModel]) -> None:
+    """Split models whose backbones hold the same tensors (a linear probe: one frozen pre-trained
+    backbone, a head per split) get one backbone module, so prediction computes it once per frame."""
+    nets = [m.net for m in models if m.net is not None]
+    for net in nets[1:]:
+        if _same_tensors(nets[0].backbone, net.backbone):
+            net.backbone = nets[0].backbone
+
+
+def _same_tensors(a: nn.Module, b: nn.Module) -> bool:
+    first, second = a.state_dict(), b.state_dict()
+    return first.keys() == second.keys() and all(
+        first[k].dtype == second[k].dtype and first[k].shape == second[k].shape and torch.equal(first[k], second[k])
+        for k in first)
 
 
 def _check_input_size(folder: Path, meta: dict, models: list[SplitModel]) -> None:

@@ -30,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--patient-id", default="patient", help="name shown in the outputs")
     parser.add_argument("--allow-missing", action="store_true",
                         help="impute missing clinical values with the training medians (and say so)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="CPU inference precision")
+    parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+                        help="CPU inference precision; auto (default): bf16 where the CPU computes it natively and "
+                             "the model directory's bf16 check passed at export, else fp32 (docs/predict.md)")
     parser.add_argument("--dicom-sc", action="store_true",
                         help="also write the heat map as a DICOM Secondary Capture (OUT/heatmap_sc.dcm)")
     parser.add_argument("--force", action="store_true",
@@ -70,22 +72,21 @@ def run_predict(args: argparse.Namespace) -> int:
                           "series_<sequence> column (docs/manifest.md)")
     out = Path(args.out)
     check(out, kind="prediction", force=args.force)  # fail before the work, not after
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, precision=args.precision)
     if bundle.synthetic:
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
     record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")
     # The outputs are written beside OUT and replace an earlier prediction only when complete.
     if args.manifest:
         with replacing(out, kind="prediction", force=args.force) as folder:
-            table = predict_manifest(bundle, args.manifest, folder, precision=args.precision,
-                                     allow_missing=args.allow_missing)
+            table = predict_manifest(bundle, args.manifest, folder, allow_missing=args.allow_missing)
             failed = int((table["error"] != "").sum())
             if failed == len(table):
                 raise VcpredError(f"none of the {failed} patient(s) of {args.manifest} could be predicted (reasons "
                                   f"above); {out} was left as it was")
         console.say(f"wrote {out / 'predictions.csv'}: {len(table) - failed} predicted, {failed} failed")
         return 0
-    prediction = predict_patient(bundle, record, precision=args.precision, allow_missing=args.allow_missing)
+    prediction = predict_patient(bundle, record, allow_missing=args.allow_missing)
     with replacing(out, kind="prediction", force=args.force) as folder:
         write_patient(folder, prediction, dicom=args.dicom_sc)
     r = prediction.result

@@ -32,11 +32,13 @@ from vcpred.predict.bundle import (
     build_network, hash_files, write_bundle_json,
 )
 from vcpred.predict.card import model_card
+from vcpred.predict.precision_check import bf16_check
 from vcpred.runs import (
     RunRecord, configuration_run_dirs, read_finished, run_label, split_dir_name, verify_outputs,
 )
 
 LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
+BF16_CHECK_PATIENTS = 8  # validation patients per split scored in bf16 at export
 
 
 def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
@@ -139,10 +141,15 @@ def export_image_split(run: RunRecord, target: Path) -> dict:
 
 
 def export_configuration(runs: str | Path, configuration: str, out: str | Path, *, eval_dir: str | Path | None = None,
-                         ap: bool = True, rule: str = "mean", force: bool = False) -> Path:
-    """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it."""
+                         ap: bool = True, rule: str = "mean", force: bool = False,
+                         bf16_check_patients: int = BF16_CHECK_PATIENTS) -> Path:
+    """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it.
+    bf16_check_patients: validation patients per split scored in bf16 for `--precision auto`
+    (vcpred.predict.precision_check; 0: no check, so auto predicts in fp32)."""
     if rule not in AGGREGATES:
         raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
+    if bf16_check_patients < 0:
+        raise ConfigError(f"--bf16-check-patients must be 0 or more, got {bf16_check_patients}")
     sources = find_runs(Path(runs), configuration)
     first = sources[0]
     image = first.image
@@ -172,6 +179,8 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
             "prepare_params": prepare_params(sources[0]) if image else None,
             "spec": specs[0] if specs else None, "splits": entries,
             "training_data": combined_training_data([run.training_data for run in sources]),
+            "bf16_check": bf16_check(folder, sources, entries, ap=bool(ap and image), rule=rule,
+                                     patients=bf16_check_patients) if image else None,
         }
         finalise_bundle(folder, meta, lambda full: model_card(full, sources, eval_dir))
     return out

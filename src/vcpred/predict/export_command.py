@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="augmented prediction over frames (default: on)")
     parser.add_argument("--aggregate", default="mean", choices=("mean", "median", "logit_mean"),
                         help="how AP combines frame probabilities (default: mean)")
+    parser.add_argument("--bf16-check-patients", type=int, default=8, metavar="N",
+                        help="validation patients per split scored in bf16 to check that bf16 moves no probability "
+                             "by 1e-3 or more, which `vcpred predict --precision auto` requires (default 8; 0: no "
+                             "check, so auto predicts in fp32)")
     parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     parser.set_defaults(func=run_export)
 
@@ -28,6 +32,7 @@ def run_export(args: argparse.Namespace) -> int:
     from vcpred.predict.export import export_configuration
 
     out = export_configuration(args.runs, args.configuration, args.out, eval_dir=args.eval_dir, ap=args.ap,
-                               rule=args.aggregate, force=args.force)
+                               rule=args.aggregate, force=args.force,
+                               bf16_check_patients=args.bf16_check_patients)
     console.say(f"wrote {out}")
     return 0

@@ -15,6 +15,7 @@ from vcpred.errors import VcpredError
 from vcpred.jsonio import json_text
 from vcpred.os_errors import is_user_os_error
 from vcpred.predict.bundle import Bundle
+from vcpred.predict.batch import Rate, prepared_ahead
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
 from vcpred.predict.report import report_html
 
@@ -80,8 +81,7 @@ def _row(record, prediction: PatientPrediction | None, error: str | None, heatma
     return row
 
 
-def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precision: str = "fp32",
-                     allow_missing: bool = False) -> pd.DataFrame:
+def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_missing: bool = False) -> pd.DataFrame:
     """Every manifest patient -> predictions.csv rows (+ heatmaps/<id>.png); a failing patient gets
     its error in the `error` column and the others go on (also after an unexpected exception, which is
     recorded as an internal error; an OS error such as a full disk stops the whole run)."""
@@ -91,9 +91,10 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
     cohort = load_manifest(manifest)
     rows = []
     (out / "heatmaps").mkdir(exist_ok=True)
-    for record in console.progress(cohort.records, desc="predict"):
+    rate = Rate()
+    for record, prepared in prepared_ahead(bundle, cohort.records, desc="predict"):
         try:
-            prediction = predict_patient(bundle, record, precision=precision, allow_missing=allow_missing,
+            prediction = predict_patient(bundle, record, allow_missing=allow_missing, prepared=prepared,
                                          strict_keys=False)  # a manifest may hold other columns
         except VcpredError as exc:
             console.warn(f"patient {record.patient_id!r} not predicted: {exc}")
@@ -109,10 +110,12 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, precisi
         name = f"heatmaps/{safe_name(record.patient_id)}.png"
         written = heatmap_png(prediction, out / name)
         rows.append(_row(record, prediction, None, name if written else None))
+    rate.say("predicted", len(rows))
     table = pd.DataFrame(rows)
     table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     summary = {"generator": GENERATOR, "notice": NOTICE, **provenance_fields(bundle),
                "model_id": bundle.meta["model_id"], "manifest": str(manifest),
+               "precision": bundle.precision, "precision_reason": bundle.precision_reason,
                "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold,
                # patients predicted with a clinical value outside the training range (the model extrapolates)
                "outside_training_range": int((table.get("outside_training_range", pd.Series(dtype=str))

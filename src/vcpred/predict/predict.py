@@ -8,6 +8,7 @@ with the development threshold (median of the split thresholds).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,10 @@ from vcpred.errors import ConfigError, RoiError, VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
-from vcpred.models.inputs import autocast as model_autocast
 from vcpred.models.inputs import three_channels
+from vcpred.models.precision import inference_context
 
 CATEGORIES = ("high risk of collapse", "low risk of collapse")
-PRECISIONS = ("fp32", "bf16")
 NOTICE = RESEARCH_NOTICE.rstrip(".").lower()  # "research use only, not a medical device"
 
 
@@ -72,13 +72,6 @@ def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, 
     if not ap:
         return float(probabilities[offsets == 0][0])
     return combine_probabilities(probabilities, rule)
-
-
-def autocast(precision: str):
-    """CPU autocast for prediction, after checking the allowed values."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    return model_autocast(torch.device("cpu"), precision)
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:
@@ -134,24 +127,40 @@ class PatientPrediction:
     prepared: object | None = None
 
 
-def _model_pass(model, frames: torch.Tensor, clinical, main: int, precision: str, family: str,
-                explain: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """Probabilities [F] of one split model and its map [h, w] on the main frame (or None)."""
-    from vcpred.explain import grad_cam, record_attention, rollout_from_attentions, vit_layout
+def backbone_groups(models: list) -> list[list]:
+    """Split models grouped by their backbone module, in bundle order: models that share one
+    (vcpred.predict.bundle.share_identical_backbones) are computed together."""
+    groups: dict[int, list] = {}
+    for split_model in models:
+        groups.setdefault(id(split_model.net.backbone), []).append(split_model)
+    return list(groups.values())
+
+
+def _group_pass(group: list, frames: torch.Tensor, clinicals: list, main: int, precision: str, family: str,
+                explain: bool) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Probabilities [F] of each model of a group sharing one backbone, and their maps [h, w] on the
+    main frame (empty without explain): the backbone runs once for the whole group."""
+    from vcpred.explain import grad_cams, record_attention, rollout_from_attentions, vit_layout
     from vcpred.explain.rollout import find_vit
 
-    heat = None
-    with torch.no_grad(), autocast(precision):
-        if explain and family == "vit":  # one forward gives both the probabilities and the attention
-            vit = find_vit(model)
+    nets = [m.net for m in group]
+    maps: list[np.ndarray] = []
+    with torch.no_grad(), inference_context(precision):
+        if explain and family == "vit":  # one forward gives both the features and the attention
+            vit = find_vit(nets[0])
             with record_attention(vit) as captured:
-                logits = model(frames, clinical)
+                features = nets[0].embed(frames)
             heat = rollout_from_attentions([a[main:main + 1] for a in captured], **vit_layout(vit))[0]
+            maps = [heat] * len(nets)  # one backbone, one attention: the same map for each head
         else:
-            logits = model(frames, clinical)
+            features = nets[0].embed(frames)
+        probabilities = [torch.sigmoid(net.classify(features, clinical).float()).numpy()
+                         for net, clinical in zip(nets, clinicals)]
     if explain and family == "cnn":
-        heat = grad_cam(model, frames[main:main + 1], None if clinical is None else clinical[main:main + 1])[0]
-    return torch.sigmoid(logits.float()).numpy(), heat
+        with inference_context(precision):
+            maps = [cam[0] for cam in grad_cams(nets, frames[main:main + 1],
+                                                [None if c is None else c[main:main + 1] for c in clinicals])]
+    return probabilities, maps
 
 
 def _clinical_tensor(split_model, record: PatientRecord, count: int) -> torch.Tensor | None:
@@ -161,22 +170,25 @@ def _clinical_tensor(split_model, record: PatientRecord, count: int) -> torch.Te
     return row.expand(count, -1).contiguous()
 
 
-def _image_prediction(bundle: Bundle, record: PatientRecord, precision: str, explain: bool) -> PatientPrediction:
+def _image_prediction(bundle: Bundle, record: PatientRecord, explain: bool,
+                      prepared: Callable[[], object] | None) -> PatientPrediction:
     from vcpred.explain.maps import full_slice_map, method_text
     from vcpred.imaging import prepare_patient
 
-    prepared = prepare_patient(record, bundle.prepare_params())
+    prepared = prepare_patient(record, bundle.prepare_params()) if prepared is None else prepared()
     frames = torch.from_numpy(three_channels(prepared.frames))
     offsets = np.asarray(prepared.frame_offsets)
     main = int(np.flatnonzero(offsets == 0)[0])
-    per_frame, per_model, maps = [], [], []
-    for split_model in bundle.models:
-        clinical = _clinical_tensor(split_model, record, len(frames))
-        probs, heat = _model_pass(split_model.net, frames, clinical, main, precision, bundle.meta["family"], explain)
-        per_frame.append(probs)
-        per_model.append(combine_frames(probs, offsets, ap=bundle.meta["ap"], rule=bundle.meta["aggregate"]))
-        if heat is not None:
-            maps.append(heat)
+    probabilities: dict[int, np.ndarray] = {}
+    maps = []
+    for group in backbone_groups(bundle.models):
+        clinicals = [_clinical_tensor(m, record, len(frames)) for m in group]
+        group_probabilities, group_maps = _group_pass(group, frames, clinicals, main, bundle.precision,
+                                                      bundle.meta["family"], explain)
+        probabilities.update((id(m), p) for m, p in zip(group, group_probabilities))
+        maps.extend(group_maps)
+    per_frame = [probabilities[id(m)] for m in bundle.models]
+    per_model = [combine_frames(p, offsets, ap=bundle.meta["ap"], rule=bundle.meta["aggregate"]) for p in per_frame]
     per_frame_array = np.stack(per_frame)
     result = {**summarise(np.asarray(per_model), bundle.threshold),
               "per_model": [{"split": m.split, "threshold": m.threshold, "probability": p,
@@ -203,20 +215,20 @@ def _clinical_only_prediction(bundle: Bundle, record: PatientRecord) -> PatientP
     return PatientPrediction(result)
 
 
-def predict_patient(bundle: Bundle, record: PatientRecord, *, precision: str = "fp32", explain: bool = True,
-                    allow_missing: bool = False, strict_keys: bool = True) -> PatientPrediction:
-    """Predict one patient (record.clinical holds the given values, as text or typed)."""
+def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = True, allow_missing: bool = False,
+                    strict_keys: bool = True, prepared: Callable[[], object] | None = None) -> PatientPrediction:
+    """Predict one patient (record.clinical holds the given values, as text or typed) in the
+    precision the bundle was loaded for. prepared: returns the patient's PreparedPatient (or raises
+    why it could not be made), from vcpred.predict.batch.prepared_ahead; None prepares it here."""
     from dataclasses import replace
 
-    if precision not in PRECISIONS:
-        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     check = check_clinical(bundle, record.clinical, allow_missing=allow_missing, strict_keys=strict_keys)
     warn_all(record.patient_id, check.warnings)
     record = replace(record, clinical=check.values)
     if bundle.kind == "clinical_only":
         prediction = _clinical_only_prediction(bundle, record)
     else:
-        prediction = _image_prediction(bundle, record, precision, explain)
+        prediction = _image_prediction(bundle, record, explain, prepared)
     if bundle.meta.get("recalibration"):  # updated by `vcpred validate --recalibrate` (vcpred.validate.recalibration)
         from vcpred.validate.recalibration import recalibrate_result
 
@@ -225,6 +237,6 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, precision: str = "
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,
                          "clinical": check.values, "imputed": check.imputed, "clinical_flags": check.flags,
-                         "precision": precision,
+                         "precision": bundle.precision, "precision_reason": bundle.precision_reason,
                          "warnings": check.warnings + image_warnings}
     return prediction

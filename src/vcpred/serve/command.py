@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1: this computer only)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
+                        help="CPU inference precision, as `vcpred predict --precision` (default auto)")
     parser.add_argument("--data-dir", help="local folder whose DICOM folders, zips and NIfTI files the page may open")
     parser.add_argument("--max-upload-mb", type=float, default=512, help="largest upload accepted (default 512)")
     parser.add_argument("--max-unpacked-mb", type=float, default=2048,
@@ -80,7 +82,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     console.say(f"loading model {args.model} ...")
-    bundle = load_bundle(args.model)
+    bundle = load_bundle(args.model, precision=args.precision)
     app = create_app(bundle, settings)
     if bundle.synthetic:  # the page says it too (/api/model `warning`)
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--allow-missing", action="store_true",
                         help="impute missing clinical values with the training medians (and say so) instead of "
                              "excluding the patient")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="CPU inference precision")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "auto"),
+                        help="CPU inference precision (default fp32: validation numbers the same on every CPU; auto: "
+                             "bf16 where the CPU has it natively and the model's bf16 check passed)")
     parser.add_argument("--height-loss", type=float, default=None,
                         help="height-loss fraction that makes label 1 when labels are derived from "
                              "height_initial/height_followup (default: the manifest rule's 0.15)")

@@ -158,10 +158,10 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
             raise VcpredError("--recalibrate and --out must be different folders")
         check_target(Path(recalibrate), Path(model))
         check(recalibrate, kind="model", force=force)
-    bundle = load_bundle(model)
+    bundle = load_bundle(model, precision=precision)
     if bundle.synthetic:
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
-    scored = score_cohort(bundle, manifest, set_name=set_name, precision=precision, allow_missing=allow_missing,
+    scored = score_cohort(bundle, manifest, set_name=set_name, allow_missing=allow_missing,
                           height_loss=height_loss)
     if scored.table.empty:
         raise VcpredError(f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); "

@@ -71,26 +71,29 @@ def _exclude(record, reason: str) -> dict:
     return {"patient_id": record.patient_id, "set": record.set, "reason": reason}
 
 
-def score_cohort(bundle, manifest: str | Path, *, set_name: str | None = None, precision: str = "fp32",
-                 allow_missing: bool = False, height_loss: float | None = None) -> Scored:
+def score_cohort(bundle, manifest: str | Path, *, set_name: str | None = None, allow_missing: bool = False,
+                 height_loss: float | None = None) -> Scored:
     """Predict every labelled patient of the manifest (of `set_name` only, when given). height_loss:
     the height-loss fraction that makes label 1 where labels come from heights (the manifest default)."""
     from vcpred.cohort import load_manifest
     from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
     from vcpred.predict import predict_patient
+    from vcpred.predict.batch import Rate, prepared_ahead
 
     # Files are not checked here: a missing image is that patient's read error, not the cohort's.
     cohort = load_manifest(manifest, check_files=False,
                            height_loss_threshold=DEFAULT_HEIGHT_LOSS if height_loss is None else height_loss)
     records = select_records(cohort, set_name)
     rows, excluded = [], []
-    for record in console.progress(records, desc="validate"):
+    for record in records:
         if record.label is None:
             excluded.append(_exclude(record, "no label (outcome unknown): not scored"))
-            continue
+    labelled = [r for r in records if r.label is not None]
+    rate = Rate()
+    for record, prepared in prepared_ahead(bundle, labelled, desc="validate"):
         try:
-            prediction = predict_patient(bundle, record, precision=precision, explain=False,
-                                         allow_missing=allow_missing, strict_keys=False)
+            prediction = predict_patient(bundle, record, explain=False, allow_missing=allow_missing,
+                                         prepared=prepared, strict_keys=False)
         except VcpredError as exc:
             excluded.append(_exclude(record, str(exc)))
             continue
@@ -100,6 +103,9 @@ def score_cohort(bundle, manifest: str | Path, *, set_name: str | None = None, p
             excluded.append(_exclude(record, f"internal error (a bug in vcpred): {type(exc).__name__}: {exc}"))
             continue
         rows.append(_row(record, prediction.result))
+    rate.say("scored", len(labelled))
+    order = {record.patient_id: index for index, record in enumerate(records)}
+    excluded.sort(key=lambda entry: order[entry["patient_id"]])  # in manifest order, whatever the reason
     columns = ["patient_id", "set", "label", "probability", "sd", "low", "high", "threshold", "category",
                "borderline", "imputed"]
     table = pd.DataFrame(rows, columns=None if rows else columns)

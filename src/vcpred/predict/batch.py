@@ -1,0 +1,49 @@
+"""Batch prediction (`predict --manifest`, `validate`): the models are loaded once, and the next
+patient's images are read and prepared (N4, crop) in a background thread while the current patient
+runs through the models; a progress bar, and the rate in patients per second at the end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from vcpred import console
+from vcpred.cohort import PatientRecord
+
+
+def prepared_ahead(bundle, records: list[PatientRecord], *, desc: str) -> Iterator[tuple[PatientRecord, Callable | None]]:
+    """Each record with a zero-argument callable that returns its PreparedPatient (or raises what
+    preparing it raised, when predict_patient asks for it); None for clinical-only models."""
+    if bundle.kind != "image":
+        for record in console.progress(records, desc=desc):
+            yield record, None
+        return
+    from vcpred.imaging import prepare_patient  # SimpleITK only when images are prepared
+
+    params = bundle.prepare_params()
+    pool = ThreadPoolExecutor(1, thread_name_prefix="vcpred-prepare")
+    try:
+        ahead = pool.submit(prepare_patient, records[0], params) if records else None
+        for index, record in enumerate(console.progress(records, desc=desc)):
+            current = ahead
+            if index + 1 < len(records):
+                ahead = pool.submit(prepare_patient, records[index + 1], params)
+            yield record, current.result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # at most the one patient being prepared is waited for
+
+
+class Rate:
+    """Patients per second of a batch, said at the end."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def say(self, what: str, count: int) -> None:
+        seconds = self.seconds()
+        console.say(f"{what} {count} patient(s) in {seconds:.1f} s ({count / seconds:.2f} patients/s)"
+                    if seconds > 0 else f"{what} {count} patient(s)")

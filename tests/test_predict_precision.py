@@ -1,0 +1,164 @@
+"""Issue 17: prediction precision (fp32, bf16, auto with the bundle's bf16 check), one backbone pass
+for split models that share a backbone (linear probes), and batch prediction that prepares the next
+patient while the current one runs. Each precision path is tested explicitly, whatever this CPU has."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from vcpred.cli import main
+from vcpred.errors import ConfigError
+from vcpred.explain import find_vit, grad_cam, grad_cams, record_attention
+from vcpred.imaging import load_prepared
+from vcpred.models import ModelSpec, create_model, precision
+from vcpred.models.inputs import three_channels
+from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient
+from vcpred.predict.predict import backbone_groups
+
+CNN = dict(backbone="resnet_test", method="lora")
+VIT_LINEAR = dict(backbone="vit_tiny_test", method="linear")
+PASSED = {"max_probability_change": 4e-4, "patients": 16, "tolerance": 1e-3}
+
+
+@pytest.fixture(autouse=True)
+def weights_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
+
+
+def record():
+    return make_record({"t2": T2_LUMBAR}, BODY.slice, BODY.box, {})
+
+
+def test_auto_chooses_bf16_only_with_native_bf16_and_a_passed_check():
+    assert precision.choose("fp32", PASSED, native=True) == ("fp32", "asked for")
+    assert precision.choose("bf16", None, native=False) == ("bf16", "asked for")  # asked: emulated, but done
+    chosen, why = precision.choose("auto", PASSED, native=True)
+    assert chosen == "bf16" and "4.0e-04" in why and "16 patients" in why
+    assert precision.choose("auto", PASSED, native=False) == ("fp32", "auto: this CPU has no native bf16")
+    assert precision.choose("auto", None, native=True)[0] == "fp32"
+    failed = {**PASSED, "max_probability_change": 2e-3}
+    chosen, why = precision.choose("auto", failed, native=True)
+    assert chosen == "fp32" and "0.002" in why
+    assert precision.choose("auto", {**PASSED, "max_probability_change": None}, native=True)[0] == "fp32"
+    with pytest.raises(ConfigError, match="fp32, bf16, auto"):
+        precision.choose("fp16", PASSED)
+
+
+def test_the_export_records_a_bf16_check_that_is_recomputed_here():
+    model = exported("resnetlora", **CNN)
+    check = json.loads((model / "bundle.json").read_text())["bf16_check"]
+    assert check["tolerance"] == 1e-3 and check["patients_per_split"] == 8 and len(check["per_split"]) == 2
+    assert check["max_probability_change"] == max(check["per_split"])
+    # independently: split 0's network loaded for bf16, its validation patients' frames from the store,
+    # AP mean over frames, against the fp32 probabilities the run wrote
+    runs = trained_runs("resnetlora", **CNN)
+    recorded = pd.read_csv(runs / "resnetlora" / "split-00" / "predictions.csv")
+    recorded = recorded[recorded["set"] == "validation"]
+    patients = sorted(recorded["patient_id"].unique())[:8]
+    net = load_bundle(model, precision="bf16").models[0].net
+    assert net.head[1].weight.dtype == torch.bfloat16
+    _, store, _ = tiny_cohort()
+    changes = []
+    for patient in patients:
+        prepared = load_prepared(store, patient)
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            ours = torch.sigmoid(net(torch.from_numpy(three_channels(prepared.frames))).float()).numpy()
+        theirs = recorded[recorded["patient_id"] == patient].set_index("frame_offset")["probability"]
+        changes.append(abs(ours.mean() - theirs.loc[list(prepared.frame_offsets)].mean()))
+    assert check["patients"] == 2 * len(patients)
+    assert check["per_split"][0] == pytest.approx(max(changes), abs=1e-6)
+
+
+def test_each_precision_path_predicts_and_says_which_it_used(monkeypatch):
+    model = exported("resnetlora", **CNN)
+    check = json.loads((model / "bundle.json").read_text())["bf16_check"]
+    results = {p: predict_patient(load_bundle(model, precision=p), record()).result for p in ("fp32", "bf16")}
+    assert {p: r["precision"] for p, r in results.items()} == {"fp32": "fp32", "bf16": "bf16"}
+    assert abs(results["fp32"]["probability"] - results["bf16"]["probability"]) < 0.05
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)  # a CPU without native bf16
+    auto = load_bundle(model, precision="auto")
+    assert (auto.precision, auto.precision_reason) == ("fp32", "auto: this CPU has no native bf16")
+    assert predict_patient(auto, record()).result["probability"] == results["fp32"]["probability"]
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)  # a CPU with it: the recorded check decides
+    auto = load_bundle(model, precision="auto")
+    assert auto.precision == ("bf16" if check["max_probability_change"] < 1e-3 else "fp32")
+
+
+def test_auto_without_a_recorded_check_predicts_in_fp32(tmp_path, monkeypatch):
+    runs = trained_runs("resnetlora", **CNN)
+    model = export_configuration(runs, "resnetlora", tmp_path / "model", bf16_check_patients=0)
+    assert json.loads((model / "bundle.json").read_text())["bf16_check"] is None
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    bundle = load_bundle(model, precision="auto")
+    assert bundle.precision == "fp32" and "records no bf16 check" in bundle.precision_reason
+
+
+def test_the_predict_command_writes_the_precision_it_used(tmp_path, monkeypatch):
+    model = exported("resnetlora", **CNN)
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    assert main(["--quiet", "predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice",
+                 str(BODY.slice), "--roi-box", ",".join(map(str, BODY.box)), "--out", str(tmp_path / "out")]) == 0
+    result = json.loads((tmp_path / "out" / "prediction.json").read_text())
+    assert result["precision"] == "fp32" and result["precision_reason"] == "auto: this CPU has no native bf16"
+
+
+@pytest.mark.parametrize("chosen", ["fp32", "bf16"])
+def test_linear_probe_split_models_run_their_shared_backbone_once(chosen):
+    bundle = load_bundle(exported("vitlin", **VIT_LINEAR), precision=chosen)
+    nets = [m.net for m in bundle.models]
+    assert len(nets) == 2 and nets[1].backbone is nets[0].backbone and len(backbone_groups(bundle.models)) == 1
+    calls = []
+    handle = nets[0].backbone.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        prediction = predict_patient(bundle, record())
+    finally:
+        handle.remove()
+    assert len(calls) == 1  # one pass over the 3 frames serves both heads, with the attention for rollout
+    frames = torch.from_numpy(three_channels(prediction.prepared.frames))
+    for net, entry in zip(nets, prediction.result["per_model"]):  # each model on its own gives the same
+        with torch.no_grad(), precision.inference_context(chosen), record_attention(find_vit(net)):
+            alone = torch.sigmoid(net(frames).float()).numpy()  # the same (explicit) attention path as predict
+        np.testing.assert_allclose(entry["frames"], alone, atol=1e-6)
+    assert prediction.result["heatmap"]["averaged_over_models"] == 2
+
+
+def test_models_with_their_own_backbones_are_not_shared():
+    bundle = load_bundle(exported("resnetlora", **CNN))
+    assert len(backbone_groups(bundle.models)) == 2  # LoRA: each split changed its backbone
+
+
+def test_grad_cams_of_heads_on_one_backbone_equal_each_model_alone():
+    first = create_model(ModelSpec(backbone="resnet_test", weights="random", method="full", seed=0)).net.eval()
+    second = create_model(ModelSpec(backbone="resnet_test", weights="random", method="full", seed=1)).net.eval()
+    second.backbone = first.backbone  # a linear probe: one backbone, another head
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    together = grad_cams([first, second], images, [None, None])
+    for alone, shared in zip((grad_cam(first, images), grad_cam(second, images)), together):
+        np.testing.assert_allclose(shared, alone, atol=1e-6)
+    assert not np.allclose(together[0], together[1])  # different heads, different maps
+
+
+def test_batch_prediction_equals_one_patient_at_a_time(tmp_path):
+    model = exported("resnetlora", **CNN)
+    box = ",".join(map(str, BODY.box))
+    header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"
+    rows = [f"P{i},external,{T2_LUMBAR},{BODY.slice},{box},{i % 2}" for i in range(3)]
+    rows.insert(1, f"BAD,external,{T2_LUMBAR},{BODY.slice},400,400,420,430,0")  # ROI outside: its own error
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("\n".join([header, *rows]) + "\n")
+    assert main(["--quiet", "predict", "--model", str(model), "--manifest", str(manifest), "--precision", "fp32",
+                 "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "predictions.csv", keep_default_na=False).set_index("patient_id")
+    assert list(table.index) == ["P0", "BAD", "P1", "P2"] and "outside" in table.loc["BAD", "error"]
+    alone = predict_patient(load_bundle(model, precision="fp32"), record()).result["probability"]
+    for patient in ("P0", "P1", "P2"):
+        assert table.loc[patient, "error"] == ""
+        assert float(table.loc[patient, "probability"]) == pytest.approx(alone, abs=1e-5)  # CSV keeps 6 digits
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["precision"] == "fp32" and summary["failed"] == 1
