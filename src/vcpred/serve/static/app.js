@@ -4,8 +4,8 @@
 // page, every number comes from the server.
 //
 // One state (state.js), changed only through setState(patch), which runs one render(): the views
-// registered here (in this order: the study panel first, since it moves the image's top edge), each
-// drawing its part of the page from the state.
+// registered here, each drawing its part of the page from the state (the header and the study panel
+// first: they move the image's top edge, which the canvas's size follows).
 import {$, addView, render, setState, setStatus, state} from "./state.js";
 import {closeOnLeave, getJson} from "./api.js";
 import {drawLegend, renderImage} from "./canvas.js";

@@ -48,7 +48,8 @@ export function setState(patch) {
 
 export const setStatus = (text, error = false) => setState({status: {text, error}});
 
-// Remembers its last inputs: run(...keys) answers true when one of them changed (by identity).
+// For a view that redraws only when its inputs change: `const fresh = changed();` then
+// `fresh(a, b)` answers true on the first call and whenever a or b is not the same value as the last time.
 export function changed() {
   let last = null;
   return (...keys) => {
