@@ -1,28 +1,11 @@
-"""An exported model directory ("bundle"): layout, hashes, loading.
-
-MODEL_DIR/
-  bundle.json                 what the bundle is (below) and the sha256 of every other file
-  MODEL_CARD.md               intended use, notice, training population, performance, limits
-  split-KK/model.safetensors  full state of the merged (LoRA folded) VcpredModel; image models
-  split-KK/model.json         ModelSpec, clinical width, source run, pre-trained weights record
-  split-KK/clinical.json      clinical preprocessing (+ the logistic for clinical-only models)
-  .vcpred-output.json         what export wrote (vcpred.output_folder; not hashed, not read by predict)
-
-bundle.json: format, version, model_id, configuration, kind ("image" | "clinical_only"), family
-("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max
-per numeric column), prepare_params (vcpred.imaging.PrepareParams),
-splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
-threshold_rule, bf16_check (optional: how far bf16 moved the validation probabilities at export, for
-`--precision auto`: vcpred.models.precision), training_data {synthetic, evidence} (from the source runs' config.yaml: synthetic
-when any run's manifest came from `vcpred synth`; bundles exported before it was recorded read as
-not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
-without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
-"""
+"""An exported model directory ("bundle") loaded for prediction: the split networks rebuilt from
+their safetensors, in the precision asked for. The directory's layout and bundle.json are
+described (and checked, without torch) in vcpred.predict.bundle_files."""
 
 from __future__ import annotations
 
-import hashlib
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,25 +14,12 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from vcpred.cohort.provenance import recorded as recorded_training_data
-from vcpred.errors import WeightsError
-from vcpred.hashing import sha256_files
-from vcpred.jsonio import json_text, jsonable
+from vcpred.predict.bundle_files import (  # noqa: F401 (the contract's names, also imported from here)
+    BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE, BundleError,
+    checked_meta, hash_files, meta_digest, read_meta, verify_files, write_bundle_json,
+)
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 from vcpred.models.precision import choose, to_bf16_weights
-
-BUNDLE_FORMAT = "vcpred-model-bundle"
-BUNDLE_VERSION = 1
-BUNDLE_FILE, CARD_FILE = "bundle.json", "MODEL_CARD.md"
-WEIGHTS_FILE, SPEC_FILE, CLINICAL_FILE = "model.safetensors", "model.json", "clinical.json"
-
-
-class BundleError(WeightsError):
-    """A model directory is incomplete, altered or not a vcpred export."""
-
-
-def hash_files(root: Path, relative: list[str]) -> dict[str, str]:
-    """sha256 per file; two threads (hashlib releases the GIL on large buffers)."""
-    return sha256_files(root, relative)
 
 
 @dataclass
@@ -105,58 +75,6 @@ class Bundle:
         return PrepareParams.from_dict(self.meta["prepare_params"])
 
 
-def read_meta(folder: Path) -> dict:
-    path = folder / BUNDLE_FILE
-    if not folder.is_dir():
-        raise BundleError(f"model directory {folder} does not exist; pass the --out folder of `vcpred export`")
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise BundleError(f"{folder} has no {BUNDLE_FILE}: not a `vcpred export` model directory, or an "
-                          "incomplete copy; export it again or copy the whole folder") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise BundleError(f"{path} is not readable JSON ({exc}); export the model again") from None
-    if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"{path} is not a vcpred model bundle (format {meta.get('format')!r})")
-    if meta.get("version") != BUNDLE_VERSION:
-        raise BundleError(f"{path} has bundle version {meta.get('version')}; this vcpred reads version "
-                          f"{BUNDLE_VERSION}: export the model again with this vcpred")
-    return meta
-
-
-def meta_digest(meta: dict) -> str:
-    """sha256 of the canonical JSON of meta without its own digest."""
-    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def write_bundle_json(folder: Path, meta: dict, model_files: dict[str, str]) -> dict:
-    """Seal a model directory whose MODEL_CARD.md is written: bundle.json lists every file with its
-    sha256 (the card's included) and the digest of its own content, taken over exactly what is
-    written (strict JSON); returns that meta. Export and recalibration both end here."""
-    meta = jsonable({**meta, "files": {**model_files, **hash_files(folder, [CARD_FILE])}})
-    meta["meta_sha256"] = meta_digest(meta)
-    (folder / BUNDLE_FILE).write_text(json_text(meta))
-    return meta
-
-
-def verify_files(folder: Path, meta: dict) -> None:
-    """Every listed file present with its recorded sha256; BundleError naming the files otherwise."""
-    if meta.get("meta_sha256") != meta_digest(meta):
-        raise BundleError(f"{folder / BUNDLE_FILE} was edited after export (its meta_sha256 does not match); "
-                          "export the model again")
-    listed = meta.get("files") or {}
-    missing = sorted(r for r in listed if not (folder / r).is_file())
-    if missing:
-        raise BundleError(f"model directory {folder} is incomplete: missing {', '.join(missing)}; "
-                          "copy the whole folder again or re-export")
-    actual = hash_files(folder, sorted(listed))
-    changed = sorted(r for r, digest in actual.items() if digest != listed[r])
-    if changed:
-        raise BundleError(f"model directory {folder}: {', '.join(changed)} changed since export (sha256 "
-                          "mismatch); the files are corrupt or were edited: copy or export the model again")
-
-
 def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Tensor]) -> VcpredModel:
     """The plain VcpredModel of spec with the exported state; no pre-trained weights are needed.
 
@@ -200,13 +118,13 @@ def _load_split(folder: Path, entry: dict, kind: str, precision: str) -> SplitMo
                       logistic)
 
 
-def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp32") -> Bundle:
+def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp32",
+                checked: Future | None = None) -> Bundle:
     """Read and check an exported model directory (hashes of every file when verify), with its
-    networks ready for `precision` (fp32 | bf16 | auto: vcpred.models.precision.choose)."""
+    networks ready for `precision` (fp32 | bf16 | auto: vcpred.models.precision.choose).
+    checked: bundle_files.check_in_background(folder), when the check was started earlier."""
     folder = Path(folder)
-    meta = read_meta(folder)
-    if verify:
-        verify_files(folder, meta)
+    meta = checked.result() if checked is not None else checked_meta(folder, verify=verify)
     if not meta.get("splits"):
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
     chosen, reason = choose(precision, meta.get("bf16_check")) if meta["kind"] == "image" else ("fp32", "no network")

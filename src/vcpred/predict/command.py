@@ -61,9 +61,7 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
 def run_predict(args: argparse.Namespace) -> int:
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
-    from vcpred.predict.bundle import load_bundle
-    from vcpred.predict.outputs import predict_manifest, write_patient
-    from vcpred.predict.predict import predict_patient
+    from vcpred.predict.bundle_files import check_in_background
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
@@ -72,7 +70,14 @@ def run_predict(args: argparse.Namespace) -> int:
                           "series_<sequence> column (docs/manifest.md)")
     out = Path(args.out)
     check(out, kind="prediction", force=args.force)  # fail before the work, not after
-    bundle = load_bundle(args.model, precision=args.precision)
+    checked = check_in_background(args.model)  # the files' sha256 while torch and timm are imported
+    from vcpred.predict.bundle import load_bundle
+    from vcpred.predict.outputs import predict_manifest, write_patient
+    from vcpred.predict.predict import predict_patient
+
+    bundle = load_bundle(args.model, precision=args.precision, checked=checked)
+    if bundle.kind == "image":
+        console.say(f"model {bundle.meta['model_id']}: precision {bundle.precision} ({bundle.precision_reason})")
     if bundle.synthetic:
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
     record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")

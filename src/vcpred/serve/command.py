@@ -77,12 +77,17 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
-    from vcpred.predict.bundle import load_bundle
-    from vcpred.serve.app import create_app
+    from vcpred.predict.bundle_files import check_in_background
 
     settings = settings_from(args)
     console.say(f"loading model {args.model} ...")
-    bundle = load_bundle(args.model, precision=args.precision)
+    checked = check_in_background(args.model)  # the files' sha256 while torch and timm are imported
+    from vcpred.predict.bundle import load_bundle
+    from vcpred.serve.app import create_app
+
+    bundle = load_bundle(args.model, precision=args.precision, checked=checked)
+    if bundle.kind == "image":
+        console.say(f"precision {bundle.precision} ({bundle.precision_reason})")
     app = create_app(bundle, settings)
     if bundle.synthetic:  # the page says it too (/api/model `warning`)
         console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
