@@ -8,7 +8,9 @@ import torch
 
 from vcpred.errors import ConfigError, WeightsError
 from vcpred.models import ModelSpec, create_model, load_model, merged, save_model
-from vcpred.models.finetune import keep_frozen_norms_in_eval
+from vcpred.models.finetune import backbone_blocks, keep_frozen_norms_in_eval
+from vcpred.models.registry import BACKBONES, get_backbone
+from vcpred.models.spec import LORA_TARGETS
 from vcpred.models.weights import efficientnet_lite0_package_state
 
 TEST_BACKBONES = ["vit_tiny_test", "resnet_test", "densenet_test", "efficientnet_test"]
@@ -79,6 +81,37 @@ def test_lora_on_cnn_saves_batchnorm_statistics(tmp_path):
     from safetensors.torch import load_file
     saved = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert any("modules_to_save" in k and k.endswith("running_mean") for k in saved)
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_registered_layers_after_the_blocks_exist(name):
+    """Every module the registry names after the blocks is in the built timm model, and none of
+    its parameters is inside a block."""
+    info = BACKBONES[name]
+    backbone = info.create()
+    in_blocks = {id(p) for block in backbone_blocks(backbone, info) for p in block.parameters()}
+    for module_name in info.after_blocks:
+        module = backbone.get_submodule(module_name)  # raises AttributeError when missing
+        assert not {id(p) for p in module.parameters()} & in_blocks, module_name
+
+
+@pytest.mark.parametrize("backbone", TEST_BACKBONES)
+@pytest.mark.parametrize("partial_blocks", [1, 2])
+def test_partial_unfreezes_the_last_blocks_the_layers_after_them_and_the_head(backbone, partial_blocks):
+    spec = ModelSpec(backbone=backbone, weights="random", method="partial", partial_blocks=partial_blocks,
+                     clinical_columns=["age"])
+    net = create_model(spec, clinical_features=2).net
+    info = get_backbone(backbone)
+    modules = backbone_blocks(net.backbone, info)[-partial_blocks:]
+    modules += [net.backbone.get_submodule(name) for name in info.after_blocks] + [net.head, net.clinical]
+    expected = {id(p) for module in modules for p in module.parameters()}
+    assert {id(p) for p in net.parameters() if p.requires_grad} == expected
+
+
+def test_every_lora_targets_choice_has_a_pattern_on_every_vit():
+    for info in BACKBONES.values():
+        if info.family == "vit":
+            assert set(info.lora_target_choices) == set(LORA_TARGETS), info.name
 
 
 def test_random_weights_are_reproducible_from_the_seed():

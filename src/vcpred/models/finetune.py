@@ -7,7 +7,7 @@ import fnmatch
 import torch.nn as nn
 
 from vcpred.models.network import VcpredModel
-from vcpred.models.registry import VIT_ALL, VIT_QKV, VIT_QKV_PROJ, BackboneInfo
+from vcpred.models.registry import BackboneInfo
 from vcpred.models.spec import ModelSpec
 
 HEAD_MODULES = ["head", "clinical"]
@@ -30,16 +30,10 @@ def freeze(module: nn.Module, trainable: bool = False) -> None:
 def _lora_config(spec: ModelSpec, info: BackboneInfo):
     from peft import LoraConfig  # peft pulls in transformers (seconds): only when LoRA is used
 
-    if info.family == "vit":
-        target = {"qkv": VIT_QKV, "qkv_proj": VIT_QKV_PROJ, "all": VIT_ALL}[spec.lora_targets]
-        to_save = HEAD_MODULES
-    else:
-        # BatchNorm statistics must travel with the adapters or results do not reproduce.
-        target = info.lora_targets
-        to_save = HEAD_MODULES + list(info.norm_modules)
+    # A CNN's BatchNorm statistics must travel with the adapters or results do not reproduce.
     return LoraConfig(r=spec.lora_r, lora_alpha=spec.lora_alpha, lora_dropout=spec.lora_dropout,
-                      target_modules=r"backbone\.(.*\.)?" + target,
-                      modules_to_save=to_save, bias="none")
+                      target_modules=r"backbone\.(.*\.)?" + info.lora_pattern(spec.lora_targets),
+                      modules_to_save=HEAD_MODULES + list(info.norm_modules), bias="none")
 
 
 def apply_finetuning(model: VcpredModel, spec: ModelSpec, info: BackboneInfo) -> nn.Module:
@@ -56,9 +50,8 @@ def apply_finetuning(model: VcpredModel, spec: ModelSpec, info: BackboneInfo) ->
         blocks = backbone_blocks(model.backbone, info)
         for block in blocks[-spec.partial_blocks:]:
             freeze(block, trainable=True)
-        for name in ("norm", "fc_norm", "conv_head", "bn2", "features.norm5"):  # layers after the blocks
-            if name.split(".")[0] in dict(model.backbone.named_children()):
-                freeze(model.backbone.get_submodule(name), trainable=True)
+        for name in info.after_blocks:
+            freeze(model.backbone.get_submodule(name), trainable=True)
     for name in HEAD_MODULES:
         if getattr(model, name, None) is not None:
             freeze(getattr(model, name), trainable=True)
