@@ -238,6 +238,29 @@ def test_dicom_headers_beyond_the_voxel_budget_are_refused_before_reading_pixels
     assert read == [] and leftovers(client) == []
 
 
+def test_nifti_and_dicom_refusals_are_worded_by_one_budget():
+    from vcpred.serve.errors import TooLarge
+    from vcpred.serve.limits import check_shape, dicom_series_refusal
+
+    def nifti(shape, settings):
+        with pytest.raises(TooLarge) as refused:
+            check_shape(shape, settings, "the NIfTI image")
+        return str(refused.value)
+
+    slices = [{"Rows": 40, "Columns": 48}] * 9
+    total = ServeSettings(max_voxels=10_000)
+    for message in (nifti((9, 40, 48), total), dicom_series_refusal(slices, total)):
+        assert "(17280 voxels), more than the viewer's budget of 10000 voxels" in message
+        assert "--max-megavoxels" in message and message.endswith("before any voxel is read")
+    side = ServeSettings(max_dimension=40)
+    for message in (nifti((9, 40, 48), side), dicom_series_refusal(slices, side)):
+        assert "(17280 voxels): 48 is more than the 40 a side the viewer reads" in message
+    assert "the NIfTI image is 9 x 40 x 48 (" in nifti((9, 40, 48), total)
+    assert "this series is 9 slices of 40 x 48 pixels (" in dicom_series_refusal(slices, total)
+    assert dicom_series_refusal(slices, ServeSettings()) is None
+    check_shape((9, 40, 48), ServeSettings(), "the NIfTI image")  # within the budget: no refusal
+
+
 def test_nifti_over_the_total_budget_or_a_side_is_refused(make_client, tmp_path):
     client = make_client(max_voxels=10_000)
     assert_json_error(upload(client, small_nifti(tmp_path)), 413, "9 x 40 x 48", "17280 voxels", "10000")

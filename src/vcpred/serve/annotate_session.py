@@ -128,7 +128,7 @@ class AnnotateSession:
                                  "manifest")
         path = (self.manifest.path.parent / patient.image).resolve()
         volume = read_volume(path, series=patient.series)
-        check_shape(volume.shape, settings, "the image")
+        check_shape(volume.shape, settings, "the image", from_header=False)
         header = series_header(path, volume.provenance.get("series_uid")) if volume.provenance.get("series_uid") else None
         description = volume.provenance.get("series_description") or patient.image
         entry = SeriesEntry("s1", description, "sagittal", *volume.shape, files=[path], volume=volume,

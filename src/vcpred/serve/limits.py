@@ -11,22 +11,29 @@ from vcpred.serve.errors import TooLarge, UnsupportedUpload
 from vcpred.serve.settings import ServeSettings
 
 
-def shape_refusal(shape: tuple[int, ...], settings: ServeSettings, what: str) -> str | None:
-    """Why a volume of this shape is refused (None: within the budget). what: e.g. 'the NIfTI image'."""
-    shown = " x ".join(str(n) for n in shape)
-    voxels = math.prod(shape)
-    widest = max(shape, default=0)
+def budget_refusal(what: str, size: str, sides: tuple[int, ...], voxels: int, settings: ServeSettings, *,
+                   from_header: bool = True) -> str | None:
+    """The one decision and wording of the voxel budget, for NIfTI and DICOM alike: why a volume is
+    refused (None: within the budget). what: the volume ('the NIfTI image', 'this series'); size:
+    how its shape reads ('9 x 40 x 48', '9 slices of 40 x 48 pixels'); sides: its extent along each
+    axis; voxels: how many voxels it holds in all; from_header: judged before any voxel was read
+    (False where the volume had to be read first)."""
+    refused = "refused from its header, before any voxel is read" if from_header else "refused"
+    widest = max(sides, default=0)
+    shown = f"{what} is {size} ({voxels} voxels)"
     if widest > settings.max_dimension:
-        return (f"{what} is {shown} voxels ({voxels} voxels): {widest} is more than the {settings.max_dimension} "
-                "a side the viewer reads (sagittal spine MRI is at most about 1024); refused before reading it")
+        return (f"{shown}: {widest} is more than the {settings.max_dimension} a side the viewer reads (sagittal "
+                f"spine MRI is at most about 1024); {refused}")
     if voxels > settings.max_voxels:
-        return (f"{what} is {shown} = {voxels} voxels, more than the viewer's budget of {settings.max_voxels} "
-                f"voxels (vcpred serve --max-megavoxels {settings.max_voxels / 2**20:g}); refused before reading it")
+        return (f"{shown}, more than the viewer's budget of {settings.max_voxels} voxels (vcpred serve "
+                f"--max-megavoxels {settings.max_voxels / 2**20:g}); {refused}")
     return None
 
 
-def check_shape(shape: tuple[int, ...], settings: ServeSettings, what: str) -> None:
-    refusal = shape_refusal(shape, settings, what)
+def check_shape(shape: tuple[int, ...], settings: ServeSettings, what: str, *, from_header: bool = True) -> None:
+    """TooLarge when a volume of this shape is over the budget. what: e.g. 'the NIfTI image'."""
+    refusal = budget_refusal(what, " x ".join(str(n) for n in shape), tuple(shape), math.prod(shape), settings,
+                             from_header=from_header)
     if refusal:
         raise TooLarge(refusal)
 
@@ -59,12 +66,5 @@ def dicom_series_refusal(datasets: list, settings: ServeSettings) -> str | None:
         if min(r, c, f) < 1:
             return f"a header says {f} frame(s) of {r} x {c} pixels; the series is damaged"
         rows, cols, frames, voxels = max(rows, r), max(cols, c), frames + f, voxels + r * c * f
-    shown = f"{frames} slices of {rows} x {cols} pixels ({voxels} voxels)"
-    widest = max(rows, cols, frames)
-    if widest > settings.max_dimension:
-        return (f"this series is {shown}: {widest} is more than the {settings.max_dimension} a side the viewer "
-                "reads (sagittal spine MRI is at most about 1024); refused before reading its pixels")
-    if voxels > settings.max_voxels:
-        return (f"this series is {shown}, more than the viewer's budget of {settings.max_voxels} voxels (vcpred "
-                f"serve --max-megavoxels {settings.max_voxels / 2**20:g}); refused before reading its pixels")
-    return None
+    return budget_refusal("this series", f"{frames} slices of {rows} x {cols} pixels", (frames, rows, cols),
+                          voxels, settings)
