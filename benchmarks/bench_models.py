@@ -14,10 +14,9 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, markdown_table, update_section  # noqa: E402
+from _common import forward_flops, machine_line, markdown_table, matmul_ceiling, timed, update_section  # noqa: E402
 
 from vcpred.models import ModelSpec, create_model  # noqa: E402
 from vcpred.models.finetune import keep_frozen_norms_in_eval  # noqa: E402
@@ -27,37 +26,11 @@ def autocast(device: str, precision: str):
     return torch.autocast(device, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
 
 
-def timed(fn, *, min_seconds: float, warmup: int = 1) -> float:
-    """Seconds per call: warm-up calls, then repeat until min_seconds have passed."""
-    for _ in range(warmup):
-        fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < min_seconds or calls < 2:
-        fn()
-        calls += 1
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - start) / calls
-
-
-def matmul_ceiling(device: str, precision: str, n: int = 2048) -> float:
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    seconds = timed(lambda: a @ b, min_seconds=1.0)
-    return 2 * n ** 3 / seconds / 1e9
-
-
 def single_matmul(device: str, dtype: torch.dtype, n: int = 2048) -> float:
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     start = time.perf_counter()
     a @ b
     return 2 * n ** 3 / (time.perf_counter() - start) / 1e9
-
-
-def forward_flops(model, images) -> float:
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(images)
-    return counter.get_total_flops() / images.shape[0]
 
 
 def bench_inference(backbone: str, precision: str, device: str, batch: int, seconds: float) -> dict:

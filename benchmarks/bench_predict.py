@@ -1,11 +1,15 @@
-"""Benchmark `vcpred predict` for one patient: a 10-model ViT-B/16 ensemble, 5 frames, 2 CPU cores.
+"""Benchmark `vcpred predict` for one patient: 10 ViT-B/16 split models, 5 frames, the real lumbar T2.
 
-End to end in one process: load the bundle (sha256 of every file + rebuilding 10 models), read
-the real lumbar T2 NIfTI, N4, crop, normalise, 10 models x 5 frames with attention capture, the
-rollout heat map averaged over models, and writing prediction.json, heatmap.png and report.html;
-in fp32 and bf16 (CPU autocast), with the largest probability difference between the two. Plus the
-same through the `vcpred predict` command in a fresh process (imports included). Random weights
-(timing only).
+Every time is set beside this machine's measured ceiling: the compute floor is the forward FLOPs of
+10 models x 5 frames divided by the 2048^2 matmul rate in that precision. Rows:
+- throughput of one network on one patient's 5 frames: vcpred's prediction path (attention
+  captured for rollout; bf16 = weights converted once + autocast) beside plain timm eager;
+- one patient in-process (bundle loaded once, as in the viewer) and as a new `vcpred predict`
+  process (imports, sha256 of every file, rebuilding the models included);
+- a linear-probe bundle (10 heads on one frozen backbone): the shared backbone pass against
+  one full forward per split model (what predict did before);
+- batch prediction of several patients: preparing the next patient ahead against one at a time.
+Random weights (timing only).
 
     .venv/bin/python benchmarks/bench_predict.py [--models 10] [--backbone vit_base_patch16_224]
 """
@@ -13,6 +17,7 @@ same through the `vcpred predict` command in a fresh process (imports included).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -22,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine_line, markdown_table, update_section  # noqa: E402
+from _common import forward_flops, machine_line, markdown_table, matmul_ceiling, timed, update_section  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -30,23 +35,34 @@ from safetensors.torch import save_file  # noqa: E402
 
 from vcpred import console  # noqa: E402
 from vcpred.cohort import Roi  # noqa: E402
+from vcpred.explain import find_vit, record_attention  # noqa: E402
 from vcpred.imaging import PrepareParams, prepare_patient  # noqa: E402
 from vcpred.models import ModelSpec, create_model, get_backbone  # noqa: E402
+from vcpred.models.inputs import three_channels  # noqa: E402
+from vcpred.models.precision import inference_context, native_bf16, to_bf16_weights  # noqa: E402
 from vcpred.predict import load_bundle, make_record, predict_patient, write_patient  # noqa: E402
+from vcpred.predict.batch import prepared_ahead  # noqa: E402
 from vcpred.predict.export import finalise_bundle  # noqa: E402
 from vcpred.predict.outputs import prepare_out  # noqa: E402
+from vcpred.predict.predict import backbone_groups  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 T2 = ROOT / "tests" / "data" / "mri" / "t2_lumbar.nii.gz"  # copied in, with its MIT licence
 BODY = Roi(slice=19, row_min=103, col_min=140, row_max=127, col_max=171)  # as in tests/imaging_support.py
+PRECISIONS = ("fp32", "bf16")
 
 
-def build_bundle(folder: Path, backbone: str, models: int) -> Path:
-    """A bundle of `models` randomly initialised split models (different seeds)."""
-    entries = []
+def build_bundle(folder: Path, backbone: str, models: int, *, linear_probe: bool = False) -> Path:
+    """A bundle of `models` random split models (seeds 0..); linear_probe: every split has split 0's
+    backbone (one frozen pre-trained backbone) and its own head."""
+    entries, shared = [], None
     for split in range(models):
-        spec = ModelSpec(backbone=backbone, weights="random", method="full", input_scale="zscore", seed=split)
+        spec = ModelSpec(backbone=backbone, weights="random", method="linear" if linear_probe else "full",
+                         input_scale="zscore", seed=split)
         net = create_model(spec).net.eval()
+        if linear_probe:
+            shared = shared or {k: v.clone() for k, v in net.backbone.state_dict().items()}
+            net.backbone.load_state_dict(shared)
         target = folder / f"split-{split:02d}"
         target.mkdir(parents=True)
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(target / "model.safetensors"))
@@ -59,69 +75,172 @@ def build_bundle(folder: Path, backbone: str, models: int) -> Path:
     return finalise_bundle(folder, meta, lambda m: f"# benchmark bundle {m['model_id']} (random weights)\n")
 
 
-def timed(function, *args, **kwargs):
+def stopwatch(function, *args, **kwargs):
     start = time.perf_counter()
     value = function(*args, **kwargs)
     return value, time.perf_counter() - start
 
 
-def run_once(model_dir: Path, out: Path, precision: str) -> tuple[dict, dict]:
-    """Seconds per stage and the prediction result for one end-to-end prediction."""
-    bundle, load_s = timed(load_bundle, model_dir)
-    record = make_record({"t2": T2}, BODY.slice, BODY.box, {})
-    prediction, predict_s = timed(predict_patient, bundle, record, precision=precision)
-    _, write_s = timed(lambda: write_patient(prepare_out(out, force=True), prediction))
-    return {"load": load_s, "predict": predict_s, "write": write_s,
-            "total": load_s + predict_s + write_s}, prediction.result
+def record():
+    return make_record({"t2": T2}, BODY.slice, BODY.box, {})
 
 
-def cli_seconds(model_dir: Path, out: Path) -> float:
+def in_process(model_dir: Path, out: Path, precision: str, repeats: int = 2) -> dict:
+    """Seconds per stage (best predict of `repeats`, after a warm-up) and the result."""
+    bundle, load_s = stopwatch(load_bundle, model_dir, precision=precision)
+    predict_patient(bundle, record())  # warm-up: first-call allocations
+    best, prediction = min((stopwatch(predict_patient, bundle, record())[::-1] for _ in range(repeats)),
+                           key=lambda pair: pair[0])
+    _, write_s = stopwatch(lambda: write_patient(prepare_out(out, force=True), prediction))
+    return {"load": load_s, "predict": best, "write": write_s, "result": prediction.result, "bundle": bundle}
+
+
+def new_process(model_dir: Path, out: Path, precision: str) -> float:
     command = [sys.executable, "-m", "vcpred", "--quiet", "predict", "--model", str(model_dir), "--image-t2", str(T2),
-               "--roi-slice", str(BODY.slice), "--roi-box", ",".join(map(str, BODY.box)), "--out", str(out), "--force"]
-    start = time.perf_counter()
-    subprocess.run(command, check=True)
+               "--roi-slice", str(BODY.slice), "--roi-box", ",".join(map(str, BODY.box)), "--out", str(out),
+               "--force", "--precision", precision]
+    return min(stopwatch(subprocess.run, command, check=True)[1] for _ in range(2))
+
+
+def unshared(bundle):
+    """The bundle as predict ran it before backbones were shared: each model its own backbone copy."""
+    for split_model in bundle.models[1:]:
+        split_model.net.backbone = copy.deepcopy(split_model.net.backbone)
+    return bundle
+
+
+def throughput(backbone: str, frames: torch.Tensor, ceilings: dict) -> list[list]:
+    """GFLOP/s of one network on one patient's frames: vcpred's prediction path and plain timm eager."""
+    import timm
+
+    net = create_model(ModelSpec(backbone=backbone, weights="random", method="full")).net.eval()
+    plain = timm.create_model(backbone, pretrained=False, num_classes=0).eval()
+    flops = forward_flops(plain, frames[:1]) * len(frames)
+    rows = []
+    for precision in PRECISIONS:
+        model = to_bf16_weights(copy.deepcopy(net)) if precision == "bf16" else net
+
+        def vcpred_pass(model=model, precision=precision):
+            with torch.no_grad(), inference_context(precision), record_attention(find_vit(model)):
+                model(frames)
+
+        def timm_pass(precision=precision):
+            with torch.no_grad(), inference_context(precision):  # plain fp32 weights: autocast casts them each call
+                plain(frames)
+
+        for name, function in (("vcpred (prediction path, attention captured)", vcpred_pass),
+                               ("plain timm eager", timm_pass)):
+            seconds = timed(function, min_seconds=3.0)
+            rate = flops / seconds / 1e9
+            rows.append([name, precision, f"{len(frames) / seconds:.1f}", f"{rate:.0f}",
+                         f"{100 * rate / ceilings[precision]:.0f}%"])
+    return rows
+
+
+def plain_timm_patient(backbone: str, models: int, frames: torch.Tensor, precision: str) -> float:
+    """Seconds for `models` plain timm forwards of the patient's frames (no preprocessing, no rollout)."""
+    import timm
+
+    nets = [timm.create_model(backbone, pretrained=False, num_classes=0).eval() for _ in range(models)]
+    with torch.no_grad(), inference_context(precision):
+        for net in nets[:1]:
+            net(frames)
+        start = time.perf_counter()
+        for net in nets:
+            net(frames)
     return time.perf_counter() - start
+
+
+def batch_rates(model_dir: Path, patients: int) -> dict:
+    """Patients per second of a batch: one at a time, and preparing the next patient ahead."""
+    bundle = load_bundle(model_dir, precision="bf16" if native_bf16() else "fp32")
+    records = [record() for _ in range(patients)]
+    predict_patient(bundle, records[0], explain=False)
+    start = time.perf_counter()
+    for r in records:
+        predict_patient(bundle, r, explain=False)
+    serial = patients / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for r, prepared in prepared_ahead(bundle, records, desc="bench"):
+        predict_patient(bundle, r, explain=False, prepared=prepared)
+    return {"serial": serial, "ahead": patients / (time.perf_counter() - start), "precision": bundle.precision}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--backbone", default="vit_base_patch16_224")
-    parser.add_argument("--no-cli", action="store_true", help="skip the fresh-process row")
+    parser.add_argument("--patients", type=int, default=6, help="patients in the batch rows")
     args = parser.parse_args()
     console.configure(quiet=True)
+    size = get_backbone(args.backbone).input_size
+    native = native_bf16()
+    ceilings = {p: matmul_ceiling("cpu", p) for p in PRECISIONS}
+    prepared = prepare_patient(record(), PrepareParams(size=size, k=2))
+    frames = torch.from_numpy(three_channels(prepared.frames))
+    prepare_s = min(stopwatch(prepare_patient, record(), PrepareParams(size=size, k=2))[1] for _ in range(3))
+    plain = __import__("timm").create_model(args.backbone, pretrained=False, num_classes=0).eval()
+    gflop = forward_flops(plain, frames[:1]) / 1e9
+    floor = {p: args.models * len(frames) * gflop / ceilings[p] for p in PRECISIONS}
+    throughput_rows = throughput(args.backbone, frames, ceilings)
+    print(markdown_table(["network", "precision", "images/s", "GFLOP/s", "of ceiling"], throughput_rows), flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
         tmp = Path(tmp)
-        _, build_s = timed(build_bundle, tmp / "bundle", args.backbone, args.models)
-        print(f"built the bundle in {build_s:.0f} s", flush=True)
-        record = make_record({"t2": T2}, BODY.slice, BODY.box, {})
-        size = get_backbone(args.backbone).input_size
-        prepare_s = min(timed(prepare_patient, record, PrepareParams(size=size, k=2))[1] for _ in range(2))
+        full = build_bundle(tmp / "full", args.backbone, args.models)
+        linear = build_bundle(tmp / "linear", args.backbone, args.models, linear_probe=True)
         rows, results = [], {}
-        run_once(tmp / "bundle", tmp / "warm", "fp32")  # warm-up: first-call allocations, page cache
-        for precision in ("fp32", "bf16"):
-            stages, results[precision] = run_once(tmp / "bundle", tmp / precision, precision)
-            rows.append([f"in-process, {precision}", f"{stages['load']:.2f}", f"{stages['predict']:.2f}",
-                         f"{stages['write']:.2f}", f"**{stages['total']:.2f}**"])
+        for precision in PRECISIONS:
+            run = in_process(full, tmp / precision, precision)
+            results[precision] = run["result"]
+            rows.append([f"in-process, {precision}", f"{run['load']:.2f}", f"{run['predict']:.2f}",
+                         f"{run['write']:.2f}", f"{floor[precision]:.2f}", f"{run['predict'] / floor[precision]:.2f}"])
             print(rows[-1], flush=True)
-        if not args.no_cli:
-            rows.append(["`vcpred predict` (new process, imports included), fp32", "", "", "",
-                         f"**{cli_seconds(tmp / 'bundle', tmp / 'cli'):.2f}**"])
-        frames = {p: np.array([m["frames"] for m in results[p]["per_model"]]) for p in results}
-        per_frame_gap = float(np.abs(frames["fp32"] - frames["bf16"]).max())
+        for precision in PRECISIONS:
+            seconds = plain_timm_patient(args.backbone, args.models, frames, precision)
+            rows.append([f"plain timm eager, {args.models} x forward of the 5 frames, {precision}", "", f"{seconds:.2f}",
+                         "", f"{floor[precision]:.2f}", f"{seconds / floor[precision]:.2f}"])
+        for precision in PRECISIONS:
+            seconds = new_process(full, tmp / f"cli-{precision}", precision)
+            rows.append([f"`vcpred predict` as a new process, {precision}", "", "", "", f"{floor[precision]:.2f} + 2",
+                         f"{seconds:.2f} s = {seconds / (floor[precision] + 2):.2f} x (floor + 2 s)"])
+            print(rows[-1], flush=True)
+        linear_rows = []
+        for precision in PRECISIONS:
+            shared = in_process(linear, tmp / f"lin-{precision}", precision)
+            assert len(backbone_groups(shared["bundle"].models)) == 1
+            before = unshared(shared["bundle"])
+            predict_patient(before, record())
+            old = min(stopwatch(predict_patient, before, record())[1] for _ in range(2))
+            linear_rows.append([precision, f"{old:.2f}", f"{shared['predict']:.2f}", f"{old / shared['predict']:.1f} x"])
+            print(linear_rows[-1], flush=True)
+        linear_cli = new_process(linear, tmp / "lin-cli", "bf16" if native else "fp32")
+        batch = batch_rates(linear, args.patients)
+        frames_gap = float(np.abs(np.array([m["frames"] for m in results["fp32"]["per_model"]])
+                                  - np.array([m["frames"] for m in results["bf16"]["per_model"]])).max())
         ensemble_gap = abs(results["fp32"]["probability"] - results["bf16"]["probability"])
     body = "\n".join([
         "## Prediction for one patient (`vcpred predict`)\n",
-        f"{args.models} x {args.backbone} split models (random weights), 5 frames (k = 2), {size} px, the real "
-        "lumbar T2 NIfTI (38 sagittal slices), N4 on; stages in seconds: load = bundle.json + sha256 of every "
-        f"file + rebuilding the models; predict = read + N4 + crop + {args.models} x 5 frames + attention rollout; "
-        "write = prediction.json + heatmap.png + report.html. After one fp32 warm-up call.\n",
-        markdown_table(["run", "load s", "predict s", "write s", "total s"], rows), "",
+        f"`benchmarks/bench_predict.py`: {args.models} x {args.backbone} split models (random weights), "
+        f"{len(frames)} frames (k = 2) of {size} px from the real lumbar T2 NIfTI (38 sagittal slices), N4 on. "
+        f"Matmul ceiling (2048², this machine): fp32 {ceilings['fp32']:.0f} GFLOP/s, bf16 {ceilings['bf16']:.0f} "
+        f"GFLOP/s (native bf16: {native}). One forward: {gflop:.2f} GFLOP per image, so the compute floor of "
+        f"{args.models} models x {len(frames)} frames is {floor['fp32']:.2f} s in fp32 and {floor['bf16']:.2f} s in bf16.\n",
+        "Throughput of one network on the patient's frames (batch of 5):\n",
+        markdown_table(["network", "precision", "images/s", "GFLOP/s", "of ceiling"], throughput_rows), "",
+        "One patient: load = bundle.json + sha256 of every file + rebuilding the models; predict = read + N4 + crop "
+        f"+ {args.models} x {len(frames)} frames + attention rollout (best of 2 after a warm-up); write = "
+        "prediction.json + heatmap.png + report.html. A new process adds Python start-up and the imports (the "
+        "sha256 runs in a thread meanwhile); it is the best of 2 runs.\n",
+        markdown_table(["run", "load s", "predict s", "write s", "floor s", "ratio to the floor"], rows), "",
+        f"Linear probe ({args.models} heads on one frozen backbone, found equal at load and run once per patient), "
+        "in-process predict s against one full forward per split model (as before):\n",
+        markdown_table(["precision", "one forward per model s", "shared backbone s", "speed-up"], linear_rows), "",
+        f"- linear-probe bundle as a new `vcpred predict` process ({'bf16' if native else 'fp32'}): {linear_cli:.2f} s",
+        f"- batch of {args.patients} patients, linear-probe bundle, {batch['precision']}, no heat maps: "
+        f"{batch['serial']:.2f} patients/s one at a time, {batch['ahead']:.2f} patients/s preparing the next ahead",
         f"- `prepare_patient` alone (read + N4 + crop + normalise + resize): {prepare_s:.2f} s",
-        f"- largest fp32 vs bf16 difference: {per_frame_gap:.2e} over all model x frame probabilities, "
-        f"{ensemble_gap:.2e} in the ensemble probability",
-        f"- native bf16 on this CPU (oneDNN): {torch.ops.mkldnn._is_mkldnn_bf16_supported()}; without it, "
-        "bf16 autocast is emulated and slower than fp32",
+        f"- largest fp32 vs bf16 difference: {frames_gap:.2e} over all model x frame probabilities, "
+        f"{ensemble_gap:.2e} in the ensemble probability (random weights)",
         f"- machine: {machine_line()}",
     ])
     update_section("predict", body)
