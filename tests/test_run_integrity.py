@@ -107,6 +107,21 @@ def test_config_yaml_records_the_inputs_and_the_hash_of_every_output(tiny, tmp_p
     assert all(sha256_file(run / name) == digest for name, digest in saved["outputs"].items())
 
 
+def test_a_run_copied_into_another_splits_folder_is_stale(tiny, tmp_path, capsys):
+    """run_state reads the run through its RunRecord: a split-01 run copied to split-02 (same
+    inputs, hashes intact) was 'finished' for split 2."""
+    path, runs = write_experiment(tiny, tmp_path, [CLIN]), tmp_path / "runs"
+    assert experiment(path, runs) == 0
+    shutil.rmtree(runs / "clin" / "split-02")
+    shutil.copytree(runs / "clin" / "split-01", runs / "clin" / "split-02")
+    capsys.readouterr()
+    assert experiment(path, runs) == 2
+    err = capsys.readouterr().err
+    assert "1 finished run(s)" in err and "clin/split-02" in err and "split 1" in err
+    assert experiment(path, runs, "--retrain-stale") == 0
+    assert yaml.safe_load((runs / "clin" / "split-02" / "config.yaml").read_text())["split"] == 2
+
+
 def test_a_changed_store_makes_image_runs_stale(own_tiny, tmp_path, capsys):
     from vcpred.imaging import load_prepared
     from vcpred.imaging.store import record_prepared, write_prepared

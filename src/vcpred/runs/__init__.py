@@ -19,6 +19,7 @@ from vcpred.runs.record import (
     is_finished,
     load_run_config,
     output_problems,
+    read_done,
     read_finished,
     read_record,
     unfinished_reason,
@@ -27,6 +28,6 @@ from vcpred.runs.record import (
 
 __all__ = [
     "PREDICTION_COLUMNS", "RETRAIN", "SETS", "SPLIT_DIR", "RunRecord", "configuration_run_dirs", "is_finished",
-    "load_run_config", "output_problems", "read_finished", "read_predictions", "read_record", "run_dirs", "run_label", "run_path",
+    "load_run_config", "output_problems", "read_done", "read_finished", "read_predictions", "read_record", "run_dirs", "run_label", "run_path",
     "split_dir_name", "unfinished_reason", "verify_outputs", "write_predictions",
 ]

@@ -153,6 +153,18 @@ class RunRecord:
         return self._mapping("parameters")
 
     @property
+    def done(self) -> bool:
+        """Whether config.yaml says `status: done` (finished also needs predictions.csv: read_finished)."""
+        return self.raw.get("status") == "done"
+
+    @property
+    def inputs(self) -> dict | None:
+        """The input fingerprint the run recorded (sha256 of its configuration, splits file, manifest
+        and store); None when it recorded none (an earlier vcpred, another tool)."""
+        value = self.raw.get("inputs")
+        return value if isinstance(value, dict) else None
+
+    @property
     def training_data(self) -> dict | None:
         value = self.raw.get("training_data")
         return value if isinstance(value, dict) else None
@@ -177,6 +189,14 @@ def read_finished(run_dir: Path) -> tuple[RunRecord | None, str | None]:
     config = load_run_config(config_path)
     reason = _unfinished(run_dir, config)
     return (None, reason) if reason else (_record(run_dir, config), None)
+
+
+def read_done(run_dir: Path) -> RunRecord | None:
+    """The RunRecord of a run dir whose config.yaml says `status: done`, None when it says otherwise;
+    whether its files are all there is for its recorded output hashes to say (output_problems), not
+    for the predictions.csv rule of read_finished. RunError naming the file when it cannot be read."""
+    config = load_run_config(run_dir / "config.yaml")
+    return _record(run_dir, config) if config.get("status") == "done" else None
 
 
 def read_record(run_dir: Path) -> RunRecord:

@@ -12,8 +12,9 @@ RUN_DIR/            written beside (a temporary sibling) and put in place comple
 A finished run is reused only for the same inputs: `inputs` records the sha256 of the resolved
 configuration (without its paths), of the splits file and the manifest, and a digest of the
 prepared store (its params and the sha256 of every cohort patient's file; image models only).
-`run_state` compares them and checks the output hashes: 'finished', 'stale' (with the reason) or
-'missing' (never trained, or unfinished).
+`run_state` reads the run through the run-folder contract (vcpred.runs: a RunRecord, its training
+config parsed back into a TrainConfig), checks the output hashes and compares the inputs: 'finished',
+'stale' (with the reason: the settings that differ, typed) or 'missing' (never trained, or unfinished).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from functools import partial
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +42,7 @@ from vcpred.hashing import sha256_file, sha256_files
 from vcpred.jsonio import json_text
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.output_folder import replacing
-from vcpred.runs import is_finished, load_run_config, output_problems, write_predictions
+from vcpred.runs import RETRAIN, RunRecord, is_finished, output_problems, read_done, write_predictions
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
@@ -160,19 +161,20 @@ def input_fingerprint(config: TrainConfig, patient_ids: list[str] | None = None)
 
 
 def _differences(old: object, new: object, prefix: str = "") -> list[str]:
-    """'training.epochs 1 -> 2' for each setting that differs (dotted keys)."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new), key=str)
-                for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    """'training.epochs 1 -> 2' for each setting that differs between two TrainConfigs (dotted
+    names, sorted at each level; the paths are left out: their contents count)."""
+    if is_dataclass(old) and type(old) is type(new):
+        names = sorted(f.name for f in fields(old) if prefix or f.name not in PATH_KEYS)
+        return [d for name in names for d in _differences(getattr(old, name), getattr(new, name), f"{prefix}{name}.")]
+    old, new = (list(v) if isinstance(v, tuple) else v for v in (old, new))
     return [] if old == new else [f"{prefix[:-1]} {old!r} -> {new!r}".replace("'", "")]
 
 
-def _input_changes(recorded: dict, config: TrainConfig, fingerprint: dict) -> list[str]:
-    inputs = recorded.get("inputs") or {}
+def _input_changes(record: RunRecord, config: TrainConfig, fingerprint: dict) -> list[str]:
+    inputs = record.inputs or {}
     changes = []
     if inputs.get("config_sha256") != fingerprint["config_sha256"]:
-        before = recorded.get("config") if isinstance(recorded.get("config"), dict) else {}
-        diff = _differences({k: v for k, v in before.items() if k not in PATH_KEYS}, _canonical(config))
+        diff = _differences(record.trained, config) if record.trained is not None else []
         more = f" and {len(diff) - 3} more" if len(diff) > 3 else ""
         changes.append(f"configuration changed ({', '.join(diff[:3])}{more})" if diff else "configuration changed")
     for key, what, path in (("splits_sha256", "splits file", config.splits), ("manifest_sha256", "manifest", config.manifest),
@@ -182,25 +184,31 @@ def _input_changes(recorded: dict, config: TrainConfig, fingerprint: dict) -> li
     return changes
 
 
+def _unreadable(error: RunError) -> str:
+    """A RunError about config.yaml without its advice to train again (StaleRun gives that)."""
+    message = str(error)
+    return message.split(f"; {RETRAIN}")[0] if f"; {RETRAIN}" in message else message.split("; ")[0]
+
+
 def run_state(out: str | Path, config: TrainConfig, fingerprint) -> RunState:
-    """Whether `out` holds a finished run of exactly these inputs. `config` is resolved;
+    """Whether `out` holds a finished run of exactly these inputs, read through the run-folder
+    contract (vcpred.runs: its RunRecord, the training config parsed back). `config` is resolved;
     `fingerprint()` gives its input_fingerprint (computed only when a finished run is there)."""
     out = Path(out)
-    path = out / "config.yaml"
-    if not path.is_file():
+    if not (out / "config.yaml").is_file():
         return RunState("missing", "not trained yet")
     try:
-        recorded = load_run_config(path)
+        record = read_done(out)
     except RunError as exc:
-        return RunState("stale", str(exc).split("; ")[0])
-    if recorded.get("status") != "done":
+        return RunState("stale", _unreadable(exc))
+    if record is None:
         return RunState("missing", "unfinished")
-    problems = output_problems(out, recorded)
-    if problems is None or not isinstance(recorded.get("inputs"), dict):
+    problems = output_problems(out, record.raw)
+    if problems is None or record.inputs is None:
         return RunState("stale", "finished by an earlier vcpred that recorded neither its inputs nor its outputs")
     if problems:
         return RunState("stale", "; ".join(p.replace(f"{out}/", "") for p in problems))
-    changes = _input_changes(recorded, config, fingerprint())
+    changes = _input_changes(record, config, fingerprint())
     return RunState("stale", "; ".join(changes)) if changes else RunState("finished")
 
 
