@@ -191,14 +191,15 @@ def test_unfinished_runs_skipped_and_reported(tmp_path, patients, capsys):
 def test_best_option_and_adjustments(runs, tmp_path):
     ev = evaluate_runs(runs, best="cnn+ap")
     assert ev.best.label == "cnn + AP"
-    assert ev.comparisons["best"] == "cnn + AP" and len(ev.comparisons["comparisons"]) == 5
+    assert ev.comparisons.best == "cnn + AP" and len(ev.comparisons.comparisons) == 5
+    assert ev.comparisons.best_rule == "chosen with --best"
     default = evaluate_runs(runs)
     means = default.per_split.groupby("variant")["validation_auc"].mean()
     assert default.best.label == means.idxmax()
-    for comp in default.comparisons["comparisons"]:
-        primary = comp["external"]["primary"]
-        assert primary["p_holm"] <= primary["p_bonferroni"] + 1e-12
-        assert 0 <= comp["external"]["per_split_delong"]["n_significant"] <= 3
+    for comp in default.comparisons.comparisons:
+        primary = comp.external.primary
+        assert primary.p_holm <= primary.p_bonferroni + 1e-12
+        assert 0 <= comp.external.per_split_delong.n_significant <= 3
 
 
 def test_holm_and_bonferroni():
@@ -261,11 +262,11 @@ def test_corrected_t_edge_cases_and_wilcoxon_ties():
     best = pd.Series([0.80, 0.75, 0.90, 0.85, 0.70])
     rounding = best - np.array([1e-16, -1e-16, 0.0, 2e-16, 0.0])
     tests = over_splits(rounding, best, 0.25)
-    assert tests["wilcoxon_p"] == 1.0 and tests["t_test_p"] == 1.0 and tests["corrected_t_p"] == 1.0
+    assert tests.wilcoxon_p == 1.0 and tests.t_test_p == 1.0 and tests.corrected_t_p == 1.0
     shifted = best - np.array([0.02, 0.01, 1e-16, 0.03, 0.015])  # one rounding-level difference: a tie
     from scipy.stats import wilcoxon
     want = wilcoxon(np.array([0.02, 0.01, 0.03, 0.015])).pvalue
-    assert over_splits(shifted, best, 0.25)["wilcoxon_p"] == pytest.approx(want)
+    assert over_splits(shifted, best, 0.25).wilcoxon_p == pytest.approx(want)
 
 
 def test_identical_variants_are_shown_and_counted_once(tmp_path, patients):
@@ -278,6 +279,30 @@ def test_identical_variants_are_shown_and_counted_once(tmp_path, patients):
     ev = evaluate_runs(root)
     labels = [v.label for v in ev.variants]
     assert "clinical-only" in labels and "clinical-only + AP" not in labels
-    assert ev.comparisons["identical_variants"] == {"clinical-only + AP": "clinical-only"}
-    assert ev.comparisons["n_comparisons"] == len(labels) - 1 == 4
+    assert ev.comparisons.identical_variants == {"clinical-only + AP": "clinical-only"}
+    assert ev.comparisons.n_comparisons == len(labels) - 1 == 4
     assert set(ev.per_split["variant"]) == set(labels)
+
+
+def test_typed_records_round_trip_through_evaluation_json(runs, evaluated):
+    """evaluation.json's comparisons, calibration and decision curves read back into the records evaluate
+    built (and written again unchanged): the file is the records' to_dict, nothing else."""
+    from vcpred.evaluate.calibration import calibration_json, read_calibration
+    from vcpred.evaluate.compare import Comparison, PairedDelong, read_comparisons
+    from vcpred.evaluate.decision import decision_json, read_decision
+    from vcpred.jsonio import to_dict
+
+    result = json.loads((evaluated / "evaluation.json").read_text())
+    comparisons = read_comparisons(result["comparisons"])
+    calibration = read_calibration(result["calibration"])
+    decision = read_decision(result["decision_curves"])
+    assert to_dict(comparisons) == result["comparisons"]
+    assert calibration_json(calibration) == result["calibration"]
+    assert decision_json(decision) == result["decision_curves"]
+    assert all(isinstance(c, Comparison) and isinstance(c.external.ensemble_delong, PairedDelong)
+               for c in comparisons.comparisons)
+    split_tests = comparisons.comparisons[0].external.per_split_delong
+    assert set(split_tests.splits) == {0, 1, 2} and isinstance(split_tests.splits[0], PairedDelong)
+    ev = evaluate_runs(runs)  # the same runs: the records evaluate returns equal the ones read back
+    assert to_dict(ev.comparisons) == to_dict(comparisons) and ev.decision_curves == decision
+    assert calibration_json(ev.calibration) == calibration_json(calibration)

@@ -224,7 +224,27 @@ def test_bad_eval_folders_are_refused(tmp_path, capsys):
     copy = shutil.copytree(evaluation(), tmp_path / "eval")
     (copy / "evaluation.json").write_text(json.dumps({"generator": "someone else"}))
     assert "not written by `vcpred evaluate`" in _fails(capsys, ["report", str(copy), "--out", out])
+    payload = json.loads((evaluation() / "evaluation.json").read_text())
+    del payload["comparisons"]["comparisons"][0]["external"]["primary"]["p_holm"]
+    (copy / "evaluation.json").write_text(json.dumps(payload))
+    err = _fails(capsys, ["report", str(copy), "--out", out])
+    assert "does not hold what `vcpred evaluate` writes (comparisons.comparisons[0].external.primary: no 'p_holm')" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_the_report_reads_evaluation_json_into_evaluates_records():
+    """comparisons, calibration and decision curves are evaluate's typed records, written again unchanged."""
+    from vcpred.evaluate.calibration import VariantCalibration, calibration_json
+    from vcpred.evaluate.compare import Comparisons
+    from vcpred.evaluate.decision import DecisionCurves, decision_json
+    from vcpred.jsonio import to_dict
+
+    inputs = load_inputs(evaluation(), manifest=str(image_manifest()))
+    assert isinstance(inputs.comparisons, Comparisons) and isinstance(inputs.decision_curves, DecisionCurves)
+    assert all(isinstance(c, VariantCalibration) for c in inputs.calibration.values())
+    assert to_dict(inputs.comparisons) == inputs.evaluation["comparisons"]
+    assert calibration_json(inputs.calibration) == inputs.evaluation["calibration"]
+    assert decision_json(inputs.decision_curves) == inputs.evaluation["decision_curves"]
 
 
 def test_an_existing_report_is_kept_unless_force(tmp_path, capsys):

@@ -8,8 +8,8 @@ from pathlib import Path
 from vcpred import console
 from vcpred.evaluate.aggregate import AGGREGATES
 from vcpred.evaluate.core import DEFAULT_THRESHOLDS, evaluate_runs
+from vcpred.evaluate.decision import parse_thresholds
 from vcpred.evaluate.errors import EvaluationError
-from vcpred.evaluate.extras import parse_thresholds
 from vcpred.evaluate.outputs import write_outputs
 from vcpred.output_folder import check, replacing
 

@@ -14,12 +14,16 @@
 Primary p-values are adjusted within each set by Bonferroni (min(1, m p)) and Holm; significance
 stars use Holm. Variants with identical predictions are merged before this (core.merge_identical),
 so each is compared and counted once.
+
+The results are frozen records (`Comparisons`, one `Comparison` per variant), written to
+evaluation.json `comparisons` only by outputs.py (jsonio.to_dict) and read back by `read_comparisons`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -30,10 +34,102 @@ from vcpred.evaluate.ensemble import Ensemble, check_same_labels
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.evaluate.per_split import scored
 from vcpred.evaluate.variants import Variant, parse_variant
+from vcpred.jsonio import ABSENT, Absent, from_dict
 from vcpred.stats import delong_test
 
 NAN = math.nan
 TIE = 1e-12  # AUC differences smaller than this are rounding, not a difference
+
+
+@dataclass(frozen=True)
+class PairedDelong:
+    """Paired DeLong test of a variant (auc) against the best (auc_best) on the same labelled patients;
+    difference = auc - auc_best with its 95 % CI."""
+
+    auc: float
+    auc_best: float
+    z: float
+    p_value: float
+    difference: float
+    difference_ci_low: float
+    difference_ci_high: float
+
+
+@dataclass(frozen=True)
+class OverSplits:
+    """Tests of the per-split AUCs of a variant against the best's, paired by split (NaN where a test
+    could not run; corrected_t_p only for the internal AUCs)."""
+
+    n_splits: int
+    mean_difference: float
+    corrected_t_p: float
+    t_test_p: float
+    wilcoxon_p: float
+
+
+@dataclass(frozen=True)
+class SplitDelongs:
+    """Paired DeLong per common split (split -> result), their median p and how many splits are
+    significant at the Bonferroni level; or, when the two variants saw different validation
+    patients, `skipped` (why) and no results (median_p and splits ABSENT)."""
+
+    skipped: str | Absent = ABSENT
+    median_p: float | Absent = ABSENT
+    splits: dict[int, PairedDelong] | Absent = ABSENT
+    n_significant: int = 0
+
+
+@dataclass(frozen=True)
+class PrimaryTest:
+    """The primary test of one comparison in one set, with its adjusted p-values."""
+
+    test: str
+    p_value: float
+    p_bonferroni: float
+    p_holm: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetComparison:
+    """A variant against the best in one set (internal: validation patients; external). The external
+    set has `ensemble_delong` when both variants have a split ensemble (None when too few of a class)."""
+
+    over_splits: OverSplits
+    per_split_delong: SplitDelongs
+    ensemble_delong: PairedDelong | None | Absent = ABSENT
+    primary: PrimaryTest
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One row of evaluation.json `comparisons.comparisons`: a variant against the best."""
+
+    variant: str
+    best: str
+    internal: SetComparison
+    external: SetComparison
+
+
+@dataclass(frozen=True)
+class Comparisons:
+    """evaluation.json `comparisons`: every variant other than the best against it."""
+
+    best: str
+    alpha: float
+    n_comparisons: int
+    bonferroni_level: float
+    comparisons: tuple[Comparison, ...]
+    best_rule: str = ""
+    identical_variants: dict[str, str] = field(default_factory=dict)  # label -> the earlier label it equals
+
+    def of(self, variant: str) -> Comparison | None:
+        """The comparison of a variant label with the best (None for the best itself)."""
+        return next((c for c in self.comparisons if c.variant == variant), None)
+
+
+def read_comparisons(data) -> Comparisons:
+    """evaluation.json `comparisons` (written by jsonio.to_dict) read back; ValueError when it is not one."""
+    return from_dict(Comparisons, data, "comparisons")
 
 
 def choose_best(per_split: pd.DataFrame, variants: list[Variant], best: str | None) -> Variant:
@@ -90,44 +186,46 @@ def corrected_resampled_t(best: np.ndarray, variant: np.ndarray, test_train_rati
     return float(2 * student_t.sf(abs(t), j - 1))
 
 
-def over_splits(a: pd.Series, b: pd.Series, test_train_ratio: float | None = None) -> dict[str, float]:
+def over_splits(a: pd.Series, b: pd.Series, test_train_ratio: float | None = None) -> OverSplits:
     """Tests of per-split AUCs a (variant) vs b (best), paired by split.
 
     corrected_t_p needs test_train_ratio = n_validation / n_train (internal AUCs only; NaN otherwise)."""
     pairs = pd.concat({"a": a, "b": b}, axis=1).dropna()
-    out = {"n_splits": len(pairs), "mean_difference": float((pairs.a - pairs.b).mean()) if len(pairs) else NAN,
-           "corrected_t_p": NAN, "t_test_p": NAN, "wilcoxon_p": NAN}
+    mean_difference = float((pairs.a - pairs.b).mean()) if len(pairs) else NAN
     if len(pairs) < 2:
-        return out
+        return OverSplits(len(pairs), mean_difference, NAN, NAN, NAN)
+    corrected = NAN
     if test_train_ratio is not None:
-        out["corrected_t_p"] = corrected_resampled_t(pairs.b.to_numpy(), pairs.a.to_numpy(), test_train_ratio)
+        corrected = corrected_resampled_t(pairs.b.to_numpy(), pairs.a.to_numpy(), test_train_ratio)
     differences = (pairs.b - pairs.a).to_numpy(copy=True)
     differences[np.abs(differences) < TIE] = 0.0
     if not differences.any():  # identical AUCs: no evidence of a difference
-        return out | {"t_test_p": 1.0, "wilcoxon_p": 1.0}
+        return OverSplits(len(pairs), mean_difference, corrected, 1.0, 1.0)
+    wilcoxon_p = NAN
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant differences: scipy warns and returns NaN
-        out["t_test_p"] = float(ttest_rel(pairs.b, pairs.a).pvalue)
+        t_test_p = float(ttest_rel(pairs.b, pairs.a).pvalue)
         try:  # zero differences (ties) are dropped, as in Wilcoxon's original test
-            out["wilcoxon_p"] = float(wilcoxon(differences, zero_method="wilcox").pvalue)
+            wilcoxon_p = float(wilcoxon(differences, zero_method="wilcox").pvalue)
         except ValueError:
             pass
-    return out
+    return OverSplits(len(pairs), mean_difference, corrected, t_test_p, wilcoxon_p)
 
 
-def paired_delong(a: pd.DataFrame, b: pd.DataFrame) -> dict[str, float] | None:
+def paired_delong(a: pd.DataFrame, b: pd.DataFrame) -> PairedDelong | None:
     """DeLong of a vs b on the same labelled patients (index patient_id); None when too few per class."""
     b = b.loc[a.index]
     y = a["label"].to_numpy(int)
     if min((y == 1).sum(), (y == 0).sum()) < 2:
         return None
     r = delong_test(y, a["probability"].to_numpy(), b["probability"].to_numpy())
-    return {"auc": r.auc_a, "auc_best": r.auc_b, "z": r.z, "p_value": r.p_value,
-            "difference": r.difference, "difference_ci_low": r.diff_ci_low, "difference_ci_high": r.diff_ci_high}
+    return PairedDelong(float(r.auc_a), float(r.auc_b), float(r.z), float(r.p_value), float(r.difference),
+                        float(r.diff_ci_low), float(r.diff_ci_high))
 
 
-def per_split_delong(tables: dict, variant: Variant, best: Variant, set_name: str) -> dict:
-    """Paired DeLong per common split; median p and the list. tables: (variant, split) -> table."""
+def per_split_delong(tables: dict, variant: Variant, best: Variant, set_name: str, level: float) -> SplitDelongs:
+    """Paired DeLong per common split: the results, their median p and how many have p < level
+    (Bonferroni). tables: (variant, split) -> table."""
     splits = sorted({k for v, k in tables if v == variant} & {k for v, k in tables if v == best})
     results = {}
     for split in splits:
@@ -136,61 +234,62 @@ def per_split_delong(tables: dict, variant: Variant, best: Variant, set_name: st
             if set_name == "external":
                 raise EvaluationError(f"split {split}: {variant.label} and {best.label} were scored on "
                                       "different external patients; every run must predict the same external set")
-            return {"skipped": "validation patients differ between the two variants (different split files)"}
+            return SplitDelongs(skipped="validation patients differ between the two variants (different split files)")
         check_same_labels(a["label"], b["label"], f"split {split}: {variant.label} and {best.label}")
         result = paired_delong(a, b)
         if result:
-            results[split] = result
-    p = [r["p_value"] for r in results.values()]
-    return {"median_p": float(np.median(p)) if p else NAN, "splits": results}
+            results[int(split)] = result
+    p = [r.p_value for r in results.values()]
+    return SplitDelongs(median_p=float(np.median(p)) if p else NAN, splits=results,
+                        n_significant=sum(x < level for x in p))
 
 
 def compare_all(per_split: pd.DataFrame, tables: dict, ensembles: dict[Variant, Ensemble],
-                variants: list[Variant], best: Variant, alpha: float = 0.05) -> dict:
+                variants: list[Variant], best: Variant, alpha: float = 0.05) -> Comparisons:
     """Every variant other than best against best; see the module docstring for the tests."""
     others = [v for v in variants if v != best]
     m = max(len(others), 1)
     level = alpha / m
     by_variant = per_split.set_index(["variant", "split"])
-    rows = []
+    found = []  # per variant: (its tests per set, its ensemble DeLong)
     for variant in others:
-        row = {"variant": variant.label, "best": best.label}
+        tests = {}
         for set_name, column in (("internal", "validation_auc"), ("external", "external_auc")):
             ratio = test_train_ratio(per_split, variant, best) if set_name == "internal" else None
-            tests = over_splits(by_variant.loc[variant.label][column], by_variant.loc[best.label][column], ratio)
             delong_set = "validation" if set_name == "internal" else "external"
-            split_tests = per_split_delong(tables, variant, best, delong_set)
-            significant = [r["p_value"] < level for r in split_tests.get("splits", {}).values()]
-            split_tests["n_significant"] = int(sum(significant))
-            row[set_name] = {"over_splits": tests, "per_split_delong": split_tests}
+            tests[set_name] = (over_splits(by_variant.loc[variant.label][column], by_variant.loc[best.label][column],
+                                           ratio),
+                               per_split_delong(tables, variant, best, delong_set, level))
+        ensemble: PairedDelong | None | Absent = ABSENT
         if variant in ensembles and best in ensembles:
             a, b = ensembles[variant].labelled, ensembles[best].labelled
             if set(a.index) != set(b.index):
                 raise EvaluationError(f"{variant.label} and {best.label} have different labelled external "
                                       "patients; every run must predict the same external set")
             check_same_labels(a["label"], b["label"], f"{variant.label} and {best.label}")
-            row["external"]["ensemble_delong"] = paired_delong(a, b)
-        rows.append(row)
-    _adjust(rows, "internal", lambda r: r["internal"]["over_splits"]["corrected_t_p"],
-            "corrected resampled t-test over splits (Nadeau-Bengio)")
-    _adjust(rows, "external", _ensemble_p, "paired DeLong on split ensembles")
-    return {"best": best.label, "alpha": alpha, "n_comparisons": len(others), "bonferroni_level": level,
-            "comparisons": rows}
+            ensemble = paired_delong(a, b)
+        found.append((variant, tests, ensemble))
+    internal = primary_tests([t["internal"][0].corrected_t_p for _, t, _ in found],
+                             "corrected resampled t-test over splits (Nadeau-Bengio)")
+    external = primary_tests([e.p_value if isinstance(e, PairedDelong) else NAN for _, _, e in found],
+                             "paired DeLong on split ensembles")
+    rows = tuple(
+        Comparison(variant.label, best.label,
+                   internal=SetComparison(over_splits=t["internal"][0], per_split_delong=t["internal"][1],
+                                          primary=primary_internal),
+                   external=SetComparison(over_splits=t["external"][0], per_split_delong=t["external"][1],
+                                          ensemble_delong=ensemble, primary=primary_external))
+        for (variant, t, ensemble), primary_internal, primary_external in zip(found, internal, external))
+    return Comparisons(best.label, alpha, len(others), level, rows)
+
+
+def primary_tests(p_values: list[float], method: str) -> list[PrimaryTest]:
+    """The primary p of each comparison in one set with its Bonferroni and Holm adjustments."""
+    return [PrimaryTest(method, raw, bonf, hol)
+            for raw, bonf, hol in zip(p_values, bonferroni(p_values), holm(p_values))]
 
 
 def test_train_ratio(per_split: pd.DataFrame, *variants: Variant) -> float:
     """Mean n_validation / n_train over the splits of these variants (equal splits: one number)."""
     rows = per_split[per_split["variant"].isin([v.label for v in variants])]
     return float((rows["validation_n"] / rows["n_train"]).mean())
-
-
-def _ensemble_p(row: dict) -> float:
-    result = row["external"].get("ensemble_delong")
-    return result["p_value"] if result else NAN
-
-
-def _adjust(rows: list[dict], set_name: str, get_p, method: str) -> None:
-    """Store the primary p of each comparison with its Bonferroni and Holm adjustments."""
-    p = [get_p(r) for r in rows]
-    for row, raw, bonf, hol in zip(rows, p, bonferroni(p), holm(p)):
-        row[set_name]["primary"] = {"test": method, "p_value": raw, "p_bonferroni": bonf, "p_holm": hol}

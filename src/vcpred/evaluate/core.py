@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -10,11 +10,13 @@ import pandas as pd
 
 from vcpred import console
 from vcpred.evaluate.aggregate import aggregate
-from vcpred.evaluate.compare import choose_best, compare_all
+from vcpred.evaluate.calibration import VariantCalibration, calibration_curves
+from vcpred.evaluate.compare import Comparisons, choose_best, compare_all
+from vcpred.evaluate.decision import DecisionCurves, decision_curves
 from vcpred.evaluate.ensemble import Ensemble, build_ensemble
-from vcpred.evaluate.extras import calibration_curves, decision_curves, subgroup_columns, subgroups
 from vcpred.evaluate.per_split import split_row
 from vcpred.evaluate.runs import read_runs
+from vcpred.evaluate.subgroups import subgroup_columns, subgroups
 from vcpred.evaluate.variants import Variant
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 10)
@@ -28,9 +30,9 @@ class Evaluation:
     per_split: pd.DataFrame  # one row per variant x split (per_split.csv)
     ensembles: dict[Variant, Ensemble]
     best: Variant
-    comparisons: dict
-    calibration: dict
-    decision_curves: dict
+    comparisons: Comparisons
+    calibration: dict[str, VariantCalibration]  # variant label -> its ensemble's calibration
+    decision_curves: DecisionCurves | None  # None: no ensemble with 2 labelled patients of each class
     subgroups: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -56,9 +58,9 @@ def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None 
     per_split = per_split[~per_split["variant"].isin(identical)].reset_index(drop=True)
     ensembles = _ensembles(per_split, tables, variants)
     chosen = choose_best(per_split, variants, best)
-    comparisons = compare_all(per_split, tables, ensembles, variants, chosen, alpha)
-    comparisons["best_rule"] = "chosen with --best" if best else "highest mean internal AUC"
-    comparisons["identical_variants"] = identical
+    comparisons = replace(compare_all(per_split, tables, ensembles, variants, chosen, alpha),
+                          best_rule="chosen with --best" if best else "highest mean internal AUC",
+                          identical_variants=identical)
     groups = subgroups(ensembles, subgroup_columns(manifest)) if manifest else {}
     return Evaluation(Path(runs_dir), rule, variants, per_split, ensembles, chosen, comparisons,
                       calibration_curves(ensembles), decision_curves(ensembles, thresholds), groups,

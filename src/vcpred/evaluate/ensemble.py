@@ -25,6 +25,13 @@ class Ensemble:
         return self.predictions[self.predictions["label"].notna()]
 
 
+def two_per_class(ensemble: Ensemble) -> bool:
+    """Whether its labelled patients hold at least 2 cases and 2 controls (a calibration or decision
+    curve needs them)."""
+    y = ensemble.labelled["label"]
+    return min((y == 1).sum(), (y == 0).sum()) >= 2
+
+
 def check_same_labels(a: pd.Series, b: pd.Series, where: str) -> None:
     """The same label (or none) for every patient in two tables indexed by patient_id."""
     differ = a.fillna(-1) != b.loc[a.index].fillna(-1)

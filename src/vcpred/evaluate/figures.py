@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,6 +14,10 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interacti
 from sklearn.metrics import roc_curve  # noqa: E402
 
 from vcpred import RESEARCH_NOTICE  # noqa: E402
+
+if TYPE_CHECKING:
+    from vcpred.evaluate.calibration import VariantCalibration
+    from vcpred.evaluate.decision import DecisionCurves
 
 
 def _save(fig, path: Path | io.BytesIO, dpi: int = 120) -> Path | io.BytesIO:
@@ -54,25 +60,26 @@ def roc_figure(ev, path: Path) -> Path | None:
     return _save(fig, path)
 
 
-def draw_calibration(ax, calibration: dict[str, dict]) -> None:
-    """Binned observed fraction vs mean predicted probability per variant (evaluation.json 'calibration')."""
+def draw_calibration(ax, calibration: Mapping[str, VariantCalibration]) -> None:
+    """Binned observed fraction vs mean predicted probability per variant label (evaluation.json
+    'calibration', read back with evaluate.calibration.read_calibration)."""
     for label, cal in calibration.items():
-        curve = cal["curve"]
-        ax.plot(curve["mean_predicted"], curve["observed_fraction"], marker="o",
-                label=f"{label} (slope {number(cal.get('slope'), 2)})")
+        ax.plot(cal.curve.mean_predicted, cal.curve.observed_fraction, marker="o",
+                label=f"{label} (slope {number(cal.slope, 2)})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="mean predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
            title="Calibration, external set")
     ax.legend(fontsize=7, loc="upper left")
 
 
-def draw_decision(ax, dc: dict, labels: list[str] | None = None) -> None:
-    """Net benefit of each variant's ensemble (evaluation.json 'decision_curves'), treat all, treat none."""
-    curves = {k: v for k, v in dc["net_benefit"].items() if labels is None or k in labels}
+def draw_decision(ax, dc: DecisionCurves, labels: list[str] | None = None) -> None:
+    """Net benefit of each variant's ensemble (those of `labels`, default all), treat all and treat
+    none (evaluation.json 'decision_curves', read back with evaluate.decision.read_decision)."""
+    curves = {k: v for k, v in dc.net_benefit.items() if labels is None or k in labels}
     for label, values in curves.items():
-        ax.plot(dc["thresholds"], values, label=label)
-    ax.plot(dc["thresholds"], dc["treat_all"], color="black", linestyle="--", label="treat all")
-    ax.plot(dc["thresholds"], dc["treat_none"], color="grey", linestyle=":", label="treat none")
+        ax.plot(dc.thresholds, values, label=label)
+    ax.plot(dc.thresholds, dc.treat_all, color="black", linestyle="--", label="treat all")
+    ax.plot(dc.thresholds, dc.treat_none, color="grey", linestyle=":", label="treat none")
     top = max(max(v) for v in curves.values()) if curves else 0.0
     ax.set(xlabel="threshold probability", ylabel="net benefit", ylim=(-0.05, max(top, 0.05) * 1.1),
            title="Decision curve, external set")
@@ -109,7 +116,7 @@ def calibration_figure(ev, path: Path) -> Path | None:
 
 
 def decision_figure(ev, path: Path) -> Path | None:
-    if not ev.decision_curves:
+    if ev.decision_curves is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     draw_decision(ax, ev.decision_curves)

@@ -8,9 +8,12 @@ from pathlib import Path
 import pandas as pd
 
 from vcpred import __version__
+from vcpred.evaluate.calibration import calibration_json
+from vcpred.evaluate.compare import Comparison
 from vcpred.evaluate.core import Evaluation
+from vcpred.evaluate.decision import decision_json
 from vcpred.evaluate.tables import tables_markdown
-from vcpred.jsonio import json_text, jsonable
+from vcpred.jsonio import ABSENT, json_text, jsonable, to_dict
 
 GENERATOR = "vcpred evaluate"
 SETS = {"internal": "validation", "external": "external"}
@@ -22,7 +25,6 @@ def _bool(value: bool) -> str:
 
 def summary_table(ev: Evaluation) -> pd.DataFrame:
     """One row per variant x set (internal, external): mean (SD) over splits, p-values vs best."""
-    comparisons = {c["variant"]: c for c in ev.comparisons["comparisons"]}
     rows = []
     for variant in ev.variants:
         mine = ev.per_split[ev.per_split["variant"] == variant.label]
@@ -34,7 +36,7 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
                 values = mine[f"{prefix}_{metric}"]
                 row[f"{metric}_mean"] = values.mean()
                 row[f"{metric}_sd"] = values.std(ddof=1) if values.notna().sum() > 1 else math.nan
-            row.update(_p_columns(comparisons.get(variant.label), set_name, ev.comparisons["alpha"]))
+            row.update(_p_columns(ev.comparisons.of(variant.label), set_name, ev.comparisons.alpha))
             if set_name == "external" and variant in ev.ensembles:
                 metrics = ev.ensembles[variant].metrics
                 row.update({f"ensemble_{k}": metrics[k] for k in
@@ -44,20 +46,20 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _p_columns(comparison: dict | None, set_name: str, alpha: float) -> dict:
+def _p_columns(comparison: Comparison | None, set_name: str, alpha: float) -> dict:
     """p vs best; `significant` = Holm-adjusted p < alpha."""
     if comparison is None:  # the best variant itself
         return {"p_value": math.nan, "p_test": "", "p_bonferroni": math.nan, "p_holm": math.nan,
                 "significant": ""}
-    part = comparison[set_name]
-    primary, split_tests = part["primary"], part["per_split_delong"]
-    return {"p_value": primary["p_value"], "p_test": primary["test"], "p_bonferroni": primary["p_bonferroni"],
-            "p_holm": primary["p_holm"],
-            "significant": "" if math.isnan(primary["p_holm"]) else _bool(primary["p_holm"] < alpha),
-            "p_split_delong_median": split_tests.get("median_p", math.nan),
-            "n_splits_significant": split_tests.get("n_significant", 0),
-            "p_over_splits_t": part["over_splits"]["t_test_p"],
-            "p_over_splits_wilcoxon": part["over_splits"]["wilcoxon_p"]}
+    part = comparison.internal if set_name == "internal" else comparison.external
+    primary, split_tests = part.primary, part.per_split_delong
+    return {"p_value": primary.p_value, "p_test": primary.test, "p_bonferroni": primary.p_bonferroni,
+            "p_holm": primary.p_holm,
+            "significant": "" if math.isnan(primary.p_holm) else _bool(primary.p_holm < alpha),
+            "p_split_delong_median": math.nan if split_tests.median_p is ABSENT else split_tests.median_p,
+            "n_splits_significant": split_tests.n_significant,
+            "p_over_splits_t": part.over_splits.t_test_p,
+            "p_over_splits_wilcoxon": part.over_splits.wilcoxon_p}
 
 
 def per_split_table(ev: Evaluation) -> pd.DataFrame:
@@ -83,8 +85,8 @@ def evaluation_json(ev: Evaluation) -> dict:
         "variants": [{"variant": v.label, "configuration": v.configuration, "ap": v.ap, "clinical": v.clinical}
                      for v in ev.variants],
         "ensembles": {v.label: {"threshold": e.threshold, **e.metrics} for v, e in ev.ensembles.items()},
-        "comparisons": ev.comparisons, "calibration": ev.calibration,
-        "decision_curves": ev.decision_curves, "subgroups": ev.subgroups,
+        "comparisons": to_dict(ev.comparisons), "calibration": calibration_json(ev.calibration),
+        "decision_curves": decision_json(ev.decision_curves), "subgroups": ev.subgroups,
         "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
                   "validation": "validation predictions choose each run's best epoch (early stopping), the "
                                 "thresholds and the best variant; the external set chooses nothing",

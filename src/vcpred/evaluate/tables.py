@@ -7,6 +7,7 @@ import math
 import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
+from vcpred.evaluate.compare import Comparisons
 
 
 def mean_sd(mean: float, sd: float) -> str:
@@ -61,11 +62,11 @@ def _ensemble_cell(row: pd.Series) -> str:
 def tables_markdown(ev, summary: pd.DataFrame) -> str:
     """The two tables with footnotes on tests and multiplicity."""
     comp = ev.comparisons
-    m, alpha = comp["n_comparisons"], comp["alpha"]
+    m, alpha = comp.n_comparisons, comp.alpha
     n_splits = int(summary["n_splits"].max()) if len(summary) else 0
     lines = [f"# Evaluation of {ev.runs_dir}", "", f"_{RESEARCH_NOTICE}_", "",
              f"Mean (SD) over up to {n_splits} splits. AP = augmented prediction ({ev.aggregate} over "
-             f"frames). Best configuration: **{comp['best']}** ({comp.get('best_rule', '')}). "
+             f"frames). Best configuration: **{comp.best}** ({comp.best_rule}). "
              f"\\* significant after Holm correction over {m} comparisons (Holm-adjusted p < {alpha}).",
              *identical_note(comp), "",
              "## Internal validation (shaped like Table 2)", "",
@@ -78,7 +79,7 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
               "Each split model scored on the external set at its own validation threshold. p-value: "
               "paired DeLong test of the split ensemble (mean of the split models' probabilities) vs the "
               "best one; split models: median p of the per-split paired DeLong tests and how many splits "
-              f"are significant at the Bonferroni level {comp['bonferroni_level']:.4f}. Bonferroni- and "
+              f"are significant at the Bonferroni level {comp.bonferroni_level:.4f}. Bonferroni- and "
               "Holm-adjusted p-values are in summary.csv.", ""]
     lines += _section(summary, "external", alpha)
     if ev.skipped:
@@ -87,7 +88,7 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def identical_note(comparisons: dict) -> list[str]:
+def identical_note(comparisons: Comparisons) -> list[str]:
     """One sentence per variant merged into an identical one (shown and counted once)."""
-    merged = comparisons.get("identical_variants") or {}
-    return [f" {a} gives the same predictions as {b} and is shown once, as {b}." for a, b in merged.items()]
+    return [f" {a} gives the same predictions as {b} and is shown once, as {b}."
+            for a, b in comparisons.identical_variants.items()]

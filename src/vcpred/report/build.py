@@ -77,7 +77,7 @@ def _header(inputs: ReportInputs) -> Html:
         _synthetic(inputs),
         tag("h1", "Prediction of vertebral collapse after osteoporotic vertebral compression fracture"),
         tag("p", f"Evaluation {inputs.eval_dir} of runs {inputs.runs_dir}: {len(inputs.configs)} configurations, "
-                 f"best {ev['best']} ({ev['comparisons'].get('best_rule', '')}); chosen for the gallery, failures "
+                 f"best {ev['best']} ({inputs.comparisons.best_rule}); chosen for the gallery, failures "
                  f"and card: {inputs.chosen}. AP aggregate: {ev.get('aggregate')}. Made by vcpred {__version__} "
                  f"on {made}.", cls="meta"),
         *(tag("p", n, cls="note") for n in inputs.notes),

@@ -1,7 +1,7 @@
 """Figures of the report as PNG bytes: ROC curves (split models as a band, the ensemble as a line)
 per variant, calibration plot and decision curve. Drawing is evaluate.figures' (shared with
 `vcpred evaluate`); the ROC curves come from the runs' predictions tables, the calibration and
-decision curves from evaluation.json."""
+decision curves from evaluation.json (typed by ReportInputs)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import math
 import pandas as pd
 
 from vcpred.evaluate.aggregate import aggregate
+from vcpred.evaluate.calibration import VariantCalibration
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.evaluate.runs import read_runs
 from vcpred.evaluate.variants import Variant
@@ -73,17 +74,16 @@ def roc_png(inputs: ReportInputs) -> bytes | None:
 
 def shown_variants(inputs: ReportInputs, limit: int = 3) -> list[str]:
     """The chosen and the best variant, then the highest external ensemble AUCs: few enough to read."""
-    available = set(inputs.evaluation.get("calibration", {}))
+    available = set(inputs.calibration)
     ranked = (inputs.summary[inputs.summary["set"] == "external"]
               .sort_values("ensemble_auc", ascending=False)["variant"].tolist())
     ordered = [inputs.chosen, inputs.evaluation["best"], *ranked]
     return [v for v in dict.fromkeys(ordered) if v in available][:limit]
 
 
-def calibrated(inputs: ReportInputs, variants: list[str]) -> dict[str, dict]:
+def calibrated(inputs: ReportInputs, variants: list[str]) -> dict[str, VariantCalibration]:
     """The calibration curves that can be drawn: the legend quotes the slope, so it must be a number."""
-    return {k: v for k, v in inputs.evaluation.get("calibration", {}).items()
-            if k in variants and _three(v.get("slope")) is not None}
+    return {k: v for k, v in inputs.calibration.items() if k in variants and v.has_slope}
 
 
 def calibration_png(inputs: ReportInputs, variants: list[str]) -> bytes | None:
@@ -96,8 +96,8 @@ def calibration_png(inputs: ReportInputs, variants: list[str]) -> bytes | None:
 
 
 def decision_png(inputs: ReportInputs, variants: list[str]) -> bytes | None:
-    curves = inputs.evaluation.get("decision_curves") or {}
-    if not curves:
+    curves = inputs.decision_curves
+    if curves is None:
         return None
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     draw_decision(ax, curves, variants)

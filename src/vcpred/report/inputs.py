@@ -17,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from vcpred.errors import VcpredError
+from vcpred.evaluate.calibration import VariantCalibration, read_calibration
+from vcpred.evaluate.compare import Comparisons, read_comparisons
+from vcpred.evaluate.decision import DecisionCurves, read_decision
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.variants import Variant
 from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
@@ -34,7 +37,7 @@ class ReportInputs:
     eval_dir: Path
     summary: pd.DataFrame  # summary.csv: one row per variant x set
     per_split: pd.DataFrame  # per_split.csv
-    evaluation: dict  # evaluation.json
+    evaluation: dict  # evaluation.json (its comparisons, calibration and decision curves typed below)
     ensembles: pd.DataFrame  # ensemble_predictions.csv
     runs_dir: Path
     configs: dict[str, RunRecord]  # configuration -> the record of its first finished split
@@ -49,6 +52,21 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)  # what could not be found, said in the report
     losses: dict[str, list] = field(default_factory=dict)  # configuration -> metrics.json 'loss' of each run
     gallery_per_cell: int = 2  # heat maps per outcome (TP, FP, FN, TN): each is one full prediction
+
+    @property
+    def comparisons(self) -> Comparisons:
+        """evaluation.json `comparisons`, typed (read_eval checked that it reads)."""
+        return read_comparisons(self.evaluation["comparisons"])
+
+    @property
+    def calibration(self) -> dict[str, VariantCalibration]:
+        """evaluation.json `calibration`: variant label -> its ensemble's calibration."""
+        return read_calibration(self.evaluation.get("calibration"))
+
+    @property
+    def decision_curves(self) -> DecisionCurves | None:
+        """evaluation.json `decision_curves` (None when the evaluation has none)."""
+        return read_decision(self.evaluation.get("decision_curves"))
 
     @property
     def training_data(self) -> dict:
@@ -97,6 +115,13 @@ def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Data
         raise ReportError(f"{eval_dir / 'evaluation.json'} is not readable JSON ({exc}); evaluate again") from None
     if not isinstance(evaluation, dict) or evaluation.get("generator") != EVALUATE_GENERATOR:
         raise ReportError(f"{eval_dir / 'evaluation.json'} was not written by `vcpred evaluate`")
+    try:  # the typed parts: a file that does not fit them fails here, not halfway through the page
+        read_comparisons(evaluation.get("comparisons"))
+        read_calibration(evaluation.get("calibration"))
+        read_decision(evaluation.get("decision_curves"))
+    except ValueError as exc:
+        raise ReportError(f"{eval_dir / 'evaluation.json'} does not hold what `vcpred evaluate` writes ({exc}); "
+                          "evaluate again") from None
     tables = []
     for name in ("summary.csv", "per_split.csv", "ensemble_predictions.csv"):
         try:

@@ -45,7 +45,7 @@ def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> li
 
 def comparison_table(inputs: ReportInputs, variants: list[str], set_name: str, caption: str) -> Html:
     """One row per variant: mean (SD) over splits and p vs best in one set (+ the ensemble CI externally)."""
-    alpha = float(inputs.evaluation["comparisons"]["alpha"])
+    alpha = inputs.comparisons.alpha
     summary = inputs.summary.set_index(["variant", "set"], drop=False)
     rows = []
     for variant in variants:
@@ -91,14 +91,14 @@ def table3_variants(inputs: ReportInputs) -> list[str]:
 
 
 def footnote(inputs: ReportInputs) -> Html:
-    comp = inputs.evaluation["comparisons"]
+    comp = inputs.comparisons
     return note(f"Mean (SD) over split models; each split's threshold is Youden's J on its validation patients "
-                f"(internal sensitivity and specificity are therefore optimistic). Best: {comp['best']} "
-                f"({comp.get('best_rule', '')}; validation patients also chose each run's best epoch and the "
+                f"(internal sensitivity and specificity are therefore optimistic). Best: {comp.best} "
+                f"({comp.best_rule}; validation patients also chose each run's best epoch and the "
                 f"thresholds; the external set chose nothing). p vs best - internal: corrected resampled t-test "
                 f"(Nadeau-Bengio) of the per-split AUCs, because splits share most training patients; external: "
                 f"paired DeLong test of the split ensembles. * significant after Holm correction over "
-                f"{comp['n_comparisons']} comparisons (Holm-adjusted p < {comp['alpha']}).{''.join(identical_note(comp))} "
+                f"{comp.n_comparisons} comparisons (Holm-adjusted p < {comp.alpha}).{''.join(identical_note(comp))} "
                 f"Ensemble: mean probability of the split models, AUC with DeLong 95 % CI. Bonferroni- and "
                 f"Holm-adjusted p-values, the plain paired t-test and per-split DeLong tests: "
                 f"{inputs.eval_dir / 'summary.csv'}.")
@@ -107,10 +107,9 @@ def footnote(inputs: ReportInputs) -> Html:
 def validation_uses_block(inputs: ReportInputs) -> Html:
     """What validation data chose (epochs, thresholds, best variant, the demo's clinical step) and
     that the external set chose nothing, from the runs and evaluation.json."""
-    comp = inputs.evaluation["comparisons"]
     images = any(_is_image(inputs, c) for c in inputs.configs)
     uses, others = validation_uses(early_stopping=images, best=inputs.evaluation.get("best"),
-                                   rule=comp.get("best_rule"), step=clinical_step(inputs.summary))
+                                   rule=inputs.comparisons.best_rule or None, step=clinical_step(inputs.summary))
     return join([tag("h3", "What validation data was used for"), bullet_list(uses), note(" ".join(others))])
 
 

@@ -128,7 +128,7 @@ def _updating(inputs: ReportInputs) -> str:
 def _validation_choices(inputs: ReportInputs, f: dict) -> str:
     """12a: what validation data chose, and that the external set chose nothing."""
     uses, others = validation_uses(early_stopping=f["images"], best=inputs.evaluation.get("best"),
-                                   rule=f["comp"].get("best_rule"), step=clinical_step(inputs.summary))
+                                   rule=f["comp"].best_rule or None, step=clinical_step(inputs.summary))
     return "Validation patients chose " + "; ".join(uses) + ". " + " ".join(others)
 
 
@@ -148,7 +148,7 @@ def _facts(inputs: ReportInputs) -> dict:
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
             "configs": list(inputs.configs), "commit": first.environment.get("git_commit"),
-            "comp": ev["comparisons"], "subgroups": bool(groups), "subgroup_columns": list(groups),
+            "comp": inputs.comparisons, "subgroups": bool(groups), "subgroup_columns": list(groups),
             "images": any(run.image for run in inputs.configs.values()),
             "synthetic": inputs.synthetic, "evidence": inputs.training_data["evidence"]}
 
@@ -222,7 +222,7 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
     comp = f["comp"]
     best = {DATA_RULE: "the best variant by the highest mean internal (validation) AUC",
             "chosen with --best": "the best variant chosen by the user (--best)"}.get(
-        comp.get("best_rule"), "the best variant by a rule not recorded")
+        comp.best_rule, "the best variant by a rule not recorded")
     columns = ", ".join(c.replace("_", " ") for c in f["subgroup_columns"])
     images = (" Image models: fixed settings per configuration (epochs, batch size, learning rate, patience, "
               "augmentation), early stopping on validation AUC." if f["images"] else "")
@@ -240,7 +240,7 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
         "12e": (f"AUC with DeLong CI, sensitivity and specificity at Youden's threshold, calibration slope and "
                 f"intercept, Brier score, decision curves; comparisons with the best by paired DeLong on the split "
                 f"ensembles (external) and the corrected resampled t-test (Nadeau-Bengio) over splits (internal), "
-                f"Holm over {comp['n_comparisons']} comparisons.", "#comparison"),
+                f"Holm over {comp.n_comparisons} comparisons.", "#comparison"),
         "12f": (_updating(inputs), ""),
         "12g": ("Per split model on the prepared frames (predictions tables); the ensemble is the mean of the split "
                 f"models' probabilities; {model}.", "#gallery"),

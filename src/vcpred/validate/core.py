@@ -29,6 +29,8 @@ import yaml
 
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import VcpredError
+from vcpred.evaluate.calibration import calibration_json
+from vcpred.evaluate.decision import decision_json
 from vcpred.hashing import sha256_file
 from vcpred.jsonio import jsonable
 from vcpred.validate import measures
@@ -185,8 +187,8 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
                                      label=f"recalibrated ({update['model_id']})")
             record["recalibration"] = update
         calibration, decision = measures.curves(ensembles)
-        record["calibration_curve"] = calibration
-        record["decision_curve"] = decision
+        record["calibration_curve"] = calibration_json(calibration)
+        record["decision_curve"] = decision_json(decision)
         scored.table.to_csv(folder / "predictions.csv", index=False)  # full precision: metrics can be recomputed
         pd.DataFrame(scored.excluded, columns=["patient_id", "set", "reason"]).to_csv(folder / "excluded.csv",
                                                                                         index=False)

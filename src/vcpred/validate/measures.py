@@ -5,8 +5,9 @@ ensembles (nothing is re-implemented here):
   vcpred.evaluate.per_split.discrimination (vcpred.stats.delong_ci, sensitivity_specificity);
 - calibration intercept (calibration-in-the-large), slope and Brier score:
   vcpred.evaluate.per_split.calibration_summary (vcpred.stats.calibration);
-- the binned calibration curve and the decision curve: vcpred.evaluate.extras.calibration_curves /
-  decision_curves, over the same threshold probabilities as evaluate (0.05-0.95);
+- the binned calibration curve and the decision curve: vcpred.evaluate.calibration.calibration_curves
+  and vcpred.evaluate.decision.decision_curves (typed records, written to metrics.json as evaluate
+  writes them to evaluation.json), over the same threshold probabilities as evaluate (0.05-0.95);
 - each split model's own AUC (the spread of the ensemble's members): vcpred.stats.roc_auc.
 
 A number that cannot be computed is null in metrics.json with its reason under `not_computed`.
@@ -19,9 +20,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from vcpred.evaluate.calibration import VariantCalibration, calibration_curves
 from vcpred.evaluate.core import DEFAULT_THRESHOLDS
+from vcpred.evaluate.decision import DecisionCurves, decision_curves
 from vcpred.evaluate.ensemble import Ensemble
-from vcpred.evaluate.extras import calibration_curves, decision_curves
 from vcpred.evaluate.per_split import calibration_summary, discrimination, missing_reason
 from vcpred.evaluate.variants import Variant
 from vcpred.stats import roc_auc
@@ -75,6 +77,6 @@ def split_model_aucs(scored) -> list[dict]:
             for column in scored.split_columns()]
 
 
-def curves(ensembles: dict) -> tuple[dict, dict]:
-    """(calibration curves, decision curves) of {Variant: Ensemble}, as evaluation.json holds them."""
+def curves(ensembles: dict) -> tuple[dict[str, VariantCalibration], DecisionCurves | None]:
+    """(calibration per variant label, decision curves) of {Variant: Ensemble}, as evaluate computes them."""
     return calibration_curves(ensembles), decision_curves(ensembles, DEFAULT_THRESHOLDS)

@@ -10,6 +10,8 @@ import numpy as np
 
 from vcpred import RESEARCH_NOTICE, __version__
 from vcpred.cohort.provenance import warning_sentence
+from vcpred.evaluate.calibration import VariantCalibration
+from vcpred.evaluate.decision import DecisionCurves
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.report.build import STYLE
 from vcpred.html import Html, bullet_list, definition_table, document, join, note, png_image, section, table, tag
@@ -41,9 +43,9 @@ def roc_png(scored, metrics: dict) -> bytes | None:
     return png_bytes(fig)
 
 
-def calibration_png(calibration: dict) -> bytes | None:
+def calibration_png(calibration: dict[str, VariantCalibration]) -> bytes | None:
     """Binned calibration of the model (and of its recalibration, when made); curves with a numeric slope."""
-    drawable = {k: v for k, v in calibration.items() if isinstance(v.get("slope"), float) and math.isfinite(v["slope"])}
+    drawable = {k: v for k, v in calibration.items() if v.has_slope}
     if not drawable:
         return None
     fig, ax = plt.subplots(figsize=(5, 5))
@@ -52,8 +54,8 @@ def calibration_png(calibration: dict) -> bytes | None:
     return png_bytes(fig)
 
 
-def decision_png(decision: dict) -> bytes | None:
-    if not decision:
+def decision_png(decision: DecisionCurves | None) -> bytes | None:
+    if decision is None:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
     draw_decision(ax, decision)
@@ -61,7 +63,8 @@ def decision_png(decision: dict) -> bytes | None:
     return png_bytes(fig)
 
 
-def figures(scored, metrics: dict, calibration: dict, decision: dict) -> dict[str, bytes | None]:
+def figures(scored, metrics: dict, calibration: dict[str, VariantCalibration],
+            decision: DecisionCurves | None) -> dict[str, bytes | None]:
     return {"roc": roc_png(scored, metrics), "calibration": calibration_png(calibration),
             "decision": decision_png(decision)}
 
