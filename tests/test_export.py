@@ -13,7 +13,6 @@ import torch
 import yaml
 
 from conftest import siblings, snapshot
-from predict_support import exported, tiny_cohort, trained_runs
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
 from vcpred.cohort.provenance import NOT_RECORDED, SYNTHETIC_WARNING, warning_sentence
@@ -30,6 +29,7 @@ from vcpred.training.data import load_frames
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
 CNN = dict(backbone="resnet_test", method="lora")
+VIT_LINEAR = dict(backbone="vit_tiny_test", method="linear")  # one frozen backbone: kept once (version 2)
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +38,10 @@ def weights_home(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name,model", [("vitlora", VIT), ("resnetlora", CNN)])
-def test_exported_models_reproduce_the_runs_predictions(name, model):
+def test_exported_models_reproduce_the_runs_predictions(artefacts, name, model):
     """LoRA merged, full state reloaded into a randomly built plain model: same probabilities."""
-    bundle = load_bundle(exported(name, **model))
-    manifest, store, _ = tiny_cohort()
+    bundle = load_bundle(artefacts.exported(name, **model))
+    manifest, store, _ = artefacts.tiny_cohort()
     cohort = load_manifest(manifest)
     assert bundle.kind == "image" and bundle.meta["family"] == ("vit" if name == "vitlora" else "cnn")
     for split_model, entry in zip(bundle.models, bundle.meta["splits"]):
@@ -58,8 +58,8 @@ def test_exported_models_reproduce_the_runs_predictions(name, model):
         np.testing.assert_allclose(merged["probability"], merged["mine"], atol=1e-5)
 
 
-def test_bundle_records_thresholds_params_and_hashes():
-    folder = exported("vitlora", **VIT)
+def test_bundle_records_thresholds_params_and_hashes(artefacts):
+    folder = artefacts.exported("vitlora", **VIT)
     meta = json.loads((folder / "bundle.json").read_text())
     assert meta["ap"] is True and meta["aggregate"] == "mean" and meta["clinical_columns"] == ["age", "sex"]
     assert meta["prepare_params"]["size"] == 64 and meta["prepare_params"]["normalize"] == "zscore"
@@ -76,9 +76,9 @@ def test_bundle_records_thresholds_params_and_hashes():
     assert "Research use only, not a medical device" in card and "development set: 24 patients, 8 with collapse" in card
 
 
-def test_tampered_or_incomplete_bundles_are_refused(tmp_path, capsys):
+def test_tampered_or_incomplete_bundles_are_refused(artefacts, tmp_path, capsys):
     copy = tmp_path / "bundle"
-    shutil.copytree(exported("vitlora", **VIT), copy)
+    shutil.copytree(artefacts.exported("vitlora", **VIT), copy)
     with open(copy / "split-01" / "model.safetensors", "r+b") as handle:
         handle.seek(-4, 2)
         handle.write(b"\x00\x01\x02\x03")
@@ -89,7 +89,7 @@ def test_tampered_or_incomplete_bundles_are_refused(tmp_path, capsys):
                  "--roi-box", "1,1,5,5", "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and "incomplete: missing split-01/model.safetensors" in err and "Traceback" not in err
-    shutil.copytree(exported("vitlora", **VIT), tmp_path / "edited")
+    shutil.copytree(artefacts.exported("vitlora", **VIT), tmp_path / "edited")
     meta = json.loads((tmp_path / "edited" / "bundle.json").read_text())
     meta["threshold"] = 0.01
     (tmp_path / "edited" / "bundle.json").write_text(json.dumps(meta))
@@ -99,8 +99,8 @@ def test_tampered_or_incomplete_bundles_are_refused(tmp_path, capsys):
         load_bundle(tmp_path)
 
 
-def test_export_cli_refuses_other_folders_and_replaces_with_force(tmp_path, capsys):
-    runs = trained_runs("vitlora", **VIT)
+def test_export_cli_refuses_other_folders_and_replaces_with_force(artefacts, tmp_path, capsys):
+    runs = artefacts.trained_runs("vitlora", **VIT)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     args = ["--quiet", "export", str(runs), "--configuration", "vitlora", "--no-ap"]
@@ -116,8 +116,8 @@ def test_export_cli_refuses_other_folders_and_replaces_with_force(tmp_path, caps
     assert "no configuration 'nope'" in capsys.readouterr().err
 
 
-def test_clinical_only_configurations_export_their_logistic(tmp_path):
-    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+def test_clinical_only_configurations_export_their_logistic(artefacts, tmp_path):
+    runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     bundle = load_bundle(export_configuration(runs, "clinical", tmp_path / "b"))
     assert bundle.kind == "clinical_only" and bundle.meta["prepare_params"] is None
     assert all(m.logistic is not None and m.net is None for m in bundle.models)
@@ -126,10 +126,10 @@ def test_clinical_only_configurations_export_their_logistic(tmp_path):
         export_configuration(runs, "clinical", tmp_path / "b")
 
 
-def test_a_failing_export_with_force_keeps_the_earlier_bundle(tmp_path, capsys):
+def test_a_failing_export_with_force_keeps_the_earlier_bundle(artefacts, tmp_path, capsys):
     """Issue 14: `export --force` removed the earlier bundle before the new export succeeded; the
     failure left an empty folder that blocked a retry."""
-    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+    runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     out = export_configuration(runs, "clinical", tmp_path / "b")
     before = snapshot(out)
     broken = shutil.copytree(runs, tmp_path / "broken")
@@ -147,8 +147,8 @@ def test_a_failing_export_with_force_keeps_the_earlier_bundle(tmp_path, capsys):
     assert load_bundle(out).kind == "clinical_only"
 
 
-def test_model_card_reports_eval_performance_and_thresholds_agree_with_evaluate(tmp_path):
-    runs = trained_runs("vitlora", **VIT)
+def test_model_card_reports_eval_performance_and_thresholds_agree_with_evaluate(artefacts, tmp_path):
+    runs = artefacts.trained_runs("vitlora", **VIT)
     assert main(["--quiet", "evaluate", str(runs), "--out", str(tmp_path / "eval"), "--no-figures"]) == 0
     folder = export_configuration(runs, "vitlora", tmp_path / "b", eval_dir=tmp_path / "eval")
     card = (folder / "MODEL_CARD.md").read_text()
@@ -163,8 +163,8 @@ def _card_section(card: str, title: str) -> str:
     return card.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
 
 
-def test_synthetic_training_data_is_recorded_in_the_bundle_and_warned_on_the_card():
-    folder = exported("vitlora", synthetic=True, **VIT)
+def test_synthetic_training_data_is_recorded_in_the_bundle_and_warned_on_the_card(artefacts):
+    folder = artefacts.exported("vitlora", synthetic=True, **VIT)
     meta = json.loads((folder / "bundle.json").read_text())
     recorded = meta["training_data"]
     assert recorded["synthetic"] is True and recorded["evidence"] == "synth.json (vcpred synth, seed 0)"
@@ -176,8 +176,8 @@ def test_synthetic_training_data_is_recorded_in_the_bundle_and_warned_on_the_car
     assert "Trained and evaluated on synthetic data" in _card_section(card, "Known limits")
 
 
-def test_real_training_data_gets_no_synthetic_warning():
-    folder = exported("vitlora", **VIT)
+def test_real_training_data_gets_no_synthetic_warning(artefacts):
+    folder = artefacts.exported("vitlora", **VIT)
     meta = json.loads((folder / "bundle.json").read_text())
     assert meta["training_data"] == {"synthetic": False,
                                      "evidence": "no synth.json or truth.csv beside the manifest"}
@@ -187,9 +187,9 @@ def test_real_training_data_gets_no_synthetic_warning():
     assert not load_bundle(folder).synthetic
 
 
-def test_runs_that_disagree_export_as_synthetic(tmp_path):
+def test_runs_that_disagree_export_as_synthetic(artefacts, tmp_path):
     """One split trained on synthetic data is enough: the bundle is marked synthetic."""
-    runs = shutil.copytree(trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
+    runs = shutil.copytree(artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
     config_file = runs / "clinical" / "split-01" / "config.yaml"
     config = yaml.safe_load(config_file.read_text())
     config["training_data"] = {"synthetic": True, "evidence": "truth.csv (true risks of a synthetic cohort)"}
@@ -200,8 +200,8 @@ def test_runs_that_disagree_export_as_synthetic(tmp_path):
                                                  "synthetic: read as synthetic)")
 
 
-def test_bundles_exported_before_the_record_read_as_not_recorded(tmp_path):
-    copy = shutil.copytree(exported("vitlora", synthetic=True, **VIT), tmp_path / "old")
+def test_bundles_exported_before_the_record_read_as_not_recorded(artefacts, tmp_path):
+    copy = shutil.copytree(artefacts.exported("vitlora", synthetic=True, **VIT), tmp_path / "old")
     meta = json.loads((copy / "bundle.json").read_text())
     del meta["training_data"]
     meta["meta_sha256"] = meta_digest(meta)
@@ -210,8 +210,8 @@ def test_bundles_exported_before_the_record_read_as_not_recorded(tmp_path):
     assert bundle.training_data == NOT_RECORDED and not bundle.synthetic
 
 
-def test_card_separates_training_and_external_populations_and_states_the_loss():
-    card = (exported("vitlora", **VIT) / "MODEL_CARD.md").read_text()
+def test_card_separates_training_and_external_populations_and_states_the_loss(artefacts):
+    card = (artefacts.exported("vitlora", **VIT) / "MODEL_CARD.md").read_text()
     training = _card_section(card, "Training population")
     external = _card_section(card, "External evaluation population")
     assert "- development set: 24 patients, 8 with collapse" in training and "- sites: A\n" in training
@@ -225,8 +225,8 @@ def test_card_separates_training_and_external_populations_and_states_the_loss():
     assert "The external set chose nothing" in validation
 
 
-def test_card_names_the_loss_the_runs_recorded(tmp_path):
-    runs = shutil.copytree(trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
+def test_card_names_the_loss_the_runs_recorded(artefacts, tmp_path):
+    runs = shutil.copytree(artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex")), tmp_path / "runs")
     card = (export_configuration(runs, "clinical", tmp_path / "b") / "MODEL_CARD.md").read_text()
     assert "unweighted logistic regression (L2 penalty, log-loss); no resampling; no recalibration" in card
     for split in ("split-00", "split-01"):  # runs from before the loss (and the output hashes) were recorded
@@ -241,8 +241,8 @@ def test_card_names_the_loss_the_runs_recorded(tmp_path):
     assert "unweighted" not in card
 
 
-def test_card_writes_n_a_where_the_evaluation_has_no_number(tmp_path):
-    runs = trained_runs("vitlora", **VIT)
+def test_card_writes_n_a_where_the_evaluation_has_no_number(artefacts, tmp_path):
+    runs = artefacts.trained_runs("vitlora", **VIT)
     eval_dir = tmp_path / "eval"
     assert main(["--quiet", "evaluate", str(runs), "--out", str(eval_dir), "--no-figures"]) == 0
     summary = pd.read_csv(eval_dir / "summary.csv")

@@ -5,13 +5,14 @@ patient while the current one runs. Each precision path is tested explicitly, wh
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from predict_support import BODY, T2_LUMBAR
 from vcpred.cli import main
 from vcpred.errors import ConfigError
 from vcpred.explain import find_vit, grad_cam, grad_cams, record_attention
@@ -50,20 +51,20 @@ def test_auto_chooses_bf16_only_with_native_bf16_and_a_passed_check():
         precision.choose("fp16", PASSED)
 
 
-def test_the_export_records_a_bf16_check_that_is_recomputed_here():
-    model = exported("resnetlora", **CNN)
+def test_the_export_records_a_bf16_check_that_is_recomputed_here(artefacts):
+    model = artefacts.exported("resnetlora", **CNN)
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]
     assert check["tolerance"] == 1e-3 and check["patients_per_split"] == 8 and len(check["per_split"]) == 2
     assert check["max_probability_change"] == max(check["per_split"])
     # independently: split 0's network loaded for bf16, its validation patients' frames from the store,
     # AP mean over frames, against the fp32 probabilities the run wrote
-    runs = trained_runs("resnetlora", **CNN)
+    runs = artefacts.trained_runs("resnetlora", **CNN)
     recorded = pd.read_csv(runs / "resnetlora" / "split-00" / "predictions.csv")
     recorded = recorded[recorded["set"] == "validation"]
     patients = sorted(recorded["patient_id"].unique())[:8]
     net = load_bundle(model, precision="bf16").models[0].net
     assert net.head[1].weight.dtype == torch.bfloat16
-    _, store, _ = tiny_cohort()
+    _, store, _ = artefacts.tiny_cohort()
     changes = []
     for patient in patients:
         prepared = load_prepared(store, patient)
@@ -75,8 +76,8 @@ def test_the_export_records_a_bf16_check_that_is_recomputed_here():
     assert check["per_split"][0] == pytest.approx(max(changes), abs=1e-6)
 
 
-def test_each_precision_path_predicts_and_says_which_it_used(monkeypatch):
-    model = exported("resnetlora", **CNN)
+def test_each_precision_path_predicts_and_says_which_it_used(artefacts, monkeypatch):
+    model = artefacts.exported("resnetlora", **CNN)
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]
     results = {p: predict_patient(load_bundle(model, precision=p), record()).result for p in ("fp32", "bf16")}
     assert {p: r["precision"] for p, r in results.items()} == {"fp32": "fp32", "bf16": "bf16"}
@@ -90,8 +91,8 @@ def test_each_precision_path_predicts_and_says_which_it_used(monkeypatch):
     assert auto.precision == ("bf16" if check["max_probability_change"] < 1e-3 else "fp32")
 
 
-def test_auto_without_a_recorded_check_predicts_in_fp32(tmp_path, monkeypatch):
-    runs = trained_runs("resnetlora", **CNN)
+def test_auto_without_a_recorded_check_predicts_in_fp32(artefacts, tmp_path, monkeypatch):
+    runs = artefacts.trained_runs("resnetlora", **CNN)
     model = export_configuration(runs, "resnetlora", tmp_path / "model", bf16_check_patients=0)
     assert json.loads((model / "bundle.json").read_text())["bf16_check"] is None
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
@@ -99,8 +100,8 @@ def test_auto_without_a_recorded_check_predicts_in_fp32(tmp_path, monkeypatch):
     assert bundle.precision == "fp32" and "records no bf16 check" in bundle.precision_reason
 
 
-def test_the_predict_command_writes_the_precision_it_used(tmp_path, monkeypatch):
-    model = exported("resnetlora", **CNN)
+def test_the_predict_command_writes_the_precision_it_used(artefacts, tmp_path, monkeypatch):
+    model = artefacts.exported("resnetlora", **CNN)
     monkeypatch.setattr(precision, "native_bf16", lambda: False)
     assert main(["--quiet", "predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice",
                  str(BODY.slice), "--roi-box", ",".join(map(str, BODY.box)), "--out", str(tmp_path / "out")]) == 0
@@ -109,8 +110,8 @@ def test_the_predict_command_writes_the_precision_it_used(tmp_path, monkeypatch)
 
 
 @pytest.mark.parametrize("chosen", ["fp32", "bf16"])
-def test_linear_probe_split_models_run_their_shared_backbone_once(chosen):
-    bundle = load_bundle(exported("vitlin", **VIT_LINEAR), precision=chosen)
+def test_linear_probe_split_models_run_their_shared_backbone_once(artefacts, chosen):
+    bundle = load_bundle(artefacts.exported("vitlin", **VIT_LINEAR), precision=chosen)
     nets = [m.net for m in bundle.models]
     assert len(nets) == 2 and nets[1].backbone is nets[0].backbone and len(backbone_groups(bundle.models)) == 1
     calls = []
@@ -128,8 +129,8 @@ def test_linear_probe_split_models_run_their_shared_backbone_once(chosen):
     assert prediction.result["heatmap"]["averaged_over_models"] == 2
 
 
-def test_models_with_their_own_backbones_are_not_shared():
-    bundle = load_bundle(exported("resnetlora", **CNN))
+def test_models_with_their_own_backbones_are_not_shared(artefacts):
+    bundle = load_bundle(artefacts.exported("resnetlora", **CNN))
     assert len(backbone_groups(bundle.models)) == 2  # LoRA: each split changed its backbone
 
 
@@ -144,8 +145,8 @@ def test_grad_cams_of_heads_on_one_backbone_equal_each_model_alone():
     assert not np.allclose(together[0], together[1])  # different heads, different maps
 
 
-def test_batch_prediction_equals_one_patient_at_a_time(tmp_path):
-    model = exported("resnetlora", **CNN)
+def test_batch_prediction_equals_one_patient_at_a_time(artefacts, tmp_path):
+    model = artefacts.exported("resnetlora", **CNN)
     box = ",".join(map(str, BODY.box))
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"
     rows = [f"P{i},external,{T2_LUMBAR},{BODY.slice},{box},{i % 2}" for i in range(3)]

@@ -100,7 +100,8 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
         raise BundleError(f"exported weights do not fit the {backbone} architecture: {exc}") from None
 
 
-def _load_split(folder: Path, entry: dict, kind: str, precision: str) -> SplitModel:
+def _load_split(folder: Path, entry: dict, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
+    """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2)."""
     split_dir = folder / entry["dir"]
     preprocessor = logistic = net = None
     if (split_dir / CLINICAL_FILE).is_file():
@@ -110,9 +111,8 @@ def _load_split(folder: Path, entry: dict, kind: str, precision: str) -> SplitMo
             logistic = ClinicalLogistic(**clinical["logistic"])
     if kind == "image":
         spec = json.loads((split_dir / SPEC_FILE).read_text())
-        net = build_network(spec["spec"], spec["clinical_features"], load_file(str(split_dir / WEIGHTS_FILE)))
-        if precision == "bf16":
-            to_bf16_weights(net)
+        state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
+        net = build_network(spec["spec"], spec["clinical_features"], state)
     threshold = entry.get("threshold")
     return SplitModel(int(entry["split"]), None if threshold is None else float(threshold), net, preprocessor,
                       logistic)
@@ -128,9 +128,13 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
     if not meta.get("splits"):
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
     chosen, reason = choose(precision, meta.get("bf16_check")) if meta["kind"] == "image" else ("fp32", "no network")
-    models = [_load_split(folder, entry, meta["kind"], chosen) for entry in meta["splits"]]
+    shared = load_file(str(folder / meta["shared_backbone"])) if meta.get("shared_backbone") else {}
+    models = [_load_split(folder, entry, meta["kind"], shared) for entry in meta["splits"]]
     _check_input_size(folder, meta, models)
     share_identical_backbones(models)
+    if chosen == "bf16":  # after sharing: a shared backbone is converted once
+        for split_model in models:
+            to_bf16_weights(split_model.net)
     return Bundle(folder, meta, models, chosen, reason)
 
 
@@ -145,9 +149,13 @@ def share_identical_backbones(models: list[SplitModel]) -> None:
 
 def _same_tensors(a: nn.Module, b: nn.Module) -> bool:
     first, second = a.state_dict(), b.state_dict()
-    return first.keys() == second.keys() and all(
-        first[k].dtype == second[k].dtype and first[k].shape == second[k].shape and torch.equal(first[k], second[k])
-        for k in first)
+    return first.keys() == second.keys() and all(_equal(first[k], second[k]) for k in first)
+
+
+def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    return a.data_ptr() == b.data_ptr() or torch.equal(a, b)  # one storage (backbone.safetensors): equal
 
 
 def _check_input_size(folder: Path, meta: dict, models: list[SplitModel]) -> None:

@@ -7,13 +7,15 @@ MODEL_DIR/
   split-KK/model.safetensors  full state of the merged (LoRA folded) VcpredModel; image models
   split-KK/model.json         ModelSpec, clinical width, source run, pre-trained weights record
   split-KK/clinical.json      clinical preprocessing (+ the logistic for clinical-only models)
+  backbone.safetensors        version 2 only: the backbone tensors every split model shares (a linear
+                              probe), kept once; each split's model.safetensors then holds the rest
   .vcpred-output.json         what export wrote (vcpred.output_folder; not hashed, not read by predict)
 
 bundle.json: format, version, model_id, configuration, kind ("image" | "clinical_only"), family
 ("vit" | "cnn"), ap, aggregate, clinical_columns, clinical_ranges (optional: development min/max
 per numeric column), prepare_params (vcpred.imaging.PrepareParams),
 splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
-threshold_rule, bf16_check (optional: how far bf16 moved the validation probabilities at export,
+threshold_rule, shared_backbone (version 2: "backbone.safetensors"), bf16_check (optional: how far bf16 moved the validation probabilities at export,
 for `--precision auto`: vcpred.predict.precision_check), training_data {synthetic, evidence} (from
 the source runs' config.yaml: synthetic when any run's manifest came from `vcpred synth`; bundles
 exported before it was recorded read as not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
@@ -32,9 +34,12 @@ from vcpred.hashing import sha256_files
 from vcpred.jsonio import json_text, jsonable
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 1  # written when the split models have their own backbones
+SHARED_BACKBONE_VERSION = 2  # written when they share backbone.safetensors; older vcpreds refuse it
+READABLE_VERSIONS = (BUNDLE_VERSION, SHARED_BACKBONE_VERSION)
 BUNDLE_FILE, CARD_FILE = "bundle.json", "MODEL_CARD.md"
 WEIGHTS_FILE, SPEC_FILE, CLINICAL_FILE = "model.safetensors", "model.json", "clinical.json"
+SHARED_BACKBONE_FILE, BACKBONE_PREFIX = "backbone.safetensors", "backbone."
 
 
 class BundleError(WeightsError):
@@ -59,9 +64,9 @@ def read_meta(folder: Path) -> dict:
         raise BundleError(f"{path} is not readable JSON ({exc}); export the model again") from None
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a vcpred model bundle (format {meta.get('format')!r})")
-    if meta.get("version") != BUNDLE_VERSION:
-        raise BundleError(f"{path} has bundle version {meta.get('version')}; this vcpred reads version "
-                          f"{BUNDLE_VERSION}: export the model again with this vcpred")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise BundleError(f"{path} has bundle version {meta.get('version')}; this vcpred reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}: export the model again with this vcpred")
     return meta
 
 

@@ -22,7 +22,8 @@ from vcpred.evaluate.aggregate import aggregate
 from vcpred.evaluate.runs import read_run
 from vcpred.models import ClinicalPreprocessor
 from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
-from vcpred.predict.bundle import CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE, build_network
+from vcpred.predict.bundle import build_network
+from vcpred.predict.bundle_files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
 from vcpred.runs import RunRecord
 
 BATCH = 16
@@ -34,8 +35,12 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
     if patients <= 0:
         return None
     changes, checked = [], 0
+    from safetensors.torch import load_file
+
+    shared_file = folder / SHARED_BACKBONE_FILE  # the backbone the split models share, when kept once
+    shared = load_file(str(shared_file)) if shared_file.is_file() else {}
     for run, entry in zip(runs, entries):
-        change, count = _split_change(folder / entry["dir"], run, ap=ap, rule=rule, patients=patients)
+        change, count = _split_change(folder / entry["dir"], run, shared, ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
     return {"max_probability_change": float(max(changes)), "per_split": [float(c) for c in changes],
@@ -44,7 +49,8 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
             "native_bf16_at_export": native_bf16()}
 
 
-def _split_change(split_dir: Path, run: RunRecord, *, ap: bool, rule: str, patients: int) -> tuple[float, int]:
+def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, rule: str,
+                  patients: int) -> tuple[float, int]:
     from vcpred.cohort import load_manifest
     from vcpred.training.data import load_frames
 
@@ -61,8 +67,8 @@ def _split_change(split_dir: Path, run: RunRecord, *, ap: bool, rule: str, patie
     frames = load_frames(run.store, records, ["validation"] * len(records), main_only=False, preprocessor=preprocessor)
     from safetensors.torch import load_file
 
-    net = to_bf16_weights(build_network(spec["spec"], spec["clinical_features"],
-                                        load_file(str(split_dir / WEIGHTS_FILE))))
+    state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
+    net = to_bf16_weights(build_network(spec["spec"], spec["clinical_features"], state))
     probabilities = []
     with torch.no_grad(), inference_context("bf16"):
         for start in range(0, len(frames), BATCH):
