@@ -107,13 +107,9 @@ def _legacy_cohort(out: Path) -> list[str] | None:
 
 
 def _legacy_run(out: Path) -> list[str] | None:
-    import yaml
+    from vcpred.runs import written_by_training
 
-    try:
-        config = yaml.safe_load((out / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    if not isinstance(config, dict) or config.get("status") != "done" or not {"configuration", "environment"} <= set(config):
+    if not written_by_training(out):
         return None
     return ["config.yaml", "metrics.json", "predictions.csv", "model", "model/*"]
 

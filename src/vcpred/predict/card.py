@@ -15,7 +15,8 @@ from vcpred import RESEARCH_NOTICE
 from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.variants import Variant
-from vcpred.predict.method import clinical_step, finite, loss_text, run_loss, validation_uses
+from vcpred.predict.method import clinical_step, finite, loss_text, validation_uses
+from vcpred.runs import recorded_loss
 
 
 def _set_lines(cohort, set_name: str) -> list[str]:
@@ -183,7 +184,7 @@ def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
              if spec else "clinical-only logistic regression")
     training_data = recorded(meta)
     training, external = _populations(sources, training_data)
-    loss = loss_text([run_loss(s.path) for s in sources], image=meta["kind"] == "image")
+    loss = loss_text([recorded_loss(s.path) for s in sources], image=meta["kind"] == "image")
     parts = [
         f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "", *_warning(training_data),
         "## Intended use",

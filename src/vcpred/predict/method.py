@@ -8,9 +8,7 @@ said to be chosen by the data.
 
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 
 import pandas as pd
 
@@ -18,15 +16,6 @@ UNWEIGHTED = "unweighted binary cross-entropy"  # how vcpred.training.run.LOSS s
 DATA_RULE = "highest mean internal AUC"  # evaluate's best_rule when validation data chose the best
 CLINICAL_SUFFIX = "-cf"  # `vcpred demo` names the best image configuration trained with clinical features so
 NOT_RECORDED = "not recorded"
-
-
-def run_loss(run_dir: Path) -> str | None:
-    """The 'loss' a run's metrics.json records (None when absent or unreadable)."""
-    try:
-        loss = json.loads((Path(run_dir) / "metrics.json").read_text()).get("loss")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return loss if isinstance(loss, str) and loss else None
 
 
 def loss_text(losses: list[str | None], *, image: bool) -> str:

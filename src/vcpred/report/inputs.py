@@ -149,12 +149,12 @@ def read_configs(runs_dir: Path) -> dict[str, RunRecord]:
 
 def read_losses(runs_dir: Path) -> dict[str, list]:
     """configuration -> the 'loss' each finished split run's metrics.json records (None: not recorded)."""
-    from vcpred.predict.method import run_loss
+    from vcpred.runs import recorded_loss
 
     losses: dict[str, list] = {}
     for run_dir in run_dirs(runs_dir):
         if unfinished_reason(run_dir) is None:
-            losses.setdefault(run_dir.parent.name, []).append(run_loss(run_dir))
+            losses.setdefault(run_dir.parent.name, []).append(recorded_loss(run_dir))
     return losses
 
 

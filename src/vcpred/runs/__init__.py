@@ -3,7 +3,7 @@
 RUNS/<configuration>/split-<KK>/      one run (layout.py)
   config.yaml      what was trained and on what: parsed only here, into a RunRecord (record.py)
   predictions.csv  patient_id, set, split, frame_offset, probability, label (predictions.py)
-  metrics.json, model/   training curve; trained tensors
+  metrics.json, model/   training curve and loss (recorded_loss); trained tensors
 
 Training writes it; experiment, evaluate, export, explain and report read it through this package
 and never by string keys of their own. A run is finished when config.yaml says `status: done` and
@@ -22,12 +22,14 @@ from vcpred.runs.record import (
     read_done,
     read_finished,
     read_record,
+    recorded_loss,
     unfinished_reason,
     verify_outputs,
+    written_by_training,
 )
 
 __all__ = [
     "PREDICTION_COLUMNS", "RETRAIN", "SETS", "SPLIT_DIR", "RunRecord", "configuration_run_dirs", "is_finished",
-    "load_run_config", "output_problems", "read_done", "read_finished", "read_predictions", "read_record", "run_dirs", "run_label", "run_path",
-    "split_dir_name", "unfinished_reason", "verify_outputs", "write_predictions",
+    "load_run_config", "output_problems", "read_done", "read_finished", "read_predictions", "read_record", "recorded_loss", "run_dirs", "run_label",
+    "run_path", "split_dir_name", "unfinished_reason", "verify_outputs", "write_predictions", "written_by_training",
 ]

@@ -8,6 +8,8 @@ the weights, the input fingerprint and the sha256 of every output.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,6 +191,25 @@ def read_finished(run_dir: Path) -> tuple[RunRecord | None, str | None]:
     config = load_run_config(config_path)
     reason = _unfinished(run_dir, config)
     return (None, reason) if reason else (_record(run_dir, config), None)
+
+
+def written_by_training(run_dir: Path) -> bool:
+    """Whether run_dir holds a finished run that vcpred training wrote (its config.yaml is a mapping
+    with status done, configuration and environment): the output guard may then replace it."""
+    try:
+        config = load_run_config(run_dir / "config.yaml")
+    except RunError:
+        return False
+    return config.get("status") == "done" and {"configuration", "environment"} <= set(config)
+
+
+def recorded_loss(run_dir: Path) -> str | None:
+    """The loss a run's metrics.json records (None when absent or unreadable)."""
+    try:
+        loss = json.loads((Path(run_dir) / "metrics.json").read_text()).get("loss")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return loss if isinstance(loss, str) and loss else None
 
 
 def read_done(run_dir: Path) -> RunRecord | None:
