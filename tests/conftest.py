@@ -75,19 +75,30 @@ def tiny(tmp_path_factory):
     return build_tiny_cohort(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def shared_workdir(tmp_path_factory):
-    """One folder per test session for the tiny runs, bundles and evaluation the helper modules build
-    once and share (predict_support, report_support); pytest creates and cleans it, and the helpers'
-    caches are emptied when the session ends so nothing points into a removed folder."""
-    import predict_support
+@pytest.fixture(scope="session")
+def shared_workdir(tmp_path_factory) -> Path:
+    """One folder per test session for the tiny runs, bundles and evaluation the session shares
+    (fixtures `artefacts`, `report_artefacts`); pytest creates and cleans it."""
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.fixture(scope="session")
+def artefacts(shared_workdir):
+    """The session's tiny cohort, trained runs and exported bundles (predict_support.SharedArtefacts):
+    each built once, on first use; forgotten when the session ends."""
+    from predict_support import SharedArtefacts
+
+    shared = SharedArtefacts(shared_workdir)
+    yield shared
+    shared.clear()
+
+
+@pytest.fixture(scope="session")
+def report_artefacts(artefacts):
+    """The session's small evaluation, exported models and report (report_support.ReportArtefacts),
+    built once from `artefacts`' runs, on first use; forgotten when the session ends."""
     import report_support
 
-    predict_support.use_workdir(tmp_path_factory.mktemp("shared"))
-    yield
-    predict_support.use_workdir(None)
-    for module in (predict_support, report_support):
-        for value in vars(module).values():
-            if callable(getattr(value, "cache_clear", None)):
-                value.cache_clear()
-
+    report = report_support.ReportArtefacts(artefacts)
+    yield report
+    report.clear()

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from starlette.testclient import TestClient
 
-from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR
 from vcpred.cli import main
 from vcpred.models.clinical import ClinicalPreprocessor, ColumnEncoding
 from vcpred.predict import load_bundle
@@ -34,8 +34,8 @@ def weights_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return load_bundle(exported("vitlora", **VIT))
+def bundle(artefacts) -> Bundle:
+    return load_bundle(artefacts.exported("vitlora", **VIT))
 
 
 def with_columns(bundle: Bundle) -> Bundle:

@@ -145,15 +145,14 @@ def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
-def test_randomised_weights_give_a_visibly_different_map():
+def test_randomised_weights_give_a_visibly_different_map(artefacts):
     """Sanity check (Adebayo et al. 2018): maps must depend on the learned weights."""
-    from predict_support import store_frames, trained_runs
     from vcpred.models import load_model
 
-    x = store_frames(["P000", "P003", "P001", "P100"])  # tiny-store frames with the planted block
+    x = artefacts.store_frames(["P000", "P003", "P001", "P100"])  # tiny-store frames with the planted block
     for name, model in (("vitlora", dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))),
                         ("resnetlora", dict(backbone="resnet_test", method="lora"))):
-        trained = load_model(trained_runs(name, **model) / name / "split-00" / "model")
+        trained = load_model(artefacts.trained_runs(name, **model) / name / "split-00" / "model")
         clinical = torch.zeros(len(x), trained.clinical_features) if trained.clinical_features else None
         randomised = create_model(replace(trained.spec, seed=123), clinical_features=trained.clinical_features)
         trained_map = explain_frames(trained.net, x, clinical)
@@ -195,12 +194,11 @@ def test_zoomed_overlay_shows_the_crop_with_context_inside_the_image():
     assert zoomed != overlay_png(image, full, (42, 52, 58, 68), (40, 50, 60, 70), spacing=(1.0, 1.0), title="t " * 80)
 
 
-def test_explain_run_draws_the_study_figures_for_store_patients(tmp_path):
-    from predict_support import tiny_cohort, trained_runs
+def test_explain_run_draws_the_study_figures_for_store_patients(artefacts, tmp_path):
     from vcpred.explain.maps import explain_run
 
-    runs = trained_runs("vitlora", backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
-    _, store, _ = tiny_cohort()
+    runs = artefacts.trained_runs("vitlora", backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
+    _, store, _ = artefacts.tiny_cohort()
     written = explain_run(runs / "vitlora" / "split-00", store, ["P000", "P100"], tmp_path / "figures")
     assert [p.name for p in written] == ["P000.png", "P100.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)

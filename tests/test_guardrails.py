@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -161,9 +160,9 @@ def test_missing_weights_are_found_for_every_configuration_before_the_first_run(
 # --- n/a reasons and no 'nan' when the external set is too small ----------------------------------
 
 
-@lru_cache(maxsize=None)
 def small_external(root: Path) -> Path:
-    """Tiny runs whose external set holds 1 case and 2 controls, evaluated, exported and reported."""
+    """Tiny runs whose external set holds 1 case and 2 controls, evaluated, exported and reported
+    (built once per module by the `small` fixture)."""
     from vcpred.models import ModelSpec
     from vcpred.training import TrainConfig, TrainingParams, train_run
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import siblings, snapshot
 from imaging_support import small_volume, write_dicom_series
-from predict_support import BOX_TEXT, BODY, T2_LUMBAR, exported, trained_runs
+from predict_support import BOX_TEXT, BODY, T2_LUMBAR
 from vcpred import console
 from vcpred.cli import main
 from vcpred.errors import WeightsError
@@ -40,8 +40,8 @@ def _one_error_line(capsys) -> str:
     return lines[0]
 
 
-def test_duplicate_clinical_keys_are_an_error(tmp_path, capsys):
-    model = exported("resnetlora", **CNN)
+def test_duplicate_clinical_keys_are_an_error(artefacts, tmp_path, capsys):
+    model = artefacts.exported("resnetlora", **CNN)
     assert main(one_patient(model, tmp_path / "out", "--clinical", "age=74,sex=F,age=75")) == 2
     line = _one_error_line(capsys)
     assert "age" in line and "twice" in line and "74" in line and "75" in line
@@ -50,14 +50,14 @@ def test_duplicate_clinical_keys_are_an_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("box, words", [("100,140,101,141", "smaller than 4 x 4 pixels"),
                                         ("0,0,1000000000000,1000000000000", "larger than the")])
-def test_a_one_pixel_or_huge_roi_is_refused_not_predicted(tmp_path, capsys, box, words):
-    model = exported("resnetlora", **CNN)
+def test_a_one_pixel_or_huge_roi_is_refused_not_predicted(artefacts, tmp_path, capsys, box, words):
+    model = artefacts.exported("resnetlora", **CNN)
     assert main(one_patient(model, tmp_path / "out", box=box)) == 2
     assert words in _one_error_line(capsys)
     assert not (tmp_path / "out").exists()
 
 
-def test_predict_manifest_skips_crashing_patients_and_predicts_the_others(tmp_path, capsys, monkeypatch):
+def test_predict_manifest_skips_crashing_patients_and_predicts_the_others(artefacts, tmp_path, capsys, monkeypatch):
     """A DICOM with PixelSpacing 0 (a SimpleITK RuntimeError before) and a patient whose prediction
     raises an unexpected exception are listed with their reasons; the good patient is predicted."""
     folder = write_dicom_series(tmp_path / "zero_spacing", small_volume())
@@ -83,7 +83,7 @@ def test_predict_manifest_skips_crashing_patients_and_predicts_the_others(tmp_pa
         return real(bundle, record, **kwargs)
 
     monkeypatch.setattr(outputs, "predict_patient", flaky)
-    model = exported("resnetlora", **CNN)
+    model = artefacts.exported("resnetlora", **CNN)
     out = tmp_path / "out"
     assert main(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]) == 0
     err = capsys.readouterr().err
@@ -127,8 +127,8 @@ def test_an_os_error_without_a_file_name_names_the_output_folder(tmp_path, capsy
     assert line.startswith("error: no space left on the device (ENOSPC) while writing ") and "s.json" in line
 
 
-def test_a_full_disk_while_writing_a_prediction_keeps_the_earlier_one(tmp_path, capsys, monkeypatch):
-    model = exported("resnetlora", **CNN)
+def test_a_full_disk_while_writing_a_prediction_keeps_the_earlier_one(artefacts, tmp_path, capsys, monkeypatch):
+    model = artefacts.exported("resnetlora", **CNN)
     out = tmp_path / "out"
     assert main(one_patient(model, out)) == 0
     before = snapshot(out)
@@ -147,10 +147,10 @@ def test_a_full_disk_while_writing_a_prediction_keeps_the_earlier_one(tmp_path, 
     assert snapshot(out) == before and siblings(out) == ["out"]
 
 
-def test_a_truncated_run_model_is_named(tmp_path, capsys):
+def test_a_truncated_run_model_is_named(artefacts, tmp_path, capsys):
     """SafetensorError from a run's truncated model.safetensors became an internal error."""
     runs = tmp_path / "runs"
-    shutil.copytree(trained_runs("resnetlora", **CNN), runs)
+    shutil.copytree(artefacts.trained_runs("resnetlora", **CNN), runs)
     weights = runs / "resnetlora" / "split-00" / "model" / "model.safetensors"
     intact = weights.read_bytes()
     weights.write_bytes(intact[: len(intact) // 2])

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import siblings, snapshot
 from test_evaluate import cohort, make_runs
-from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, trained_runs
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR
 from vcpred import output_folder
 from vcpred.cli import main
 from vcpred.output_folder import MARKER, OutputError, check, replacing
@@ -57,10 +57,10 @@ def test_evaluate_interrupted_while_writing_keeps_the_earlier_evaluation(tmp_pat
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=type)
-def test_predict_interrupted_while_writing_keeps_the_earlier_prediction(tmp_path, monkeypatch, fault):
+def test_predict_interrupted_while_writing_keeps_the_earlier_prediction(artefacts, tmp_path, monkeypatch, fault):
     import vcpred.predict.outputs as outputs
 
-    model = exported("resnetlora", **CNN)
+    model = artefacts.exported("resnetlora", **CNN)
     out = tmp_path / "out"
     argv = ["--quiet", "predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice",
             str(BODY.slice), "--roi-box", BOX_TEXT, "--out", str(out)]
@@ -72,10 +72,10 @@ def test_predict_interrupted_while_writing_keeps_the_earlier_prediction(tmp_path
 
 
 @pytest.mark.parametrize("fault", FAULTS, ids=type)
-def test_export_interrupted_while_writing_keeps_the_earlier_bundle(tmp_path, monkeypatch, fault):
+def test_export_interrupted_while_writing_keeps_the_earlier_bundle(artefacts, tmp_path, monkeypatch, fault):
     import vcpred.predict.export as export
 
-    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+    runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     out = tmp_path / "model"
     argv = ["--quiet", "export", str(runs), "--configuration", "clinical", "--out", str(out), "--force"]
     assert main(argv) == 0

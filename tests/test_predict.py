@@ -12,7 +12,7 @@ import pydicom
 import pytest
 
 from conftest import siblings, snapshot
-from predict_support import BODY, BOX_TEXT, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from predict_support import BODY, BOX_TEXT, T2_LUMBAR
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING, warning_sentence
 from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient
@@ -31,8 +31,8 @@ def one_patient(model, out, *extra) -> list[str]:
             "--roi-box", BOX_TEXT, "--out", str(out), *extra]
 
 
-def test_predict_on_the_real_lumbar_t2_writes_every_output(tmp_path, capsys):
-    model = exported("vitlora", **VIT)
+def test_predict_on_the_real_lumbar_t2_writes_every_output(artefacts, tmp_path, capsys):
+    model = artefacts.exported("vitlora", **VIT)
     assert main(one_patient(model, tmp_path / "out", "--clinical", "age=74,sex=F", "--dicom-sc")) == 0
     out = tmp_path / "out"
     result = json.loads((out / "prediction.json").read_text())
@@ -58,8 +58,8 @@ def test_predict_on_the_real_lumbar_t2_writes_every_output(tmp_path, capsys):
     assert 'id="synthetic-warning"' not in html and "synthetic" not in sc.ImageComments
 
 
-def test_the_heat_map_lies_in_the_crop_around_the_roi():
-    bundle = load_bundle(exported("vitlora", **VIT))
+def test_the_heat_map_lies_in_the_crop_around_the_roi(artefacts):
+    bundle = load_bundle(artefacts.exported("vitlora", **VIT))
     record = make_record({"t2": T2_LUMBAR}, BODY.slice, BODY.box, {"age": "80", "sex": "M"})
     prediction = predict_patient(bundle, record)
     r0, c0, r1, c1 = prediction.result["crop_box"]
@@ -70,8 +70,8 @@ def test_the_heat_map_lies_in_the_crop_around_the_roi():
     assert r0 <= BODY.row_min and BODY.row_max <= r1 and c0 <= BODY.col_min and BODY.col_max <= c1
 
 
-def test_cnn_bundles_use_grad_cam_and_bf16_stays_close(tmp_path):
-    model = exported("resnetlora", **CNN)
+def test_cnn_bundles_use_grad_cam_and_bf16_stays_close(artefacts, tmp_path):
+    model = artefacts.exported("resnetlora", **CNN)
     record = make_record({"t2": T2_LUMBAR}, BODY.slice, BODY.box, {})
     fp32 = predict_patient(load_bundle(model, precision="fp32"), record)
     bf16 = predict_patient(load_bundle(model, precision="bf16"), record)
@@ -81,8 +81,8 @@ def test_cnn_bundles_use_grad_cam_and_bf16_stays_close(tmp_path):
     assert abs(fp32.result["probability"] - bf16.result["probability"]) < 0.05
 
 
-def test_clinical_values_missing_unknown_or_imputed(tmp_path, capsys):
-    model = exported("vitlora", **VIT)
+def test_clinical_values_missing_unknown_or_imputed(artefacts, tmp_path, capsys):
+    model = artefacts.exported("vitlora", **VIT)
     assert main(one_patient(model, tmp_path / "a", "--clinical", "age=74")) == 2
     err = capsys.readouterr().err
     assert "sex needed by this model but not given" in err and "--allow-missing" in err and "Traceback" not in err
@@ -96,8 +96,8 @@ def test_clinical_values_missing_unknown_or_imputed(tmp_path, capsys):
     assert list(result["imputed"]) == ["age"] and any("imputed" in w for w in result["warnings"])
 
 
-def test_image_errors_exit_2_without_traceback(tmp_path, capsys):
-    model = exported("resnetlora", **CNN)
+def test_image_errors_exit_2_without_traceback(artefacts, tmp_path, capsys):
+    model = artefacts.exported("resnetlora", **CNN)
     outside = ["predict", "--model", str(model), "--image-t2", str(T2_LUMBAR), "--roi-slice", "19",
                "--roi-box", "400,400,420,430", "--out", str(tmp_path / "a")]
     assert main(outside) == 2
@@ -115,8 +115,8 @@ def test_image_errors_exit_2_without_traceback(tmp_path, capsys):
     assert "r0 < r1" in capsys.readouterr().err
 
 
-def test_out_is_never_clobbered_unless_it_is_an_earlier_prediction(tmp_path, capsys):
-    model = exported("resnetlora", **CNN)
+def test_out_is_never_clobbered_unless_it_is_an_earlier_prediction(artefacts, tmp_path, capsys):
+    model = artefacts.exported("resnetlora", **CNN)
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
     assert main(one_patient(model, tmp_path / "mine")) == 2
@@ -125,9 +125,9 @@ def test_out_is_never_clobbered_unless_it_is_an_earlier_prediction(tmp_path, cap
     assert main(one_patient(model, tmp_path / "out")) == 0  # an earlier output is replaced
 
 
-def test_a_failing_rerun_leaves_the_earlier_prediction_as_it_was(tmp_path, capsys):
+def test_a_failing_rerun_leaves_the_earlier_prediction_as_it_was(artefacts, tmp_path, capsys):
     """Issue 14: predict deleted the earlier prediction before computing the new one."""
-    model = exported("resnetlora", **CNN)
+    model = artefacts.exported("resnetlora", **CNN)
     out = tmp_path / "out"
     assert main(one_patient(model, out)) == 0
     before = snapshot(out)
@@ -140,10 +140,10 @@ def test_a_failing_rerun_leaves_the_earlier_prediction_as_it_was(tmp_path, capsy
     assert snapshot(out) == before and siblings(out) == ["out"]
 
 
-def test_force_never_touches_a_folder_predict_did_not_write(tmp_path, capsys):
+def test_force_never_touches_a_folder_predict_did_not_write(artefacts, tmp_path, capsys):
     """Issue 14: `predict --force` into a user's folder deleted every file whose name vcpred could
     write, even when the prediction then failed."""
-    model = exported("resnetlora", **CNN)
+    model = artefacts.exported("resnetlora", **CNN)
     mine = tmp_path / "mine"
     (mine / "heatmaps").mkdir(parents=True)
     for name in ("report.html", "summary.json", "predictions.csv", "prediction.json", "heatmaps/a.png", "notes.txt"):
@@ -159,14 +159,14 @@ def test_force_never_touches_a_folder_predict_did_not_write(tmp_path, capsys):
     assert siblings(mine) == ["mine"]
 
 
-def test_manifest_prediction_writes_a_table_and_heat_maps(tmp_path):
+def test_manifest_prediction_writes_a_table_and_heat_maps(artefacts, tmp_path):
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label,age,sex"
     rows = [f"A,external,{T2_LUMBAR},19,103,140,127,171,1,74,F",
             f"B,external,{T2_LUMBAR},19,400,400,420,430,0,70,M",  # ROI outside the image
             f"C,external,{T2_LUMBAR},20,70,140,95,171,,,F"]  # age missing: imputed with --allow-missing
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("\n".join([header, *rows]) + "\n")
-    model = exported("vitlora", **VIT)
+    model = artefacts.exported("vitlora", **VIT)
     assert main(["--quiet", "predict", "--model", str(model), "--manifest", str(manifest), "--allow-missing",
                  "--out", str(tmp_path / "out")]) == 0
     table = pd.read_csv(tmp_path / "out" / "predictions.csv", keep_default_na=False)
@@ -178,11 +178,11 @@ def test_manifest_prediction_writes_a_table_and_heat_maps(tmp_path):
     assert all((tmp_path / "out" / p).is_file() for p in ok["heatmap"])
 
 
-def test_a_manifest_where_every_patient_fails_replaces_nothing(tmp_path, capsys):
+def test_a_manifest_where_every_patient_fails_replaces_nothing(artefacts, tmp_path, capsys):
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"
     manifest = tmp_path / "manifest.csv"
     manifest.write_text(f"{header}\nB,external,{T2_LUMBAR},19,400,400,420,430,0\n")  # ROI outside the image
-    model = exported("resnetlora", **CNN)
+    model = artefacts.exported("resnetlora", **CNN)
     out = tmp_path / "out"
     assert main(one_patient(model, out)) == 0
     before = snapshot(out)
@@ -193,8 +193,8 @@ def test_a_manifest_where_every_patient_fails_replaces_nothing(tmp_path, capsys)
     assert snapshot(out) == before and siblings(out) == ["manifest.csv", "out"]
 
 
-def test_clinical_only_models_predict_without_an_image(tmp_path):
-    runs = trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
+def test_clinical_only_models_predict_without_an_image(artefacts, tmp_path):
+    runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     model = export_configuration(runs, "clinical", tmp_path / "bundle")
     assert main(["predict", "--model", str(model), "--clinical", "age=81,sex=M", "--out", str(tmp_path / "o")]) == 0
     result = json.loads((tmp_path / "o" / "prediction.json").read_text())
@@ -202,8 +202,8 @@ def test_clinical_only_models_predict_without_an_image(tmp_path):
     assert (tmp_path / "o" / "report.html").is_file() and not (tmp_path / "o" / "heatmap.png").exists()
 
 
-def test_a_model_trained_on_synthetic_data_says_so_in_every_output(tmp_path, capsys):
-    model = exported("vitlora", synthetic=True, **VIT)
+def test_a_model_trained_on_synthetic_data_says_so_in_every_output(artefacts, tmp_path, capsys):
+    model = artefacts.exported("vitlora", synthetic=True, **VIT)
     assert main(one_patient(model, tmp_path / "out", "--clinical", "age=74,sex=F", "--dicom-sc")) == 0
     assert SYNTHETIC_WARNING in capsys.readouterr().err  # said once on the console
     result = json.loads((tmp_path / "out" / "prediction.json").read_text())
@@ -214,10 +214,10 @@ def test_a_model_trained_on_synthetic_data_says_so_in_every_output(tmp_path, cap
     assert SYNTHETIC_WARNING in pydicom.dcmread(tmp_path / "out" / "heatmap_sc.dcm").ImageComments
 
 
-def test_manifest_summaries_carry_the_training_data(tmp_path):
-    manifest, _, _ = tiny_cohort()
-    runs = {False: trained_runs("clinical", image=False, clinical_columns=("age", "sex")),
-            True: trained_runs("clinical", synthetic=True, image=False, clinical_columns=("age", "sex"))}
+def test_manifest_summaries_carry_the_training_data(artefacts, tmp_path):
+    manifest, _, _ = artefacts.tiny_cohort()
+    runs = {False: artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex")),
+            True: artefacts.trained_runs("clinical", synthetic=True, image=False, clinical_columns=("age", "sex"))}
     for synthetic, folder in runs.items():
         model = export_configuration(folder, "clinical", tmp_path / f"bundle-{synthetic}")
         out = tmp_path / f"out-{synthetic}"

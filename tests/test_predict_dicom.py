@@ -9,7 +9,6 @@ import pydicom
 import pytest
 
 from test_cohort_images import two_series_study
-from predict_support import exported
 from vcpred.cli import main
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
@@ -21,9 +20,9 @@ def predict_args(model, image, out, *extra) -> list[str]:
 
 
 @pytest.mark.parametrize("series, found", [(None, "mixes 2 series"), ("t2=STIR SAG", None)])
-def test_predict_series_option(tmp_path, capsys, series, found):
+def test_predict_series_option(artefacts, tmp_path, capsys, series, found):
     study = two_series_study(tmp_path / "study")
-    args = predict_args(exported("vitlora", **VIT), study, tmp_path / "out")
+    args = predict_args(artefacts.exported("vitlora", **VIT), study, tmp_path / "out")
     code = main(args + (["--series", series] if series else []))
     if found:
         err = capsys.readouterr().err
@@ -53,14 +52,14 @@ def identified_series(folder):
 
 
 @pytest.mark.parametrize("zipped_input", [False, True])
-def test_secondary_capture_joins_the_source_patient_and_study_as_a_new_series(tmp_path, capsys, zipped_input):
+def test_secondary_capture_joins_the_source_patient_and_study_as_a_new_series(artefacts, tmp_path, capsys, zipped_input):
     from dicom_variants import zipped
 
     series = identified_series(tmp_path / "series")
     source = pydicom.dcmread(next(series.iterdir()), stop_before_pixels=True)
     image = zipped(series, tmp_path / "t2.zip") if zipped_input else series
     out = tmp_path / "out"
-    assert main(predict_args(exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
+    assert main(predict_args(artefacts.exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
     sc = pydicom.dcmread(out / "heatmap_sc.dcm")
     for keyword in ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
                     "StudyTime", "AccessionNumber", "ReferringPhysicianName", "StudyID"):
@@ -70,19 +69,19 @@ def test_secondary_capture_joins_the_source_patient_and_study_as_a_new_series(tm
     assert "not DICOM" not in capsys.readouterr().err
 
 
-def test_secondary_capture_from_nifti_says_it_has_no_patient(tmp_path, capsys):
+def test_secondary_capture_from_nifti_says_it_has_no_patient(artefacts, tmp_path, capsys):
     from imaging_support import save_nifti, small_volume
 
     image = save_nifti(small_volume(), tmp_path / "t2.nii.gz")
     out = tmp_path / "out"
-    assert main(predict_args(exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
+    assert main(predict_args(artefacts.exported("vitlora", **VIT), image, out, "--dicom-sc", "--patient-id", "case 7")) == 0
     sc = pydicom.dcmread(out / "heatmap_sc.dcm")
     assert sc.PatientID == "case 7" and sc.PatientName == "case 7" and sc.PatientBirthDate == ""
     assert "the input was not DICOM" in sc.ImageComments
     assert "heatmap_sc.dcm: the input was not DICOM" in capsys.readouterr().err
 
 
-def test_predict_manifest_reads_each_patients_series_column(tmp_path, capsys):
+def test_predict_manifest_reads_each_patients_series_column(artefacts, tmp_path, capsys):
     import pandas as pd
 
     from conftest import MANIFEST_HEADER, patient_row, write_manifest
@@ -93,7 +92,7 @@ def test_predict_manifest_reads_each_patients_series_column(tmp_path, capsys):
     rows = [patient_row(0, image_t2="P000", series_t2="STIR SAG", **roi),
             patient_row(1, image_t2="P001", series_t2="", **roi)]
     manifest = write_manifest(tmp_path, rows, MANIFEST_HEADER + ["series_t2"], make_images=False)
-    model = exported("vitlora", **VIT)
+    model = artefacts.exported("vitlora", **VIT)
     out = tmp_path / "out"
     assert main(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(out)]) == 0
     table = pd.read_csv(out / "predictions.csv", keep_default_na=False)

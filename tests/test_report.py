@@ -13,9 +13,7 @@ from html import escape, unescape
 import pandas as pd
 import pytest
 
-from report_support import (
-    evaluation, image_manifest, model_dir, report_args, report_file, runs_folder, second_model_dir, synthetic_report,
-)
+from report_support import ReportArtefacts
 from vcpred import RESEARCH_NOTICE
 from vcpred.cli import main
 from vcpred.cohort import load_manifest
@@ -38,12 +36,12 @@ def weights_home(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def html() -> str:
-    return report_file().read_text()
+def html(report_artefacts) -> str:
+    return report_artefacts.report_file().read_text()
 
 
-def _summary() -> pd.DataFrame:
-    return pd.read_csv(evaluation() / "summary.csv")
+def _summary(report_artefacts: ReportArtefacts) -> pd.DataFrame:
+    return pd.read_csv(report_artefacts.evaluation() / "summary.csv")
 
 
 def _fails(capsys, argv: list[str]) -> str:
@@ -71,8 +69,8 @@ def test_the_page_is_self_contained(html):
     assert "<script" not in html and "<link" not in html and "@import" not in html and "url(http" not in html
 
 
-def test_comparison_cells_are_the_evaluation_numbers(html):
-    summary = _summary()
+def test_comparison_cells_are_the_evaluation_numbers(report_artefacts, html):
+    summary = _summary(report_artefacts)
     section = html[html.index('id="comparison"'):html.index('id="performance"')]
     for _, row in summary.iterrows():
         assert mean_sd(row["auc_mean"], row["auc_sd"]) in section
@@ -80,7 +78,7 @@ def test_comparison_cells_are_the_evaluation_numbers(html):
         if row["set"] == "external":
             ci = f"{row['ensemble_auc']:.4f} ({row['ensemble_auc_ci_low']:.4f}-{row['ensemble_auc_ci_high']:.4f})"
             assert ci in section
-    m = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
+    m = json.loads((report_artefacts.evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
     assert f"Holm correction over {m} comparisons" in section and "Nadeau-Bengio" in section
     others = summary[(summary["best"].astype(str).str.lower() != "true") & summary["p_value"].notna()]
     for _, row in others.iterrows():  # a star exactly where the Holm-adjusted p is below 0.05
@@ -90,8 +88,8 @@ def test_comparison_cells_are_the_evaluation_numbers(html):
     assert "vit_tiny_test / random" in section and "lora" in section and "logistic regression" in section
 
 
-def test_cohort_counts_and_flow_match_the_manifest(html):
-    cohort = load_manifest(image_manifest(), check_files=False)
+def test_cohort_counts_and_flow_match_the_manifest(report_artefacts, html):
+    cohort = load_manifest(report_artefacts.image_manifest(), check_files=False)
     section = html[html.index('id="cohort"'):html.index('id="preprocessing"')]
     for set_name in ("development", "external"):
         records = cohort.subset(set_name)
@@ -119,15 +117,15 @@ def _first_map(block: str) -> tuple[bytes, str]:
     return base64.b64decode(match.group(1)), match.group(2)
 
 
-def test_gallery_maps_are_predicts_own_heat_maps(html):
+def test_gallery_maps_are_predicts_own_heat_maps(report_artefacts, html):
     """Each block's first image is byte for byte what `vcpred predict`'s code draws for that patient
     with that block's model, zoomed on the vertebra; predict's own heat map is the one drawn."""
     blocks = _blocks(html)
     assert len(blocks) == 2
     assert "vitlora + AP - attention rollout (chosen model)" in blocks[0]
     assert "vitlora - attention rollout (for comparison)" in blocks[1]
-    cohort = load_manifest(image_manifest(), check_files=False)
-    for block, directory in zip(blocks, (model_dir(), second_model_dir())):
+    cohort = load_manifest(report_artefacts.image_manifest(), check_files=False)
+    for block, directory in zip(blocks, (report_artefacts.model_dir(), report_artefacts.second_model_dir())):
         for outcome in ("true positives", "false positives", "false negatives", "true negatives"):
             assert outcome in block
         png, patient = _first_map(block)
@@ -139,10 +137,10 @@ def test_gallery_maps_are_predicts_own_heat_maps(html):
     assert "attention rollout" in html[html.index('id="gallery"'):html.index('id="failures"')]
 
 
-def test_each_gallery_block_picks_its_own_models_cases(html):
+def test_each_gallery_block_picks_its_own_models_cases(report_artefacts, html):
     """Cases come from each variant's own ensemble at its own threshold: the first case shown per
     outcome is that ensemble's clearest one."""
-    table = pd.read_csv(evaluation() / "ensemble_predictions.csv", dtype={"patient_id": str})
+    table = pd.read_csv(report_artefacts.evaluation() / "ensemble_predictions.csv", dtype={"patient_id": str})
     for block, variant in zip(_blocks(html), ("vitlora + AP", "vitlora")):
         mine = table[(table["variant"] == variant) & table["label"].notna()]
         predicted = mine["probability"] >= mine["threshold"]
@@ -158,39 +156,39 @@ def test_each_gallery_block_picks_its_own_models_cases(html):
             assert f"evaluation ensemble {best['probability']:.3f}" in cell
 
 
-def test_extra_models_must_be_other_variants_of_this_evaluation(tmp_path, capsys):
-    err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(model_dir())))
+def test_extra_models_must_be_other_variants_of_this_evaluation(report_artefacts, tmp_path, capsys):
+    err = _fails(capsys, report_artefacts.report_args(tmp_path / "r.html", "--model", str(report_artefacts.model_dir())))
     assert "both export 'vitlora + AP'" in err
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
-    err = _fails(capsys, report_args(tmp_path / "r.html", "--model", str(median)))
+    median = export_configuration(report_artefacts.runs_folder(), "vitlora", tmp_path / "median", rule="median")
+    err = _fails(capsys, report_artefacts.report_args(tmp_path / "r.html", "--model", str(median)))
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert not (tmp_path / "r.html").exists()
     # a clinical-only extra model gets a block that says there is nothing to explain
     clinical = tmp_path / "clinical-model"
-    assert main(["--quiet", "export", str(runs_folder()), "--configuration", "clinical", "--eval", str(evaluation()),
+    assert main(["--quiet", "export", str(report_artefacts.runs_folder()), "--configuration", "clinical", "--eval", str(report_artefacts.evaluation()),
                  "--out", str(clinical)]) == 0
-    assert main(report_args(tmp_path / "r.html", "--model", str(clinical), "--gallery", "1")) == 0
+    assert main(report_artefacts.report_args(tmp_path / "r.html", "--model", str(clinical), "--gallery", "1")) == 0
     blocks = _blocks((tmp_path / "r.html").read_text())
     assert len(blocks) == 2 and "uses clinical values only" in blocks[1] and "heat map of" not in blocks[1]
 
 
-def test_failures_list_the_most_confident_errors_with_clinical_values(html):
-    table = pd.read_csv(evaluation() / "ensemble_predictions.csv")
+def test_failures_list_the_most_confident_errors_with_clinical_values(report_artefacts, html):
+    table = pd.read_csv(report_artefacts.evaluation() / "ensemble_predictions.csv")
     mine = table[(table["variant"] == "vitlora + AP") & table["label"].notna()]
     wrong = mine[(mine["probability"] >= mine["threshold"]).astype(int) != mine["label"]]
     worst = wrong.loc[(wrong["label"] - wrong["probability"]).abs().idxmax()]
     section = html[html.index('id="failures"'):html.index('id="card"')]
     assert f"{len(wrong)} of {len(mine)} labelled external patients are misclassified" in section
-    record = load_manifest(image_manifest(), check_files=False)[worst["patient_id"]]
+    record = load_manifest(report_artefacts.image_manifest(), check_files=False)[worst["patient_id"]]
     first_row = section[section.index("<tbody>"):section.index("</tr>", section.index("<tbody>"))]
     assert f"<td>{worst['patient_id']}</td>" in first_row and f"<td>{worst['probability']:.3f}</td>" in first_row
     assert f"<td>{record.clinical['sex']}</td>" in first_row
 
 
-def test_model_card_has_ensemble_ci_and_calibration(html):
-    card = (model_dir() / "MODEL_CARD.md").read_text()
-    row = _summary().query("variant == 'vitlora + AP' and set == 'external'").iloc[0]
-    ensemble = json.loads((evaluation() / "evaluation.json").read_text())["ensembles"]["vitlora + AP"]
+def test_model_card_has_ensemble_ci_and_calibration(report_artefacts, html):
+    card = (report_artefacts.model_dir() / "MODEL_CARD.md").read_text()
+    row = _summary(report_artefacts).query("variant == 'vitlora + AP' and set == 'external'").iloc[0]
+    ensemble = json.loads((report_artefacts.evaluation() / "evaluation.json").read_text())["ensembles"]["vitlora + AP"]
     ci = f"{row['ensemble_auc']:.3f} (95 % CI {row['ensemble_auc_ci_low']:.3f}-{row['ensemble_auc_ci_high']:.3f}, DeLong)"
     assert ci in card and f"slope {ensemble['calibration_slope']:.2f}" in card
     assert f"**{RESEARCH_NOTICE}**" in card and "## Intended use" in card and "## Known limits" in card
@@ -198,33 +196,33 @@ def test_model_card_has_ensemble_ci_and_calibration(html):
     assert escape(ci) in section and "<h4>Training population</h4>" in section and "<table" in section
 
 
-def test_tripod_checklist_is_filled_from_the_run_with_placeholders(html):
+def test_tripod_checklist_is_filled_from_the_run_with_placeholders(report_artefacts, html):
     section = html[html.index('id="tripod"'):]
     numbers = re.findall(r"<tr><td>(\w+)</td>", section)
     assert numbers == [item.number for item in ITEMS]
     assert {"Open science", "Patient and public involvement", "Discussion"} <= set(re.findall(r'colspan="5">([^<]+)<', section))
     assert section.count('class="placeholder"') >= 10 and "[authors: funding]" in section
-    m = json.loads((evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
+    m = json.loads((report_artefacts.evaluation() / "evaluation.json").read_text())["comparisons"]["n_comparisons"]
     assert f"Holm over {m} comparisons" in section and "3 random patient-level splits" in section
 
 
-def test_without_a_model_the_gallery_says_how_to_get_one(tmp_path):
+def test_without_a_model_the_gallery_says_how_to_get_one(report_artefacts, tmp_path):
     out = tmp_path / "r.html"
-    assert main(["--quiet", "report", str(evaluation()), "--out", str(out)]) == 0
+    assert main(["--quiet", "report", str(report_artefacts.evaluation()), "--out", str(out)]) == 0
     html = out.read_text()
     assert "vcpred export RUNS --configuration NAME --eval EVAL --out MODEL_DIR" in html
     assert "heat map of" not in html and 'id="failures"' in html
 
 
-def test_bad_eval_folders_are_refused(tmp_path, capsys):
+def test_bad_eval_folders_are_refused(report_artefacts, tmp_path, capsys):
     out = str(tmp_path / "r.html")
     assert "does not exist" in _fails(capsys, ["report", str(tmp_path / "nope"), "--out", out])
     (tmp_path / "empty").mkdir()
     assert "not a `vcpred evaluate` output" in _fails(capsys, ["report", str(tmp_path / "empty"), "--out", out])
-    copy = shutil.copytree(evaluation(), tmp_path / "eval")
+    copy = shutil.copytree(report_artefacts.evaluation(), tmp_path / "eval")
     (copy / "evaluation.json").write_text(json.dumps({"generator": "someone else"}))
     assert "not written by `vcpred evaluate`" in _fails(capsys, ["report", str(copy), "--out", out])
-    payload = json.loads((evaluation() / "evaluation.json").read_text())
+    payload = json.loads((report_artefacts.evaluation() / "evaluation.json").read_text())
     del payload["comparisons"]["comparisons"][0]["external"]["primary"]["p_holm"]
     (copy / "evaluation.json").write_text(json.dumps(payload))
     err = _fails(capsys, ["report", str(copy), "--out", out])
@@ -232,14 +230,14 @@ def test_bad_eval_folders_are_refused(tmp_path, capsys):
     assert not (tmp_path / "r.html").exists()
 
 
-def test_the_report_reads_evaluation_json_into_evaluates_records():
+def test_the_report_reads_evaluation_json_into_evaluates_records(report_artefacts):
     """comparisons, calibration and decision curves are evaluate's typed records, written again unchanged."""
     from vcpred.evaluate.calibration import VariantCalibration, calibration_json
     from vcpred.evaluate.compare import Comparisons
     from vcpred.evaluate.decision import DecisionCurves, decision_json
     from vcpred.jsonio import to_dict
 
-    inputs = load_inputs(evaluation(), manifest=str(image_manifest()))
+    inputs = load_inputs(report_artefacts.evaluation(), manifest=str(report_artefacts.image_manifest()))
     assert isinstance(inputs.comparisons, Comparisons) and isinstance(inputs.decision_curves, DecisionCurves)
     assert all(isinstance(c, VariantCalibration) for c in inputs.calibration.values())
     assert to_dict(inputs.comparisons) == inputs.evaluation["comparisons"]
@@ -247,21 +245,21 @@ def test_the_report_reads_evaluation_json_into_evaluates_records():
     assert decision_json(inputs.decision_curves) == inputs.evaluation["decision_curves"]
 
 
-def test_an_existing_report_is_kept_unless_force(tmp_path, capsys):
+def test_an_existing_report_is_kept_unless_force(report_artefacts, tmp_path, capsys):
     out = tmp_path / "r.html"
     out.write_text("mine")
-    assert "exists" in _fails(capsys, ["report", str(evaluation()), "--out", str(out)])
+    assert "exists" in _fails(capsys, ["report", str(report_artefacts.evaluation()), "--out", str(out)])
     assert out.read_text() == "mine"
-    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--force", "--gallery", "0"]) == 0
+    assert main(["--quiet", "report", str(report_artefacts.evaluation()), "--out", str(out), "--force", "--gallery", "0"]) == 0
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
-def test_the_report_is_written_beside_and_renamed_in_one_step(tmp_path, monkeypatch):
+def test_the_report_is_written_beside_and_renamed_in_one_step(report_artefacts, tmp_path, monkeypatch):
     """No fixed temporary name (a user's r.html.partial was overwritten, then renamed away), nothing
     left behind, and an interruption keeps the earlier report."""
     out = tmp_path / "r.html"
     (tmp_path / "r.html.partial").write_text("the user's draft")
-    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--gallery", "0"]) == 0
+    assert main(["--quiet", "report", str(report_artefacts.evaluation()), "--out", str(out), "--gallery", "0"]) == 0
     assert (tmp_path / "r.html.partial").read_text() == "the user's draft"
     assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"r.html", "r.html.partial"}
     before = out.read_bytes()
@@ -272,39 +270,39 @@ def test_the_report_is_written_beside_and_renamed_in_one_step(tmp_path, monkeypa
 
     import vcpred.report.build as build
     monkeypatch.setattr(build, "write_html", lambda path, html: interrupted(path))
-    assert main(["--quiet", "report", str(evaluation()), "--out", str(out), "--gallery", "0", "--force"]) == 130
+    assert main(["--quiet", "report", str(report_artefacts.evaluation()), "--out", str(out), "--gallery", "0", "--force"]) == 130
     assert out.read_bytes() == before
     assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"r.html", "r.html.partial"}
 
 
-def test_a_model_from_other_runs_is_refused(tmp_path, capsys):
+def test_a_model_from_other_runs_is_refused(report_artefacts, tmp_path, capsys):
     # a configuration this evaluation never saw
-    only_clinical = shutil.copytree(runs_folder() / "clinical", tmp_path / "runs" / "clinical")
+    only_clinical = shutil.copytree(report_artefacts.runs_folder() / "clinical", tmp_path / "runs" / "clinical")
     assert main(["--quiet", "evaluate", str(only_clinical.parent), "--out", str(tmp_path / "eval")]) == 0
     err = _fails(capsys, ["report", str(tmp_path / "eval"), "--out", str(tmp_path / "r.html"),
-                          "--model", str(model_dir())])
+                          "--model", str(report_artefacts.model_dir())])
     assert "exports 'vitlora + AP', which this evaluation does not contain" in err
     # the same configuration exported with another AP rule: its threshold is not the evaluation's
-    median = export_configuration(runs_folder(), "vitlora", tmp_path / "median", rule="median")
-    err = _fails(capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(median)])
+    median = export_configuration(report_artefacts.runs_folder(), "vitlora", tmp_path / "median", rule="median")
+    err = _fails(capsys, ["report", str(report_artefacts.evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(median)])
     assert "differs from the evaluation's 'vitlora + AP' ensemble threshold" in err
     assert "not a `vcpred export` model directory" in _fails(
-        capsys, ["report", str(evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(tmp_path)])
+        capsys, ["report", str(report_artefacts.evaluation()), "--out", str(tmp_path / "r.html"), "--model", str(tmp_path)])
 
 
-def test_runs_and_manifest_that_cannot_be_found_are_named(tmp_path, capsys):
-    copy = shutil.copytree(evaluation(), tmp_path / "eval")
+def test_runs_and_manifest_that_cannot_be_found_are_named(report_artefacts, tmp_path, capsys):
+    copy = shutil.copytree(report_artefacts.evaluation(), tmp_path / "eval")
     payload = json.loads((copy / "evaluation.json").read_text())
     (copy / "evaluation.json").write_text(json.dumps({**payload, "runs": str(tmp_path / "moved")}))
     assert "pass --runs RUNS" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html")])
     assert "--manifest" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html"),
-                                           "--runs", str(runs_folder()), "--manifest", str(tmp_path / "no.csv")])
+                                           "--runs", str(report_artefacts.runs_folder()), "--manifest", str(tmp_path / "no.csv")])
 
 
-def test_runs_given_explicitly_with_no_gallery(tmp_path):
+def test_runs_given_explicitly_with_no_gallery(report_artefacts, tmp_path):
     """--runs overrides the recorded runs folder; --gallery 0 leaves the heat maps out."""
     out = tmp_path / "r.html"
-    assert main(report_args(out, "--runs", str(runs_folder()), "--gallery", "0")) == 0
+    assert main(report_artefacts.report_args(out, "--runs", str(report_artefacts.runs_folder()), "--gallery", "0")) == 0
     html = out.read_text()
     assert all(f'<section id="{anchor}">' in html for anchor, _, _ in SECTIONS) and "heat map of" not in html
 
@@ -316,14 +314,14 @@ def _tripod(html: str) -> dict[str, str]:
     return {number: unescape(re.sub(r"<[^>]+>", "", answer)) for number, answer in cells}
 
 
-def _inputs():
-    inputs = load_inputs(evaluation(), manifest=str(image_manifest()))
+def _inputs(report_artefacts: ReportArtefacts):
+    inputs = load_inputs(report_artefacts.evaluation(), manifest=str(report_artefacts.image_manifest()))
     inputs.gallery_per_cell = 0
     return inputs
 
 
-def test_a_report_of_runs_on_synthetic_data_says_so_at_the_top():
-    html = synthetic_report().read_text()
+def test_a_report_of_runs_on_synthetic_data_says_so_at_the_top(report_artefacts):
+    html = report_artefacts.synthetic_report().read_text()
     banner = html[html.index('id="synthetic"'):html.index("</p>", html.index('id="synthetic"'))]
     assert 'class="notice synthetic"' in html and warning_sentence() in banner and "synth.json" in banner
     assert html.index('id="synthetic"') < html.index("<h1>")
@@ -358,8 +356,8 @@ def test_tripod_answers_are_filled_from_the_runs_and_the_evaluation(html):
     assert "development sites A; external sites B" in answers["6a"]
 
 
-def test_tripod_heterogeneity_needs_more_than_one_external_site():
-    inputs = _inputs()
+def test_tripod_heterogeneity_needs_more_than_one_external_site(report_artefacts):
+    inputs = _inputs(report_artefacts)
     metrics = {"n": 5, "n_cases": 2, "auc": 0.7}
     inputs.evaluation["subgroups"] = {inputs.chosen: {"site": {"B": metrics}}}
     one = {number: answer for number, (answer, _) in answers(inputs).items()}
@@ -371,8 +369,8 @@ def test_tripod_heterogeneity_needs_more_than_one_external_site():
     assert two["14"].startswith("Subgroup metrics (site, sex) of the chosen ensemble reported")
 
 
-def test_tripod_13_says_when_the_runs_recorded_no_loss():
-    inputs = _inputs()
+def test_tripod_13_says_when_the_runs_recorded_no_loss(report_artefacts):
+    inputs = _inputs(report_artefacts)
     inputs.losses = {name: [None, None] for name in inputs.configs}
     answer, _ = answers(inputs)["13"]
     assert "not recorded in the runs' metrics.json" in answer and "unweighted" not in answer
@@ -395,8 +393,8 @@ def test_the_demos_clinical_step_is_named_only_when_the_summary_shows_it():
     assert clinical_step(summary) is None
 
 
-def test_configurations_table_says_what_does_not_apply():
-    inputs = _inputs()
+def test_configurations_table_says_what_does_not_apply(report_artefacts):
+    inputs = _inputs(report_artefacts)
     vit = inputs.configs["vitlora"]
 
     def changed(model: dict, training: dict, **recorded):
@@ -419,8 +417,8 @@ def test_configurations_table_says_what_does_not_apply():
     assert "Scoring precision of the image runs (validation AUC for early stopping, predictions.csv): fp32" in setup
 
 
-def test_no_nan_reaches_the_page_where_numbers_are_missing():
-    inputs = _inputs()
+def test_no_nan_reaches_the_page_where_numbers_are_missing(report_artefacts):
+    inputs = _inputs(report_artefacts)
     inputs.summary[["auc_sd", "ensemble_auc_ci_low", "sensitivity_sd"]] = float("nan")
     chosen = inputs.evaluation["ensembles"][inputs.chosen]
     chosen.update(threshold=None, calibration_slope=None, n=None)
@@ -435,8 +433,8 @@ def test_no_nan_reaches_the_page_where_numbers_are_missing():
     assert "calibration plot: not drawn (no calibration slope could be estimated for " in page
 
 
-def test_clinical_only_runs_record_no_device_and_say_so():
-    inputs = _inputs()
+def test_clinical_only_runs_record_no_device_and_say_so(report_artefacts):
+    inputs = _inputs(report_artefacts)
     inputs.configs = {"clinical": inputs.configs["clinical"]}
     setup = unescape(setup_section(inputs))
     assert "device and training precision: n/a (clinical-only runs)" in setup and not re.search(r"\bNone\b", setup)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from browser import chromium_driver, require_chromium
-from report_support import report_file
 from vcpred import RESEARCH_NOTICE
 from vcpred.report.build import SECTIONS
 
@@ -15,11 +14,11 @@ def weights_home(tmp_path, monkeypatch):
     monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))
 
 
-def test_chromium_shows_every_section_and_image(tmp_path):
+def test_chromium_shows_every_section_and_image(report_artefacts, tmp_path):
     require_chromium()
     from selenium.webdriver.common.by import By
 
-    report = report_file()
+    report = report_artefacts.report_file()
     with chromium_driver(1280, 1000) as driver:
         driver.get(report.as_uri())
         assert driver.title.startswith("vcpred report")

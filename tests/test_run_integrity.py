@@ -207,14 +207,12 @@ def test_evaluate_refuses_runs_whose_manifest_changed(own_tiny, tmp_path, capsys
     assert "manifest" in err and str(manifest) in err and "changed since" in err
 
 
-def test_report_without_gallery_verifies_the_bundle(tmp_path, capsys):
+def test_report_without_gallery_verifies_the_bundle(report_artefacts, tmp_path, capsys):
     """`report --gallery 0` read bundle.json alone: a tampered model was reported as the model."""
-    from report_support import evaluation, model_dir
-
-    copy = shutil.copytree(model_dir(), tmp_path / "model")
+    copy = shutil.copytree(report_artefacts.model_dir(), tmp_path / "model")
     flip_byte(copy / "split-00" / "model.safetensors")
     capsys.readouterr()
-    assert main(["report", str(evaluation()), "--model", str(copy), "--gallery", "0",
+    assert main(["report", str(report_artefacts.evaluation()), "--model", str(copy), "--gallery", "0",
                  "--out", str(tmp_path / "report.html")]) == 2
     err = capsys.readouterr().err
     assert "split-00/model.safetensors" in err and "changed since export" in err

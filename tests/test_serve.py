@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from imaging_support import save_nifti, small_volume, write_dicom_series
-from predict_support import exported
+from predict_support import SharedArtefacts
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING
 from vcpred.imaging import read_volume
@@ -40,8 +40,8 @@ COMPARED = ("probability", "sd", "interval", "threshold", "category", "per_model
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return load_bundle(exported("vitlora", **VIT))
+def bundle(artefacts) -> Bundle:
+    return load_bundle(artefacts.exported("vitlora", **VIT))
 
 
 @pytest.fixture(scope="module")
@@ -368,12 +368,12 @@ def test_the_page_and_model_description(client, bundle):
     assert sex == {"name": "sex", "kind": "categorical", "unit": "", "choices": ["F", "M"]}
 
 
-def test_the_page_warns_when_the_model_was_trained_on_synthetic_data(client, tmp_path):
+def test_the_page_warns_when_the_model_was_trained_on_synthetic_data(artefacts, client, tmp_path):
     """/api/model carries the warning the page shows at the top and above every result; a model
     trained on data not marked synthetic carries none."""
     info = client.get("/api/model").json()
     assert "warning" not in info and info["training_data"]["synthetic"] is False
-    synthetic = load_bundle(exported("vitlora", synthetic=True, **VIT))
+    synthetic = load_bundle(artefacts.exported("vitlora", synthetic=True, **VIT))
     with TestClient(create_app(synthetic, ServeSettings(workdir=tmp_path)), base_url=BASE) as other:
         info = other.get("/api/model").json()
         page = other.get("/").text
@@ -384,19 +384,18 @@ def test_the_page_warns_when_the_model_was_trained_on_synthetic_data(client, tmp
     assert "m.warning ?" in script and '$(id).hidden = !m.warning' in script
 
 
-def test_bundles_without_recorded_ranges_fall_back_to_the_training_scaling(bundle):
-    ages = load_manifest_ages()
+def test_bundles_without_recorded_ranges_fall_back_to_the_training_scaling(artefacts, bundle):
+    ages = load_manifest_ages(artefacts)
     assert bundle.clinical_ranges == {"age": {"min": min(ages), "max": max(ages)}}
     old = Bundle(bundle.path, {k: v for k, v in bundle.meta.items() if k != "clinical_ranges"}, bundle.models)
     age = form_fields(old)[0]
     assert age["range_source"] == "training mean +- 3 SD" and age["min"] < min(ages) and age["max"] > max(ages)
 
 
-def load_manifest_ages() -> list[float]:
-    from predict_support import tiny_cohort
+def load_manifest_ages(artefacts: SharedArtefacts) -> list[float]:
     from vcpred.cohort import load_manifest
 
-    return [r.clinical["age"] for r in load_manifest(tiny_cohort()[0]).subset("development")
+    return [r.clinical["age"] for r in load_manifest(artefacts.tiny_cohort()[0]).subset("development")
             if r.clinical["age"] is not None]
 
 

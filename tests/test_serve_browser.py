@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from browser import chromium_driver, console_errors, page_module, require_chromium
-from predict_support import exported
 from test_serve import VIT, zip_folders
 from vcpred.cohort.provenance import warning_sentence
 from vcpred.predict import load_bundle
@@ -184,10 +183,10 @@ def synthetic(tmp_path_factory) -> tuple[Path, dict]:
     return study_zip, patient
 
 
-def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_home):
+def test_upload_draw_predict_and_see_the_overlay(artefacts, synthetic, tmp_path, weights_home):
     require_chromium()
     study_zip, patient = synthetic
-    app = create_app(load_bundle(exported("vitlora", **VIT)), settings(tmp_path))
+    app = create_app(load_bundle(artefacts.exported("vitlora", **VIT)), settings(tmp_path))
     clinical = {"age": patient["row"]["age"], "sex": patient["row"]["sex"]}
     with serving(app) as (url, access_log), chromium_driver(width=1360, height=1200) as driver:
         shown = run_viewer(driver, url, study_zip, patient, clinical)
@@ -222,9 +221,9 @@ def test_upload_draw_predict_and_see_the_overlay(synthetic, tmp_path, weights_ho
     assert not any(private in line for line in access_log for private in (patient["id"], "SYNTHETIC", "study.zip"))
 
 
-def test_a_model_trained_on_synthetic_data_shows_the_warning_at_the_top(tmp_path, weights_home):
+def test_a_model_trained_on_synthetic_data_shows_the_warning_at_the_top(artefacts, tmp_path, weights_home):
     require_chromium()
-    app = create_app(load_bundle(exported("vitlora", synthetic=True, **VIT)), settings(tmp_path))
+    app = create_app(load_bundle(artefacts.exported("vitlora", synthetic=True, **VIT)), settings(tmp_path))
     with serving(app) as (url, _), chromium_driver() as driver:
         driver.get(url)
         wait_for(driver, lambda d: d.find_element("id", "model-info").text.startswith("Model"))

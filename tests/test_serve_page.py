@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 from browser import chromium_driver, page_module, require_chromium
-from predict_support import exported
 from test_serve import VIT, zip_folders
 from test_serve_browser import draw_box, fill_clinical, scroll_to_slice, serving, settings, state_is, synthetic_patient, \
     wait_for
@@ -32,8 +31,8 @@ pytestmark = pytest.mark.usefixtures("weights_home")
 
 
 @pytest.fixture(scope="module")
-def bundle() -> Bundle:
-    return load_bundle(exported("vitlora", **VIT))
+def bundle(artefacts) -> Bundle:
+    return load_bundle(artefacts.exported("vitlora", **VIT))
 
 
 @pytest.fixture(scope="module")

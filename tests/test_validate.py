@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from conftest import siblings, snapshot
-from predict_support import BODY, T2_LUMBAR, exported, tiny_cohort, trained_runs
+from predict_support import BODY, T2_LUMBAR
 from vcpred.cli import main
 from vcpred.predict import load_bundle
 
@@ -68,10 +68,10 @@ def validate(model, manifest, out, *extra) -> int:
 
 
 @pytest.fixture(scope="module")
-def clinical_validation(tmp_path_factory):
+def clinical_validation(artefacts, tmp_path_factory):
     """The clinical-only tiny model validated on the tiny cohort's external patients."""
-    model = exported("clinical", **CLINICAL)
-    manifest, _, _ = tiny_cohort()
+    model = artefacts.exported("clinical", **CLINICAL)
+    manifest, _, _ = artefacts.tiny_cohort()
     out = tmp_path_factory.mktemp("validate") / "out"
     assert validate(model, manifest, out, "--set", "external") == 0
     return model, manifest, out
@@ -117,11 +117,11 @@ def test_the_scores_are_those_of_predict(clinical_validation, tmp_path):
     assert (joined["category"] == joined["category_predict"]).all()
 
 
-def test_it_equals_the_evaluations_split_ensemble(tmp_path):
+def test_it_equals_the_evaluations_split_ensemble(artefacts, tmp_path):
     """The acceptance rule of issue 19 on the tiny cohort: validate on the external patients gives the
     evaluation's ensemble AUC (and CI, sensitivity, specificity, calibration) of the exported variant."""
-    runs = trained_runs("clinical", **CLINICAL)
-    manifest, _, _ = tiny_cohort()
+    runs = artefacts.trained_runs("clinical", **CLINICAL)
+    manifest, _, _ = artefacts.tiny_cohort()
     assert main(["--quiet", "evaluate", str(runs), "--out", str(tmp_path / "eval")]) == 0
     assert main(["--quiet", "export", str(runs), "--configuration", "clinical", "--out", str(tmp_path / "model")]) == 0
     assert validate(tmp_path / "model", manifest, tmp_path / "val", "--set", "external") == 0
@@ -150,9 +150,9 @@ def test_the_outputs_the_page_and_the_figures(clinical_validation, capsys):
     assert "nan" not in html.replace("nanc", "") and "External validation of" in html
 
 
-def test_development_patients_of_the_training_manifest_are_warned_about(tmp_path, capsys):
-    manifest, _, _ = tiny_cohort()
-    assert validate(exported("clinical", **CLINICAL), manifest, tmp_path / "out") == 0
+def test_development_patients_of_the_training_manifest_are_warned_about(artefacts, tmp_path, capsys):
+    manifest, _, _ = artefacts.tiny_cohort()
+    assert validate(artefacts.exported("clinical", **CLINICAL), manifest, tmp_path / "out") == 0
     err = capsys.readouterr().err
     assert "23 scored patient(s) are development patients" in err and "--set external" in err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
@@ -179,8 +179,8 @@ def _image_manifest(folder: Path) -> Path:
     return path
 
 
-def test_unreadable_patients_are_listed_and_the_others_scored(tmp_path, capsys):
-    model = exported("resnetlora", **CNN)
+def test_unreadable_patients_are_listed_and_the_others_scored(artefacts, tmp_path, capsys):
+    model = artefacts.exported("resnetlora", **CNN)
     manifest = _image_manifest(tmp_path / "cohort")
     assert validate(model, manifest, tmp_path / "out") == 0
     captured = capsys.readouterr()
@@ -204,17 +204,17 @@ def test_unreadable_patients_are_listed_and_the_others_scored(tmp_path, capsys):
     assert np.allclose(table["probability"], predicted.loc[table["patient_id"], "probability"], rtol=0, atol=1e-5)
 
 
-def test_too_few_patients_of_a_class_say_why_and_draw_nothing_they_cannot(tmp_path):
+def test_too_few_patients_of_a_class_say_why_and_draw_nothing_they_cannot(artefacts, tmp_path):
     """One case among the patients: no AUC, CI or calibration, each with the real reason (the classes are
     both present, one is too small), and no figure that needs them; the page never shows 'nan'."""
-    manifest, _, _ = tiny_cohort()
+    manifest, _, _ = artefacts.tiny_cohort()
     table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
     table = table[table["set"] == "external"]
     table = table[(table["label"] == "0") | (table["patient_id"] == "P101")]
     table["image_t2"] = [str(manifest.parent / p) for p in table["image_t2"]]
     small = tmp_path / "small.csv"
     table.to_csv(small, index=False)
-    assert validate(exported("clinical", **CLINICAL), small, tmp_path / "out") == 0
+    assert validate(artefacts.exported("clinical", **CLINICAL), small, tmp_path / "out") == 0
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert (metrics["n"], metrics["events"]) == (6, 1) and metrics["auc"] is None and metrics["brier"] is None
     reason = metrics["not_computed"]["auc"]
@@ -226,23 +226,23 @@ def test_too_few_patients_of_a_class_say_why_and_draw_nothing_they_cannot(tmp_pa
     assert "nan" not in html
 
 
-def test_a_cohort_where_no_patient_can_be_read_replaces_nothing(tmp_path, capsys):
-    manifest, _, _ = tiny_cohort()
+def test_a_cohort_where_no_patient_can_be_read_replaces_nothing(artefacts, tmp_path, capsys):
+    manifest, _, _ = artefacts.tiny_cohort()
     out = tmp_path / "out"
-    assert validate(exported("clinical", **CLINICAL), manifest, out, "--set", "external") == 0  # an earlier result
+    assert validate(artefacts.exported("clinical", **CLINICAL), manifest, out, "--set", "external") == 0  # an earlier result
     before = snapshot(out)
     broken = tmp_path / "broken.csv"
     broken.write_text("patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label\n"
                       f"A,external,{tmp_path / 'gone.nii.gz'},19,103,140,127,171,1\n")
-    assert validate(exported("resnetlora", **CNN), broken, out) == 2
+    assert validate(artefacts.exported("resnetlora", **CNN), broken, out) == 2
     err = capsys.readouterr().err
     assert "patient 'A' excluded" in err and "none of the 1 patient(s)" in err and "left as it was" in err
     assert snapshot(out) == before and siblings(out) == ["broken.csv", "out"]
 
 
-def test_recalibration_writes_a_new_model_and_leaves_the_original(tmp_path, capsys):
-    model = exported("clinical", **CLINICAL)
-    manifest, _, _ = tiny_cohort()
+def test_recalibration_writes_a_new_model_and_leaves_the_original(artefacts, tmp_path, capsys):
+    model = artefacts.exported("clinical", **CLINICAL)
+    manifest, _, _ = artefacts.tiny_cohort()
     original = snapshot(model)
     new = tmp_path / "recalibrated"
     assert validate(model, manifest, tmp_path / "out", "--set", "external", "--recalibrate", str(new)) == 0
@@ -281,9 +281,9 @@ def test_recalibration_writes_a_new_model_and_leaves_the_original(tmp_path, caps
     assert again["model"]["recalibration"]["recalibrated_from"] == record["recalibrated_from"]
 
 
-def test_recalibrating_twice_composes_the_updates(tmp_path):
-    model = exported("clinical", **CLINICAL)
-    manifest, _, _ = tiny_cohort()
+def test_recalibrating_twice_composes_the_updates(artefacts, tmp_path):
+    model = artefacts.exported("clinical", **CLINICAL)
+    manifest, _, _ = artefacts.tiny_cohort()
     assert validate(model, manifest, tmp_path / "a", "--recalibrate", str(tmp_path / "m1")) == 0
     assert validate(tmp_path / "m1", manifest, tmp_path / "b", "--set", "external", "--recalibrate",
                     str(tmp_path / "m2")) == 0
@@ -295,9 +295,9 @@ def test_recalibrating_twice_composes_the_updates(tmp_path):
     assert metrics["calibration_slope"] == pytest.approx(1, abs=1e-6)
 
 
-def test_recalibration_never_writes_over_the_model_or_out(tmp_path, capsys):
-    model = exported("clinical", **CLINICAL)
-    manifest, _, _ = tiny_cohort()
+def test_recalibration_never_writes_over_the_model_or_out(artefacts, tmp_path, capsys):
+    model = artefacts.exported("clinical", **CLINICAL)
+    manifest, _, _ = artefacts.tiny_cohort()
     copy = shutil.copytree(model, tmp_path / "model")
     before = snapshot(copy)
     assert validate(copy, manifest, tmp_path / "out", "--recalibrate", str(copy), "--force") == 2
@@ -307,10 +307,10 @@ def test_recalibration_never_writes_over_the_model_or_out(tmp_path, capsys):
     assert snapshot(copy) == before and not (tmp_path / "out").exists()
 
 
-def test_out_holding_other_files_is_refused_before_the_work(tmp_path, capsys):
+def test_out_holding_other_files_is_refused_before_the_work(artefacts, tmp_path, capsys):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    manifest, _, _ = tiny_cohort()
-    assert validate(exported("clinical", **CLINICAL), manifest, tmp_path / "mine") == 2
+    manifest, _, _ = artefacts.tiny_cohort()
+    assert validate(artefacts.exported("clinical", **CLINICAL), manifest, tmp_path / "mine") == 2
     assert "is not empty and is not an earlier `vcpred validate` output" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
