@@ -47,9 +47,9 @@ def with_columns(bundle: Bundle) -> Bundle:
               for m in bundle.models]
     ranges = {**bundle.clinical_ranges, "bmi": {"min": 15.0, "max": 40.0}, "days_to_mri": {"min": 1.0, "max": 90.0},
               "steroid": {"min": 0.0, "max": 1.0, "values": [0.0, 1.0]}}
-    meta = {**bundle.meta, "clinical_columns": [*bundle.clinical_columns, "bmi", "days_to_mri", "steroid"],
-            "clinical_ranges": ranges}
-    return Bundle(bundle.path, meta, models)
+    meta = dataclasses.replace(bundle.meta, clinical_columns=[*bundle.clinical_columns, "bmi", "days_to_mri", "steroid"],
+                               clinical_ranges=ranges)
+    return dataclasses.replace(bundle, meta=meta, models=models)
 
 
 def one_patient(model, out, clinical: str, *extra) -> list[str]:

@@ -37,16 +37,17 @@ def weights_home(tmp_path, monkeypatch):
     monkeypatch.setenv("VCPRED_HOME", str(tmp_path / "home"))  # no pre-trained weights anywhere
 
 
-@pytest.mark.parametrize("name,model", [("vitlora", VIT), ("resnetlora", CNN)])
+@pytest.mark.parametrize("name,model", [("vitlora", VIT), ("resnetlora", CNN), ("vitlin", VIT_LINEAR)])
 def test_exported_models_reproduce_the_runs_predictions(artefacts, name, model):
-    """LoRA merged, full state reloaded into a randomly built plain model: same probabilities."""
+    """LoRA merged, full state reloaded into a randomly built plain model (a linear probe's backbone
+    from backbone.safetensors): same probabilities."""
     bundle = load_bundle(artefacts.exported(name, **model))
     manifest, store, _ = artefacts.tiny_cohort()
     cohort = load_manifest(manifest)
-    assert bundle.kind == "image" and bundle.meta["family"] == ("vit" if name == "vitlora" else "cnn")
-    for split_model, entry in zip(bundle.models, bundle.meta["splits"]):
+    assert bundle.kind == "image" and bundle.meta.family == ("vit" if "vit" in model["backbone"] else "cnn")
+    for split_model, entry in zip(bundle.models, bundle.meta.splits):
         assert not hasattr(split_model.net, "peft_config")  # a plain VcpredModel
-        table = pd.read_csv(f"{entry['run']}/predictions.csv")
+        table = pd.read_csv(f"{entry.run}/predictions.csv")
         records = [cohort[p] for p in dict.fromkeys(table["patient_id"])]
         frames = load_frames(store, records, ["x"] * len(records), main_only=False,
                              preprocessor=split_model.preprocessor)
@@ -119,7 +120,7 @@ def test_export_cli_refuses_other_folders_and_replaces_with_force(artefacts, tmp
 def test_clinical_only_configurations_export_their_logistic(artefacts, tmp_path):
     runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     bundle = load_bundle(export_configuration(runs, "clinical", tmp_path / "b"))
-    assert bundle.kind == "clinical_only" and bundle.meta["prepare_params"] is None
+    assert bundle.kind == "clinical_only" and bundle.meta.prepare_params is None
     assert all(m.logistic is not None and m.net is None for m in bundle.models)
     assert isinstance(bundle.models[0].preprocessor, ClinicalPreprocessor)
     with pytest.raises(VcpredError, match="not empty"):
@@ -254,3 +255,15 @@ def test_card_writes_n_a_where_the_evaluation_has_no_number(artefacts, tmp_path)
     card = (export_configuration(runs, "vitlora", tmp_path / "b", eval_dir=eval_dir) / "MODEL_CARD.md").read_text()
     assert not re.search(r"\bnan\b", card, flags=re.IGNORECASE)
     assert "(SD n/a: one split)" in card and "95 % CI n/a-" in card and "slope n/a" in card
+
+
+def test_a_bundle_json_that_does_not_fit_its_record_is_refused(artefacts, tmp_path):
+    """bundle.json is read into BundleMeta: a value of the wrong type is named, even with a valid digest."""
+    copy = tmp_path / "bundle"
+    shutil.copytree(artefacts.exported("resnetlora", **CNN), copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["splits"][0]["split"] = "zero"
+    meta["meta_sha256"] = meta_digest(meta)
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"splits\[0\]\.split: expected int"):
+        load_bundle(copy)

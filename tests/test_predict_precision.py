@@ -19,7 +19,7 @@ from vcpred.explain import find_vit, grad_cam, grad_cams, record_attention
 from vcpred.imaging import load_prepared
 from vcpred.models import ModelSpec, create_model, precision
 from vcpred.models.inputs import three_channels
-from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient
+from vcpred.predict import batch, export_configuration, load_bundle, make_record, predict_patient
 from vcpred.predict.predict import backbone_groups
 
 CNN = dict(backbone="resnet_test", method="lora")
@@ -129,6 +129,27 @@ def test_linear_probe_split_models_run_their_shared_backbone_once(artefacts, cho
     assert prediction.result["heatmap"]["averaged_over_models"] == 2
 
 
+def test_a_linear_probe_bundle_keeps_its_backbone_once(artefacts, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    model = artefacts.exported("vitlin", **VIT_LINEAR)
+    meta = json.loads((model / "bundle.json").read_text())
+    assert meta["version"] == 2 and meta["shared_backbone"] == "backbone.safetensors"
+    assert "backbone.safetensors" in meta["files"]
+    backbone = load_file(str(model / "backbone.safetensors"))
+    assert backbone and all(k.startswith("backbone.") for k in backbone)
+    for entry in meta["splits"]:
+        assert not any(k.startswith("backbone.") for k in load_file(str(model / entry["dir"] / "model.safetensors")))
+    lora = json.loads((artefacts.exported("resnetlora", **CNN) / "bundle.json").read_text())
+    assert lora["version"] == 1 and lora["shared_backbone"] is None  # own backbones: readable by older vcpreds
+    copy = tmp_path / "copy"  # an altered shared backbone is refused like any other file
+    shutil.copytree(model, copy)
+    (copy / "backbone.safetensors").write_bytes((copy / "backbone.safetensors").read_bytes()[:-8] + b"\0" * 8)
+    assert main(["predict", "--model", str(copy), "--image-t2", str(T2_LUMBAR), "--roi-slice", str(BODY.slice),
+                 "--roi-box", ",".join(map(str, BODY.box)), "--out", str(tmp_path / "out")]) == 2
+    assert "backbone.safetensors changed since export" in capsys.readouterr().err
+
+
 def test_models_with_their_own_backbones_are_not_shared(artefacts):
     bundle = load_bundle(artefacts.exported("resnetlora", **CNN))
     assert len(backbone_groups(bundle.models)) == 2  # LoRA: each split changed its backbone
@@ -145,7 +166,9 @@ def test_grad_cams_of_heads_on_one_backbone_equal_each_model_alone():
     assert not np.allclose(together[0], together[1])  # different heads, different maps
 
 
-def test_batch_prediction_equals_one_patient_at_a_time(artefacts, tmp_path):
+@pytest.mark.parametrize("ahead", [True, False])
+def test_batch_prediction_equals_one_patient_at_a_time(artefacts, tmp_path, monkeypatch, ahead):
+    monkeypatch.setattr(batch, "spare_core", lambda: ahead)  # each path, whatever this machine's cores
     model = artefacts.exported("resnetlora", **CNN)
     box = ",".join(map(str, BODY.box))
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"

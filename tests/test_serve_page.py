@@ -12,6 +12,7 @@ result was below the 640 px image, and the ROI could only be dragged.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def test_models_on_both_sides_of_the_threshold_show_borderline(bundle, patients,
     per_model = [m["probability"] for m in predict_patient(bundle, record, explain=False).result["per_model"]]
     low, high = min(per_model), max(per_model)
     assert low < high
-    straddling = Bundle(bundle.path, {**bundle.meta, "threshold": (low + high) / 2}, bundle.models)
+    straddling = dataclasses.replace(bundle, meta=dataclasses.replace(bundle.meta, threshold=(low + high) / 2))
     app = create_app(straddling, settings(tmp_path))
     with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
         open_page(driver, url)

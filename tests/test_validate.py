@@ -141,7 +141,7 @@ def test_the_outputs_the_page_and_the_figures(clinical_validation, capsys):
     assert all((out / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in ("roc.png", "calibration.png"))
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["generator"] == "vcpred validate" and metrics["not_computed"] == {} and metrics["excluded"] == []
-    assert metrics["ci_method"] == "DeLong" and metrics["model"]["model_id"] == load_bundle(model).meta["model_id"]
+    assert metrics["ci_method"] == "DeLong" and metrics["model"]["model_id"] == load_bundle(model).meta.model_id
     assert metrics["cohort"]["set"] == "external" and metrics["cohort"]["is_training_manifest"] is True
     curve = metrics["calibration_curve"]["clinical"]["curve"]
     assert sum(curve["count"]) == 10 and len(metrics["decision_curve"]["thresholds"]) == 91
@@ -256,12 +256,12 @@ def test_recalibration_writes_a_new_model_and_leaves_the_original(artefacts, tmp
     assert (r["intercept"], r["slope"]) == pytest.approx((intercept, slope), abs=1e-6)
     # the new bundle loads (every hash checked) and records where the update came from
     recalibrated = load_bundle(new)
-    record = recalibrated.meta["recalibration"]
+    record = recalibrated.meta.recalibration
     assert record["cohort"]["n"] == 10 and record["cohort"]["events"] == 5 and record["cohort"]["set"] == "external"
     assert record["cohort"]["manifest"] == str(manifest) and len(record["cohort"]["manifest_sha256"]) == 64
-    assert record["recalibrated_from"] == load_bundle(model).meta["model_id"]
+    assert record["recalibrated_from"] == load_bundle(model).meta.model_id
     assert (record["intercept"], record["slope"]) == pytest.approx((intercept, slope), abs=1e-6)
-    assert recalibrated.meta["model_id"].startswith("clinical+recal@")
+    assert recalibrated.meta.model_id.startswith("clinical+recal@")
     threshold = expit(intercept + slope * logit(load_bundle(model).threshold))
     assert recalibrated.threshold == pytest.approx(threshold, abs=1e-9)
     assert "## Recalibration (model updating)" in (new / "MODEL_CARD.md").read_text()
@@ -287,7 +287,7 @@ def test_recalibrating_twice_composes_the_updates(artefacts, tmp_path):
     assert validate(model, manifest, tmp_path / "a", "--recalibrate", str(tmp_path / "m1")) == 0
     assert validate(tmp_path / "m1", manifest, tmp_path / "b", "--set", "external", "--recalibrate",
                     str(tmp_path / "m2")) == 0
-    first, second = (load_bundle(tmp_path / m).meta["recalibration"] for m in ("m1", "m2"))
+    first, second = (load_bundle(tmp_path / m).meta.recalibration for m in ("m1", "m2"))
     assert second["previous"]["intercept"] == first["intercept"]
     assert second["slope"] == pytest.approx(first["slope"] * second["fit"]["slope"])
     assert validate(tmp_path / "m2", manifest, tmp_path / "c", "--set", "external") == 0

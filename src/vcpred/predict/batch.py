@@ -1,9 +1,15 @@
-"""Batch prediction (`predict --manifest`, `validate`): the models are loaded once, and the next
-patient's images are read and prepared (N4, crop) in a background thread while the current patient
-runs through the models; a progress bar, and the rate in patients per second at the end."""
+"""Batch prediction (`predict --manifest`, `validate`): the models are loaded once; where a CPU core
+is free beside torch's threads, the next patient's images are read and prepared (N4, crop) in a
+background thread while the current patient runs through the models; a progress bar, and the rate in
+patients per second at the end.
+
+Where torch's threads take every core (2 cores, 2 threads), preparing ahead only competes with the
+models for the same cores: measured on such a machine (10 linear-probe ViT-B/16 heads, bf16),
+1.37 patients/s ahead against 1.39-1.49 one at a time. So it is done only with a spare core."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,10 +18,19 @@ from vcpred import console
 from vcpred.cohort import PatientRecord
 
 
-def prepared_ahead(bundle, records: list[PatientRecord], *, desc: str) -> Iterator[tuple[PatientRecord, Callable | None]]:
+def spare_core() -> bool:
+    """Whether this process may use more cores than torch's intra-op threads take."""
+    import torch
+
+    return len(os.sched_getaffinity(0)) > torch.get_num_threads()
+
+
+def prepared_ahead(bundle, records: list[PatientRecord], *, desc: str,
+                   ahead: bool | None = None) -> Iterator[tuple[PatientRecord, Callable | None]]:
     """Each record with a zero-argument callable that returns its PreparedPatient (or raises what
-    preparing it raised, when predict_patient asks for it); None for clinical-only models."""
-    if bundle.kind != "image":
+    preparing it raised, when predict_patient asks for it); None (predict_patient prepares it) for
+    clinical-only models or when not preparing ahead. ahead: None decides by spare_core()."""
+    if bundle.kind != "image" or not (spare_core() if ahead is None else ahead):
         for record in console.progress(records, desc=desc):
             yield record, None
         return

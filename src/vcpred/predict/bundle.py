@@ -16,7 +16,8 @@ from safetensors.torch import load_file
 from vcpred.cohort.provenance import recorded as recorded_training_data
 from vcpred.predict.bundle_files import (  # noqa: F401 (the contract's names, also imported from here)
     BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE, BundleError,
-    checked_meta, hash_files, meta_digest, read_meta, verify_files, write_bundle_json,
+    BundleMeta, SplitEntry, checked_meta, hash_files, meta_digest, parse_meta, read_meta, verify_files,
+    write_bundle_json,
 )
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 from vcpred.models.precision import choose, to_bf16_weights
@@ -35,35 +36,37 @@ class SplitModel:
 
 @dataclass
 class Bundle:
-    """precision: the one the networks were loaded for (fp32 | bf16), with why it was chosen."""
+    """meta: bundle.json typed, raw: as read (what a recalibrated copy starts from); precision: the
+    one the networks were loaded for (fp32 | bf16), with why it was chosen."""
 
     path: Path
-    meta: dict
+    meta: BundleMeta
+    raw: dict
     models: list[SplitModel]
     precision: str = "fp32"
     precision_reason: str = "asked for"
 
     @property
     def threshold(self) -> float:
-        return float(self.meta["threshold"])
+        return self.meta.threshold
 
     @property
     def kind(self) -> str:
-        return self.meta["kind"]
+        return self.meta.kind
 
     @property
     def clinical_columns(self) -> list[str]:
-        return list(self.meta["clinical_columns"])
+        return list(self.meta.clinical_columns)
 
     @property
     def clinical_ranges(self) -> dict:
         """Training min/max per numeric clinical column ({} in bundles exported before they were recorded)."""
-        return dict(self.meta.get("clinical_ranges") or {})
+        return dict(self.meta.clinical_ranges)
 
     @property
     def training_data(self) -> dict:
         """{synthetic, evidence} of the data the split models were trained on (bundle.json)."""
-        return recorded_training_data(self.meta)
+        return recorded_training_data({"training_data": self.meta.training_data})
 
     @property
     def synthetic(self) -> bool:
@@ -72,7 +75,7 @@ class Bundle:
     def prepare_params(self):
         from vcpred.imaging import PrepareParams  # SimpleITK only when images are prepared
 
-        return PrepareParams.from_dict(self.meta["prepare_params"])
+        return PrepareParams.from_dict(self.meta.prepare_params)
 
 
 def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Tensor]) -> VcpredModel:
@@ -100,9 +103,9 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
         raise BundleError(f"exported weights do not fit the {backbone} architecture: {exc}") from None
 
 
-def _load_split(folder: Path, entry: dict, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
+def _load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
     """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2)."""
-    split_dir = folder / entry["dir"]
+    split_dir = folder / entry.dir
     preprocessor = logistic = net = None
     if (split_dir / CLINICAL_FILE).is_file():
         clinical = json.loads((split_dir / CLINICAL_FILE).read_text())
@@ -113,9 +116,7 @@ def _load_split(folder: Path, entry: dict, kind: str, shared: dict[str, torch.Te
         spec = json.loads((split_dir / SPEC_FILE).read_text())
         state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
         net = build_network(spec["spec"], spec["clinical_features"], state)
-    threshold = entry.get("threshold")
-    return SplitModel(int(entry["split"]), None if threshold is None else float(threshold), net, preprocessor,
-                      logistic)
+    return SplitModel(entry.split, entry.threshold, net, preprocessor, logistic)
 
 
 def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp32",
@@ -124,18 +125,19 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
     networks ready for `precision` (fp32 | bf16 | auto: vcpred.models.precision.choose).
     checked: bundle_files.check_in_background(folder), when the check was started earlier."""
     folder = Path(folder)
-    meta = checked.result() if checked is not None else checked_meta(folder, verify=verify)
-    if not meta.get("splits"):
+    raw = checked.result() if checked is not None else checked_meta(folder, verify=verify)
+    meta = parse_meta(raw, folder / BUNDLE_FILE)
+    if not meta.splits:
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
-    chosen, reason = choose(precision, meta.get("bf16_check")) if meta["kind"] == "image" else ("fp32", "no network")
-    shared = load_file(str(folder / meta["shared_backbone"])) if meta.get("shared_backbone") else {}
-    models = [_load_split(folder, entry, meta["kind"], shared) for entry in meta["splits"]]
+    chosen, reason = choose(precision, meta.bf16_check) if meta.image else ("fp32", "no network")
+    shared = load_file(str(folder / meta.shared_backbone)) if meta.shared_backbone else {}
+    models = [_load_split(folder, entry, meta.kind, shared) for entry in meta.splits]
     _check_input_size(folder, meta, models)
     share_identical_backbones(models)
     if chosen == "bf16":  # after sharing: a shared backbone is converted once
         for split_model in models:
             to_bf16_weights(split_model.net)
-    return Bundle(folder, meta, models, chosen, reason)
+    return Bundle(folder, meta, raw, models, chosen, reason)
 
 
 def share_identical_backbones(models: list[SplitModel]) -> None:
@@ -158,14 +160,14 @@ def _equal(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.data_ptr() == b.data_ptr() or torch.equal(a, b)  # one storage (backbone.safetensors): equal
 
 
-def _check_input_size(folder: Path, meta: dict, models: list[SplitModel]) -> None:
+def _check_input_size(folder: Path, meta: BundleMeta, models: list[SplitModel]) -> None:
     """A ViT takes one input size: the bundle's preprocessing must produce it."""
-    if meta["kind"] != "image" or meta.get("family") != "vit":
+    if not meta.image or meta.family != "vit" or meta.prepare_params is None:
         return
     from vcpred.explain.rollout import find_vit
 
     expected = tuple(find_vit(models[0].net).patch_embed.img_size)
-    size = meta["prepare_params"]["size"]
+    size = meta.prepare_params["size"]
     if expected != (size, size):
         raise BundleError(f"{folder / BUNDLE_FILE}: preprocessing makes {size} px frames but the model takes "
                           f"{expected[0]}x{expected[1]}; export the model again from its runs")

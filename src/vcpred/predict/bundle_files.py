@@ -27,11 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
-from vcpred.jsonio import json_text, jsonable
+from vcpred.jsonio import from_dict, json_text, jsonable
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
 BUNDLE_VERSION = 1  # written when the split models have their own backbones
@@ -44,6 +46,60 @@ SHARED_BACKBONE_FILE, BACKBONE_PREFIX = "backbone.safetensors", "backbone."
 
 class BundleError(WeightsError):
     """A model directory is incomplete, altered or not a vcpred export."""
+
+
+@dataclass(frozen=True)
+class SplitEntry:
+    """One split model of a bundle: its folder, source run and Youden threshold (None: infinite)."""
+
+    split: int
+    dir: str
+    threshold: float | None = None
+    run: str | None = None
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """bundle.json, typed (the layout above). Keys that bundles of earlier vcpreds lack have defaults
+    that say so; the parts other modules own stay mappings: prepare_params (imaging.PrepareParams),
+    spec (models.ModelSpec), training_data (cohort.provenance), bf16_check
+    (predict.precision_check), recalibration (validate.recalibration)."""
+
+    format: str
+    version: int
+    model_id: str
+    configuration: str
+    kind: str  # "image" | "clinical_only"
+    splits: list[SplitEntry]
+    threshold: float
+    family: str | None = None  # "vit" | "cnn" (image models)
+    ap: bool = False
+    aggregate: str = "mean"
+    clinical_columns: list[str] = field(default_factory=list)
+    clinical_ranges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    prepare_params: dict[str, Any] | None = None
+    spec: dict[str, Any] | None = None
+    threshold_rule: str = ""
+    training_data: dict[str, Any] | None = None
+    shared_backbone: str | None = None
+    bf16_check: dict[str, Any] | None = None
+    recalibration: dict[str, Any] | None = None
+    notice: str = ""
+    vcpred_version: str = ""
+    files: dict[str, str] = field(default_factory=dict)
+    meta_sha256: str = ""
+
+    @property
+    def image(self) -> bool:
+        return self.kind == "image"
+
+
+def parse_meta(raw: dict, where: str | Path = BUNDLE_FILE) -> BundleMeta:
+    """The typed bundle.json; BundleError naming the key that does not fit."""
+    try:
+        return from_dict(BundleMeta, raw, str(where))
+    except ValueError as exc:
+        raise BundleError(f"{exc}; export the model again") from None
 
 
 def hash_files(root: Path, relative: list[str]) -> dict[str, str]:

@@ -15,6 +15,7 @@ from vcpred import RESEARCH_NOTICE
 from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.variants import Variant
+from vcpred.predict.bundle_files import BundleMeta
 from vcpred.predict.method import clinical_step, finite, loss_text, validation_uses
 from vcpred.runs import recorded_loss
 
@@ -96,7 +97,7 @@ def _read_eval(eval_dir: Path) -> tuple[pd.DataFrame, dict]:
     return summary, evaluation
 
 
-def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
+def _performance(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
     if eval_dir is None:
         return ["Not given at export (pass `--eval EVAL` from `vcpred evaluate` to include it)."]
     path = Path(eval_dir) / "summary.csv"
@@ -104,7 +105,7 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
         summary, evaluation = _read_eval(Path(eval_dir))
     except (OSError, pd.errors.ParserError, json.JSONDecodeError) as exc:
         return [f"EVAL {eval_dir} not readable ({exc})."]
-    variant = Variant(meta["configuration"], bool(meta["ap"])).label
+    variant = Variant(meta.configuration, meta.ap).label
     rows = summary[summary["variant"] == variant]
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]
@@ -123,10 +124,10 @@ def _performance(meta: dict, eval_dir: str | Path | None) -> list[str]:
     return lines
 
 
-def _validation(meta: dict, eval_dir: str | Path | None) -> list[str]:
+def _validation(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
     """What validation data chose for this model (and, with EVAL, for the evaluation)."""
     best = rule = step = None
-    variant = Variant(meta["configuration"], bool(meta["ap"])).label
+    variant = Variant(meta.configuration, meta.ap).label
     lines = []
     if eval_dir is not None:
         try:
@@ -135,7 +136,7 @@ def _validation(meta: dict, eval_dir: str | Path | None) -> list[str]:
             step = clinical_step(summary)
         except (OSError, pd.errors.ParserError, json.JSONDecodeError, KeyError):
             lines.append("- (EVAL not readable: the evaluation's choices are not listed)")
-    uses, others = validation_uses(early_stopping=meta["kind"] == "image", best=best, rule=rule, step=step)
+    uses, others = validation_uses(early_stopping=meta.image, best=best, rule=rule, step=step)
     if best is not None and best != variant:
         others.insert(0, f"This model ({variant}) is not the evaluation's best variant; who chose to export it is "
                          "not recorded.")
@@ -174,32 +175,31 @@ def _limits(training_data: dict) -> list[str]:
         "probabilities at face value in a new population."]
 
 
-def model_card(meta: dict, sources, eval_dir: str | Path | None) -> str:
+def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
     """The markdown text of MODEL_CARD.md."""
-    thresholds = ", ".join("n/a (infinite)" if e["threshold"] is None else f"{e['threshold']:.4f}"
-                           for e in meta["splits"])
-    spec = meta.get("spec") or {}
+    thresholds = ", ".join("n/a (infinite)" if e.threshold is None else f"{e.threshold:.4f}" for e in meta.splits)
+    spec = meta.spec or {}
     merged = ", LoRA merged into the weights" if spec.get("method") == "lora" else ""
     model = (f"{spec.get('backbone')} ({spec.get('weights')} weights, {spec.get('method')} fine-tuning{merged})"
              if spec else "clinical-only logistic regression")
-    training_data = recorded(meta)
+    training_data = recorded({"training_data": meta.training_data})
     training, external = _populations(sources, training_data)
-    loss = loss_text([recorded_loss(s.path) for s in sources], image=meta["kind"] == "image")
+    loss = loss_text([recorded_loss(s.path) for s in sources], image=meta.image)
     parts = [
-        f"# Model card: {meta['model_id']}", "", f"**{RESEARCH_NOTICE}**", "", *_warning(training_data),
+        f"# Model card: {meta.model_id}", "", f"**{RESEARCH_NOTICE}**", "", *_warning(training_data),
         "## Intended use",
         "Research on predicting vertebral collapse after an acute osteoporotic vertebral compression fracture "
         "from a sagittal spine MRI (ROI around the fractured vertebral body) and clinical values. Intended users: "
         "researchers, and clinicians taking part in research. Not for diagnosis or treatment decisions; outputs "
         "must be reviewed by a qualified clinician.", "",
         "## Model",
-        f"- configuration: {meta['configuration']}; {model}",
-        f"- clinical inputs: {', '.join(meta['clinical_columns']) or 'none'}",
+        f"- configuration: {meta.configuration}; {model}",
+        f"- clinical inputs: {', '.join(meta.clinical_columns) or 'none'}",
         f"- training loss and calibration: {loss}",
-        f"- augmented prediction (AP) over frames: {meta['ap']} (aggregate: {meta['aggregate']})",
-        f"- ensemble: mean probability over {len(meta['splits'])} split models; spread = SD and min-max over models",
-        f"- risk threshold: {meta['threshold']:.4f} = {meta['threshold_rule']}; per split: {thresholds}",
-        _preprocessing(meta.get("prepare_params")),
+        f"- augmented prediction (AP) over frames: {meta.ap} (aggregate: {meta.aggregate})",
+        f"- ensemble: mean probability over {len(meta.splits)} split models; spread = SD and min-max over models",
+        f"- risk threshold: {meta.threshold:.4f} = {meta.threshold_rule}; per split: {thresholds}",
+        _preprocessing(meta.prepare_params),
         "", "## Training population", *training, "",
         "## External evaluation population", *external, "",
         "## What validation data was used for", *_validation(meta, eval_dir), "",

@@ -58,10 +58,24 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
     return replace(record, series=dict(parse_series(args.series)))
 
 
+def prepare_in_background(record, params: dict):
+    """A Future of the patient's PreparedPatient (or of the error preparing it raised), made in a
+    thread: SimpleITK and numpy only, no torch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vcpred.imaging import PrepareParams, prepare_patient
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="vcpred-prepare")
+    try:
+        return pool.submit(prepare_patient, record, PrepareParams.from_dict(params))
+    finally:
+        pool.shutdown(wait=False)
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
-    from vcpred.predict.bundle_files import check_in_background
+    from vcpred.predict.bundle_files import check_in_background, read_meta
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
@@ -70,17 +84,24 @@ def run_predict(args: argparse.Namespace) -> int:
                           "series_<sequence> column (docs/manifest.md)")
     out = Path(args.out)
     check(out, kind="prediction", force=args.force)  # fail before the work, not after
-    checked = check_in_background(args.model)  # the files' sha256 while torch and timm are imported
+    raw = read_meta(Path(args.model))  # its kind and preprocessing; every file is verified below
+    image = raw.get("kind") == "image"
+    record = None if args.manifest else _one_patient_record(args, image)
+    # Before torch and timm are imported (seconds): the files' sha256 and the patient's image
+    # (read, N4, crop) start in threads, so that work overlaps the imports.
+    checked = check_in_background(args.model)
+    prepared = prepare_in_background(record, raw["prepare_params"]) if record is not None and image else None
     from vcpred.predict.bundle import load_bundle
     from vcpred.predict.outputs import predict_manifest, write_patient
     from vcpred.predict.predict import predict_patient
 
     bundle = load_bundle(args.model, precision=args.precision, checked=checked)
+    if bundle.meta.prepare_params != raw["prepare_params"]:  # bundle.json changed under us: prepare again
+        prepared = None
     if bundle.kind == "image":
-        console.say(f"model {bundle.meta['model_id']}: precision {bundle.precision} ({bundle.precision_reason})")
+        console.say(f"model {bundle.meta.model_id}: precision {bundle.precision} ({bundle.precision_reason})")
     if bundle.synthetic:
-        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
-    record = None if args.manifest else _one_patient_record(args, bundle.kind == "image")
+        console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
     # The outputs are written beside OUT and replace an earlier prediction only when complete.
     if args.manifest:
         with replacing(out, kind="prediction", force=args.force) as folder:
@@ -91,7 +112,8 @@ def run_predict(args: argparse.Namespace) -> int:
                                   f"above); {out} was left as it was")
         console.say(f"wrote {out / 'predictions.csv'}: {len(table) - failed} predicted, {failed} failed")
         return 0
-    prediction = predict_patient(bundle, record, allow_missing=args.allow_missing)
+    prediction = predict_patient(bundle, record, allow_missing=args.allow_missing,
+                                 prepared=None if prepared is None else prepared.result)
     with replacing(out, kind="prediction", force=args.force) as folder:
         write_patient(folder, prediction, dicom=args.dicom_sc)
     r = prediction.result

@@ -30,7 +30,7 @@ from vcpred.output_folder import replacing
 from vcpred.predict.bundle import build_network
 from vcpred.predict.bundle_files import (
     BACKBONE_PREFIX, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SHARED_BACKBONE_FILE,
-    SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, hash_files, write_bundle_json,
+    SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, hash_files, parse_meta, write_bundle_json,
 )
 from vcpred.predict.card import model_card
 from vcpred.predict.precision_check import bf16_check
@@ -228,7 +228,7 @@ def finalise_bundle(out: Path, meta: dict, card) -> Path:
             "threshold_rule": "median over split models of Youden's J threshold on each split's validation "
                               "predictions (AP-aggregated when ap)",
             "notice": RESEARCH_NOTICE}
-    (out / CARD_FILE).write_text(card(meta))
+    (out / CARD_FILE).write_text(card(parse_meta(meta)))
     write_bundle_json(out, meta, files)
     return out
 

@@ -114,7 +114,7 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
     table = pd.DataFrame(rows)
     table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     summary = {"generator": GENERATOR, "notice": NOTICE, **provenance_fields(bundle),
-               "model_id": bundle.meta["model_id"], "manifest": str(manifest),
+               "model_id": bundle.meta.model_id, "manifest": str(manifest),
                "precision": bundle.precision, "precision_reason": bundle.precision_reason,
                "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold,
                # patients predicted with a clinical value outside the training range (the model extrapolates)

@@ -107,9 +107,8 @@ def provenance_fields(bundle: Bundle) -> dict:
 
 def base_result(bundle: Bundle) -> dict:
     return {"generator": "vcpred predict", "notice": NOTICE, **provenance_fields(bundle),
-            "model_id": bundle.meta["model_id"], "configuration": bundle.meta["configuration"],
-            "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
-            "threshold_rule": bundle.meta["threshold_rule"]}
+            "model_id": bundle.meta.model_id, "configuration": bundle.meta.configuration,
+            "ap": bundle.meta.ap, "aggregate": bundle.meta.aggregate, "threshold_rule": bundle.meta.threshold_rule}
 
 
 def warn_all(patient_id: str, warnings: list[str]) -> None:
@@ -184,11 +183,11 @@ def _image_prediction(bundle: Bundle, record: PatientRecord, explain: bool,
     for group in backbone_groups(bundle.models):
         clinicals = [_clinical_tensor(m, record, len(frames)) for m in group]
         group_probabilities, group_maps = _group_pass(group, frames, clinicals, main, bundle.precision,
-                                                      bundle.meta["family"], explain)
+                                                      bundle.meta.family, explain)
         probabilities.update((id(m), p) for m, p in zip(group, group_probabilities))
         maps.extend(group_maps)
     per_frame = [probabilities[id(m)] for m in bundle.models]
-    per_model = [combine_frames(p, offsets, ap=bundle.meta["ap"], rule=bundle.meta["aggregate"]) for p in per_frame]
+    per_model = [combine_frames(p, offsets, ap=bundle.meta.ap, rule=bundle.meta.aggregate) for p in per_frame]
     per_frame_array = np.stack(per_frame)
     result = {**summarise(np.asarray(per_model), bundle.threshold),
               "per_model": [{"split": m.split, "threshold": m.threshold, "probability": p,
@@ -199,7 +198,7 @@ def _image_prediction(bundle: Bundle, record: PatientRecord, explain: bool,
               "crop_box": [int(v) for v in prepared.crop_box], "provenance": prepared.provenance}
     heat_full = full_slice_map(np.stack(maps), prepared.crop_box, prepared.main_slice.shape) if maps else None
     if maps:
-        result["heatmap"] = {"method": method_text(bundle.meta["family"]), "frame_offset": 0,
+        result["heatmap"] = {"method": method_text(bundle.meta.family), "frame_offset": 0,
                              "averaged_over_models": len(maps)}
         if not np.nanmax(heat_full) > 0:  # Grad-CAM keeps only what raises the logit
             result["heatmap"]["note"] = "the map is zero everywhere: no region of the crop raises the predicted risk"
@@ -229,10 +228,10 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = Tr
         prediction = _clinical_only_prediction(bundle, record)
     else:
         prediction = _image_prediction(bundle, record, explain, prepared)
-    if bundle.meta.get("recalibration"):  # updated by `vcpred validate --recalibrate` (vcpred.validate.recalibration)
+    if bundle.meta.recalibration:  # updated by `vcpred validate --recalibrate` (vcpred.validate.recalibration)
         from vcpred.validate.recalibration import recalibrate_result
 
-        prediction.result = recalibrate_result(prediction.result, bundle.meta["recalibration"])
+        prediction.result = recalibrate_result(prediction.result, bundle.meta.recalibration)
     check_finite(prediction.result)
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,

@@ -11,16 +11,17 @@ from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.report.cases import OUTCOMES, classified, examples
 from vcpred.html import Html, note, png_image, section, tag
+from vcpred.predict.bundle_files import BundleMeta
 from vcpred.report.inputs import ReportInputs, bundle_variant
 
 AGREEMENT = 0.01  # the model directory reproduces the runs' probabilities far closer than this
 CONTEXT = 2.0  # each map shows the model's input crop and as much again around it (neighbouring levels)
 
 
-def method_name(bundle: dict) -> str:
+def method_name(bundle: BundleMeta) -> str:
     from vcpred.explain.maps import method_text
 
-    return method_text(bundle.get("family"))
+    return method_text(bundle.family)
 
 
 def _card(bundle, record, expected: float) -> Html:
@@ -43,7 +44,7 @@ def _card(bundle, record, expected: float) -> Html:
 
 
 def gallery_cells(inputs: ReportInputs, per_cell: int, model_dir: Path | None = None,
-                  meta: dict | None = None) -> list[Html]:
+                  meta: BundleMeta | None = None) -> list[Html]:
     """One cell per outcome for the model in model_dir (default: the chosen one), its cases picked
     from its own ensemble's predictions at its own development threshold."""
     from vcpred.predict import load_bundle
@@ -53,22 +54,22 @@ def gallery_cells(inputs: ReportInputs, per_cell: int, model_dir: Path | None = 
     by_id = {r.patient_id: r for r in inputs.cohort.records}
     cells = []
     chosen = examples(classified(inputs, bundle_variant(meta)), per_cell)
-    for outcome in console.progress(OUTCOMES, desc=f"gallery {meta['configuration']}"):
+    for outcome in console.progress(OUTCOMES, desc=f"gallery {meta.configuration}"):
         cases = [_card(bundle, by_id[pid], p) for pid, p in zip(chosen[outcome]["patient_id"],
                                                                  chosen[outcome]["probability"]) if pid in by_id]
         cells.append(tag("div", tag("h3", f"{outcome}s ({len(cases)})"), *cases or [note("none")], cls="cell"))
     return cells
 
 
-def _block(inputs: ReportInputs, per_cell: int, model_dir: Path, meta: dict, first: bool) -> Html:
+def _block(inputs: ReportInputs, per_cell: int, model_dir: Path, meta: BundleMeta, first: bool) -> Html:
     variant = bundle_variant(meta)
     role = "chosen model" if first else "for comparison"
     heading = tag("h3", f"{variant} - {method_name(meta).split(' (')[0]} ({role})", cls="model")
-    if meta.get("kind") != "image":
+    if not meta.image:
         return tag("div", heading, note(f"{variant} uses clinical values only: there is no image to explain."),
                    cls="block")
-    line = tag("p", f"Exported model {meta['model_id']} ({model_dir}); development threshold "
-                    f"{meta['threshold']:.3f}; map: {method_name(meta)}.", cls="note")
+    line = tag("p", f"Exported model {meta.model_id} ({model_dir}); development threshold "
+                    f"{meta.threshold:.3f}; map: {method_name(meta)}.", cls="note")
     return tag("div", heading, line, tag("div", *gallery_cells(inputs, per_cell, model_dir, meta), cls="gallery"),
                cls="block")
 

@@ -22,6 +22,7 @@ from vcpred.evaluate.compare import Comparisons, read_comparisons
 from vcpred.evaluate.decision import DecisionCurves, read_decision
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.variants import Variant
+from vcpred.predict.bundle_files import BundleMeta, checked_meta, parse_meta
 from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
@@ -46,9 +47,9 @@ class ReportInputs:
     store_params: dict | None  # the prepared store's index.json params
     store_dir: Path | None
     model_dir: Path | None = None
-    bundle: dict | None = None  # bundle.json
+    bundle: BundleMeta | None = None  # bundle.json
     chosen: str = ""  # the variant label the gallery, failures and card are about
-    extra_models: list[tuple[Path, dict]] = field(default_factory=list)  # more (model_dir, bundle) for the gallery
+    extra_models: list[tuple[Path, BundleMeta]] = field(default_factory=list)  # more (model_dir, bundle) for the gallery
     notes: list[str] = field(default_factory=list)  # what could not be found, said in the report
     losses: dict[str, list] = field(default_factory=dict)  # configuration -> metrics.json 'loss' of each run
     gallery_per_cell: int = 2  # heat maps per outcome (TP, FP, FN, TN): each is one full prediction
@@ -80,7 +81,7 @@ class ReportInputs:
         return bool(self.training_data["synthetic"])
 
     @property
-    def models(self) -> list[tuple[Path, dict]]:
+    def models(self) -> list[tuple[Path, BundleMeta]]:
         """(model_dir, bundle.json) of every model given, the chosen one first."""
         first = [(self.model_dir, self.bundle)] if self.bundle is not None else []
         return first + self.extra_models
@@ -209,12 +210,12 @@ def _store_params(store_dir: Path | None, recorded: Path) -> tuple[dict | None, 
         return None, str(exc)
 
 
-def bundle_variant(bundle: dict) -> str:
+def bundle_variant(bundle: BundleMeta) -> str:
     """The evaluation's name for an exported model (configuration, with or without AP)."""
-    return Variant(bundle["configuration"], bool(bundle.get("ap"))).label
+    return Variant(bundle.configuration, bundle.ap).label
 
 
-def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
+def check_bundle(bundle: BundleMeta, model_dir: Path, inputs: ReportInputs) -> None:
     """The model directory exports a configuration of these runs: same variant, same threshold."""
     variant = bundle_variant(bundle)
     ensembles = inputs.evaluation.get("ensembles", {})
@@ -222,8 +223,8 @@ def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
         raise ReportError(f"model directory {model_dir} exports {variant!r}, which this evaluation does not "
                           f"contain ({', '.join(sorted(ensembles))}): it was exported from another runs folder")
     expected = ensembles[variant].get("threshold")
-    if expected is None or not math.isclose(float(bundle["threshold"]), expected, rel_tol=0, abs_tol=THRESHOLD_TOLERANCE):
-        raise ReportError(f"model directory {model_dir}: its threshold {bundle['threshold']:.6f} differs from the "
+    if expected is None or not math.isclose(bundle.threshold, expected, rel_tol=0, abs_tol=THRESHOLD_TOLERANCE):
+        raise ReportError(f"model directory {model_dir}: its threshold {bundle.threshold:.6f} differs from the "
                           f"evaluation's {variant!r} ensemble threshold ({expected}); it was exported from other "
                           "runs (or with another --aggregate): export it again from this evaluation's runs")
 
@@ -231,8 +232,6 @@ def check_bundle(bundle: dict, model_dir: Path, inputs: ReportInputs) -> None:
 def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | None = None,
                 runs: str | None = None, manifest: str | None = None) -> ReportInputs:
     """Read and cross-check every input; ReportError saying what is wrong and how to fix it."""
-    from vcpred.predict.bundle import read_meta, verify_files
-
     eval_dir = Path(eval_dir)
     summary, per_split, evaluation, ensembles = read_eval(eval_dir)
     runs_dir = locate_runs(evaluation, eval_dir, runs)
@@ -252,8 +251,7 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     model_dirs = [] if model_dir is None else [model_dir] if isinstance(model_dir, (str, Path)) else list(model_dir)
     seen: dict[str, Path] = {}
     for index, directory in enumerate(Path(d) for d in model_dirs):
-        bundle = read_meta(directory)
-        verify_files(directory, bundle)  # every path, --gallery 0 included: a tampered model is never reported
+        bundle = parse_meta(checked_meta(directory), directory)  # every path, --gallery 0 included: hashes checked
         check_bundle(bundle, directory, inputs)
         variant = bundle_variant(bundle)
         if variant in seen:

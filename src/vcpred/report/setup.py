@@ -57,7 +57,7 @@ def preprocessing_pairs(params: dict) -> list[tuple[str, str]]:
 
 
 def _sources(inputs: ReportInputs) -> Html:
-    store, bundle = inputs.store_params, (inputs.bundle or {}).get("prepare_params")
+    store, bundle = inputs.store_params, inputs.bundle.prepare_params if inputs.bundle else None
     parts = [f"prepared store {inputs.store_dir / 'index.json'}" if store else "",
              f"model directory {inputs.model_dir / 'bundle.json'}" if bundle else ""]
     message = "Recorded in " + " and ".join(p for p in parts if p) + "."
@@ -141,7 +141,7 @@ def scoring_note(inputs: ReportInputs) -> str:
 
 def setup_section(inputs: ReportInputs) -> Html:
     # the store's record first; what it lacks, from the exported model's (complete) record
-    params = {**((inputs.bundle or {}).get("prepare_params") or {}), **(inputs.store_params or {})}
+    params = {**((inputs.bundle.prepare_params if inputs.bundle else None) or {}), **(inputs.store_params or {})}
     record = (definition_table(preprocessing_pairs(params)) if params
               else note("No preprocessing record found (prepared store missing and no --model)."))
     images = [run for run in inputs.configs.values() if run.image]

@@ -118,7 +118,7 @@ def _heterogeneity(inputs: ReportInputs, f: dict) -> str:
 
 def _updating(inputs: ReportInputs) -> str:
     """12f / 24: updating only when an exported model records a recalibration (none does today)."""
-    recalibrated = [meta["model_id"] for _, meta in inputs.models if meta.get("recalibration")]
+    recalibrated = [meta.model_id for _, meta in inputs.models if meta.recalibration]
     if recalibrated:
         return f"Recalibration recorded by {', '.join(recalibrated)}; see their model cards."
     return ("No updating and no recalibration: the runs and the evaluation do none, and no exported model given "
@@ -310,7 +310,7 @@ def _discussion(f: dict) -> dict[str, tuple[str, str]]:
 def answers(inputs: ReportInputs) -> dict[str, tuple[str, str]]:
     """item number -> (answer, where in this report)."""
     f = _facts(inputs)
-    model = (f"exported model {inputs.bundle['model_id']} in {inputs.model_dir}" if inputs.bundle
+    model = (f"exported model {inputs.bundle.model_id} in {inputs.model_dir}" if inputs.bundle
              else "no exported model given to this report")
     return {**_introduction(f), **_data(f), **_analysis(inputs, f, model), **_open_science(f),
             **_results(inputs, f, model), **_discussion(f)}

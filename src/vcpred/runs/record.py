@@ -167,6 +167,12 @@ class RunRecord:
         return value if isinstance(value, dict) else None
 
     @property
+    def manifest_sha256(self) -> str | None:
+        """The sha256 of the manifest the run trained on, as it recorded it (None: not recorded)."""
+        value = self.raw.get("manifest_sha256")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def training_data(self) -> dict | None:
         value = self.raw.get("training_data")
         return value if isinstance(value, dict) else None

@@ -55,9 +55,9 @@ async def model_info(request: Request) -> JSONResponse:
     settings: ServeSettings = request.app.state.settings
     params = bundle.prepare_params()
     return JSONResponse({
-        "model_id": bundle.meta["model_id"], "configuration": bundle.meta["configuration"],
-        "family": bundle.meta["family"], "splits": len(bundle.models), "threshold": bundle.threshold,
-        "threshold_rule": bundle.meta["threshold_rule"], "ap": bundle.meta["ap"], "aggregate": bundle.meta["aggregate"],
+        "model_id": bundle.meta.model_id, "configuration": bundle.meta.configuration,
+        "family": bundle.meta.family, "splits": len(bundle.models), "threshold": bundle.threshold,
+        "threshold_rule": bundle.meta.threshold_rule, "ap": bundle.meta.ap, "aggregate": bundle.meta.aggregate,
         "k": params.k, "edge": params.edge, "margin": params.margin, "sequence": sequence_name(bundle),
         "clinical": form_fields(bundle), "notice": RESEARCH_NOTICE, **provenance_fields(bundle),
         "max_upload_mb": settings.max_upload_mb, "local_folder": settings.data_dir is not None})

@@ -90,7 +90,7 @@ def run_serve(args: argparse.Namespace) -> int:
         console.say(f"precision {bundle.precision} ({bundle.precision_reason})")
     app = create_app(bundle, settings)
     if bundle.synthetic:  # the page says it too (/api/model `warning`)
-        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
+        console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
     warn_if_exposed(args.host, args.port)
     shown = f"[{args.host}]" if ":" in args.host else args.host
     console.say(f"vcpred serve: open http://{shown}:{args.port}/ (Ctrl+C stops it and deletes every study). "

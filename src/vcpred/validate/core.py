@@ -25,14 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from vcpred import RESEARCH_NOTICE, __version__, console
-from vcpred.errors import VcpredError
+from vcpred.errors import RunError, VcpredError
 from vcpred.evaluate.calibration import calibration_json
 from vcpred.evaluate.decision import decision_json
 from vcpred.hashing import sha256_file
 from vcpred.jsonio import jsonable
+from vcpred.runs import read_record
 from vcpred.validate import measures
 from vcpred.validate.scoring import Scored, score_cohort
 
@@ -52,12 +52,12 @@ class Validation:
 
 def _model_record(bundle) -> dict:
     meta = bundle.meta
-    record = {"path": str(bundle.path), "model_id": meta["model_id"], "configuration": meta["configuration"],
-              "kind": meta["kind"], "ap": bool(meta["ap"]), "aggregate": meta["aggregate"],
-              "threshold": bundle.threshold, "threshold_rule": meta["threshold_rule"],
+    record = {"path": str(bundle.path), "model_id": meta.model_id, "configuration": meta.configuration,
+              "kind": meta.kind, "ap": meta.ap, "aggregate": meta.aggregate,
+              "threshold": bundle.threshold, "threshold_rule": meta.threshold_rule,
               "split_models": len(bundle.models), "training_data": bundle.training_data}
-    if meta.get("recalibration"):
-        r = meta["recalibration"]
+    if meta.recalibration:
+        r = meta.recalibration
         record["recalibration"] = {"intercept": r["intercept"], "slope": r["slope"], "cohort": r["cohort"],
                                    "recalibrated_from": r["recalibrated_from"]}
     return record
@@ -77,13 +77,13 @@ def _is_training_manifest(bundle, manifest: Path) -> bool | None:
     runs' config.yaml when they are still readable here; None when none is)."""
     digest = sha256_file(manifest)
     known = None
-    for entry in bundle.meta.get("splits", []):
+    for entry in bundle.meta.splits:
         try:
-            config = yaml.safe_load((Path(entry.get("run", "")) / "config.yaml").read_text())
-        except (OSError, yaml.YAMLError, TypeError):
+            recorded = read_record(Path(entry.run)).manifest_sha256 if entry.run else None
+        except RunError:  # the source run is gone or unreadable here
             continue
-        if isinstance(config, dict) and config.get("manifest_sha256"):
-            if config["manifest_sha256"] == digest:
+        if recorded:
+            if recorded == digest:
                 return True
             known = False
     return known
@@ -133,11 +133,11 @@ def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool
     out, meta = recalibration.write_recalibrated(bundle, target, intercept=intercept, slope=slope, cohort=provenance,
                                                  force=force)
     updated = recalibration.apply(scored.probabilities, intercept, slope)
-    apparent, _ = measures.headline(scored.labels, updated, meta["threshold"])
-    return {"model": str(out), "model_id": meta["model_id"], "method": recalibration.METHOD,
+    apparent, _ = measures.headline(scored.labels, updated, meta.threshold)
+    return {"model": str(out), "model_id": meta.model_id, "method": recalibration.METHOD,
             "intercept": intercept, "slope": slope,
-            "total": {"intercept": meta["recalibration"]["intercept"], "slope": meta["recalibration"]["slope"]},
-            "threshold_before": bundle.threshold, "threshold_after": meta["threshold"],
+            "total": {"intercept": meta.recalibration["intercept"], "slope": meta.recalibration["slope"]},
+            "threshold_before": bundle.threshold, "threshold_after": meta.threshold,
             "apparent": {k: apparent[k] for k in ("calibration_intercept", "calibration_slope", "brier", "auc")},
             "probabilities": updated}
 
@@ -162,7 +162,7 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         check(recalibrate, kind="model", force=force)
     bundle = load_bundle(model, precision=precision)
     if bundle.synthetic:
-        console.warn(f"model {bundle.meta['model_id']}: {SYNTHETIC_WARNING}")
+        console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
     scored = score_cohort(bundle, manifest, set_name=set_name, allow_missing=allow_missing,
                           height_loss=height_loss)
     if scored.table.empty:
@@ -182,7 +182,7 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         if recalibrate is not None:
             update = _recalibrate(bundle, scored, cohort, Path(recalibrate), force)
             recalibrated = Path(update["model"])
-            ensembles[measures.Variant(f"recalibrated ({update['model_id']})", bundle.meta["ap"])] = \
+            ensembles[measures.Variant(f"recalibrated ({update['model_id']})", bundle.meta.ap)] = \
                 measures.as_ensemble(bundle, scored.table, update.pop("probabilities"),
                                      label=f"recalibrated ({update['model_id']})")
             record["recalibration"] = update

@@ -36,7 +36,7 @@ RENAMED = {"n_cases": "events"}
 def as_ensemble(bundle, table: pd.DataFrame, probabilities=None, label: str | None = None) -> Ensemble:
     """The scored cohort as evaluate's Ensemble of the bundle's variant (probabilities: other values
     for the same patients, e.g. recalibrated ones)."""
-    variant = Variant(label or bundle.meta["configuration"], bool(bundle.meta["ap"]))
+    variant = Variant(label or bundle.meta.configuration, bool(bundle.meta.ap))
     p = table["probability"] if probabilities is None else probabilities
     frame = pd.DataFrame({"label": table["label"].to_numpy(float), "probability": np.asarray(p, float)},
                          index=pd.Index(table["patient_id"], name="patient_id"))

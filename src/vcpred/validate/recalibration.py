@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from vcpred.errors import VcpredError
+from vcpred.predict.bundle_files import BundleMeta
 from vcpred.stats.calibration import EPS
 
 METHOD = ("logistic recalibration: p' = expit(a + b * logit(p)), p = the ensemble probability (mean over "
@@ -138,22 +139,22 @@ def check_target(out: Path, model: Path) -> None:
 
 
 def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: float, cohort: dict,
-                       force: bool = False) -> tuple[Path, dict]:
+                       force: bool = False) -> tuple[Path, BundleMeta]:
     """A new model directory: the bundle's split models unchanged, bundle.json with the recalibration
     record and mapped thresholds, MODEL_CARD.md with a recalibration section; every hash recomputed.
-    intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, meta)."""
+    intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, its BundleMeta)."""
     from vcpred import __version__
     from vcpred.output_folder import replacing
-    from vcpred.predict.bundle import CARD_FILE, hash_files, write_bundle_json
+    from vcpred.predict.bundle_files import CARD_FILE, hash_files, parse_meta, write_bundle_json
 
     out = Path(out)
     check_target(out, bundle.path)
-    previous = bundle.meta.get("recalibration")
+    previous = bundle.meta.recalibration
     total_a, total_b = composed(previous, intercept, slope)
     record = {"method": METHOD, "intercept": total_a, "slope": total_b,
               "fit": {"intercept": intercept, "slope": slope},
-              "cohort": cohort, "recalibrated_from": bundle.meta["model_id"],
-              "source_meta_sha256": bundle.meta.get("meta_sha256"),
+              "cohort": cohort, "recalibrated_from": bundle.meta.model_id,
+              "source_meta_sha256": bundle.raw.get("meta_sha256"),
               "threshold_before": bundle.threshold,
               "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "vcpred_version": __version__,
               **({"previous": previous} if previous else {})}
@@ -162,23 +163,23 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
         return None if value is None else apply(float(value), intercept, slope)
 
     with replacing(out, kind="model", force=force) as folder:
-        listed = sorted(str(name) for name in bundle.meta["files"] if name != CARD_FILE)
+        listed = sorted(str(name) for name in bundle.meta.files if name != CARD_FILE)
         for name in listed:
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(bundle.path / name, folder / name)
-        meta = {k: v for k, v in bundle.meta.items() if k not in ("files", "meta_sha256")}
-        meta["splits"] = [{**entry, "threshold": mapped(entry.get("threshold"))} for entry in bundle.meta["splits"]]
+        meta = {k: v for k, v in bundle.raw.items() if k not in ("files", "meta_sha256")}
+        meta["splits"] = [{**entry, "threshold": mapped(entry.get("threshold"))} for entry in bundle.raw["splits"]]
         meta["threshold"] = mapped(bundle.threshold)
-        meta["threshold_rule"] = (f"{bundle.meta['threshold_rule']}; then recalibrated on {cohort['manifest']} "
+        meta["threshold_rule"] = (f"{bundle.meta.threshold_rule}; then recalibrated on {cohort['manifest']} "
                                   "(the same function as the probabilities)")
         meta["recalibration"] = record
         files = hash_files(folder, listed)
         digest = hashlib.sha256(json.dumps([files, record], sort_keys=True).encode()).hexdigest()[:10]
-        base = bundle.meta["model_id"].split("@")[0].removesuffix("+recal")
+        base = bundle.meta.model_id.split("@")[0].removesuffix("+recal")
         meta["model_id"] = f"{base}+recal@{digest}"
         card = (bundle.path / CARD_FILE).read_text() if (bundle.path / CARD_FILE).is_file() else ""
         (folder / CARD_FILE).write_text(card.rstrip("\n") + "\n"
-                                        + card_section(record, bundle.meta["model_id"], bundle.threshold,
+                                        + card_section(record, bundle.meta.model_id, bundle.threshold,
                                                        meta["threshold"]))
         meta = write_bundle_json(folder, meta, files)
-    return out, meta
+    return out, parse_meta(meta, out / "bundle.json")
