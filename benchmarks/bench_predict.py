@@ -42,7 +42,7 @@ from vcpred.models.inputs import three_channels  # noqa: E402
 from vcpred.models.precision import inference_context, native_bf16, to_bf16_weights  # noqa: E402
 from vcpred.predict import load_bundle, make_record, predict_patient, write_patient  # noqa: E402
 from vcpred.predict.batch import prepared_ahead  # noqa: E402
-from vcpred.predict.export import finalise_bundle  # noqa: E402
+from vcpred.bundle.export import finalise_bundle  # noqa: E402
 from vcpred.predict.outputs import prepare_out  # noqa: E402
 from vcpred.predict.predict import backbone_groups  # noqa: E402
 

@@ -72,7 +72,7 @@ class SharedArtefacts:
     def exported(self, name: str, synthetic: bool = False, **model) -> Path:
         """The bundle `vcpred export` makes of trained_runs(name, synthetic=synthetic, **model)."""
         def make():
-            from vcpred.predict import export_configuration
+            from vcpred.bundle import export_configuration
 
             runs = self.trained_runs(name, synthetic=synthetic, **model)
             return export_configuration(runs, name, self.folder / f"bundle-{name}{'-synth' if synthetic else ''}")

@@ -22,8 +22,9 @@ from vcpred.evaluate.per_split import split_row
 from vcpred.evaluate.runs import read_run
 from vcpred.evaluate.variants import Variant
 from vcpred.models import ClinicalPreprocessor
-from vcpred.predict import BundleError, export_configuration, load_bundle
-from vcpred.predict.bundle import meta_digest
+from vcpred.bundle import BundleError, export_configuration
+from vcpred.predict import load_bundle
+from vcpred.bundle.files import meta_digest
 from vcpred.runs import read_record
 from vcpred.training.data import load_frames
 

@@ -73,7 +73,7 @@ def test_predict_interrupted_while_writing_keeps_the_earlier_prediction(artefact
 
 @pytest.mark.parametrize("fault", FAULTS, ids=type)
 def test_export_interrupted_while_writing_keeps_the_earlier_bundle(artefacts, tmp_path, monkeypatch, fault):
-    import vcpred.predict.export as export
+    import vcpred.bundle.export as export
 
     runs = artefacts.trained_runs("clinical", image=False, clinical_columns=("age", "sex"))
     out = tmp_path / "model"

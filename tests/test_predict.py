@@ -15,7 +15,8 @@ from conftest import siblings, snapshot
 from predict_support import BODY, BOX_TEXT, T2_LUMBAR
 from vcpred.cli import main
 from vcpred.cohort.provenance import SYNTHETIC_WARNING, warning_sentence
-from vcpred.predict import export_configuration, load_bundle, make_record, predict_patient
+from vcpred.bundle import export_configuration
+from vcpred.predict import load_bundle, make_record, predict_patient
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
 CNN = dict(backbone="resnet_test", method="lora")

@@ -19,7 +19,8 @@ from vcpred.explain import find_vit, grad_cam, grad_cams, record_attention
 from vcpred.imaging import load_prepared
 from vcpred.models import ModelSpec, create_model, precision
 from vcpred.models.inputs import three_channels
-from vcpred.predict import batch, export_configuration, load_bundle, make_record, predict_patient
+from vcpred.bundle import export_configuration
+from vcpred.predict import batch, load_bundle, make_record, predict_patient
 from vcpred.predict.predict import backbone_groups
 
 CNN = dict(backbone="resnet_test", method="lora")

@@ -19,9 +19,10 @@ from vcpred.cli import main
 from vcpred.cohort import load_manifest
 from vcpred.cohort.provenance import warning_sentence
 from vcpred.evaluate.tables import mean_sd
-from vcpred.predict import export_configuration, load_bundle, predict_patient
+from vcpred.bundle import export_configuration
+from vcpred.predict import load_bundle, predict_patient
 from vcpred.predict.outputs import heatmap_png
-from vcpred.predict.method import clinical_step
+from vcpred.bundle.method import clinical_step
 from vcpred.report.build import SECTIONS, render
 from vcpred.report.figures import _title as roc_title
 from vcpred.report.gallery import CONTEXT

@@ -27,7 +27,7 @@ COMMANDS = {
     "experiment": ("vcpred.experiment.command", "train every configuration of a grid on every split"),
     "evaluate": ("vcpred.evaluate.command", "AUC, thresholds, DeLong, calibration over a RUNS folder"),
     "demo": ("vcpred.demo", "run the whole pipeline on a synthetic cohort"),
-    "export": ("vcpred.predict.export_command", "export a configuration's split models as one model directory"),
+    "export": ("vcpred.bundle.command", "export a configuration's split models as one model directory"),
     "predict": ("vcpred.predict.command", "predict collapse for new patients with an exported model"),
     "validate": ("vcpred.validate.command", "score an exported model on a labelled cohort (external validation)"),
     "report": ("vcpred.report.command", "the study-style HTML report of an evaluation"),

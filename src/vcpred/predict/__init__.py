@@ -1,4 +1,4 @@
-"""Exported models and prediction for new patients (docs/predict.md).
+"""Prediction for new patients with an exported model (made by vcpred.bundle; docs/predict.md).
 
 Research use only, not a medical device.
 """
@@ -10,7 +10,6 @@ _EXPORTS = {
     "Bundle": "bundle",
     "BundleError": "bundle",
     "PatientPrediction": "predict",
-    "export_configuration": "export",
     "load_bundle": "bundle",
     "make_record": "predict",
     "predict_manifest": "outputs",

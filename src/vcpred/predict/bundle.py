@@ -1,6 +1,6 @@
 """An exported model directory ("bundle") loaded for prediction: the split networks rebuilt from
 their safetensors, in the precision asked for. The directory's layout and bundle.json are
-described (and checked, without torch) in vcpred.predict.bundle_files."""
+described (and checked, without torch) in vcpred.bundle.files."""
 
 from __future__ import annotations
 
@@ -13,12 +13,10 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
-from vcpred.cohort.provenance import recorded as recorded_training_data
-from vcpred.predict.bundle_files import (  # noqa: F401 (the contract's names, also imported from here)
-    BUNDLE_FILE, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE, BundleError,
-    BundleMeta, SplitEntry, checked_meta, hash_files, meta_digest, parse_meta, read_meta, verify_files,
-    write_bundle_json,
+from vcpred.bundle.files import (
+    BUNDLE_FILE, CLINICAL_FILE, SPEC_FILE, WEIGHTS_FILE, BundleError, BundleMeta, SplitEntry, checked_meta, parse_meta,
 )
+from vcpred.cohort.provenance import recorded as recorded_training_data
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, ModelSpec, VcpredModel, create_model
 from vcpred.models.precision import choose, to_bf16_weights
 

@@ -75,7 +75,7 @@ def prepare_in_background(record, params: dict):
 def run_predict(args: argparse.Namespace) -> int:
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
-    from vcpred.predict.bundle_files import check_in_background, read_meta
+    from vcpred.bundle.files import check_in_background, read_meta
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")

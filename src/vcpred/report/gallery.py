@@ -11,7 +11,7 @@ from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.report.cases import OUTCOMES, classified, examples
 from vcpred.html import Html, note, png_image, section, tag
-from vcpred.predict.bundle_files import BundleMeta
+from vcpred.bundle.files import BundleMeta
 from vcpred.report.inputs import ReportInputs, bundle_variant
 
 AGREEMENT = 0.01  # the model directory reproduces the runs' probabilities far closer than this

@@ -22,7 +22,7 @@ from vcpred.evaluate.compare import Comparisons, read_comparisons
 from vcpred.evaluate.decision import DecisionCurves, read_decision
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.variants import Variant
-from vcpred.predict.bundle_files import BundleMeta, checked_meta, parse_meta
+from vcpred.bundle.files import BundleMeta, checked_meta, parse_meta
 from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vcpred.predict.bundle_files import CARD_FILE
+from vcpred.bundle.files import CARD_FILE
 from vcpred.html import Html, note, section, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.markdown import markdown_html

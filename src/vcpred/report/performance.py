@@ -4,7 +4,7 @@ ensembles' numbers (evaluation.json), and subgroup metrics when the evaluation h
 from __future__ import annotations
 
 from vcpred.evaluate.per_split import external_reason
-from vcpred.predict.method import finite
+from vcpred.bundle.method import finite
 from vcpred.report.figures import calibrated, calibration_png, decision_png, roc_png, shown_variants
 from vcpred.html import Html, note, png_image, section, table, tag
 from vcpred.report.inputs import ReportInputs

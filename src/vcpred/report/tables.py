@@ -10,7 +10,7 @@ import pandas as pd
 from vcpred.evaluate.compare import best_summary_row
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
-from vcpred.predict.method import clinical_step, validation_uses
+from vcpred.bundle.method import clinical_step, validation_uses
 from vcpred.html import Html, bullet_list, join, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
 from vcpred.report.setup import model_text

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from vcpred.cohort.summary import event_counts
 from vcpred.evaluate.per_split import external_reason
-from vcpred.predict.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
+from vcpred.bundle.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
 from vcpred.html import Html, section, tag, text
 from vcpred.report.inputs import ReportInputs
 

@@ -77,7 +77,7 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
-    from vcpred.predict.bundle_files import check_in_background
+    from vcpred.bundle.files import check_in_background
 
     settings = settings_from(args)
     console.say(f"loading model {args.model} ...")

@@ -28,7 +28,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from vcpred.errors import VcpredError
-from vcpred.predict.bundle_files import BundleMeta
+from vcpred.bundle.files import BundleMeta
 from vcpred.stats.calibration import EPS
 
 METHOD = ("logistic recalibration: p' = expit(a + b * logit(p)), p = the ensemble probability (mean over "
@@ -145,7 +145,7 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
     intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, its BundleMeta)."""
     from vcpred import __version__
     from vcpred.output_folder import replacing
-    from vcpred.predict.bundle_files import CARD_FILE, hash_files, parse_meta, write_bundle_json
+    from vcpred.bundle.files import CARD_FILE, hash_files, parse_meta, write_bundle_json
 
     out = Path(out)
     check_target(out, bundle.path)

@@ -16,7 +16,7 @@ bundle.json: format, version, model_id, configuration, kind ("image" | "clinical
 per numeric column), prepare_params (vcpred.imaging.PrepareParams),
 splits [{split, dir, threshold, run}], threshold (the median of the split thresholds),
 threshold_rule, shared_backbone (version 2: "backbone.safetensors"), bf16_check (optional: how far bf16 moved the validation probabilities at export,
-for `--precision auto`: vcpred.predict.precision_check), training_data {synthetic, evidence} (from
+for `--precision auto`: vcpred.bundle.precision_check), training_data {synthetic, evidence} (from
 the source runs' config.yaml: synthetic when any run's manifest came from `vcpred synth`; bundles
 exported before it was recorded read as not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.

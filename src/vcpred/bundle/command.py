@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from vcpred.predict.export import export_configuration
+    from vcpred.bundle.export import export_configuration
 
     out = export_configuration(args.runs, args.configuration, args.out, eval_dir=args.eval_dir, ap=args.ap,
                                rule=args.aggregate, force=args.force,

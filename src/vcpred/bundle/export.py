@@ -28,12 +28,12 @@ from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
 from vcpred.predict.bundle import build_network
-from vcpred.predict.bundle_files import (
+from vcpred.bundle.files import (
     BACKBONE_PREFIX, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SHARED_BACKBONE_FILE,
     SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, hash_files, parse_meta, write_bundle_json,
 )
-from vcpred.predict.card import model_card
-from vcpred.predict.precision_check import bf16_check
+from vcpred.bundle.card import model_card
+from vcpred.bundle.precision_check import bf16_check
 from vcpred.runs import (
     RunRecord, configuration_run_dirs, read_finished, run_label, split_dir_name, verify_outputs,
 )
@@ -146,7 +146,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
                          bf16_check_patients: int = BF16_CHECK_PATIENTS) -> Path:
     """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it.
     bf16_check_patients: validation patients per split scored in bf16 for `--precision auto`
-    (vcpred.predict.precision_check; 0: no check, so auto predicts in fp32)."""
+    (vcpred.bundle.precision_check; 0: no check, so auto predicts in fp32)."""
     if rule not in AGGREGATES:
         raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     if bf16_check_patients < 0:

@@ -15,8 +15,8 @@ from vcpred import RESEARCH_NOTICE
 from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.variants import Variant
-from vcpred.predict.bundle_files import BundleMeta
-from vcpred.predict.method import clinical_step, finite, loss_text, validation_uses
+from vcpred.bundle.files import BundleMeta
+from vcpred.bundle.method import clinical_step, finite, loss_text, validation_uses
 from vcpred.runs import recorded_loss
 
 

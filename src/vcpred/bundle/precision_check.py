@@ -23,7 +23,7 @@ from vcpred.evaluate.runs import read_run
 from vcpred.models import ClinicalPreprocessor
 from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
 from vcpred.predict.bundle import build_network
-from vcpred.predict.bundle_files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
+from vcpred.bundle.files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
 from vcpred.runs import RunRecord
 
 BATCH = 16
