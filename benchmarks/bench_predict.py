@@ -42,7 +42,7 @@ from vcpred.models.inputs import three_channels  # noqa: E402
 from vcpred.models.precision import inference_context, native_bf16, to_bf16_weights  # noqa: E402
 from vcpred.predict import load_bundle, make_record, predict_patient, write_patient  # noqa: E402
 from vcpred.predict.batch import prepared_ahead  # noqa: E402
-from vcpred.bundle.export import finalise_bundle  # noqa: E402
+from vcpred.bundle.export import finalise_bundle, keep_shared_backbone_once  # noqa: E402
 from vcpred.predict.outputs import prepare_out  # noqa: E402
 from vcpred.predict.predict import backbone_groups  # noqa: E402
 
@@ -54,7 +54,7 @@ PRECISIONS = ("fp32", "bf16")
 
 def build_bundle(folder: Path, backbone: str, models: int, *, linear_probe: bool = False) -> Path:
     """A bundle of `models` random split models (seeds 0..); linear_probe: every split has split 0's
-    backbone (one frozen pre-trained backbone) and its own head."""
+    backbone (one frozen pre-trained backbone) and its own head, kept once as export keeps it."""
     entries, shared = [], None
     for split in range(models):
         spec = ModelSpec(backbone=backbone, weights="random", method="linear" if linear_probe else "full",
@@ -68,8 +68,9 @@ def build_bundle(folder: Path, backbone: str, models: int, *, linear_probe: bool
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(target / "model.safetensors"))
         (target / "model.json").write_text(json.dumps({"spec": spec.to_dict(), "clinical_features": 0}))
         entries.append({"split": split, "dir": target.name, "run": None, "threshold": 0.5})
+    shared = linear_probe and keep_shared_backbone_once(folder, [e["dir"] for e in entries])  # as export does
     meta = {"configuration": f"bench-{backbone}", "kind": "image", "family": "vit" if "vit" in backbone else "cnn",
-            "ap": True, "aggregate": "mean", "clinical_columns": [],
+            "ap": True, "aggregate": "mean", "clinical_columns": [], "shared_backbone": "backbone.safetensors" if shared else None,
             "prepare_params": PrepareParams(size=get_backbone(backbone).input_size, k=2).to_dict(),
             "spec": spec.to_dict(), "splits": entries}
     return finalise_bundle(folder, meta, lambda m: f"# benchmark bundle {m['model_id']} (random weights)\n")
