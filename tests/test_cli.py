@@ -97,3 +97,22 @@ def test_help_of_model_commands_loads_no_model_library(command):
             "print(sorted(m for m in ('torch', 'timm', 'peft', 'transformers') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_predict_starts_its_work_before_torch_is_imported(tmp_path):
+    """Issue 17: the sha256 check and the patient's preparation start in threads before torch and
+    timm are imported (seconds), so everything run_predict calls before them must not import torch."""
+    code = ("import sys, threading\nimport vcpred.bundle.files as files, vcpred.predict.command as command\n"
+            "seen = []\n"
+            "def check(folder):\n    seen.append(('check', 'torch' in sys.modules))\n    raise SystemExit(0)\n"
+            "files.check_in_background = check\n"
+            "from vcpred.cli import main\n"
+            "try: main(['predict', '--model', sys.argv[1], '--image-t2', 'x.nii.gz', '--roi-slice', '1', "
+            "'--roi-box', '1,1,5,5', '--out', sys.argv[2]])\nexcept SystemExit: pass\n"
+            "print(seen, sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    model = tmp_path / "model"  # only bundle.json is read before the check
+    model.mkdir()
+    (model / "bundle.json").write_text(json.dumps({"format": "vcpred-model-bundle", "version": 1, "kind": "image",
+                                                   "prepare_params": {"size": 64}}))
+    proc = subprocess.run([sys.executable, "-c", code, str(model), str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[('check', False)] []", proc.stderr

@@ -11,7 +11,7 @@ _EXPORTS = {
     "BundleError": "bundle",
     "PatientPrediction": "predict",
     "load_bundle": "bundle",
-    "make_record": "predict",
+    "make_record": "inputs",
     "predict_manifest": "outputs",
     "predict_patient": "predict",
     "write_patient": "outputs",

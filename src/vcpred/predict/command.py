@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _one_patient_record(args: argparse.Namespace, needs_image: bool):
     from vcpred.imaging.command import parse_series
-    from vcpred.predict.predict import make_record, parse_box, parse_clinical
+    from vcpred.predict.inputs import make_record, parse_box, parse_clinical
 
     images = {name: Path(p) for name, p in (("t2", args.image_t2), ("t1", args.image_t1)) if p}
     if needs_image:

@@ -13,7 +13,8 @@ from vcpred.output_folder import replacing
 from vcpred.jsonio import jsonable
 from vcpred.predict.outputs import write_patient
 from vcpred.predict.clinical_input import check_clinical
-from vcpred.predict.predict import PatientPrediction, make_record, predict_patient
+from vcpred.predict.inputs import make_record
+from vcpred.predict.predict import PatientPrediction, predict_patient
 from vcpred.serve.errors import RequestTypeError, ServeError
 from vcpred.serve.roi import check_box, read_roi
 from vcpred.serve.private import Scrubber
