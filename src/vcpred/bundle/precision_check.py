@@ -14,20 +14,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
+from vcpred.bundle.files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
 from vcpred.evaluate.aggregate import aggregate
-from vcpred.evaluate.runs import read_run
 from vcpred.models import ClinicalPreprocessor
+from vcpred.models.inputs import three_channels
 from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
 from vcpred.predict.bundle import build_network
-from vcpred.bundle.files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
-from vcpred.runs import RunRecord
-
-BATCH = 16
-
+from vcpred.runs import RunRecord, read_predictions
 
 def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: bool, rule: str,
                patients: int) -> dict | None:
@@ -51,32 +47,31 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
 
 def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, rule: str,
                   patients: int) -> tuple[float, int]:
-    from vcpred.cohort import load_manifest
-    from vcpred.training.data import load_frames
+    from safetensors.torch import load_file
 
-    recorded = read_run(run).predictions
+    from vcpred.cohort import load_manifest
+    from vcpred.imaging import load_prepared  # the store read through its own API (hashes checked)
+
+    recorded = read_predictions(run.path / "predictions.csv", split=run.split)
     recorded = recorded[recorded["set"] == "validation"]
     chosen = sorted(recorded["patient_id"].unique())[:patients]
     by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
-    records = [by_id[p] for p in chosen]
     spec = json.loads((split_dir / SPEC_FILE).read_text())
     preprocessor = None
     if spec["clinical_features"]:
-        clinical = json.loads((split_dir / CLINICAL_FILE).read_text())
-        preprocessor = ClinicalPreprocessor.from_dict(clinical["preprocessor"])
-    frames = load_frames(run.store, records, ["validation"] * len(records), main_only=False, preprocessor=preprocessor)
-    from safetensors.torch import load_file
-
+        preprocessor = ClinicalPreprocessor.from_dict(json.loads((split_dir / CLINICAL_FILE).read_text())["preprocessor"])
     state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
     net = to_bf16_weights(build_network(spec["spec"], spec["clinical_features"], state))
-    probabilities = []
+    rows = []
     with torch.no_grad(), inference_context("bf16"):
-        for start in range(0, len(frames), BATCH):
-            images = frames.frames[start:start + BATCH]
-            clinical = None if frames.clinical is None else frames.clinical[start:start + BATCH]
-            probabilities.append(torch.sigmoid(net(images, clinical).float()).numpy())
-    ours = pd.DataFrame({"patient_id": frames.patient_ids, "frame_offset": frames.offsets,
-                         "bf16": np.concatenate(probabilities)})
+        for patient_id in chosen:
+            prepared = load_prepared(run.store, patient_id)
+            frames = torch.from_numpy(three_channels(prepared.frames))
+            clinical = None if preprocessor is None else \
+                torch.from_numpy(preprocessor.transform([by_id[patient_id]])).expand(len(frames), -1)
+            probabilities = torch.sigmoid(net(frames, clinical).float()).numpy()
+            rows += [(patient_id, int(o), float(p)) for o, p in zip(prepared.frame_offsets, probabilities)]
+    ours = pd.DataFrame(rows, columns=["patient_id", "frame_offset", "bf16"])
     both = recorded.merge(ours, on=["patient_id", "frame_offset"], how="inner")
     fp32 = aggregate(both, ap=ap, rule=rule)["probability"]
     bf16 = aggregate(both.assign(probability=both["bf16"]), ap=ap, rule=rule)["probability"]
