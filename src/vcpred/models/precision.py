@@ -9,12 +9,11 @@ already bf16 the cast is a no-op. Norms, the residual stream and the head keep a
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import torch
 import torch.nn as nn
 
 from vcpred.errors import ConfigError
+from vcpred.models.inputs import autocast
 
 PRECISIONS = ("fp32", "bf16", "auto")
 BF16_TOLERANCE = 1e-3  # largest change of a probability that bf16 may make on the bundle's validation patients
@@ -57,9 +56,7 @@ def to_bf16_weights(net: nn.Module) -> nn.Module:
 
 
 def inference_context(precision: str):
-    """The context a forward in `precision` runs in (CPU autocast for bf16)."""
-    if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    if precision == "fp32":
-        return nullcontext()
-    raise ValueError(f"an inference precision is fp32 or bf16, got {precision!r}")
+    """The context a forward in `precision` runs in on the CPU (models.inputs.autocast: none for fp32)."""
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"an inference precision is fp32 or bf16, got {precision!r}")
+    return autocast(torch.device("cpu"), precision)

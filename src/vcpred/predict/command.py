@@ -66,8 +66,8 @@ def prepare_in_background(record, params: dict):
     from vcpred.imaging import PrepareParams, prepare_patient
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="vcpred-prepare")
-    try:
-        return pool.submit(prepare_patient, record, PrepareParams.from_dict(params))
+    try:  # the parameters are read in the thread too: a bad bundle.json is load_bundle's to report
+        return pool.submit(lambda: prepare_patient(record, PrepareParams.from_dict(params)))
     finally:
         pool.shutdown(wait=False)
 
@@ -85,18 +85,18 @@ def run_predict(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check(out, kind="prediction", force=args.force)  # fail before the work, not after
     raw = read_meta(Path(args.model))  # its kind and preprocessing; every file is verified below
-    image = raw.get("kind") == "image"
+    image, params = raw.get("kind") == "image", raw.get("prepare_params")
     record = None if args.manifest else _one_patient_record(args, image)
     # Before torch and timm are imported (seconds): the files' sha256 and the patient's image
     # (read, N4, crop) start in threads, so that work overlaps the imports.
     checked = check_in_background(args.model)
-    prepared = prepare_in_background(record, raw["prepare_params"]) if record is not None and image else None
+    prepared = prepare_in_background(record, params) if record is not None and isinstance(params, dict) else None
     from vcpred.predict.bundle import load_bundle
     from vcpred.predict.outputs import predict_manifest, write_patient
     from vcpred.predict.predict import predict_patient
 
     bundle = load_bundle(args.model, precision=args.precision, checked=checked)
-    if bundle.meta.prepare_params != raw["prepare_params"]:  # bundle.json changed under us: prepare again
+    if bundle.meta.prepare_params != params:  # bundle.json changed under us: prepare again
         prepared = None
     if bundle.kind == "image":
         console.say(f"model {bundle.meta.model_id}: precision {bundle.precision} ({bundle.precision_reason})")
