@@ -121,7 +121,7 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
                 checked: Future | None = None) -> Bundle:
     """Read and check an exported model directory (hashes of every file when verify), with its
     networks ready for `precision` (fp32 | bf16 | auto: vcpred.models.precision.choose).
-    checked: bundle_files.check_in_background(folder), when the check was started earlier."""
+    checked: vcpred.bundle.files.check_in_background(folder), when the check was started earlier."""
     folder = Path(folder)
     raw = checked.result() if checked is not None else checked_meta(folder, verify=verify)
     meta = parse_meta(raw, folder / BUNDLE_FILE)
