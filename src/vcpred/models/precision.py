@@ -41,8 +41,8 @@ def choose(requested: str, check: dict | None, *, native: bool | None = None) ->
         return "fp32", "auto: the model directory records no bf16 check (export it again with this vcpred)"
     change, tolerance = check.get("max_probability_change"), check.get("tolerance", BF16_TOLERANCE)
     if not isinstance(change, (int, float)) or not change < tolerance:
-        return "fp32", (f"auto: bf16 changed a validation probability by {change} at export, not below "
-                        f"{tolerance}")
+        shown = f"{change:.1e}" if isinstance(change, (int, float)) else repr(change)
+        return "fp32", f"auto: bf16 changed a validation probability by {shown} at export, not below {tolerance:g}"
     return "bf16", (f"auto: native bf16; at export bf16 changed the validation probabilities of "
                     f"{check.get('patients')} patients by at most {change:.1e} (< {tolerance:g})")
 
