@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
+from vcpred.hashing import sha256_files
 from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
@@ -30,7 +31,7 @@ from vcpred.output_folder import replacing
 from vcpred.predict.bundle import build_network
 from vcpred.bundle.files import (
     BACKBONE_PREFIX, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SHARED_BACKBONE_FILE,
-    SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, hash_files, parse_meta, write_bundle_json,
+    SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, parse_meta, write_bundle_json,
 )
 from vcpred.bundle.card import model_card
 from vcpred.bundle.precision_check import bf16_check
@@ -219,7 +220,7 @@ def _ensemble_threshold(splits: list[dict]) -> float:
 def finalise_bundle(out: Path, meta: dict, card) -> Path:
     """Complete meta (format, id, threshold, hashes) for the split folders already in out, write
     MODEL_CARD.md (card(meta) -> text) and bundle.json; returns out."""
-    files = hash_files(out, sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
+    files = sha256_files(out, sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
     tag = "+AP" if meta["ap"] else ""
     version = SHARED_BACKBONE_VERSION if meta.get("shared_backbone") else BUNDLE_VERSION
     meta = {"format": BUNDLE_FORMAT, "version": version, "vcpred_version": __version__,

@@ -102,11 +102,6 @@ def parse_meta(raw: dict, where: str | Path = BUNDLE_FILE) -> BundleMeta:
         raise BundleError(f"{exc}; export the model again") from None
 
 
-def hash_files(root: Path, relative: list[str]) -> dict[str, str]:
-    """sha256 per file; two threads (hashlib releases the GIL on large buffers)."""
-    return sha256_files(root, relative)
-
-
 def read_meta(folder: Path) -> dict:
     path = folder / BUNDLE_FILE
     if not folder.is_dir():
@@ -136,7 +131,7 @@ def write_bundle_json(folder: Path, meta: dict, model_files: dict[str, str]) -> 
     """Seal a model directory whose MODEL_CARD.md is written: bundle.json lists every file with its
     sha256 (the card's included) and the digest of its own content, taken over exactly what is
     written (strict JSON); returns that meta. Export and recalibration both end here."""
-    meta = jsonable({**meta, "files": {**model_files, **hash_files(folder, [CARD_FILE])}})
+    meta = jsonable({**meta, "files": {**model_files, **sha256_files(folder, [CARD_FILE])}})
     meta["meta_sha256"] = meta_digest(meta)
     (folder / BUNDLE_FILE).write_text(json_text(meta))
     return meta
@@ -152,7 +147,7 @@ def verify_files(folder: Path, meta: dict) -> None:
     if missing:
         raise BundleError(f"model directory {folder} is incomplete: missing {', '.join(missing)}; "
                           "copy the whole folder again or re-export")
-    actual = hash_files(folder, sorted(listed))
+    actual = sha256_files(folder, sorted(listed))
     changed = sorted(r for r, digest in actual.items() if digest != listed[r])
     if changed:
         raise BundleError(f"model directory {folder}: {', '.join(changed)} changed since export (sha256 "

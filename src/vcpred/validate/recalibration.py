@@ -145,7 +145,8 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
     intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, its BundleMeta)."""
     from vcpred import __version__
     from vcpred.output_folder import replacing
-    from vcpred.bundle.files import CARD_FILE, hash_files, parse_meta, write_bundle_json
+    from vcpred.bundle.files import CARD_FILE, parse_meta, write_bundle_json
+    from vcpred.hashing import sha256_files
 
     out = Path(out)
     check_target(out, bundle.path)
@@ -173,7 +174,7 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
         meta["threshold_rule"] = (f"{bundle.meta.threshold_rule}; then recalibrated on {cohort['manifest']} "
                                   "(the same function as the probabilities)")
         meta["recalibration"] = record
-        files = hash_files(folder, listed)
+        files = sha256_files(folder, listed)
         digest = hashlib.sha256(json.dumps([files, record], sort_keys=True).encode()).hexdigest()[:10]
         base = bundle.meta.model_id.split("@")[0].removesuffix("+recal")
         meta["model_id"] = f"{base}+recal@{digest}"
