@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -78,3 +78,13 @@ def interrupt_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def start_in_thread(name: str, function: Callable, *args) -> Future:
+    """function(*args) started in a thread of its own; the Future gives its result or raises what
+    it raised. For work that can overlap the imports of torch and timm (it must not need them)."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix=f"vcpred-{name}")
+    try:
+        return pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=False)  # the thread ends when the work does

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
 from vcpred.jsonio import from_dict, json_text, jsonable
+from vcpred.workers import start_in_thread
 
 BUNDLE_FORMAT = "vcpred-model-bundle"
 BUNDLE_VERSION = 1  # written when the split models have their own backbones
@@ -166,8 +167,4 @@ def check_in_background(folder: str | Path) -> Future:
     """checked_meta in a thread, started before torch and timm are imported: hashing a large model
     (3.4 GB for ten ViT-B/16) then costs little more than the imports. The Future gives the meta or
     raises what the check raised."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="vcpred-verify")
-    try:
-        return pool.submit(checked_meta, Path(folder))
-    finally:
-        pool.shutdown(wait=False)
+    return start_in_thread("verify", checked_meta, Path(folder))

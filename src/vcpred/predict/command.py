@@ -61,15 +61,11 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
 def prepare_in_background(record, params: dict):
     """A Future of the patient's PreparedPatient (or of the error preparing it raised), made in a
     thread: SimpleITK and numpy only, no torch."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from vcpred.imaging import PrepareParams, prepare_patient
+    from vcpred.workers import start_in_thread
 
-    pool = ThreadPoolExecutor(1, thread_name_prefix="vcpred-prepare")
-    try:  # the parameters are read in the thread too: a bad bundle.json is load_bundle's to report
-        return pool.submit(lambda: prepare_patient(record, PrepareParams.from_dict(params)))
-    finally:
-        pool.shutdown(wait=False)
+    # the parameters are read in the thread too: a bad bundle.json is load_bundle's to report
+    return start_in_thread("prepare", lambda: prepare_patient(record, PrepareParams.from_dict(params)))
 
 
 def run_predict(args: argparse.Namespace) -> int:
