@@ -11,18 +11,17 @@ way on every CPU (bf16 is emulated where it is not native, only slower).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from vcpred.bundle.files import CLINICAL_FILE, SHARED_BACKBONE_FILE, SPEC_FILE, WEIGHTS_FILE
+from vcpred.bundle.files import SHARED_BACKBONE_FILE, SplitEntry
 from vcpred.evaluate.aggregate import aggregate
-from vcpred.models import ClinicalPreprocessor
 from vcpred.models.inputs import three_channels
 from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
-from vcpred.predict.bundle import build_network
+from vcpred.predict.bundle import load_split
+from vcpred.predict.predict import clinical_rows
 from vcpred.runs import RunRecord, read_predictions
 
 def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: bool, rule: str,
@@ -47,8 +46,6 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
 
 def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, rule: str,
                   patients: int) -> tuple[float, int]:
-    from safetensors.torch import load_file
-
     from vcpred.cohort import load_manifest
     from vcpred.imaging import load_prepared  # the store read through its own API (hashes checked)
 
@@ -56,20 +53,15 @@ def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, ru
     recorded = recorded[recorded["set"] == "validation"]
     chosen = sorted(recorded["patient_id"].unique())[:patients]
     by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
-    spec = json.loads((split_dir / SPEC_FILE).read_text())
-    preprocessor = None
-    if spec["clinical_features"]:
-        preprocessor = ClinicalPreprocessor.from_dict(json.loads((split_dir / CLINICAL_FILE).read_text())["preprocessor"])
-    state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
-    net = to_bf16_weights(build_network(spec["spec"], spec["clinical_features"], state))
+    model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared)  # as predict loads it
+    to_bf16_weights(model.net)
     rows = []
     with torch.no_grad(), inference_context("bf16"):
         for patient_id in chosen:
             prepared = load_prepared(run.store, patient_id)
             frames = torch.from_numpy(three_channels(prepared.frames))
-            clinical = None if preprocessor is None else \
-                torch.from_numpy(preprocessor.transform([by_id[patient_id]])).expand(len(frames), -1)
-            probabilities = torch.sigmoid(net(frames, clinical).float()).numpy()
+            clinical = clinical_rows(model, by_id[patient_id], len(frames))
+            probabilities = torch.sigmoid(model.net(frames, clinical).float()).numpy()
             rows += [(patient_id, int(o), float(p)) for o, p in zip(prepared.frame_offsets, probabilities)]
     ours = pd.DataFrame(rows, columns=["patient_id", "frame_offset", "bf16"])
     both = recorded.merge(ours, on=["patient_id", "frame_offset"], how="inner")

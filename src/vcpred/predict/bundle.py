@@ -101,7 +101,7 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
         raise BundleError(f"exported weights do not fit the {backbone} architecture: {exc}") from None
 
 
-def _load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
+def load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
     """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2)."""
     split_dir = folder / entry.dir
     preprocessor = logistic = net = None
@@ -129,7 +129,7 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
     chosen, reason = choose(precision, meta.bf16_check) if meta.image else ("fp32", "no network")
     shared = load_file(str(folder / meta.shared_backbone)) if meta.shared_backbone else {}
-    models = [_load_split(folder, entry, meta.kind, shared) for entry in meta.splits]
+    models = [load_split(folder, entry, meta.kind, shared) for entry in meta.splits]
     _check_input_size(folder, meta, models)
     share_identical_backbones(models)
     if chosen == "bf16":  # after sharing: a shared backbone is converted once

@@ -123,7 +123,8 @@ def _group_pass(group: list, frames: torch.Tensor, clinicals: list, main: int, p
     return probabilities, maps
 
 
-def _clinical_tensor(split_model, record: PatientRecord, count: int) -> torch.Tensor | None:
+def clinical_rows(split_model, record: PatientRecord, count: int) -> torch.Tensor | None:
+    """The record's clinical row repeated for `count` frames, as the split model takes it (None: none)."""
     if split_model.preprocessor is None or split_model.net is None or split_model.net.clinical is None:
         return None
     row = torch.from_numpy(split_model.preprocessor.transform([record]))
@@ -142,7 +143,7 @@ def _image_prediction(bundle: Bundle, record: PatientRecord, explain: bool,
     probabilities: dict[int, np.ndarray] = {}
     maps = []
     for group in backbone_groups(bundle.models):
-        clinicals = [_clinical_tensor(m, record, len(frames)) for m in group]
+        clinicals = [clinical_rows(m, record, len(frames)) for m in group]
         group_probabilities, group_maps = _group_pass(group, frames, clinicals, main, bundle.precision,
                                                       bundle.meta.family, explain)
         probabilities.update((id(m), p) for m, p in zip(group, group_probabilities))
