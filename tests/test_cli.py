@@ -116,3 +116,15 @@ def test_predict_starts_its_work_before_torch_is_imported(tmp_path):
                                                    "prepare_params": {"size": 64}}))
     proc = subprocess.run([sys.executable, "-c", code, str(model), str(tmp_path / "out")], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[('check', False)] []", proc.stderr
+
+
+def test_predict_loads_no_statistics_or_plotting_library_before_writing():
+    """Issue 17: a new `vcpred predict` process pays for every import before the first model runs;
+    the modules it loads to predict one patient need neither pandas, scipy nor scikit-learn, and
+    matplotlib only when the heat map is drawn (after the prediction)."""
+    code = ("import sys\nimport vcpred.cli, vcpred.predict.command\nimport vcpred.predict.inputs, vcpred.bundle.files\n"
+            "import vcpred.predict.bundle, vcpred.predict.predict, vcpred.predict.outputs\n"
+            "print(sorted(m for m in ('pandas', 'scipy', 'sklearn', 'matplotlib', 'peft', 'transformers') "
+            "if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr

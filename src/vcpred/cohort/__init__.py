@@ -1,11 +1,14 @@
 """Cohort manifest, validation, summary and patient-level splits."""
 
-from vcpred.cohort.manifest import Cohort, PatientRecord, Problem, Roi
-from vcpred.cohort.splits import Split, check_splits, load_splits, make_splits, save_splits
-from vcpred.cohort.summary import summarize
-from vcpred.cohort.validate import ManifestCheck, check_manifest, load_manifest
+from vcpred.lazy import lazy_exports
 
-__all__ = [
-    "Cohort", "ManifestCheck", "PatientRecord", "Problem", "Roi", "Split", "check_manifest",
-    "check_splits", "load_manifest", "load_splits", "make_splits", "save_splits", "summarize",
-]
+# name -> defining submodule, imported on first use: a PatientRecord is made without pandas
+_EXPORTS = {
+    "Cohort": "manifest", "PatientRecord": "manifest", "Problem": "manifest", "Roi": "manifest",
+    "Split": "splits", "check_splits": "splits", "load_splits": "splits", "make_splits": "splits",
+    "save_splits": "splits",
+    "summarize": "summary",
+    "ManifestCheck": "validate", "check_manifest": "validate", "load_manifest": "validate",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -11,10 +11,12 @@ import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from vcpred.errors import ManifestError
+
+if TYPE_CHECKING:  # the records are read without pandas (vcpred predict's first seconds)
+    import pandas as pd
 
 SETS = ("development", "external")
 ROI_COLUMNS = ("roi_slice", "roi_row_min", "roi_col_min", "roi_row_max", "roi_col_max")
@@ -161,6 +163,8 @@ def _header_problems(header: list[str], columns: list[list[str]]) -> tuple[list[
 def read_manifest_table(path: str | Path) -> Table:
     """Read the manifest CSV with its layout problems (see Table); ManifestError when the file cannot
     be read as a comma-separated table at all."""
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"manifest {path} does not exist or is not a file")

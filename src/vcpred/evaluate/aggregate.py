@@ -6,11 +6,14 @@ by the mean (default), the median, or the mean of the logits mapped back through
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
-from scipy.special import expit, logit
 
 from vcpred.evaluate.errors import EvaluationError
+
+if TYPE_CHECKING:  # prediction uses combine_probabilities; pandas and scipy cost a new process 0.3 s
+    import pandas as pd
 
 AGGREGATES = ("mean", "median", "logit_mean")
 EPS = 1e-6  # clip before logit so 0/1 probabilities stay finite
@@ -27,6 +30,8 @@ def combine_probabilities(probabilities: np.ndarray, rule: str = "mean") -> floa
     if rule == "median":
         return float(np.median(probabilities))
     if rule == "logit_mean":
+        from scipy.special import expit, logit
+
         return float(expit(np.mean(logit(np.clip(probabilities, EPS, 1 - EPS)))))
     return float(np.mean(probabilities))
 

@@ -7,8 +7,7 @@ The writers fill the folder they are given; the predict command gives them the t
 from __future__ import annotations
 
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from vcpred import console
 from vcpred.errors import VcpredError
@@ -18,6 +17,9 @@ from vcpred.predict.bundle import Bundle
 from vcpred.predict.batch import Rate, prepared_ahead
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
 from vcpred.predict.report import report_html
+
+if TYPE_CHECKING:  # pandas only for a manifest: one patient's prediction does without it
+    import pandas as pd
 
 GENERATOR = "vcpred predict"
 
@@ -85,6 +87,8 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
     """Every manifest patient -> predictions.csv rows (+ heatmaps/<id>.png); a failing patient gets
     its error in the `error` column and the others go on (also after an unexpected exception, which is
     recorded as an internal error; an OS error such as a full disk stops the whole run)."""
+    import pandas as pd
+
     from vcpred.cohort import load_manifest
     from vcpred.imaging.store import safe_name
 
