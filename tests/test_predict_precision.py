@@ -156,6 +156,21 @@ def test_models_with_their_own_backbones_are_not_shared(artefacts):
     assert len(backbone_groups(bundle.models)) == 2  # LoRA: each split changed its backbone
 
 
+def test_split_networks_copied_from_one_architecture_hold_their_own_tensors(artefacts):
+    """load_bundle builds the architecture once per spec and copies it for the other splits; each
+    copy is a network of its own that holds exactly its split's exported tensors."""
+    from safetensors.torch import load_file
+
+    model = artefacts.exported("resnetlora", **CNN)
+    bundle = load_bundle(model)
+    first, second = (m.net for m in bundle.models)
+    assert first is not second and not set(map(id, first.parameters())) & set(map(id, second.parameters()))
+    for split_model, entry in zip(bundle.models, bundle.meta.splits):
+        saved, held = load_file(str(model / entry.dir / "model.safetensors")), split_model.net.state_dict()
+        assert saved.keys() == held.keys() and all(torch.equal(saved[k], held[k]) for k in saved)
+    assert not all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
 def test_grad_cams_of_heads_on_one_backbone_equal_each_model_alone():
     first = create_model(ModelSpec(backbone="resnet_test", weights="random", method="full", seed=0)).net.eval()
     second = create_model(ModelSpec(backbone="resnet_test", weights="random", method="full", seed=1)).net.eval()

@@ -4,6 +4,7 @@ described (and checked, without torch) in vcpred.bundle.files."""
 
 from __future__ import annotations
 
+import copy
 import json
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
@@ -76,22 +77,33 @@ class Bundle:
         return PrepareParams.from_dict(self.meta.prepare_params)
 
 
-def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Tensor]) -> VcpredModel:
+def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Tensor], *,
+                  made: dict | None = None) -> VcpredModel:
     """The plain VcpredModel of spec with the exported state; no pre-trained weights are needed.
 
     The architecture is built on the meta device (no memory, no random initialisation: a ViT-B
     takes ~2 s to initialise on a CPU) with method 'full' (no peft wrapper), then every tensor is
     assigned from the bundle (strict: any missing or extra tensor is an error). Should a module
     keep a tensor that is not in the state (a non-persistent buffer), it is built normally instead.
+    made: empty architectures already built by this load, by spec; a split model whose spec differs
+    only in its seed copies one (0.015 s for a ViT-B) instead of building it again (0.07 s).
     """
     model_spec = replace(ModelSpec.from_dict(spec), weights="random", method="full")
-    with torch.device("meta"):
-        net = create_model(model_spec, clinical_features=clinical_features).net
+    net = _empty_network(model_spec, clinical_features, {} if made is None else made)
     _assign(net, state, model_spec.backbone)
     if any(t.is_meta for t in [*net.parameters(), *net.buffers()]):
         net = create_model(model_spec, clinical_features=clinical_features).net
         _assign(net, state, model_spec.backbone)
     return net.eval().requires_grad_(False)
+
+
+def _empty_network(model_spec: ModelSpec, clinical_features: int, made: dict) -> VcpredModel:
+    """The architecture on the meta device: a copy of the one in `made` (the seed changes no shape)."""
+    key = (json.dumps(replace(model_spec, seed=0).to_dict(), sort_keys=True), clinical_features)
+    if key not in made:
+        with torch.device("meta"):
+            made[key] = create_model(model_spec, clinical_features=clinical_features).net
+    return copy.deepcopy(made[key])
 
 
 def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> None:
@@ -101,8 +113,10 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
         raise BundleError(f"exported weights do not fit the {backbone} architecture: {exc}") from None
 
 
-def load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor]) -> SplitModel:
-    """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2)."""
+def load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor], *,
+               made: dict | None = None) -> SplitModel:
+    """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2);
+    made: build_network's architectures of the splits loaded before."""
     split_dir = folder / entry.dir
     preprocessor = logistic = net = None
     if (split_dir / CLINICAL_FILE).is_file():
@@ -113,7 +127,7 @@ def load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, tor
     if kind == "image":
         spec = json.loads((split_dir / SPEC_FILE).read_text())
         state = {**shared, **load_file(str(split_dir / WEIGHTS_FILE))}
-        net = build_network(spec["spec"], spec["clinical_features"], state)
+        net = build_network(spec["spec"], spec["clinical_features"], state, made=made)
     return SplitModel(entry.split, entry.threshold, net, preprocessor, logistic)
 
 
@@ -129,7 +143,8 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
     chosen, reason = choose(precision, meta.bf16_check) if meta.image else ("fp32", "no network")
     shared = load_file(str(folder / meta.shared_backbone)) if meta.shared_backbone else {}
-    models = [load_split(folder, entry, meta.kind, shared) for entry in meta.splits]
+    made: dict = {}
+    models = [load_split(folder, entry, meta.kind, shared, made=made) for entry in meta.splits]
     _check_input_size(folder, meta, models)
     share_identical_backbones(models)
     if chosen == "bf16":  # after sharing: a shared backbone is converted once
