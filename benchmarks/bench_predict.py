@@ -35,6 +35,7 @@ import torch  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 from vcpred import console  # noqa: E402
+from vcpred.allocator import keep_freed_memory  # noqa: E402
 from vcpred.cohort import Roi  # noqa: E402
 from vcpred.explain import find_vit, record_attention  # noqa: E402
 from vcpred.imaging import PrepareParams, prepare_patient  # noqa: E402
@@ -188,6 +189,7 @@ def main() -> None:
                         "the linear probe against, as a new process")
     args = parser.parse_args()
     console.configure(quiet=True)
+    keep_freed_memory()  # as every vcpred command does (the in-process rows stand for `vcpred serve`)
     size = get_backbone(args.backbone).input_size
     native = native_bf16()
     ceilings = {p: matmul_ceiling("cpu", p) for p in PRECISIONS}

@@ -28,7 +28,8 @@ from pathlib import Path
 marks = []
 def mark(step): marks.append((step, time.perf_counter() - START))
 folder, precision, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-import vcpred.cli, vcpred.predict.command as command; mark("vcpred's command line imported")
+import vcpred.cli, vcpred.predict.command as command
+from vcpred.allocator import keep_freed_memory; keep_freed_memory(); mark("vcpred's command line imported")
 from vcpred.bundle.files import check_in_background, read_meta
 from vcpred.predict.inputs import make_record
 raw = read_meta(folder)

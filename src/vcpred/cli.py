@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from vcpred import RESEARCH_NOTICE, __version__, console, os_errors
+from vcpred.allocator import keep_freed_memory
 from vcpred.errors import VcpredError
 from vcpred.workers import interrupt_on_sigterm
 
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     console.configure(quiet=args.quiet, debug=args.debug)
+    keep_freed_memory()  # the models' layers reuse freed memory from the first call on
     try:
         with interrupt_on_sigterm():  # SIGTERM: the same clean-up and exit 130 as Ctrl-C
             return int(args.func(args) or 0)
