@@ -128,3 +128,27 @@ def test_predict_loads_no_statistics_or_plotting_library_before_writing():
             "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_only_predict_exits_without_the_interpreter_teardown(monkeypatch, capsys):
+    """vcpred.cli.run: predict (exit_at_once) flushes and leaves through os._exit with its code; other
+    commands (serve removes its temporary folders at exit) go through sys.exit as usual."""
+    from vcpred import cli
+
+    exits = []
+
+    def leave(how):
+        def record(code):
+            exits.append((how, code))
+            raise SystemExit(code)
+        return record
+
+    monkeypatch.setattr(cli.os, "_exit", leave("at once"))
+    monkeypatch.setattr(cli.sys, "exit", leave("sys.exit"))
+    predict = cli.build_parser(["predict"]).parse_args(["predict", "--model", "m", "--out", "o"])
+    serve = cli.build_parser(["serve"]).parse_args(["serve", "--model", "m"])
+    for args, code in ((predict, 2), (serve, 0)):
+        monkeypatch.setattr(cli, "_main", lambda argv, args=args, code=code: (code, args))
+        with pytest.raises(SystemExit):
+            cli.run()
+    assert exits == [("at once", 2), ("sys.exit", 0)]

@@ -156,6 +156,26 @@ def test_models_with_their_own_backbones_are_not_shared(artefacts):
     assert len(backbone_groups(bundle.models)) == 2  # LoRA: each split changed its backbone
 
 
+def test_the_predict_console_script_exits_at_once_with_its_outputs_written_and_said(artefacts, tmp_path):
+    """`vcpred predict` ends without the interpreter's teardown (vcpred.cli.run): everything it wrote
+    and printed is there, and its exit code is the command's, on success and on a user error."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "vcpred", "predict", "--model", str(artefacts.exported("vitlin", **VIT_LINEAR)),
+               "--image-t2", str(T2_LUMBAR), "--roi-slice", str(BODY.slice), "--roi-box", ",".join(map(str, BODY.box)),
+               "--precision", "fp32"]
+    done = subprocess.run([*command, "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().endswith(f"wrote {tmp_path / 'out'}")  # the last line, flushed before the exit
+    result = json.loads((tmp_path / "out" / "prediction.json").read_text())
+    assert 0 <= result["probability"] <= 1 and (tmp_path / "out" / "report.html").stat().st_size > 0
+    (tmp_path / "theirs").mkdir()
+    (tmp_path / "theirs" / "notes.txt").write_text("not predict's")
+    refused = subprocess.run([*command, "--out", str(tmp_path / "theirs")], capture_output=True, text=True)
+    assert refused.returncode == 2 and refused.stderr.startswith("error: ")
+
+
 def test_split_networks_copied_from_one_architecture_hold_their_own_tensors(artefacts):
     """load_bundle builds the architecture once per spec and copies it for the other splits; each
     copy is a network of its own that holds exactly its split's exported tensors."""

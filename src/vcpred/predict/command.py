@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true",
                         help="accepted for scripts: an earlier `vcpred predict` output in --out is replaced anyway, "
                              "and a folder predict did not write is never written into")
-    parser.set_defaults(func=run_predict)
+    parser.set_defaults(func=run_predict, exit_at_once=True)  # vcpred.cli.run: no interpreter teardown
 
 
 def _one_patient_record(args: argparse.Namespace, needs_image: bool):
