@@ -65,7 +65,7 @@ def main() -> None:
         model = build_bundle(Path(tmp) / "model", args.backbone, args.models)
         os.sync()  # a model directory is written long before it is used: no write-back during the runs
         runs = []
-        for _ in range(2):
+        for _ in range(3):
             start = time.perf_counter()
             output = subprocess.run([sys.executable, "-c", CHILD, str(model), args.precision, str(Path(tmp) / "out"),
                                      str(T2), str(BODY.slice), ",".join(map(str, BODY.box))],
@@ -80,8 +80,8 @@ def main() -> None:
     body = "\n".join([
         "## Where a new `vcpred predict` process spends its time\n",
         f"`benchmarks/bench_predict_stages.py`: {args.models} x {args.backbone} (random weights), {args.precision}, "
-        "the real lumbar T2; seconds since the interpreter started, after each step of the command (the faster of "
-        "2 runs), and the launch-to-exit wall time as its parent measured it. The sha256 check and the patient's "
+        "the real lumbar T2; seconds since the interpreter started, after each step of the command (the fastest of "
+        "3 runs), and the launch-to-exit wall time as its parent measured it. The sha256 check and the patient's "
         "preparation run in threads while torch and timm are imported.\n",
         markdown_table(["step", "at s", "step s"], rows), "",
         f"- machine: {machine_line()}",
