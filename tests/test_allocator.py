@@ -38,7 +38,7 @@ def faults_of_the_second_round(mode: str) -> tuple[str, int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc thresholds")
 def test_freed_blocks_are_reused_without_new_page_faults():
-    default_kept, default_faults = faults_of_the_second_round("default")
+    _, default_faults = faults_of_the_second_round("default")
     kept, faults = faults_of_the_second_round("keep")
     if kept != "True":
         pytest.skip("this C library has no glibc mallopt")

@@ -77,8 +77,11 @@ class Bundle:
         return PrepareParams.from_dict(self.meta.prepare_params)
 
 
+Architectures = dict[tuple[str, int], VcpredModel]  # (spec less its seed, clinical width) -> meta network
+
+
 def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Tensor], *,
-                  made: dict | None = None) -> VcpredModel:
+                  made: Architectures | None = None) -> VcpredModel:
     """The plain VcpredModel of spec with the exported state; no pre-trained weights are needed.
 
     The architecture is built on the meta device (no memory, no random initialisation: a ViT-B
@@ -97,7 +100,7 @@ def build_network(spec: dict, clinical_features: int, state: dict[str, torch.Ten
     return net.eval().requires_grad_(False)
 
 
-def _empty_network(model_spec: ModelSpec, clinical_features: int, made: dict) -> VcpredModel:
+def _empty_network(model_spec: ModelSpec, clinical_features: int, made: Architectures) -> VcpredModel:
     """The architecture on the meta device: a copy of the one in `made` (the seed changes no shape)."""
     key = (json.dumps(replace(model_spec, seed=0).to_dict(), sort_keys=True), clinical_features)
     if key not in made:
@@ -114,7 +117,7 @@ def _assign(net: nn.Module, state: dict[str, torch.Tensor], backbone: str) -> No
 
 
 def load_split(folder: Path, entry: SplitEntry, kind: str, shared: dict[str, torch.Tensor], *,
-               made: dict | None = None) -> SplitModel:
+               made: Architectures | None = None) -> SplitModel:
     """One split's models; shared: the bundle's backbone tensors when they are kept once (version 2);
     made: build_network's architectures of the splits loaded before."""
     split_dir = folder / entry.dir
@@ -143,7 +146,7 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
     chosen, reason = choose(precision, meta.bf16_check) if meta.image else ("fp32", "no network")
     shared = load_file(str(folder / meta.shared_backbone)) if meta.shared_backbone else {}
-    made: dict = {}
+    made: Architectures = {}
     models = [load_split(folder, entry, meta.kind, shared, made=made) for entry in meta.splits]
     _check_input_size(folder, meta, models)
     share_identical_backbones(models)
