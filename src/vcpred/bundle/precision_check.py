@@ -20,9 +20,10 @@ from vcpred.bundle.files import SHARED_BACKBONE_FILE, SplitEntry
 from vcpred.evaluate.aggregate import aggregate
 from vcpred.models.inputs import three_channels
 from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
-from vcpred.predict.bundle import load_split
+from vcpred.predict.bundle import Architectures, load_split
 from vcpred.predict.predict import clinical_rows
 from vcpred.runs import RunRecord, read_predictions
+
 
 def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: bool, rule: str,
                patients: int) -> dict | None:
@@ -34,8 +35,9 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
 
     shared_file = folder / SHARED_BACKBONE_FILE  # the backbone the split models share, when kept once
     shared = load_file(str(shared_file)) if shared_file.is_file() else {}
+    made: Architectures = {}  # as load_bundle: each architecture built once, copied for the other splits
     for run, entry in zip(runs, entries):
-        change, count = _split_change(folder / entry["dir"], run, shared, ap=ap, rule=rule, patients=patients)
+        change, count = _split_change(folder / entry["dir"], run, shared, made, ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
     return {"max_probability_change": float(max(changes)), "per_split": [float(c) for c in changes],
@@ -44,7 +46,7 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
             "native_bf16_at_export": native_bf16()}
 
 
-def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, rule: str,
+def _split_change(split_dir: Path, run: RunRecord, shared: dict, made: Architectures, *, ap: bool, rule: str,
                   patients: int) -> tuple[float, int]:
     from vcpred.cohort import load_manifest
     from vcpred.imaging import load_prepared  # the store read through its own API (hashes checked)
@@ -53,7 +55,8 @@ def _split_change(split_dir: Path, run: RunRecord, shared: dict, *, ap: bool, ru
     recorded = recorded[recorded["set"] == "validation"]
     chosen = sorted(recorded["patient_id"].unique())[:patients]
     by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
-    model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared)  # as predict loads it
+    model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared,
+                       made=made)  # as predict loads it
     to_bf16_weights(model.net)
     rows = []
     with torch.no_grad(), inference_context("bf16"):
