@@ -2,11 +2,16 @@
 `bf16_check`), the evidence `--precision auto` needs before it predicts in bf16.
 
 For each split, up to `patients` of its validation patients (the first by id) are read from the
-run's prepared store and scored by the exported network in bf16 (vcpred.models.precision); their
-probabilities, combined over frames the way the bundle predicts (AP and its aggregate, or the main
-frame), are compared with the fp32 ones the run recorded in predictions.csv. The largest change of
-one split model's probability bounds the change of the ensemble mean too. It is measured the same
-way on every CPU (bf16 is emulated where it is not native, only slower).
+run's prepared store and scored by the exported network as vcpred's bf16 path computes them
+(bf16 Linear/Conv weights under autocast), their frames in one batch; their probabilities, combined
+over frames the way the bundle predicts (AP and its aggregate, or the main frame), are compared with
+the fp32 ones the run recorded in predictions.csv. The largest change of one split model's
+probability bounds the change of the ensemble mean too.
+
+bf16 is computed by vcpred.models.bf16_emulation (fp32 kernels, every bf16 value rounded as the bf16
+run holds it), not by torch's bf16 kernels: on a CPU without native bf16 those are emulated and took
+16 minutes of a demo's export. So the check costs an fp32 forward and gives the same number on every
+CPU; tests/test_bf16_emulation.py compares it with torch's bf16 kernels.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import torch
 from vcpred.bundle.files import SHARED_BACKBONE_FILE, SplitEntry
 from vcpred.evaluate.aggregate import aggregate
 from vcpred.models.inputs import three_channels
-from vcpred.models.precision import BF16_TOLERANCE, inference_context, native_bf16, to_bf16_weights
+from vcpred.models.bf16_emulation import METHOD, emulated_bf16
+from vcpred.models.precision import BF16_TOLERANCE, native_bf16
 from vcpred.predict.bundle import Architectures, load_split
 from vcpred.predict.predict import clinical_rows
 from vcpred.runs import RunRecord, read_predictions
@@ -43,7 +49,7 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
     return {"max_probability_change": float(max(changes)), "per_split": [float(c) for c in changes],
             "patients": checked, "patients_per_split": patients, "tolerance": BF16_TOLERANCE,
             "compared_with": "the fp32 validation probabilities the runs recorded (predictions.csv)",
-            "native_bf16_at_export": native_bf16()}
+            "method": METHOD, "native_bf16_at_export": native_bf16()}
 
 
 def _split_change(split_dir: Path, run: RunRecord, shared: dict, made: Architectures, *, ap: bool, rule: str,
@@ -57,16 +63,17 @@ def _split_change(split_dir: Path, run: RunRecord, shared: dict, made: Architect
     by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
     model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared,
                        made=made)  # as predict loads it
-    to_bf16_weights(model.net)
-    rows = []
-    with torch.no_grad(), inference_context("bf16"):
-        for patient_id in chosen:
-            prepared = load_prepared(run.store, patient_id)
-            frames = torch.from_numpy(three_channels(prepared.frames))
-            clinical = clinical_rows(model, by_id[patient_id], len(frames))
-            probabilities = torch.sigmoid(model.net(frames, clinical).float()).numpy()
-            rows += [(patient_id, int(o), float(p)) for o, p in zip(prepared.frame_offsets, probabilities)]
-    ours = pd.DataFrame(rows, columns=["patient_id", "frame_offset", "bf16"])
+    if not chosen:  # nothing to measure: no number, so auto stays fp32
+        return float("nan"), 0
+    keys, frames, clinical = [], [], []
+    for patient_id in chosen:
+        prepared = load_prepared(run.store, patient_id)
+        frames.append(torch.from_numpy(three_channels(prepared.frames)))
+        clinical.append(clinical_rows(model, by_id[patient_id], len(frames[-1])))
+        keys += [(patient_id, int(offset)) for offset in prepared.frame_offsets]
+    with torch.no_grad(), emulated_bf16(model.net) as net:
+        logits = net(torch.cat(frames), None if clinical[0] is None else torch.cat(clinical))
+    ours = pd.DataFrame(keys, columns=["patient_id", "frame_offset"]).assign(bf16=torch.sigmoid(logits).numpy())
     both = recorded.merge(ours, on=["patient_id", "frame_offset"], how="inner")
     fp32 = aggregate(both, ap=ap, rule=rule)["probability"]
     bf16 = aggregate(both.assign(probability=both["bf16"]), ap=ap, rule=rule)["probability"]
