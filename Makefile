@@ -15,6 +15,7 @@ demo: venv
 test: venv
 	$(VENV)/bin/ruff check src tests scripts benchmarks
 	$(VENV)/bin/mypy src/vcpred/stats src/vcpred/cohort src/vcpred/imaging
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q
 
 bench: venv
