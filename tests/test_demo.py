@@ -19,16 +19,17 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "best configuration (mean internal AUC)" in printed and "Bayes AUC" in printed
     summary = pd.read_csv(out / "eval" / "summary.csv")
-    image = {"cnn-imagenet-linear", "vit-random-full"} | {f"cnn-imagenet-{method}-bn{batchnorm}" for method in
-                                                         ("lora", "full") for batchnorm in ("frozen", "update")}
+    image = {"cnn-imagenet-linear", "cnn-imagenet-lora", "cnn-imagenet-full", "vit-random-full"}
     internal = summary[summary["set"].eq("internal") & summary["configuration"].isin(image)]
     best_image = internal.sort_values("auc_mean", ascending=False).iloc[0]["configuration"]
     assert set(summary["configuration"]) == image | {"clinical-only", f"{best_image}-cf"}
     assert set(summary["ap"].astype(str).str.lower()) == {"true", "false"}
-    assert len(list((out / "runs").glob("*/split-*/predictions.csv"))) == 80
+    assert len(list((out / "runs").glob("*/split-*/predictions.csv"))) == 60
     runs = [yaml.safe_load(p.read_text()) for p in (out / "runs").glob("*/split-*/config.yaml")]
     assert all(r["training_data"]["synthetic"] for r in runs)
     assert {r["precision"] for r in runs if "precision" in r} == {"fp32"}  # the same numbers on every CPU
+    fine_tuned = [r for r in runs if r["config"]["model"].get("method") in ("lora", "full")]
+    assert fine_tuned and {r["config"]["training"]["batchnorm"] for r in fine_tuned} == {"frozen"}
     assert (out / "model" / "MODEL_CARD.md").is_file()
     report = (out / "report.html").read_text()
     assert "TRIPOD+AI" in report and "Heat-map gallery" in report and "not a medical device" in report
@@ -42,7 +43,7 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
 
     assert main(["demo", "--out", str(out), "--development", "40", "--external", "16"]) == 0
     rerun = capsys.readouterr().out
-    assert "exists, reused" in rerun and "80 run(s) already finished" in rerun
+    assert "exists, reused" in rerun and "60 run(s) already finished" in rerun
     assert (out / "runs" / "clinical-only" / "split-00" / "predictions.csv").stat().st_mtime_ns == stamp
 
 
@@ -68,8 +69,15 @@ def test_clinical_features_are_added_to_the_chosen_grid_point_only():
     from vcpred.demo import DEMO_EXPERIMENT, with_clinical
 
     before = yaml.safe_dump(DEMO_EXPERIMENT)
-    added = with_clinical(DEMO_EXPERIMENT, "cnn-imagenet-full-bnupdate")["configurations"][-2]
-    assert added["name"] == "cnn-imagenet-full-bnupdate-cf" and "grid" not in added
-    assert added["training"]["batchnorm"] == "update" and added["training"]["lr"] == 3.0e-4
-    assert added["model"]["method"] == "full" and len(added["model"]["clinical_columns"]) == 6
+    added = with_clinical(DEMO_EXPERIMENT, "cnn-imagenet-full")["configurations"][-2]
+    assert added["name"] == "cnn-imagenet-full-cf" and added["training"]["batchnorm"] == "frozen"
+    assert added["training"]["lr"] == 3.0e-4 and added["model"]["method"] == "full"
+    assert len(added["model"]["clinical_columns"]) == 6
     assert yaml.safe_dump(DEMO_EXPERIMENT) == before
+    # a grid point (a configuration of a grid) is added alone, with its grid value set
+    gridded = {**DEMO_EXPERIMENT, "configurations": [
+        {"name": "cnn-full-bn{batchnorm}", "model": {"method": "full"}, "training": {"lr": 3.0e-4},
+         "grid": {"training.batchnorm": ["frozen", "update"]}}, {"name": "clinical-only"}]}
+    added = with_clinical(gridded, "cnn-full-bnupdate")["configurations"][-2]
+    assert added["name"] == "cnn-full-bnupdate-cf" and "grid" not in added
+    assert added["training"]["batchnorm"] == "update" and added["training"]["lr"] == 3.0e-4

@@ -91,6 +91,23 @@ def test_the_export_records_a_bf16_check_that_is_recomputed_here(artefacts):
     assert 1 / 3 < max(changes["emulated"]) / max(changes["kernels"]) < 3
 
 
+def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, tmp_path, monkeypatch):
+    from vcpred.bundle import precision_check
+
+    runs = artefacts.trained_runs("resnetlora", **CNN)
+    full = json.loads((artefacts.exported("resnetlora", **CNN) / "bundle.json").read_text())["bf16_check"]
+    assert full["splits_checked"] == full["splits"] == 2 and not full["stopped_early"]
+    tolerance = full["per_split"][0] / 2  # split 0's change is not below it: split 1 need not be checked
+    monkeypatch.setattr(precision_check, "BF16_TOLERANCE", tolerance)
+    model = export_configuration(runs, "resnetlora", tmp_path / "model")
+    check = json.loads((model / "bundle.json").read_text())["bf16_check"]
+    assert check["per_split"] == [pytest.approx(full["per_split"][0], abs=1e-9)] and check["stopped_early"]
+    assert (check["splits_checked"], check["splits"], check["tolerance"]) == (1, 2, tolerance)
+    assert check["max_probability_change"] == check["per_split"][0]
+    monkeypatch.setattr(precision, "native_bf16", lambda: True)
+    assert load_bundle(model, precision="auto").precision == "fp32"
+
+
 def test_each_precision_path_predicts_and_says_which_it_used(artefacts, monkeypatch):
     model = artefacts.exported("resnetlora", **CNN)
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]

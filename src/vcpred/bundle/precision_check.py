@@ -6,7 +6,8 @@ run's prepared store and scored by the exported network as vcpred's bf16 path co
 (bf16 Linear/Conv weights under autocast), their frames in one batch; their probabilities, combined
 over frames the way the bundle predicts (AP and its aggregate, or the main frame), are compared with
 the fp32 ones the run recorded in predictions.csv. The largest change of one split model's
-probability bounds the change of the ensemble mean too.
+probability bounds the change of the ensemble mean too. The splits are checked in order until one
+reaches the tolerance (the decision, fp32, is then made).
 
 bf16 is computed by vcpred.models.bf16_emulation (fp32 kernels, every bf16 value rounded as the bf16
 run holds it), not by torch's bf16 kernels: on a CPU without native bf16 those are emulated and took
@@ -16,6 +17,7 @@ CPU; tests/test_bf16_emulation.py compares it with torch's bf16 kernels.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +35,10 @@ from vcpred.runs import RunRecord, read_predictions
 
 def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: bool, rule: str,
                patients: int) -> dict | None:
-    """The check over every split (None when patients is 0: not checked, so auto stays fp32)."""
+    """The check over the splits in order (None when patients is 0: not checked, so auto stays fp32).
+
+    It stops at the first split model whose change is not below the tolerance: auto then predicts in
+    fp32 whatever the other split models would show, so checking them would cost time for nothing."""
     if patients <= 0:
         return None
     changes, checked = [], 0
@@ -46,7 +51,12 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
         change, count = _split_change(folder / entry["dir"], run, shared, made, ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
-    return {"max_probability_change": float(max(changes)), "per_split": [float(c) for c in changes],
+        if not change < BF16_TOLERANCE:  # NaN (nothing measured) stops it too
+            break
+    largest = max(changes, key=lambda c: math.inf if math.isnan(c) else c)
+    return {"max_probability_change": float(largest), "per_split": [float(c) for c in changes],
+            "splits_checked": len(changes), "splits": len(runs),
+            "stopped_early": len(changes) < len(runs),
             "patients": checked, "patients_per_split": patients, "tolerance": BF16_TOLERANCE,
             "compared_with": "the fp32 validation probabilities the runs recorded (predictions.csv)",
             "method": METHOD, "native_bf16_at_export": native_bf16()}
