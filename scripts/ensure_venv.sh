@@ -16,7 +16,9 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # torch/torchvision first and pinned exactly: pip takes these builds from local disk here.
-"$venv/bin/python" -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-"$venv/bin/python" -m pip install --quiet -e ".[test,slurm]"
+# --no-compile: Python compiles a module the first time it is imported instead (pip compiling all of
+# torch took 30 of the 75 s its install takes on a 2-core machine; most of it is never imported).
+"$venv/bin/python" -m pip install --quiet --no-compile "torch==2.14.1" "torchvision==0.29.1"
+"$venv/bin/python" -m pip install --quiet --no-compile -e ".[test,slurm]"
 echo "$want" > "$stamp"
 echo "installed vcpred into $venv"

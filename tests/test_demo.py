@@ -28,8 +28,9 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     runs = [yaml.safe_load(p.read_text()) for p in (out / "runs").glob("*/split-*/config.yaml")]
     assert all(r["training_data"]["synthetic"] for r in runs)
     assert {r["precision"] for r in runs if "precision" in r} == {"fp32"}  # the same numbers on every CPU
-    fine_tuned = [r for r in runs if r["config"]["model"].get("method") in ("lora", "full")]
-    assert fine_tuned and {r["config"]["training"]["batchnorm"] for r in fine_tuned} == {"frozen"}
+    fine_tuned = [r for r in runs if r["configuration"] in ("cnn-imagenet-lora", "cnn-imagenet-full")]
+    assert len(fine_tuned) == 20 and {r["config"]["training"]["batchnorm"] for r in fine_tuned} == {"frozen"}
+    assert {r["config"]["model"]["lora_dropout"] for r in fine_tuned if "lora" in r["configuration"]} == {0.0}
     assert (out / "model" / "MODEL_CARD.md").is_file()
     report = (out / "report.html").read_text()
     assert "TRIPOD+AI" in report and "Heat-map gallery" in report and "not a medical device" in report

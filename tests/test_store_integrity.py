@@ -235,3 +235,25 @@ def test_the_store_params_are_read_only_from_a_current_checked_index(prepared, t
     (store / "index.json").write_text(json.dumps(index))
     with pytest.raises(VcpredError, match="earlier vcpred"):
         store_params(store)
+
+
+def test_a_process_reads_an_unchanged_patient_once_and_a_changed_one_again(prepared, monkeypatch):
+    """Issue 25: an experiment's worker reads the store for every run; it parses each file once."""
+    from vcpred.imaging import store as store_module
+
+    _, store = prepared
+    first = load_prepared(store, "P001")
+    assert not first.frames.flags.writeable  # the process's copy cannot be changed by a caller
+    first.provenance["changed by a caller"] = True
+    real = store_module._verified_bytes
+    monkeypatch.setattr(store_module, "_verified_bytes", lambda *a: pytest.fail("read the file again"))
+    again = load_prepared(store, "P001")
+    assert again.frames is first.frames and "changed by a caller" not in again.provenance
+    assert store_module.prepared_offsets(store, "P001").tolist() == first.frame_offsets.tolist()
+    monkeypatch.setattr(store_module, "_verified_bytes", real)
+    path = npz_path(store, "P001")
+    flip_byte(path)
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # however coarse the clock
+    with pytest.raises(VcpredError, match=r"patient 'P001'.*(damaged|changed)"):
+        load_prepared(store, "P001")

@@ -75,7 +75,7 @@ def test_each_method_and_backbone_trains_one_epoch_and_reloads(tiny, tmp_path, b
 
 
 def test_cnn_trains_in_channels_last_and_hands_back_contiguous_weights(tiny):
-    """NHWC only inside fit (speed on CPU); saved tensors must be contiguous for safetensors."""
+    """NHWC from fit to the last predict (speed on CPU); saved tensors must be contiguous for safetensors."""
     from vcpred.models import create_model
 
     config = make_config(tiny, backbone="efficientnet_test", method="full")
@@ -87,9 +87,12 @@ def test_cnn_trains_in_channels_last_and_hands_back_contiguous_weights(tiny):
     hook = built.net.register_forward_pre_hook(
         lambda _, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)))
     trainer.fit(frames, frames.frames, frames, frames.frames)
+    scored = trainer.predict(frames.frames, None)
     hook.remove()
-    assert trainer.channels_last and layouts and all(layouts)
+    assert trainer.channels_last and layouts and all(layouts)  # training, validation and scoring
+    trainer.contiguous()
     assert all(p.is_contiguous() for p in built.net.parameters())
+    np.testing.assert_allclose(trainer.predict(frames.frames, None), scored, atol=1e-5)  # the same model
     vit = Trainer(create_model(make_config(tiny, backbone="vit_tiny_test", method="full").model),
                   config.training, torch.device("cpu"), "fp32")
     assert not vit.channels_last

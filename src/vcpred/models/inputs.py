@@ -13,8 +13,8 @@ def three_channels(frames: np.ndarray) -> np.ndarray:
     """[F, C, H, W] -> float32 [F, 3, H, W]: one sequence repeated, two padded with their mean."""
     frames = np.asarray(frames, dtype=np.float32)
     channels = frames.shape[1]
-    if channels == 3:
-        return frames
+    if channels == 3:  # a copy when read-only (the store's verified frames): torch takes writable arrays
+        return frames if frames.flags.writeable else frames.copy()
     if channels == 1:
         return np.repeat(frames, 3, axis=1)
     if channels == 2:

@@ -104,7 +104,8 @@ class Trainer:
         self.net = built.net.to(device)
         self.generator = torch.Generator().manual_seed(params.seed)
         # CNN training in NHWC: oneDNN's convolutions run 1.3x (96 px) to 1.7x (224 px) faster on this
-        # CPU (benchmarks/bench_layout.py). Only during fit: safetensors stores contiguous tensors.
+        # CPU (benchmarks/bench_layout.py). From fit to the last predict: safetensors stores contiguous
+        # tensors, so `contiguous` hands them back before saving.
         self.channels_last = not use_features and get_backbone(built.spec.backbone).family == "cnn"
         self._nhwc = False
 
@@ -174,8 +175,12 @@ class Trainer:
                     break
         result.train_seconds = time.perf_counter() - start
         self.net.load_state_dict(best_state, strict=False)
-        self._layout(nhwc=False)
         return result
+
+    def contiguous(self) -> None:
+        """Hand the weights back in the standard layout (safetensors stores contiguous tensors); call
+        after the last predict: scoring runs faster channels-last too."""
+        self._layout(nhwc=False)
 
     def _epoch(self, train, inputs, labels, loss_fn, optimizer, scheduler, scaler, result) -> float:
         self.net.train()

@@ -311,6 +311,7 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
                 f"parameters, {device.type} {precision}")
     result = trainer.fit(train, inputs["train"], val, inputs["val"])
     probabilities = trainer.predict(inputs["scored"], scored.clinical)
+    trainer.contiguous()
     save_model(built, out / "model")
     if plan.clinical:
         (out / "model" / "clinical.json").write_text(json.dumps({"preprocessor": plan.clinical.to_dict()}, indent=1))
