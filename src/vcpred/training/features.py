@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -38,20 +39,44 @@ def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: t
                      batch_size: int = 32) -> torch.Tensor:
     """[N, D] float32 backbone features of every sample, eval mode, no augmentation.
 
-    Reads one patient's frames at a time, so the whole cohort's pixels never sit in memory.
+    Reads patients' frames until a batch is full, so the whole cohort's pixels never sit in memory
+    and the network still sees full batches (one patient's 5 frames at a time ran 2x slower).
     """
     core = built.core.to(device).eval()
-    out = []
-    with torch.inference_mode():
+    out: list[torch.Tensor] = []
+    waiting: list[np.ndarray] = []
+
+    def embed(pending: list[np.ndarray]) -> None:
+        pixels = torch.from_numpy(np.concatenate(pending))
+        for start in range(0, len(pixels), batch_size):
+            out.append(core.embed(pixels[start:start + batch_size].to(device)).float().cpu())
+
+    with torch.inference_mode(), all_cores(device):
         for pid in dict.fromkeys(frames.patient_ids):
             mask = np.asarray(frames.patient_ids) == pid
             prepared = load_prepared(store, pid)
             wanted = {int(o) for o in frames.offsets[mask]}
             keep = np.array([int(o) in wanted for o in prepared.frame_offsets])
-            pixels = torch.from_numpy(three_channels(prepared.frames[keep]))
-            for start in range(0, len(pixels), batch_size):
-                out.append(core.embed(pixels[start:start + batch_size].to(device)).float().cpu())
+            waiting.append(three_channels(prepared.frames[keep]))
+            if sum(len(w) for w in waiting) >= batch_size:
+                embed(waiting)
+                waiting = []
+        if waiting:
+            embed(waiting)
     return torch.cat(out) if out else torch.zeros(0)
+
+
+@contextlib.contextmanager
+def all_cores(device: torch.device):
+    """Every CPU core for the forwards: an experiment's other workers wait for this cache (its lock),
+    so the core each of them was given would idle."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(max(before, os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
