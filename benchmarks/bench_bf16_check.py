@@ -69,7 +69,8 @@ def measure(demo: Path, model: str, scratch: Path) -> list[object]:
         return "bf16 allowed" if check["max_probability_change"] < BF16_TOLERANCE else "fp32"
 
     share = emulated_seconds / (export_seconds + emulated_seconds)
-    return [f"{configuration} ({len(runs)} splits, {emulated['patients']} patients)", f"{export_seconds:.1f}",
+    return [configuration, f"{emulated['splits_checked']} ({emulated['patients']}) / {kernels['splits_checked']} "
+            f"({kernels['patients']}) of {len(runs)}", f"{export_seconds:.1f}",
             f"{emulated_seconds:.1f} ({share:.0%})", f"{kernel_seconds:.1f}",
             f"{emulated['max_probability_change']:.2e}", f"{kernels['max_probability_change']:.2e}",
             f"{decision(emulated)} / {decision(kernels)}"]
@@ -91,8 +92,8 @@ def main() -> None:
         "with fp32 kernels (`vcpred.models.bf16_emulation`), and with torch's bf16 kernels (bf16 weights under "
         "autocast, as `vcpred predict --precision bf16` runs). Decision: bf16 allowed when the largest change of a "
         f"probability is below {BF16_TOLERANCE:g}. Both are draws of bf16's rounding noise: they agree in size, not "
-        "to the digit.", "",
-        markdown_table(["model", "export without the check, s", "check as export runs it, s (share of the export)",
+        "to the digit. The check stops at the first split model whose change reaches the tolerance.", "",
+        markdown_table(["model", "splits (patients) checked, emulated / torch bf16", "export without the check, s", "check as export runs it, s (share of the export)",
                         "check with torch's bf16 kernels, s", "largest change, emulated", "largest change, torch bf16",
                         "decision, emulated / torch bf16"], rows), "",
         f"Machine: {machine_line()}; {kind}; torch threads {torch.get_num_threads()}",
