@@ -257,3 +257,19 @@ def test_a_process_reads_an_unchanged_patient_once_and_a_changed_one_again(prepa
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))  # however coarse the clock
     with pytest.raises(VcpredError, match=r"patient 'P001'.*(damaged|changed)"):
         load_prepared(store, "P001")
+
+
+def test_the_process_keeps_the_most_recent_patients_within_its_byte_bound(prepared, monkeypatch):
+    from vcpred.imaging import store as store_module
+
+    _, store = prepared
+    monkeypatch.setattr(store_module, "_prepared_cache", store_module.OrderedDict())
+    monkeypatch.setattr(store_module, "_prepared_cache_bytes", 0)
+    one = load_prepared(store, "P000")
+    size = sum(a.nbytes for a in vars(one).values() if hasattr(a, "nbytes"))
+    monkeypatch.setattr(store_module, "PREPARED_CACHE_BYTES", 2 * size)  # room for two patients
+    for pid in ("P001", "P000", "P002"):  # P000 read again: P001 is now the least recently used
+        load_prepared(store, pid)
+    kept = [Path(key).name for key in store_module._prepared_cache]
+    assert kept == [npz_path(store, "P000").name, npz_path(store, "P002").name]
+    assert store_module._prepared_cache_bytes == sum(item[3] for item in store_module._prepared_cache.values())

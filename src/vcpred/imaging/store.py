@@ -355,11 +355,13 @@ def prepared_offsets(store: str | Path, patient_id: str) -> np.ndarray:
         return npz["frame_offsets"]
 
 
-# Patients read and verified by this process, by npz path: (file identity, sha256, the patient, its
-# bytes). An experiment's worker trains run after run on the same store; parsing each npz again took
-# 3 s of a CPU for 245 patients per run. A file whose identity (inode, size, mtime) or recorded sha256
-# changed is read and verified again; its arrays are read-only, so no caller can change the copy.
+# Patients read and verified by this process, by npz path: (file identity, sha256, the patient, the
+# bytes of its arrays). An experiment's worker trains run after run on the same store; parsing each npz
+# again took 3 s of a CPU for 245 patients per run. A file whose identity (inode, size, mtime) or
+# recorded sha256 changed is read and verified again; its arrays are read-only, so no caller can
+# change the copy. The least recently used go first beyond PREPARED_CACHE_BYTES.
 _prepared_cache: OrderedDict[str, tuple[tuple, str, PreparedPatient, int]] = OrderedDict()
+_prepared_cache_bytes = 0
 PREPARED_CACHE_BYTES = 1 << 30
 
 
@@ -381,15 +383,18 @@ def _cached_prepared(store: Path, patient_id: str) -> PreparedPatient | None:
 
 
 def _keep_prepared(path: Path, identity: tuple | None, sha256: str, prepared: PreparedPatient) -> None:
+    global _prepared_cache_bytes
     if identity is None:
         return
     arrays = [value for value in vars(prepared).values() if isinstance(value, np.ndarray)]
     for array in arrays:
         array.setflags(write=False)
     size = sum(int(array.nbytes) for array in arrays)
+    replaced = _prepared_cache.pop(str(path.absolute()), None)
     _prepared_cache[str(path.absolute())] = (identity, sha256, replace(prepared), size)
-    while sum(item[3] for item in _prepared_cache.values()) > PREPARED_CACHE_BYTES:
-        _prepared_cache.popitem(last=False)
+    _prepared_cache_bytes += size - (replaced[3] if replaced else 0)
+    while _prepared_cache_bytes > PREPARED_CACHE_BYTES:
+        _prepared_cache_bytes -= _prepared_cache.popitem(last=False)[1][3]
 
 
 def load_prepared(store: str | Path, patient_id: str) -> PreparedPatient:

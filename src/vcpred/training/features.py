@@ -45,6 +45,7 @@ def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: t
     core = built.core.to(device).eval()
     out: list[torch.Tensor] = []
     waiting: list[np.ndarray] = []
+    count = 0  # frames waiting
 
     def embed(pending: list[np.ndarray]) -> None:
         pixels = torch.from_numpy(np.concatenate(pending))
@@ -58,9 +59,10 @@ def compute_features(built: BuiltModel, store: Path, frames: FrameSet, device: t
             wanted = {int(o) for o in frames.offsets[mask]}
             keep = np.array([int(o) in wanted for o in prepared.frame_offsets])
             waiting.append(three_channels(prepared.frames[keep]))
-            if sum(len(w) for w in waiting) >= batch_size:
+            count += len(waiting[-1])
+            if count >= batch_size:
                 embed(waiting)
-                waiting = []
+                waiting, count = [], 0
         if waiting:
             embed(waiting)
     return torch.cat(out) if out else torch.zeros(0)
