@@ -87,6 +87,11 @@ def _job_states(job_id: str) -> dict[str, str]:
     return states
 
 
+def _logs(folder) -> str:
+    """The jobs' logs, for a failure's message (why a job failed is in its log, not in vcpred's output)."""
+    return "".join(f"\n--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(folder.glob("*_log.*")))
+
+
 @pytest.mark.slow
 def test_a_tiny_experiment_runs_as_slurm_jobs(tiny, tmp_path, capsys):
     problem = _cluster_problem()
@@ -96,8 +101,10 @@ def test_a_tiny_experiment_runs_as_slurm_jobs(tiny, tmp_path, capsys):
     runs = tmp_path / "runs"
     argv = ["experiment", str(path), "--out", str(runs), "--executor", "slurm",
             "--slurm-params", "{timeout_min: 15, cpus_per_task: 1, mem_gb: 2}"]
-    assert main(argv) == 0, capsys.readouterr().err
-    out = capsys.readouterr().out
+    status = main(argv)
+    captured = capsys.readouterr()
+    out = captured.out
+    assert status == 0, captured.out + captured.err + _logs(runs / "slurm")
     assert "runs: 6 trained, 0 already finished (skipped), 0 failed" in out
     job = re.search(r"submitted 6 run\(s\) as a job array \(SLURM job (\d+)\)", out)
     assert job, out
@@ -129,3 +136,27 @@ def test_the_ci_script_installs_and_starts_slurm():
     assert os.access(start, os.X_OK)
     script = open(start).read()
     assert "exists and was not written by this script: using it as it is" in script
+
+
+def test_pending_array_tasks_are_seen_as_pending_not_gone():
+    """CI: squeue lists an array's pending tasks on one line ('31_[2-5]|PENDING'), so vcpred read the
+    tasks waiting for a free CPU as no longer known to SLURM and failed them after the grace period
+    whenever the running tasks took over a minute."""
+    problem = _cluster_problem()
+    if problem:
+        pytest.skip(problem)
+    from vcpred.experiment.executor import _squeue_states
+
+    cpus = int(subprocess.run(["sinfo", "-h", "-o", "%C"], capture_output=True, text=True).stdout.split("/")[-1])
+    tasks = cpus + 3  # more tasks than CPUs: some must wait
+    submitted = subprocess.run(["sbatch", "--parsable", f"--array=0-{tasks - 1}", "-c", "1", "-o", "/dev/null",
+                                "--wrap", "sleep 30"], capture_output=True, text=True, timeout=30)
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = submitted.stdout.strip().split(";")[0]
+    try:
+        states = _squeue_states([f"{job_id}_{k}" for k in range(tasks)])
+        assert states is not None
+        assert sorted(states) == sorted(f"{job_id}_{k}" for k in range(tasks)), states
+        assert "PENDING" in states.values(), states
+    finally:
+        subprocess.run(["scancel", job_id], timeout=30)

@@ -223,12 +223,14 @@ POLL_S, GRACE_S = 3.0, 60.0  # a result file may appear a little after SLURM say
 
 
 def _squeue_states(job_ids: list[str]) -> dict[str, str] | None:
-    """{task id '123_4': state} of the jobs SLURM still knows (None when squeue does not answer)."""
+    """{task id '123_4': state} of the jobs SLURM still knows (None when squeue does not answer).
+    `-r` lists each array task on its own line: without it an array's pending tasks share one line
+    ('123_[2-5]') and would read as no longer known."""
     import subprocess
 
     arrays = sorted({j.split("_")[0] for j in job_ids})
     try:
-        out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)], capture_output=True,
+        out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)], capture_output=True,
                              text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
