@@ -97,15 +97,38 @@ def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, 
     runs = artefacts.trained_runs("resnetlora", **CNN)
     full = json.loads((artefacts.exported("resnetlora", **CNN) / "bundle.json").read_text())["bf16_check"]
     assert full["splits_checked"] == full["splits"] == 2 and not full["stopped_early"]
-    tolerance = full["per_split"][0] / 2  # split 0's change is not below it: split 1 need not be checked
+    assert full["screen"]["patients_per_split"] == 2 and not full["screen"]["decided"]  # then the full check ran
+    assert full["patients_per_split"] == 8
+    # split 0's screen (its first 2 validation patients) reaches the tolerance: split 1 and the full check
+    # need not run, and the decision is fp32
+    tolerance = full["screen"]["per_split"][0] / 2
     monkeypatch.setattr(precision_check, "BF16_TOLERANCE", tolerance)
     model = export_configuration(runs, "resnetlora", tmp_path / "model")
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]
-    assert check["per_split"] == [pytest.approx(full["per_split"][0], abs=1e-9)] and check["stopped_early"]
+    assert check["per_split"] == [pytest.approx(full["screen"]["per_split"][0], abs=1e-9)] and check["stopped_early"]
     assert (check["splits_checked"], check["splits"], check["tolerance"]) == (1, 2, tolerance)
+    assert check["screen"]["decided"] and (check["patients"], check["patients_per_split"]) == (2, 2)
     assert check["max_probability_change"] == check["per_split"][0]
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
     assert load_bundle(model, precision="auto").precision == "fp32"
+
+
+@pytest.mark.parametrize(("screen", "complete", "decided", "patients", "largest"), [
+    ([1e-4, 2e-4], [3e-4, 5e-3], False, 16, 5e-3),  # a change only the full set shows still decides fp32
+    ([1e-4, 2e-4], [3e-4, 4e-4], False, 16, 4e-4),  # both pass: bf16 is allowed on the full check's evidence
+    ([1e-4, 2e-3], [3e-4, 5e-3], True, 4, 2e-3),    # the screen of split 1 decides: no full check
+])
+def test_the_screen_decides_only_a_refusal(tmp_path, monkeypatch, screen, complete, decided, patients, largest):
+    from vcpred.bundle import precision_check
+
+    def change(split_dir, run, shared, made, *, ap, rule, patients):  # split -> (largest change, patients)
+        return (screen if patients == 2 else complete)[run], patients
+
+    monkeypatch.setattr(precision_check, "_split_change", change)
+    check = precision_check.bf16_check(tmp_path, [0, 1], [{"dir": "a"}, {"dir": "b"}], ap=True, rule="mean",
+                                       patients=8)
+    assert check["screen"]["decided"] == decided and check["patients"] == patients
+    assert check["max_probability_change"] == largest and check["screen"]["per_split"] == screen
 
 
 def test_each_precision_path_predicts_and_says_which_it_used(artefacts, monkeypatch):

@@ -9,6 +9,11 @@ the fp32 ones the run recorded in predictions.csv. The largest change of one spl
 probability bounds the change of the ensemble mean too. The splits are checked in order until one
 reaches the tolerance (the decision, fp32, is then made).
 
+A screen comes first: the first SCREEN_PATIENTS validation patients of each split, in order. A change
+that reaches the tolerance there decides fp32 at a fraction of the cost (a larger set of patients can
+only show a larger largest change); otherwise the full check runs and decides. Both passes are
+recorded (`screen`).
+
 bf16 is computed by vcpred.models.bf16_emulation (fp32 kernels, every bf16 value rounded as the bf16
 run holds it), not by torch's bf16 kernels: on a CPU without native bf16 those are emulated and took
 16 minutes of a demo's export. So the check costs an fp32 forward and gives the same number on every
@@ -33,33 +38,53 @@ from vcpred.predict.predict import clinical_rows
 from vcpred.runs import RunRecord, read_predictions
 
 
+SCREEN_PATIENTS = 2  # per split, in the screen before the full check
+
+
 def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: bool, rule: str,
                patients: int) -> dict | None:
-    """The check over the splits in order (None when patients is 0: not checked, so auto stays fp32).
-
-    It stops at the first split model whose change is not below the tolerance: auto then predicts in
-    fp32 whatever the other split models would show, so checking them would cost time for nothing."""
+    """The screen, then (unless it decided) the full check (None when patients is 0: not checked, so
+    auto stays fp32)."""
     if patients <= 0:
         return None
-    changes, checked = [], 0
     from safetensors.torch import load_file
 
     shared_file = folder / SHARED_BACKBONE_FILE  # the backbone the split models share, when kept once
     shared = load_file(str(shared_file)) if shared_file.is_file() else {}
     made: Architectures = {}  # as load_bundle: each architecture built once, copied for the other splits
+
+    def over_splits(count: int) -> tuple[list[float], int]:
+        return _over_splits(folder, runs, entries, shared, made, ap=ap, rule=rule, patients=count)
+
+    screen_patients = min(SCREEN_PATIENTS, patients)
+    changes, checked = over_splits(screen_patients)
+    screen = {"patients_per_split": screen_patients, "per_split": [float(c) for c in changes],
+              "decided": not changes[-1] < BF16_TOLERANCE or screen_patients == patients}
+    if not screen["decided"]:
+        changes, checked = over_splits(patients)
+    largest = max(changes, key=lambda c: math.inf if math.isnan(c) else c)
+    return {"max_probability_change": float(largest), "per_split": [float(c) for c in changes],
+            "splits_checked": len(changes), "splits": len(runs),
+            "stopped_early": len(changes) < len(runs), "screen": screen,
+            "patients": checked, "patients_per_split": screen_patients if screen["decided"] else patients,
+            "tolerance": BF16_TOLERANCE,
+            "compared_with": "the fp32 validation probabilities the runs recorded (predictions.csv)",
+            "method": METHOD, "native_bf16_at_export": native_bf16()}
+
+
+def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], shared: dict, made: Architectures, *,
+                 ap: bool, rule: str, patients: int) -> tuple[list[float], int]:
+    """Each split's change in order, up to the first split model whose change is not below the
+    tolerance: auto then predicts in fp32 whatever the other split models would show, so checking
+    them would cost time for nothing. Returns (changes, patients scored)."""
+    changes, checked = [], 0
     for run, entry in zip(runs, entries):
         change, count = _split_change(folder / entry["dir"], run, shared, made, ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
         if not change < BF16_TOLERANCE:  # NaN (nothing measured) stops it too
             break
-    largest = max(changes, key=lambda c: math.inf if math.isnan(c) else c)
-    return {"max_probability_change": float(largest), "per_split": [float(c) for c in changes],
-            "splits_checked": len(changes), "splits": len(runs),
-            "stopped_early": len(changes) < len(runs),
-            "patients": checked, "patients_per_split": patients, "tolerance": BF16_TOLERANCE,
-            "compared_with": "the fp32 validation probabilities the runs recorded (predictions.csv)",
-            "method": METHOD, "native_bf16_at_export": native_bf16()}
+    return changes, checked
 
 
 def _split_change(split_dir: Path, run: RunRecord, shared: dict, made: Architectures, *, ap: bool, rule: str,
