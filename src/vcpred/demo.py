@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -105,13 +107,12 @@ def _step(title: str, argv: list[str]) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     experiment = with_splits(DEMO_EXPERIMENT, args.splits)
     out = Path(args.out)
-    _check_same_splits(out, args.splits)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_start(out, args, experiment["splits"]["val_fraction"])
+    _mark_demo_folder(out)
     quiet = ["--quiet"] if console.is_quiet() else []
     cohort, manifest = out / "cohort", out / "cohort" / "manifest.csv"
     start = time.perf_counter()
     if manifest.is_file():
-        _check_same_cohort(out, args)
         console.say(f"== synth: {manifest} exists, reused")
     else:
         _step("synthetic cohort", quiet + ["synth", "--out", str(cohort), "--development", str(args.development),
@@ -133,6 +134,84 @@ def run_demo(args: argparse.Namespace) -> int:
     _step("report", quiet + ["report", str(out / "eval"), *models, "--out", str(out / "report.html"), "--force"])
     _summary(out, best, time.perf_counter() - start)
     return 0
+
+
+def _check_start(out: Path, args: argparse.Namespace, val_fraction: float) -> None:
+    """Everything the demo can check before its first step: a wrong size or folder found after synth and
+    prepare would cost minutes, and the demo must never write into a folder holding a user's files."""
+    from vcpred.output_folder import check
+
+    _check_sizes(args, val_fraction)
+    check(out, kind="demo")
+    _check_same_splits(out, args.splits)
+    if (out / "cohort" / "manifest.csv").is_file():
+        _check_same_cohort(out, args)
+
+
+def _mark_demo_folder(out: Path) -> None:
+    """The record that tells a later demo (and nothing else) that this folder is the demo's to write into."""
+    from vcpred import __version__
+    from vcpred.output_folder import DEMO_RECORD
+
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / DEMO_RECORD
+    if not record.is_file():
+        record.write_text(json.dumps({"generator": "vcpred demo", "vcpred_version": __version__,
+                                      "note": "a `vcpred demo` folder: a rerun of the demo writes here"}, indent=1) + "\n")
+
+
+SIZE_SEARCH_LIMIT = 5000  # development patients tried when naming a size that works
+
+
+def _check_sizes(args: argparse.Namespace, val_fraction: float) -> None:
+    """The demo predicts one external patient, and every split's validation set needs enough cases and
+    controls. Synth's labels are drawn per patient without images, so this is known before synth runs."""
+    if args.external < 1:
+        raise VcpredError(f"--external must be at least 1 (the demo validates on the external set and predicts "
+                          f"one external patient), got {args.external}")
+    needed = _development_needed(args.seed, val_fraction, max(args.development, SIZE_SEARCH_LIMIT))
+    if needed is not None and needed <= args.development:
+        return
+    labels = list(itertools.islice(_development_labels(args.seed), max(args.development, 0)))
+    advice = f"use --development {needed} or more" if needed else "use more development patients"
+    raise VcpredError(f"--development {args.development} with seed {args.seed} gives {labels.count(1)} case(s) and "
+                      f"{labels.count(0)} control(s); each of the demo's splits puts {val_fraction:.0%} of them in "
+                      f"its validation set, which needs at least 2 cases and 2 controls: {advice}")
+
+
+def _development_labels(seed: int) -> Iterator[int]:
+    """The labels synth draws for its development patients, in order (drawn without images)."""
+    from vcpred.synth.patient import PatientSpec, draw_outcome
+
+    for index in itertools.count():
+        yield int(draw_outcome(PatientSpec(seed, "development", index, ""))[2].label)
+
+
+def _development_needed(seed: int, val_fraction: float, limit: int) -> int | None:
+    """The fewest development patients (at most limit) whose synthetic labels allow the demo's splits:
+    more patients never take a case or control away, so the first size that works is the answer."""
+    labels: list[int] = []
+    for label in itertools.islice(_development_labels(seed), limit):
+        labels.append(label)
+        if _splits_possible(labels, val_fraction):
+            return len(labels)
+    return None
+
+
+def _splits_possible(labels: list[int], val_fraction: float) -> bool:
+    """Whether the experiment's own rule (cohort.splits) accepts these development labels."""
+    from vcpred.cohort.manifest import Cohort, PatientRecord, Roi
+    from vcpred.cohort.splits import check_validation_size
+    from vcpred.errors import SplitError
+
+    if min(labels.count(1), labels.count(0)) < 2:
+        return False  # the rule's cheap part first: it runs once per patient tried
+    records = [PatientRecord(f"dev{i}", "development", label, {}, Roi(0, 0, 0, 1, 1)) for i, label in enumerate(labels)]
+    try:
+        check_validation_size(Cohort(Path("synthetic"), records, ["t2"], {}), val_fraction)
+    except SplitError:
+        return False
+    return True
 
 
 def _check_same_cohort(out: Path, args: argparse.Namespace) -> None:

@@ -118,6 +118,24 @@ def _store(out: Path) -> list[str] | None:
     return ["**"] if _json(out / "index.json").get("format") == "vcpred-prepared-store" else None
 
 
+DEMO_RECORD = ".vcpred-demo.json"  # `vcpred demo` writes it into its --out before its first step
+# What the demo writes at the top of its folder (its steps' temporary siblings included).
+DEMO_NAMES = ("experiment.yaml", "splits.json", "cohort", "store", "runs", "eval", "model", "model-vit", "predict",
+              "report.html")
+
+
+def _demo(out: Path) -> list[str] | None:
+    """A demo folder: its record, or (made before the record existed) a synth cohort in cohort/ and nothing
+    at the top but the demo's own names."""
+    if _json(out / DEMO_RECORD).get("generator") == "vcpred demo":
+        return ["**"]
+    own = [pattern for name in DEMO_NAMES for pattern in (name, f".{name}.vcpred-*")]
+    top = [path.name for path in out.iterdir()]
+    if (out / "cohort" / "synth.json").is_file() and all(any(fnmatchcase(n, p) for p in own) for n in top):
+        return ["**"]
+    return None
+
+
 KINDS = {kind.name: kind for kind in (
     Kind("cohort", "an earlier `vcpred synth` cohort", True, legacy=_legacy_cohort),
     Kind("store", "a vcpred prepared store", False, legacy=_store, replaceable=False),
@@ -126,6 +144,8 @@ KINDS = {kind.name: kind for kind in (
     Kind("model", "an earlier `vcpred export` model directory", True, legacy=_legacy_model),
     Kind("prediction", "an earlier `vcpred predict` output", False, legacy=_legacy_prediction),
     Kind("validation", "an earlier `vcpred validate` output", False),
+    Kind("site-shift", "an earlier `vcpred cohort shift` output", False),
+    Kind("demo", "a `vcpred demo` folder", False, legacy=_demo, replaceable=False),
 )}
 
 
