@@ -39,6 +39,16 @@ FRAME_GROUPS = {
     "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
 }
 FUNCTIONAL_GROUPS = ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence")
+# What one multi-frame file may declare, judged from its header before any per-frame work (a header
+# claiming 10^9 frames would otherwise have a header built for each): the viewer's default budget
+# (vcpred.serve.settings: 64 Mi voxels, 2048 a side); sagittal spine MRI is at most about
+# 1024 x 1024 x 30 (2D) or 512 x 512 x 200 (3D).
+MAX_FILE_VOXELS = 64 * 2**20
+MAX_FILE_SIDE = 2048
+
+
+class DeclaredTooLarge(ImageReadError):
+    """A header that declares more frames or pixels than the reader reads, or than its file holds."""
 
 
 @dataclass
@@ -239,6 +249,9 @@ def slice_headers(path: Path, dataset: pydicom.Dataset) -> list[SliceHeader]:
         count = int(dataset.get("NumberOfFrames") or 1)
     except (TypeError, ValueError):
         count = 0
+    refusal = declared_size_refusal(path, dataset, count)
+    if refusal:
+        raise DeclaredTooLarge(refusal)
     per_frame = list(dataset.get("PerFrameFunctionalGroupsSequence") or [])
     shared = (dataset.get("SharedFunctionalGroupsSequence") or [Dataset()])[0]
     if count < 1 or (per_frame and len(per_frame) != count):
@@ -251,6 +264,29 @@ def slice_headers(path: Path, dataset: pydicom.Dataset) -> list[SliceHeader]:
     base.file_meta = getattr(dataset, "file_meta", FileMetaDataset())
     return [SliceHeader(path, _frame_dataset(base, per_frame[i] if per_frame else Dataset(), shared), frame=i)
             for i in range(count)]
+
+
+def declared_size_refusal(path: Path, dataset: pydicom.Dataset, frames: int) -> str | None:
+    """Why a multi-frame file's declared size is refused (None: it is not), from its header alone:
+    frames, rows or columns over MAX_FILE_SIDE, more than MAX_FILE_VOXELS in all, or (uncompressed)
+    more pixel bytes than the whole file holds."""
+    rows, cols = _int_or_none(dataset.get("Rows")) or 0, _int_or_none(dataset.get("Columns")) or 0
+    voxels = frames * rows * cols
+    shown = (f"{path}: the header declares {frames} frame{'s' if frames != 1 else ''} of {rows} x {cols} pixels "
+             "(NumberOfFrames, Rows, Columns)")
+    if max(frames, rows, cols) > MAX_FILE_SIDE or voxels > MAX_FILE_VOXELS:
+        return (f"{shown}, more than vcpred reads ({MAX_FILE_SIDE} a side, {MAX_FILE_VOXELS // 2**20} Mi voxels in "
+                "all; sagittal spine MRI is far smaller); refused before reading it: the header is damaged or "
+                "this is not a spine MRI series")
+    syntax = getattr(getattr(dataset, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or syntax.is_compressed or syntax.is_deflated:
+        return None  # compressed pixel data can be smaller than its pixels
+    bits = (_int_or_none(dataset.get("BitsAllocated")) or 1) * (_int_or_none(dataset.get("SamplesPerPixel")) or 1)
+    needed, size = voxels * bits // 8, path.stat().st_size
+    if needed > size:
+        return (f"{shown}: that is {needed} bytes of uncompressed pixel data, more pixel data than the file holds "
+                f"({size} bytes); the header is damaged: re-export the series")
+    return None
 
 
 def _frame_dataset(base: Dataset, frame: Dataset, shared: Dataset) -> Dataset:

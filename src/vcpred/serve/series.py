@@ -15,7 +15,8 @@ from pathlib import Path
 
 from vcpred.errors import OrientationError
 from vcpred.imaging import Volume, read_volume
-from vcpred.imaging.dicom import discover_series
+from vcpred.imaging.dicom import DeclaredTooLarge, discover_series
+from vcpred.serve.errors import TooLarge
 from vcpred.serve.limits import check_nifti, dicom_series_refusal
 from vcpred.serve.settings import ServeSettings
 
@@ -84,7 +85,10 @@ def _number(value) -> int:
 def dicom_series(folder: Path, settings: ServeSettings) -> list[SeriesEntry]:
     """Every image series under folder (ImageReadError for damaged files, as the reader says); a
     series over the voxel budget (judged from the headers, read without pixels) is refused."""
-    groups, _ = discover_series(folder)
+    try:
+        groups, _ = discover_series(folder)
+    except DeclaredTooLarge as exc:  # a header declaring a huge file: the viewer's 413, like its own budget
+        raise TooLarge(str(exc)) from None
     ordered = sorted(groups.values(), key=lambda items: (_number(items[0].dataset.get("SeriesNumber")),
                                                           items[0].description))
     entries = []
