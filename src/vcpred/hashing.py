@@ -9,6 +9,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from vcpred.permissions import plain_mode
+
 
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes, read in 4 MiB chunks (weights files are hundreds of MB)."""
@@ -31,6 +33,7 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
+        plain_mode(Path(temporary))  # mkstemp's 0600 -> what the umask gives; a writer may set its own
         write(Path(temporary))
         os.replace(temporary, path)
     except BaseException:

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from vcpred.errors import VcpredError
 from vcpred.locking import process_alive
+from vcpred.permissions import plain_modes
 
 MARKER = ".vcpred-output.json"
 MARKER_FORMAT = "vcpred-output"
@@ -361,6 +362,7 @@ def replacing(out: str | Path, *, kind: str, force: bool = False) -> Iterator[Pa
     try:
         yield new
         _write_marker(new, spec)
+        plain_modes(new)  # mkdtemp's 0700 and libraries' private files (safetensors: 0600) follow the umask
         _swap(new, out, spec)
     finally:
         if new.exists():

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_file
 from vcpred.models.registry import BackboneInfo
+from vcpred.permissions import plain_mode
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HALF = (0.5, 0.5, 0.5)
@@ -83,6 +84,7 @@ def save_stored(state: dict[str, torch.Tensor], record: WeightsRecord) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    plain_mode(path)  # safetensors writes 0600: the weights cache may be shared as the umask allows
     final = WeightsRecord(**{**record.to_dict(), "sha256": sha256_file(path)})
     (folder / "weights.json").write_text(json.dumps(final.to_dict(), indent=1) + "\n")
     return folder
