@@ -21,6 +21,7 @@ from vcpred.cohort.manifest import (
     clinical_kinds,
     image_sequences,
     is_missing,
+    is_number,
     parse_float,
     parse_int,
     read_manifest_table,
@@ -66,6 +67,7 @@ class _RowChecker:
         set_name = cells.get("set", "")
         if "set" in self.columns and set_name not in SETS:
             self.problem(row, pid, "set", f"unknown set {set_name!r}; use one of {', '.join(SETS)}")
+        self.formulas(row, pid, cells)
         label = self.label(row, pid, cells, set_name)
         images = self.images(row, pid, cells)
         roi = self.roi(row, pid, cells)
@@ -79,6 +81,14 @@ class _RowChecker:
             clinical={c: self.clinical_value(cells[c], kind) for c, kind in self.clinical.items()},
             row=row,
         )
+
+    def formulas(self, row: int, pid: str, cells: dict[str, str]) -> None:
+        """The identifying cells vcpred copies into the CSV files it writes must not run as formulas."""
+        for column in COPIED_TEXT_COLUMNS:
+            text = cells.get(column, "")
+            if runs_as_formula(text):
+                self.problem(row, None if column == "patient_id" else pid, column,
+                             f"{column} {text!r} {FORMULA_ADVICE}")
 
     def label(self, row: int, pid: str, cells: dict[str, str], set_name: str) -> int | None:
         text = cells.get("label", "")
@@ -177,8 +187,25 @@ class _RowChecker:
         return parse_float(text) if kind == "numeric" else text
 
 
+# A cell beginning with one of these is a formula to spreadsheet software (OWASP, "CSV injection"):
+# `=HYPERLINK(...)` as a patient id would run when predictions.csv is opened in Excel or LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# The manifest's text that reaches the CSV files vcpred writes (predictions, evaluations, per-site
+# tables). Refused here rather than altered on writing: vcpred reads its own CSV files back and joins
+# them on patient_id, and the manifest itself is edited in spreadsheets.
+COPIED_TEXT_COLUMNS = ("patient_id", "site", "level")
+FORMULA_ADVICE = ("begins with a character that makes spreadsheet software run it as a formula (= + - @, a tab "
+                  "or a carriage return) when it opens the CSV files vcpred writes; rename it")
+
+
+def runs_as_formula(text: str) -> bool:
+    """Whether spreadsheet software would treat the cell as a formula; a number such as -2.5 is a number."""
+    return text.startswith(FORMULA_STARTS) and not is_number(text)
+
+
 def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
-    problems = []
+    problems = [Problem(None, column, f"the column name {FORMULA_ADVICE}") for column in columns
+                if runs_as_formula(column)]
     for column in ("patient_id", "set", *ROI_COLUMNS):
         if column not in columns:
             problems.append(Problem(None, column, "required column is missing"))
