@@ -1,4 +1,4 @@
-"""`vcpred cohort check` and `vcpred cohort split`."""
+"""`vcpred cohort check` and `vcpred cohort split` (`vcpred cohort shift` is vcpred.evaluate.shift_command)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,27 @@ import argparse
 from vcpred import console
 from vcpred.cohort.init_command import add_init
 from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
-from vcpred.cohort.splits import check_validation_size, make_splits, repeat_warning, save_splits
+from vcpred.cohort.splits import (
+    LEAVE_ONE_SITE_OUT,
+    RANDOM,
+    STRATEGIES,
+    check_validation_size,
+    held_out_sites,
+    make_site_splits,
+    make_splits,
+    repeat_warning,
+    save_splits,
+)
 from vcpred.cohort.summary import summarize
 from vcpred.cohort.validate import check_manifest, load_manifest
+from vcpred.errors import ConfigError
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+RANDOM_OPTIONS = (("--n-splits", int, 10), ("--val-fraction", float, 0.2), ("--seed", int, 0))
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """Add `vcpred cohort`; returns its actions, to which vcpred.cli adds those of higher layers (shift)."""
     cohort = subparsers.add_parser("cohort", help="check a cohort manifest; make patient-level splits")
     commands = cohort.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
 
@@ -22,15 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _height_option(check)
     check.set_defaults(func=run_check)
 
-    split = commands.add_parser("split", help="stratified patient-level splits of the development set")
+    split = commands.add_parser("split", help="patient-level splits of the development set: stratified random, "
+                                "or one per development site (leave-one-site-out)")
     split.add_argument("manifest")
     split.add_argument("--out", required=True, help="splits JSON file to write")
-    split.add_argument("--n-splits", type=int, default=10)
-    split.add_argument("--val-fraction", type=float, default=0.2)
-    split.add_argument("--seed", type=int, default=0)
+    split.add_argument("--strategy", choices=STRATEGIES, default=RANDOM,
+                       help="random: label-stratified random splits (default); leave-one-site-out: one split per "
+                            "development site, whose patients validate while the other sites train")
+    for option, kind, default in RANDOM_OPTIONS:
+        split.add_argument(option, type=kind, default=None, help=f"random splits only (default {default})")
     split.add_argument("--force", action="store_true", help="overwrite an existing splits file")
     _height_option(split)
     split.set_defaults(func=run_split)
+    return commands
 
 
 def _height_option(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +74,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_split(args: argparse.Namespace) -> int:
     cohort = load_manifest(args.manifest, height_loss_threshold=args.height_loss)
+    if args.strategy == LEAVE_ONE_SITE_OUT:
+        return _site_split(args, cohort)
+    for option, _, default in RANDOM_OPTIONS:
+        name = option[2:].replace("-", "_")
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     splits = make_splits(cohort, n_splits=args.n_splits, val_fraction=args.val_fraction, seed=args.seed)
     # refused before anything is written: evaluate would find it only after every run is trained
     check_validation_size(cohort, args.val_fraction)
@@ -65,4 +90,17 @@ def run_split(args: argparse.Namespace) -> int:
                        val_fraction=args.val_fraction, overwrite=args.force)
     train, val = len(splits[0].train_ids), len(splits[0].val_ids)
     console.say(f"wrote {len(splits)} splits ({train} train / {val} validation patients each) to {path}")
+    return 0
+
+
+def _site_split(args: argparse.Namespace, cohort) -> int:
+    given = [option for option, _, _ in RANDOM_OPTIONS if getattr(args, option[2:].replace("-", "_")) is not None]
+    if given:
+        raise ConfigError(f"{' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to --strategy "
+                          f"{LEAVE_ONE_SITE_OUT} (one split per development site, nothing drawn at random)")
+    splits = make_site_splits(cohort)
+    path = save_splits(args.out, splits, cohort=cohort, strategy=LEAVE_ONE_SITE_OUT, overwrite=args.force)
+    sites = ", ".join(f"{site} {len(split.val_ids)}" for site, split in zip(held_out_sites(splits, cohort), splits))
+    console.say(f"wrote {len(splits)} leave-one-site-out splits (validation patients per held-out site: {sites}) "
+                f"to {path}")
     return 0

@@ -114,7 +114,10 @@ def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:
     """One per_split.csv row; table = aggregate(run.predictions, ap=variant.ap)."""
     threshold, y_val, p_val = validation_threshold(table, run.path / "predictions.csv")
     row = {"configuration": variant.configuration, "ap": variant.ap, "clinical": variant.clinical,
-           "variant": variant.label, "split": run.split, "n_train": run.n_train, "threshold": threshold}
+           "variant": variant.label, "split": run.split}
+    if run.held_out_site is not None:  # leave-one-site-out: the split is a held-out development site
+        row["held_out_site"] = run.held_out_site
+    row.update({"n_train": run.n_train, "threshold": threshold})
     row.update({f"validation_{k}": v for k, v in discrimination(y_val, p_val, threshold).items()})
     ext = scored(table, "external")
     y_ext, p_ext = ext["label"].to_numpy(int), ext["probability"].to_numpy()

@@ -9,12 +9,13 @@ read unverified, and said so."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
 
 from vcpred import console
+from vcpred.cohort.splits import recorded_held_out_sites
 from vcpred.evaluate.errors import EvaluationError
 from vcpred.hashing import sha256_file
 from vcpred.runs import (
@@ -40,6 +41,7 @@ class Run:
     path: Path
     predictions: pd.DataFrame
     n_train: int  # training patients of this split (the corrected resampled t-test needs n_val / n_train)
+    held_out_site: str | None = None  # the development site it validated on (leave-one-site-out splits)
 
     @property
     def n_validation(self) -> int:
@@ -63,6 +65,7 @@ def read_runs(root: str | Path) -> RunsFolder:
         raise EvaluationError(f"runs folder {root} does not exist or is not a folder; pass the "
                               "folder that holds <configuration>/split-<KK>/ run dirs")
     runs, skipped, records, unverified = [], [], [], []
+    sites: dict[Path, tuple[str | None, ...]] = {}  # splits file -> its held-out sites, read once
     for run_dir in run_dirs(root):
         record, reason = read_finished(run_dir)
         if reason:
@@ -71,7 +74,7 @@ def read_runs(root: str | Path) -> RunsFolder:
         if not verify_outputs(run_dir, record.raw, READ_BY_EVALUATE):
             unverified.append(run_label(run_dir))
         records.append(record)
-        runs.append(read_run(record))
+        runs.append(replace(read_run(record), held_out_site=held_out_site(record, sites)))
     warn_unverified(unverified)
     check_inputs(records)
     if not runs:
@@ -107,6 +110,18 @@ def read_run(record: RunRecord) -> Run:
                               "runs written by an earlier vcpred lack it and must be trained again")
     table = read_predictions(record.path / "predictions.csv", split=record.split)
     return Run(record.configuration, record.split, list(record.clinical_columns), record.path, table, record.n_train)
+
+
+def held_out_site(record: RunRecord, read: dict[Path, tuple[str | None, ...]]) -> str | None:
+    """The development site a run validated on, when its splits file (still on disk) holds
+    leave-one-site-out splits; `read` caches each file's sites."""
+    if record.trained is None:
+        return None
+    path = Path(record.trained.splits)
+    if path not in read:
+        read[path] = recorded_held_out_sites(path)
+    sites = read[path]
+    return sites[record.split] if 0 <= record.split < len(sites) else None
 
 
 def check_inputs(records: list[RunRecord]) -> None:

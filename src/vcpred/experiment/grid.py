@@ -4,6 +4,7 @@ YAML shape (paths relative to the file):
   manifest: cohort/manifest.csv
   store: store
   splits: {file: splits.json, n_splits: 10, val_fraction: 0.2, seed: 0}   # made when missing
+  # or splits: {file: splits.json, strategy: leave-one-site-out}: one split per development site
   model: {...}          # defaults for every configuration (ModelSpec fields)
   training: {...}       # defaults (TrainingParams fields)
   configurations:
@@ -18,7 +19,8 @@ Unknown keys are errors everywhere (a misspelled `trainig:` would otherwise trai
 defaults); top-level keys starting with `x-` are ignored, as a place for YAML anchors. When the
 splits file exists, the seed, n_splits and val_fraction the experiment names must be the ones it was
 made with (n_splits is counted in the file; a file that records no seed or fraction must be the
-splits those settings make). Every validation set needs at least 2 cases and 2 controls, checked
+splits those settings make), and so must its strategy (random, the default, or leave-one-site-out,
+which takes none of the three). Every validation set needs at least 2 cases and 2 controls, checked
 before any training; splits that repeat an earlier one are warned about.
 """
 
@@ -32,8 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcpred import console
-from vcpred.cohort import load_manifest, load_splits, make_splits, save_splits
-from vcpred.cohort.splits import check_validation_classes, check_validation_size, repeat_warning
+from vcpred.cohort import load_manifest, make_splits, save_splits
+from vcpred.cohort.splits import (
+    LEAVE_ONE_SITE_OUT,
+    RANDOM,
+    STRATEGIES,
+    check_validation_classes,
+    check_validation_size,
+    make_site_splits,
+    read_splits,
+    repeat_warning,
+)
 from vcpred.errors import ConfigError
 from vcpred.runs import run_label, run_path
 from vcpred.training.config import TrainConfig, read_yaml_mapping
@@ -41,7 +52,8 @@ from vcpred.training.config import TrainConfig, read_yaml_mapping
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=-]*$")
 TOP_LEVEL = ("manifest", "store", "splits", "model", "training", "configurations")
 ENTRY_KEYS = ("name", "model", "training", "grid")
-SPLITS_KEYS = ("file", "n_splits", "val_fraction", "seed")
+RANDOM_KEYS = ("n_splits", "val_fraction", "seed")  # the settings of random splits
+SPLITS_KEYS = ("file", "strategy", *RANDOM_KEYS)
 
 
 def _check_keys(data: dict, known: tuple[str, ...], where: str, *, extension: bool = False) -> None:
@@ -108,24 +120,46 @@ def expand_entry(entry: dict) -> list[dict]:
     return expanded
 
 
-def _splits_file(data: dict, base: Path, manifest: Path, *, write: bool = True) -> tuple[Path, int]:
-    """The splits file, made with the given parameters when it does not exist yet (only counted, not
-    written, when not `write`: `experiment --list` writes nothing). Refused before any training:
-    validation sets with fewer than 2 cases or controls, and a file made with other parameters than
-    the experiment names; splits that repeat are warned about."""
+def _splits_spec(data: dict) -> tuple[dict, str | None]:
+    """The experiment's `splits:` mapping and the strategy it asks for (None: it names only a file,
+    which is then used whatever its strategy); random when it names random settings."""
     spec = data.get("splits") or {}
     spec = {"file": spec} if isinstance(spec, str) else spec
     if not isinstance(spec, dict):
-        raise ConfigError("splits must be a file name or a mapping of file, n_splits, val_fraction, seed")
+        raise ConfigError("splits must be a file name or a mapping of file, strategy, n_splits, val_fraction, seed")
     _check_keys(spec, SPLITS_KEYS, "splits")
+    strategy = spec.get("strategy")
+    if strategy is not None and strategy not in STRATEGIES:
+        raise ConfigError(f"splits: unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    given = [k for k in RANDOM_KEYS if k in spec]
+    if strategy == LEAVE_ONE_SITE_OUT and given:
+        raise ConfigError(f"splits: {' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
+                          f"strategy {LEAVE_ONE_SITE_OUT} (one split per development site, nothing drawn at random); "
+                          "remove it")
+    return spec, strategy or (RANDOM if given else None)
+
+
+def _splits_file(data: dict, base: Path, manifest: Path, *, write: bool = True) -> tuple[Path, int]:
+    """The splits file, made with the given parameters when it does not exist yet (only counted, not
+    written, when not `write`: `experiment --list` writes nothing). Refused before any training:
+    validation sets with fewer than 2 cases or controls, and a file made with another strategy or
+    other parameters than the experiment names; splits that repeat are warned about."""
+    spec, strategy = _splits_spec(data)
     path = base / spec.get("file", "splits.json")
     cohort = load_manifest(manifest)
-    params = {k: spec[k] for k in ("n_splits", "val_fraction", "seed") if k in spec}
+    params = {k: spec[k] for k in RANDOM_KEYS if k in spec}
     fraction = params.get("val_fraction", 0.2)
     if path.exists():
-        splits = load_splits(path, cohort)
-        _check_splits_params(path, params, splits, cohort)
+        recorded = read_splits(path, cohort)
+        splits = recorded.splits
+        _check_strategy(path, strategy, recorded.strategy)
+        if recorded.strategy == RANDOM:
+            _check_splits_params(path, params, splits, cohort)
         check_validation_classes(splits, cohort, source=str(path))
+    elif strategy == LEAVE_ONE_SITE_OUT:
+        splits = make_site_splits(cohort)  # refuses sites too small to validate on
+        if write:
+            save_splits(path, splits, cohort=cohort, strategy=LEAVE_ONE_SITE_OUT)
     else:
         check_validation_size(cohort, fraction, option="splits: val_fraction")
         splits = make_splits(cohort, **params)
@@ -135,6 +169,14 @@ def _splits_file(data: dict, base: Path, manifest: Path, *, write: bool = True) 
     if warning:
         console.warn(warning)
     return path, len(splits)
+
+
+def _check_strategy(path: Path, asked: str | None, made: str) -> None:
+    """An existing splits file was made with the strategy the experiment asks for (when it asks one)."""
+    if asked is not None and asked != made:
+        raise ConfigError(f"{path} holds {made} splits but the experiment asks for {asked} splits; to make new "
+                          f"splits, move {path.name} away (runs trained on the old splits then count as stale), or "
+                          f"set the experiment's splits to the file's (splits: {{file: {path.name}}} uses it as it is)")
 
 
 def _recorded(path: Path) -> dict:

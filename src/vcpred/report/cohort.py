@@ -78,10 +78,12 @@ def _split_lines(inputs: ReportInputs) -> list[str]:
     def span(key: str, events: bool) -> str:
         values = sorted({sum(labels.get(p) == 1 for p in s[key]) if events else len(s[key]) for s in splits})
         return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
-    return [f"{len(splits)} patient-level splits (seed {inputs.splits.get('seed')})",
+    by_site = inputs.splits.get("strategy") == "leave-one-site-out"
+    return [f"{len(splits)} leave-one-site-out splits" if by_site
+            else f"{len(splits)} patient-level splits (seed {inputs.splits.get('seed')})",
             f"train: {span('train', False)} patients ({span('train', True)} events)",
             f"validation: {span('val', False)} patients ({span('val', True)} events)",
-            "stratified by outcome; threshold chosen on validation"]
+            ("one per development site" if by_site else "stratified by outcome") + "; threshold chosen on validation"]
 
 
 def flow(inputs: ReportInputs) -> Html:

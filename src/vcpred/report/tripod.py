@@ -147,6 +147,7 @@ def _facts(inputs: ReportInputs) -> dict:
             "dev_sites": _sites(cohort, "development"), "ext_sites": _sites(cohort, "external"),
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
+            "site_splits": splits.get("strategy") == "leave-one-site-out",
             "configs": list(inputs.configs), "commit": first.environment.get("git_commit"),
             "comp": inputs.comparisons, "subgroups": bool(groups), "subgroup_columns": list(groups),
             "images": any(run.image for run in inputs.configs.values()),
@@ -227,8 +228,12 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
     images = (" Image models: fixed settings per configuration (epochs, batch size, learning rate, patience, "
               "augmentation), early stopping on validation AUC." if f["images"] else "")
     return {
-        "12a": (f"{f['n_splits']} random patient-level splits of the development set (validation fraction {f['val']}, "
-                f"seed {f['seed']}), stratified by outcome. " + _validation_choices(inputs, f), "#comparison"),
+        "12a": ((f"Leave-one-site-out (internal-external) cross-validation: {f['n_splits']} splits, one per "
+                 "development site, each validating on that site's patients and training on the other sites. "
+                 if f["site_splits"] else
+                 f"{f['n_splits']} random patient-level splits of the development set (validation fraction "
+                 f"{f['val']}, seed {f['seed']}), stratified by outcome. ") + _validation_choices(inputs, f),
+                "#comparison"),
         "12b": ("Images: preprocessing record; numeric clinical values median-imputed and standardised on the "
                 "training split; categorical values one-hot encoded; a missing indicator per column.",
                 "#preprocessing"),
