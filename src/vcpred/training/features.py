@@ -4,7 +4,9 @@ A linear probe trains only the head, so the frozen backbone's features of every 
 augmentation, as linear probing is usually done) are computed once and reused across all splits
 and head configurations. The cache lives in STORE/feature_cache/ and its key covers the backbone,
 the weights' sha256, the input scaling and the sha256 of each patient's prepared file (checked
-against the file's bytes, so a damaged file is named, never hidden behind a cache hit).
+against the file's bytes, so a damaged file is named, never hidden behind a cache hit). Each cache
+file's own sha256 is recorded beside it (KEY.sha256) and checked on every read: a truncated or altered
+file is computed again, with a warning, never used.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vcpred.hashing import atomic_write
+from vcpred import console
+from vcpred.hashing import atomic_write, sha256_file
 from vcpred.imaging import load_prepared
 from vcpred.imaging.store import verified_sha256
 from vcpred.models import BuiltModel
@@ -80,12 +84,28 @@ def exclusive(lock: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _read_cached(path: Path, index: str) -> torch.Tensor | None:
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if str(data["index"]) == index:
-                return torch.from_numpy(data["features"])
-    return None
+def _record_path(path: Path) -> Path:
+    """The sha256 of a cache file's bytes, written beside it after it (as index.json does for the store)."""
+    return path.with_suffix(".sha256")
+
+
+def _read_cached(path: Path, index: str) -> tuple[torch.Tensor | None, str | None]:
+    """(features, None) for a verified cache file of this index; (None, why) when the file exists but
+    fails the check; (None, None) when there is none (or it is another index's)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    try:
+        recorded = _record_path(path).read_text().strip()
+    except FileNotFoundError:
+        return None, "it has no recorded sha256 (an earlier vcpred wrote it, or its writer stopped halfway)"
+    if hashlib.sha256(data).hexdigest() != recorded:
+        return None, "its sha256 differs from the one recorded when it was written (truncated or altered)"
+    with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+        if str(arrays["index"]) != index:
+            return None, None
+        return torch.from_numpy(arrays["features"]), None
 
 
 def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
@@ -94,18 +114,24 @@ def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: to
     key = cache_key(built, store, frames.patient_ids)
     path = folder / f"{key}.npz"
     index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
-    features = _read_cached(path, index)
+    features, _ = _read_cached(path, index)
     if features is not None:
         return features, True
     with exclusive(folder / f"{key}.lock"):
-        features = _read_cached(path, index)  # another process may have written it while we waited
+        # another process may have written it while we waited; only now is a failed check the file's own
+        features, damaged = _read_cached(path, index)
         if features is not None:
             return features, True
+        if damaged:
+            console.warn(f"feature cache {path}: {damaged}; computing its features again")
         features = compute_features(built, store, frames, device)
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as stream:  # a file object keeps numpy from appending ".npz"
                 np.savez(stream, features=features.numpy(), index=np.asarray(index))
 
+        _record_path(path).unlink(missing_ok=True)  # file and record are replaced one after the other
         atomic_write(path, write)
+        digest = sha256_file(path)
+        atomic_write(_record_path(path), lambda tmp: tmp.write_text(digest + "\n"))
     return features, False
