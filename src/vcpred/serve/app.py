@@ -22,7 +22,7 @@ from vcpred.serve import local
 from vcpred.serve.errors import ServeError, UnsupportedUpload
 from vcpred.serve.inference import (PredictionGate, PredictRequest, RESULT_DIR, predict_study, result_payload,
                                     sequence_name)
-from vcpred.serve.loading import READING, choose_series, load_upload
+from vcpred.serve.loading import READING, choose_series, load_upload, receive_upload
 from vcpred.serve.private import scrubber
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study
@@ -67,7 +67,9 @@ async def upload(request: Request) -> JSONResponse:
     if media_type(request) not in UPLOAD_TYPES:
         return error_response(request, UnsupportedUpload(
             "send the file's bytes as the request body with Content-Type: application/octet-stream"))
-    return await new_study(request, lambda study: load_upload(request, study, request.app.state.settings))
+    settings = request.app.state.settings
+    return await new_study(request, lambda study: load_upload(study, settings),
+                           receive=lambda folder: receive_upload(request, folder, settings))
 
 
 async def open_local(request: Request) -> JSONResponse:

@@ -25,6 +25,12 @@ class UnsafeArchive(ServeError):
     status = 400
 
 
+class SlowUpload(ServeError):
+    """A request body that stalled or took too long (a slow or malicious client)."""
+
+    status = 408
+
+
 class StudyNotFound(ServeError):
     status = 404
 

@@ -22,11 +22,14 @@ UPLOAD_NAME = "upload.bin"
 READING = threading.BoundedSemaphore(2)
 
 
-async def load_upload(request, study: Study, settings: ServeSettings) -> None:
-    """Receive the body into the study folder, then unpack it and list its series."""
-    raw = study.folder / UPLOAD_NAME
-    await receive_body(request, raw, settings.max_upload_bytes)
-    await run_in_threadpool(_unpack, study, raw, settings)
+async def receive_upload(request, folder: Path, settings: ServeSettings) -> None:
+    """Receive the body into the (future) study folder, before the study counts as open."""
+    await receive_body(request, folder / UPLOAD_NAME, settings.max_upload_bytes, settings)
+
+
+async def load_upload(study: Study, settings: ServeSettings) -> None:
+    """Unpack the received upload and list its series."""
+    await run_in_threadpool(_unpack, study, study.folder / UPLOAD_NAME, settings)
 
 
 def _unpack(study: Study, raw: Path, settings: ServeSettings) -> None:

@@ -23,6 +23,9 @@ class ServeSettings:
     it); max_studies: studies open at once (the oldest idle one is closed for a new one);
     max_predictions: predictions running or waiting (one runs at a time); max_json_bytes: largest
     JSON request body; study_timeout_s: idle seconds after which a study and its files are deleted;
+    upload_idle_timeout_s / upload_timeout_s: a request body that sends nothing for this long, or
+    is not complete after this long, is answered 408 (a stalled client holds no study slot: a study
+    counts only once its upload has arrived);
     host / port / allow_hosts: the names the page may be reached by (the Host header; port None:
     any port); data_dir: local folder whose studies the page may open; workdir: where the private
     study folders go (None: the system's temporary folder)."""
@@ -37,6 +40,8 @@ class ServeSettings:
     max_predictions: int = 4
     max_json_bytes: int = 64 * 1024
     study_timeout_s: float = 1800.0
+    upload_idle_timeout_s: float = 30.0
+    upload_timeout_s: float = 1800.0
     host: str = "127.0.0.1"
     port: int | None = None
     allow_hosts: tuple[str, ...] = ()

@@ -169,10 +169,18 @@ class StudyStore:
         self._studies: dict[str, Study] = {}
         self._guard = threading.Lock()
 
-    def create(self) -> Study:
-        """A new study held by the caller (release it when done); closes the least recently used
-        idle study when max_studies are open, TooManyStudies when all of them are busy."""
-        study_id = secrets.token_hex(16)  # unguessable; says nothing about the patient
+    def new_folder(self) -> Path:
+        """A new private study folder (mode 0700, an unguessable name that says nothing about the
+        patient) not yet counted as an open study: create(folder) makes it one."""
+        folder = self.root / secrets.token_hex(16)
+        folder.mkdir(mode=0o700)
+        os.chmod(folder, 0o700)  # whatever the umask
+        return folder
+
+    def create(self, folder: Path | None = None) -> Study:
+        """A new study (in folder, from new_folder, or a new one) held by the caller (release it when
+        done); closes the least recently used idle study when max_studies are open, TooManyStudies
+        when all of them are busy."""
         with self._guard:
             victim = None
             if len(self._studies) >= self.max_studies:
@@ -182,11 +190,9 @@ class StudyStore:
                                          "keeps (vcpred serve --max-studies); close one or wait, then try again")
                 victim = min(idle, key=lambda s: s.last_used)
                 del self._studies[victim.id]
-            folder = self.root / study_id
-            folder.mkdir(mode=0o700)
-            os.chmod(folder, 0o700)  # whatever the umask
-            study = Study(study_id, folder, time.monotonic(), users=1)
-            self._studies[study_id] = study
+            folder = folder or self.new_folder()
+            study = Study(folder.name, folder, time.monotonic(), users=1)
+            self._studies[study.id] = study
         if victim is not None:
             log.info("closed the least recently used study to open a new one (%d open at most)", self.max_studies)
             self._delete(victim)

@@ -3,12 +3,15 @@ its first bytes (never from a file name the browser sends)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import os
+import time
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from vcpred.serve.errors import ServeError, TooLarge, UnsupportedUpload
+from vcpred.serve.errors import ServeError, SlowUpload, TooLarge, UnsupportedUpload
 from vcpred.serve.settings import MB, ServeSettings
 
 CHUNK = MB
@@ -20,7 +23,27 @@ def _private_file(path: Path):
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
 
 
-async def receive_body(request, target: Path, limit: int) -> int:
+async def body_chunks(request, settings: ServeSettings) -> AsyncIterator[bytes]:
+    """The request body's chunks; SlowUpload (408) when the client sends nothing for
+    upload_idle_timeout_s, or has not sent it all after upload_timeout_s (a stalled client must not
+    hold the server's resources for as long as it keeps the connection open)."""
+    stream = request.stream().__aiter__()
+    deadline = time.monotonic() + settings.upload_timeout_s
+    while True:
+        left = deadline - time.monotonic()
+        wait = min(settings.upload_idle_timeout_s, left)
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(wait, 0))
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            what = (f"no data for {settings.upload_idle_timeout_s:g} s" if wait < left else
+                    f"not complete after {settings.upload_timeout_s:g} s")
+            raise SlowUpload(f"the request body stopped arriving ({what}); nothing was kept: upload again") from None
+        yield chunk
+
+
+async def receive_body(request, target: Path, limit: int, settings: ServeSettings) -> int:
     """Stream the raw request body into target; TooLarge as soon as it passes limit bytes."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
@@ -28,7 +51,7 @@ async def receive_body(request, target: Path, limit: int) -> int:
                        "(vcpred serve --max-upload-mb)")
     size = 0
     with _private_file(target) as handle:
-        async for chunk in request.stream():
+        async for chunk in body_chunks(request, settings):
             size += len(chunk)
             if size > limit:
                 raise TooLarge(f"upload is over the {limit / MB:.0f} MB limit (vcpred serve --max-upload-mb)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,7 @@ from vcpred.serve.headers import SecurityHeaders
 from vcpred.serve.private import scrubber
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study, StudyStore
+from vcpred.serve.uploads import body_chunks
 
 STATIC = Path(__file__).parent / "static"
 
@@ -60,7 +62,9 @@ def public_message(request: Request, exc: Exception, study: Study | None) -> str
 
 
 def error_response(request: Request, exc: VcpredError, study: Study | None = None) -> JSONResponse:
-    return JSONResponse({"error": public_message(request, exc, study)}, status_code=status_of(exc))
+    status = status_of(exc)
+    closing = {"Connection": "close"} if status == 408 else None  # the rest of a stalled body is not awaited
+    return JSONResponse({"error": public_message(request, exc, study)}, status_code=status, headers=closing)
 
 
 async def in_study(request: Request, work):
@@ -97,7 +101,7 @@ async def read_json(request: Request) -> dict:
     if declared.isdigit() and int(declared) > limit:
         raise TooLarge(f"{too_large} ({int(declared)} bytes)")
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in body_chunks(request, request.app.state.settings):
         body += chunk
         if len(body) > limit:
             raise TooLarge(too_large)
@@ -117,26 +121,36 @@ def text_field(body: dict, name: str, what: str) -> str:
     return value
 
 
-async def new_study(request: Request, load) -> JSONResponse:
-    """A new study filled by `await load(study)`; a refused or failed load leaves nothing behind."""
+async def new_study(request: Request, load, receive=None) -> JSONResponse:
+    """A new study filled by `await load(study)`; a refused or failed load leaves nothing behind.
+    receive: `await receive(folder)` first puts the request body into the study's folder; the study
+    counts against --max-studies only once it has arrived (a stalled client holds no slot)."""
     store: StudyStore = request.app.state.store
-    study = None
+    study = folder = None
     try:
-        study = store.create()
+        if receive is not None:
+            folder = store.new_folder()
+            await receive(folder)
+        study = store.create(folder)
         await load(study)
         return JSONResponse(study_state(study), status_code=201)
     except VcpredError as exc:
         response = error_response(request, exc, study)
-        if study is not None:
-            store.close(study.id)
+        _forget(store, study, folder)
         return response
     except BaseException:
-        if study is not None:
-            store.close(study.id)
+        _forget(store, study, folder)
         raise
     finally:
         if study is not None:
             store.release(study)
+
+
+def _forget(store: StudyStore, study: Study | None, folder: Path | None) -> None:
+    if study is not None:
+        store.close(study.id)
+    elif folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def study_state(study: Study) -> dict:
