@@ -91,7 +91,9 @@ def _execute(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
-    except OSError as exc:  # a full or read-only disk, permissions: the user's to fix, not a bug
+    except Exception as exc:
+        # a full or read-only disk, permissions (also inside a library's own error, e.g. safetensors'):
+        # the user's to fix, not a bug
         message = os_errors.describe(exc, where=_output_of(args))
         if message is None:
             return _internal_error(exc, args.debug)
@@ -99,8 +101,6 @@ def _execute(args: argparse.Namespace) -> int:
             traceback.print_exc()
         print(f"error: {message}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        return _internal_error(exc, args.debug)
 
 
 def _output_of(args: argparse.Namespace) -> str | None:

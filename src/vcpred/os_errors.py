@@ -9,6 +9,9 @@ time can use it to tell a full disk from a bad patient.
 from __future__ import annotations
 
 import errno
+import os
+import re
+from pathlib import Path
 
 # errno -> (cause, what to do)
 USER_OS_ERRORS = {
@@ -21,18 +24,40 @@ USER_OS_ERRORS = {
 }
 
 
+# Rust's io::Error as libraries written in Rust pass it on inside their own exception (safetensors'
+# SafetensorError: 'Error while serializing: I/O error: No space left on device (os error 28) at path
+# "DIR/.tmpXXXX"'): its errno, and the path when the message names one.
+WRAPPED_OS_ERROR = re.compile(r"\(os error (\d+)\)(?: at path \"(.*)\")?")
+
+
+def as_os_error(exc: BaseException) -> OSError | None:
+    """exc itself when it is an OSError; the OSError a library wrapped in its own exception; else None."""
+    if isinstance(exc, OSError):
+        return exc
+    found = WRAPPED_OS_ERROR.search(str(exc))
+    if found is None:
+        return None
+    path = found[2]
+    if path is not None and Path(path).name.startswith(".tmp"):
+        path = str(Path(path).parent)  # the library's temporary file: its folder is what the user knows
+    return OSError(int(found[1]), os.strerror(int(found[1])), path)
+
+
 def is_user_os_error(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in USER_OS_ERRORS
+    error = as_os_error(exc)
+    return error is not None and error.errno in USER_OS_ERRORS
 
 
 def describe(exc: BaseException, *, where: str | None = None) -> str | None:
-    """'PATH: cause (ENAME); what to do', or None when exc is not an OS error a user causes.
+    """'PATH: cause (ENAME); what to do', or None when exc is not an OS error a user causes (also
+    when a library wrapped one in its own exception).
 
     where: the output the command was writing, named when the error carries no file name."""
-    if not is_user_os_error(exc):
+    error = as_os_error(exc)
+    if error is None or error.errno not in USER_OS_ERRORS:
         return None
-    cause, hint = USER_OS_ERRORS[exc.errno]
-    name = errno.errorcode.get(exc.errno, str(exc.errno))
-    if exc.filename is not None:
-        return f"{exc.filename}: {cause} ({name}); {hint}"
+    cause, hint = USER_OS_ERRORS[error.errno]
+    name = errno.errorcode.get(error.errno, str(error.errno))
+    if error.filename is not None:
+        return f"{error.filename}: {cause} ({name}); {hint}"
     return f"{cause} ({name}){f' while writing {where}' if where else ''}; {hint}"
