@@ -413,7 +413,8 @@ def test_cli_refuses_bad_arguments_and_warns_when_exposed(bundle, tmp_path, caps
     assert main(["serve", "--model", str(bundle.path), "--host", "0.0.0.0", "--port", "8123"]) == 0
     assert served["host"] == "0.0.0.0" and served["port"] == 8123
     printed = capsys.readouterr()  # the CLI sends warnings to stderr through its own logging setup
-    assert "OTHER COMPUTERS CAN REACH THIS PAGE" in printed.err and "open http://0.0.0.0:8123/" in printed.out
+    assert "OTHER COMPUTERS CAN REACH THIS PAGE" in printed.err and "open http://0.0.0.0:8123/" not in printed.out
+    assert re.search(r"open http://\S+:8123/\?token=\S{32}", printed.out), printed.out  # issue 27: an address that works
 
 
 def test_a_store_whose_server_never_ran_leaves_no_folder(tmp_path):

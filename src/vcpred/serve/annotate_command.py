@@ -11,6 +11,10 @@ from vcpred.errors import ConfigError
 from vcpred.serve.settings import ServeSettings
 
 
+ANNOTATE_EXPOSES = ("see every patient's images of the cohort and rewrite the manifest's ROI cells (this session "
+                    "saves into the manifest)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "annotate", help="place each patient's ROI in the viewer; saves into the manifest",
@@ -29,6 +33,7 @@ def run_annotate(args: argparse.Namespace) -> int:
 
     from vcpred.serve.annotate_app import create_annotate_app
     from vcpred.serve.annotate_session import AnnotateSession, annotation_lock
+    from vcpred.serve.access import new_token, page_url
     from vcpred.serve.command import warn_if_exposed
 
     if not 0 < args.port < 65536:
@@ -36,10 +41,10 @@ def run_annotate(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest)
     session = AnnotateSession.open(manifest)  # an unreadable manifest: error, exit 2, before the lock
     with annotation_lock(manifest):
-        app = create_annotate_app(session, ServeSettings(host=args.host, port=args.port))
-        warn_if_exposed(args.host, args.port)
-        shown = f"[{args.host}]" if ":" in args.host else args.host
-        console.say(f"vcpred annotate {manifest}: {session.progress_text()}; open http://{shown}:{args.port}/ "
+        settings = ServeSettings(host=args.host, port=args.port, token=new_token(args.host))
+        app = create_annotate_app(session, settings)
+        warn_if_exposed(args.host, args.port, ANNOTATE_EXPOSES, "annotate")
+        console.say(f"vcpred annotate {manifest}: {session.progress_text()}; open {page_url(settings)} "
                     "(Ctrl+C stops it; every save is already in the manifest)")
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
     return 0

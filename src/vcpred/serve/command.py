@@ -7,7 +7,8 @@ from pathlib import Path
 
 from vcpred import console
 from vcpred.errors import ConfigError
-from vcpred.serve.settings import LOOPBACK_HOSTS, ServeSettings
+from vcpred.serve.access import is_loopback, new_token, page_url
+from vcpred.serve.settings import ServeSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -57,18 +58,22 @@ def settings_from(args: argparse.Namespace) -> ServeSettings:
     return ServeSettings(max_upload_mb=args.max_upload_mb, max_unpacked_mb=args.max_unpacked_mb,
                          study_timeout_s=60 * args.study_timeout, max_studies=args.max_studies,
                          max_voxels=int(args.max_megavoxels * 2**20), host=args.host, port=args.port,
-                         allow_hosts=tuple(args.allow_host), data_dir=data_dir)
+                         allow_hosts=tuple(args.allow_host), data_dir=data_dir, token=new_token(args.host))
 
 
-def warn_if_exposed(host: str, port: int) -> bool:
-    """Say loudly when other computers can reach the page (there is no login and no TLS)."""
-    if host in LOOPBACK_HOSTS:
+SERVE_EXPOSES = "upload images and see predictions (and open the --data-dir folder's studies)"
+
+
+def warn_if_exposed(host: str, port: int, exposes: str = SERVE_EXPOSES, command: str = "serve") -> bool:
+    """Say loudly when other computers can reach the page (there is no login and no TLS, only the
+    token in the printed address)."""
+    if is_loopback(host):
         return False
     console.warn("!" * 78)
-    console.warn(f"vcpred serve listens on {host}:{port}: OTHER COMPUTERS CAN REACH THIS PAGE. It has no login "
-                 "and no encryption; anyone who reaches it can upload images and see predictions. Use "
-                 "--host 127.0.0.1 unless this network is trusted and access is controlled. The page answers "
-                 "only to the names --host, --allow-host, 127.0.0.1 and localhost (the Host check).")
+    console.warn(f"vcpred {command} listens on {host}:{port}: OTHER COMPUTERS CAN REACH THIS PAGE. It has no login "
+                 f"and no encryption: anyone who has the address printed below (it holds a random access token; "
+                 f"the traffic is not encrypted, so anyone on the network path can read it) can {exposes}. Use "
+                 "--host 127.0.0.1 unless this network is trusted. Requests without the token are refused.")
     console.warn("!" * 78)
     return True
 
@@ -92,8 +97,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if bundle.synthetic:  # the page says it too (/api/model `warning`)
         console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
     warn_if_exposed(args.host, args.port)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    console.say(f"vcpred serve: open http://{shown}:{args.port}/ (Ctrl+C stops it and deletes every study). "
+    console.say(f"vcpred serve: open {page_url(settings)} (Ctrl+C stops it and deletes every study). "
                 "Research use only, not a medical device.")
     # Access log lines carry only the random study ids: no file names, no patient data in URLs.
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)

@@ -5,6 +5,7 @@ measures"):
   to 127.0.0.1 reaches this server with `Host: evil.example`; only 127.0.0.1, localhost, [::1], the
   `--host` address and `--allow-host` names (with the server's port) are answered, anything else is
   421 on every route, the page and static files included.
+- **The token** of a server other computers can reach (access.py): 401 without it.
 - **Cross-site requests** (CSRF): an `Origin` header, when present, must be the server's own
   origin (any method); a request the browser marks `Sec-Fetch-Site: cross-site` or `same-site` is
   refused for state-changing methods and the API; every state-changing request (POST, PUT, DELETE,
@@ -17,12 +18,12 @@ measures"):
 from __future__ import annotations
 
 import logging
-import socket
 
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from vcpred.serve.settings import WILDCARD_HOSTS, ServeSettings
+from vcpred.serve.access import own_names, token_answer
+from vcpred.serve.settings import ServeSettings
 
 REQUEST_HEADER = "X-Vcpred-Request"
 SAFE_METHODS = ("GET", "HEAD")
@@ -39,11 +40,7 @@ def normal_name(name: str) -> str:
 
 def allowed_names(settings: ServeSettings) -> list[str]:
     names = ["127.0.0.1", "localhost", "[::1]"]
-    extra = list(settings.allow_hosts)
-    if settings.host in WILDCARD_HOSTS:  # every interface: the machine's own name reaches it too
-        extra.append(socket.gethostname())
-    else:
-        extra.append(settings.host)
+    extra = [*settings.allow_hosts, *own_names(settings.host)]  # 0.0.0.0: this machine's names and addresses
     for name in map(normal_name, extra):
         if name and name not in names:
             names.append(name)
@@ -111,6 +108,9 @@ class RequestGuard:
         refusal = self.host_refusal(headers.get("host"))
         status = 421
         if refusal is None:
+            answer = token_answer(self.settings, scope, headers)  # a server other computers reach
+            if answer is not None:
+                return await answer(scope, receive, send)
             refusal, status = self.cross_site_refusal(scope["method"], scope["path"], headers), 403
         if refusal is None:
             return await self.app(scope, receive, send)

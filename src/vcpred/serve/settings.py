@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MB = 1024 * 1024
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # A volume larger than this is refused from its header, before any voxel is read: 64 Mi voxels
 # (1024 x 1024 x 64, or 512 x 512 x 256; 256 MiB as float32) and 2048 voxels a side. Real sagittal
@@ -27,7 +26,8 @@ class ServeSettings:
     is not complete after this long, is answered 408 (a stalled client holds no study slot: a study
     counts only once its upload has arrived);
     host / port / allow_hosts: the names the page may be reached by (the Host header; port None:
-    any port); data_dir: local folder whose studies the page may open; workdir: where the private
+    any port); token: the secret every request must carry (as the cookie the printed address sets;
+    serve/access.py), None for a loopback server; data_dir: local folder whose studies the page may open; workdir: where the private
     study folders go (None: the system's temporary folder)."""
 
     max_upload_mb: float = 512
@@ -47,6 +47,7 @@ class ServeSettings:
     allow_hosts: tuple[str, ...] = ()
     data_dir: Path | None = None
     workdir: Path | None = None
+    token: str | None = None
 
     @property
     def max_upload_bytes(self) -> int:
