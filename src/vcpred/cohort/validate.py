@@ -131,7 +131,12 @@ class _RowChecker:
             if not text:
                 self.problem(row, pid, column, f"no {sequence} image given")
                 continue
-            path = (self.base_dir / text).resolve()
+            try:
+                path = (self.base_dir / text).resolve()
+            except (RuntimeError, OSError):  # a loop of links: RuntimeError before Python 3.13, ELOOP after
+                self.problem(row, pid, column, f"{text} is a loop of symbolic links (looked for "
+                                               f"{self.base_dir / text}); point it at the image file")
+                continue
             if self.check_files and not path.exists():
                 self.problem(row, pid, column, f"file not found: {text} (looked for {path})")
             elif self.check_files:
