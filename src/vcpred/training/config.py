@@ -73,11 +73,28 @@ class TrainConfig:
         known = {f.name for f in fields(TrainingParams)}
         if set(training) - known:
             raise ConfigError(f"unknown training settings {sorted(set(training) - known)}; known: {sorted(known)}")
+        data = {**data, "splits": _splits_file(data["splits"])}
         try:
             return cls(str(data["configuration"]), *(base / str(data[k]) for k in required[1:]),
                        ModelSpec.from_dict(data.get("model") or {}), TrainingParams(**training))
         except TypeError as exc:
             raise ConfigError(f"training config: {exc}") from None
+
+
+def _splits_file(splits: object) -> str:
+    """The splits file a training config names: a path, or the experiment's mapping when it names only its
+    file. Settings that say how to make splits (seed, n_splits, ...) are `vcpred experiment`'s to apply and
+    check against the file; train would silently ignore them, so it refuses them."""
+    if not isinstance(splits, dict):
+        return str(splits)
+    file = str(splits.get("file", "splits.json"))
+    settings = sorted(set(splits) - {"file"})
+    if settings:
+        raise ConfigError(f"training config: splits names {', '.join(settings)}, settings for making splits; "
+                          f"`vcpred train` uses an existing splits file as it is: write `splits: {file}` (made by "
+                          "`vcpred cohort split` or `vcpred experiment`), or train with `vcpred experiment`, which "
+                          "makes the file from these settings or checks it against them")
+    return file
 
 
 def read_yaml_mapping(path: Path, what: str) -> dict:
