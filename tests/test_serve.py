@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import re
+import socket
 import stat
 import time
 import zipfile
@@ -408,13 +409,16 @@ def test_cli_refuses_bad_arguments_and_warns_when_exposed(bundle, tmp_path, caps
     assert main(["serve", "--model", str(bundle.path), "--study-timeout", "0"]) == 2
     assert not warn_if_exposed("127.0.0.1", 8000)
     served = {}
-    import uvicorn
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(kwargs, app=app))
-    assert main(["serve", "--model", str(bundle.path), "--host", "0.0.0.0", "--port", "8123"]) == 0
-    assert served["host"] == "0.0.0.0" and served["port"] == 8123
+    from vcpred.serve import listen
+    monkeypatch.setattr(listen, "run_server", lambda app, sock: served.update(app=app, address=sock.getsockname()))
+    with socket.socket() as probe:
+        probe.bind(("0.0.0.0", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", "--model", str(bundle.path), "--host", "0.0.0.0", "--port", str(port)]) == 0
+    assert served["address"] == ("0.0.0.0", port)  # bound before the address was printed (issue 27)
     printed = capsys.readouterr()  # the CLI sends warnings to stderr through its own logging setup
-    assert "OTHER COMPUTERS CAN REACH THIS PAGE" in printed.err and "open http://0.0.0.0:8123/" not in printed.out
-    assert re.search(r"open http://\S+:8123/\?token=\S{32}", printed.out), printed.out  # issue 27: an address that works
+    assert "OTHER COMPUTERS CAN REACH THIS PAGE" in printed.err and f"open http://0.0.0.0:{port}/" not in printed.out
+    assert re.search(rf"open http://\S+:{port}/\?token=\S{{32}}", printed.out), printed.out  # an address that works
 
 
 def test_a_store_whose_server_never_ran_leaves_no_folder(tmp_path):

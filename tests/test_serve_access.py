@@ -70,23 +70,28 @@ def test_loopback_addresses(host, loopback):
 
 
 def run_annotate(cohort, host: str, capsys, monkeypatch):  # noqa: F811
-    """The command with uvicorn's run replaced: (the app it would serve, stdout, stderr)."""
-    import uvicorn
+    """The command with its server replaced (the socket is bound): (the app it would serve, its
+    port, stdout, stderr)."""
+    from vcpred.serve import listen
 
     served = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(kwargs, app=app))
-    assert main(["annotate", str(cohort), "--host", host, "--port", "8123"]) == 0
+    monkeypatch.setattr(listen, "run_server", lambda app, sock: served.update(app=app, port=sock.getsockname()[1]))
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port = probe.getsockname()[1]
+    assert main(["annotate", str(cohort), "--host", host, "--port", str(port)]) == 0
     printed = capsys.readouterr()
-    return served["app"], printed.out, printed.err
+    assert served["port"] == port
+    return served["app"], port, printed.out, printed.err
 
 
 def test_annotate_on_the_network_prints_an_address_that_works_and_says_what_it_exposes(cohort, capsys,  # noqa: F811
                                                                                        monkeypatch):
-    app, out, err = run_annotate(cohort, "0.0.0.0", capsys, monkeypatch)
+    app, port, out, err = run_annotate(cohort, "0.0.0.0", capsys, monkeypatch)
     assert "OTHER COMPUTERS CAN REACH THIS PAGE" in err and "manifest" in err and "every patient's images" in err
     url = re.search(r"open (http://\S+)", out).group(1)
     parts = urlsplit(url)
-    assert parts.hostname not in ("0.0.0.0", "127.0.0.1") and parts.port == 8123 and "token=" in parts.query
+    assert parts.hostname not in ("0.0.0.0", "127.0.0.1") and parts.port == port and "token=" in parts.query
     with TestClient(app, follow_redirects=False) as client:
         answer = client.get(url)
         assert answer.status_code == 303
@@ -97,7 +102,7 @@ def test_annotate_on_the_network_prints_an_address_that_works_and_says_what_it_e
 
 def test_annotate_on_another_loopback_address_prints_no_banner_and_needs_no_token(cohort, capsys,  # noqa: F811
                                                                                    monkeypatch):
-    app, out, err = run_annotate(cohort, "127.0.0.2", capsys, monkeypatch)
-    assert "OTHER COMPUTERS" not in err and "open http://127.0.0.2:8123/ " in out
+    app, port, out, err = run_annotate(cohort, "127.0.0.2", capsys, monkeypatch)
+    assert "OTHER COMPUTERS" not in err and f"open http://127.0.0.2:{port}/ " in out
     with TestClient(app) as client:
-        assert client.get("http://127.0.0.2:8123/api/annotate").json()["total"] == 3
+        assert client.get(f"http://127.0.0.2:{port}/api/annotate").json()["total"] == 3

@@ -29,22 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_annotate(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from vcpred.serve import listen
+    from vcpred.serve.access import new_token, page_url
     from vcpred.serve.annotate_app import create_annotate_app
     from vcpred.serve.annotate_session import AnnotateSession, annotation_lock
-    from vcpred.serve.access import new_token, page_url
     from vcpred.serve.command import warn_if_exposed
 
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port {args.port} must be 1 to 65535")
     manifest = Path(args.manifest)
     session = AnnotateSession.open(manifest)  # an unreadable manifest: error, exit 2, before the lock
-    with annotation_lock(manifest):
+    with annotation_lock(manifest), listen.listening_socket(args.host, args.port) as sock:
         settings = ServeSettings(host=args.host, port=args.port, token=new_token(args.host))
         app = create_annotate_app(session, settings)
         warn_if_exposed(args.host, args.port, ANNOTATE_EXPOSES, "annotate")
         console.say(f"vcpred annotate {manifest}: {session.progress_text()}; open {page_url(settings)} "
                     "(Ctrl+C stops it; every save is already in the manifest)")
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+        listen.run_server(app, sock)
     return 0

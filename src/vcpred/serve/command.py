@@ -7,7 +7,9 @@ from pathlib import Path
 
 from vcpred import console
 from vcpred.errors import ConfigError
+from vcpred.serve import listen
 from vcpred.serve.access import is_loopback, new_token, page_url
+from vcpred.serve.listen import listening_socket
 from vcpred.serve.settings import ServeSettings
 
 
@@ -79,26 +81,24 @@ def warn_if_exposed(host: str, port: int, exposes: str = SERVE_EXPOSES, command:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.bundle.files import check_in_background
 
     settings = settings_from(args)
-    console.say(f"loading model {args.model} ...")
-    checked = check_in_background(args.model)  # the files' sha256 while torch and timm are imported
-    from vcpred.predict.bundle import load_bundle
-    from vcpred.serve.app import create_app
+    with listening_socket(args.host, args.port) as sock:  # a taken port: one error line, before the model loads
+        console.say(f"loading model {args.model} ...")
+        checked = check_in_background(args.model)  # the files' sha256 while torch and timm are imported
+        from vcpred.predict.bundle import load_bundle
+        from vcpred.serve.app import create_app
 
-    bundle = load_bundle(args.model, precision=args.precision, checked=checked)
-    if bundle.kind == "image":
-        console.say(f"precision {bundle.precision} ({bundle.precision_reason})")
-    app = create_app(bundle, settings)
-    if bundle.synthetic:  # the page says it too (/api/model `warning`)
-        console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
-    warn_if_exposed(args.host, args.port)
-    console.say(f"vcpred serve: open {page_url(settings)} (Ctrl+C stops it and deletes every study). "
-                "Research use only, not a medical device.")
-    # Access log lines carry only the random study ids: no file names, no patient data in URLs.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", server_header=False)
+        bundle = load_bundle(args.model, precision=args.precision, checked=checked)
+        if bundle.kind == "image":
+            console.say(f"precision {bundle.precision} ({bundle.precision_reason})")
+        app = create_app(bundle, settings)
+        if bundle.synthetic:  # the page says it too (/api/model `warning`)
+            console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
+        warn_if_exposed(args.host, args.port)
+        console.say(f"vcpred serve: open {page_url(settings)} (Ctrl+C stops it and deletes every study). "
+                    "Research use only, not a medical device.")
+        listen.run_server(app, sock)
     return 0
