@@ -47,8 +47,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
                        thresholds=thresholds, alpha=args.alpha)
     with replacing(out, kind="evaluation", force=args.force) as folder:  # EVAL changes only when complete
         written = write_outputs(ev, folder, figures=not args.no_figures)
-    n_runs = int(ev.per_split["split"].count() // 2)
-    console.say(f"evaluated {n_runs} run(s) of {len(ev.variants) // 2} configuration(s); best: {ev.best.label}")
+    # a configuration whose AP changes nothing (one frame) has one variant, not two: count what was run
+    n_runs = len(ev.per_split[["configuration", "split"]].drop_duplicates())
+    n_configurations = len({variant.configuration for variant in ev.variants})
+    console.say(f"evaluated {n_runs} run(s) of {n_configurations} configuration(s); best: {ev.best.label}")
     if ev.skipped:
         console.say(f"skipped {len(ev.skipped)} unfinished run(s): " +
                     "; ".join(f"{p} ({r})" for p, r in ev.skipped))
