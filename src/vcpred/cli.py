@@ -36,6 +36,9 @@ COMMANDS = {
     "serve": ("vcpred.serve.command", "local web viewer: load an MRI, draw the ROI, see the risk"),
     "annotate": ("vcpred.serve.annotate_command", "place each patient's ROI in the viewer; saves into the manifest"),
 }
+# Subcommand -> modules of higher layers whose `register(actions)` adds actions to it: `vcpred cohort shift`
+# reads the prepared store, which vcpred.cohort (a layer below vcpred.imaging) may not import.
+ACTIONS = {"cohort": ("vcpred.evaluate.shift_command",)}
 
 
 def _chosen_command(argv: list[str]) -> str | None:
@@ -56,7 +59,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = _chosen_command(argv) if argv is not None else None
     for name, (module, help_text) in COMMANDS.items():
         if argv is None or name == chosen:
-            importlib.import_module(module).register(subparsers)
+            actions = importlib.import_module(module).register(subparsers)
+            for extra in ACTIONS.get(name, ()):
+                importlib.import_module(extra).register(actions)
         else:
             subparsers.add_parser(name, help=help_text)
     return parser

@@ -17,12 +17,14 @@ from vcpred.report.inputs import ReportInputs, load_inputs
 from vcpred.report.model_card import card_section
 from vcpred.report.performance import performance_section
 from vcpred.report.setup import setup_section
+from vcpred.report import site_shift
 from vcpred.report.tables import tables_section
 from vcpred.report.tripod import tripod_section
 
 # (anchor, title, builder): the table of contents and the page follow this order.
 SECTIONS = [
     ("cohort", "Cohort and participant flow", cohort_section),
+    (site_shift.ANCHOR, site_shift.TITLE, site_shift.site_shift_section),
     ("preprocessing", "Preprocessing and configurations", setup_section),
     ("comparison", "Model comparison (Tables 2 and 3)", tables_section),
     ("performance", "Discrimination, calibration and decision curves (external set)", performance_section),
