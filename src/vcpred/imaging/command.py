@@ -32,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=224, help="output size in pixels (default 224)")
     parser.add_argument("--margin", type=float, default=0.15, help="ROI enlargement fraction (default 0.15)")
     parser.add_argument("--normalize", choices=("zscore", "minmax"), default="zscore")
+    parser.add_argument("--crop-spacing-mm", type=float, default=None, metavar="MM",
+                        help="resample each crop to MM pixels before normalising and resizing, so sites with "
+                             "other in-plane resolutions hold the same detail (e.g. the coarsest site's spacing; "
+                             "default: the image's own pixels)")
     parser.add_argument("--no-n4", action="store_true", help="skip N4 bias-field correction")
     parser.add_argument("--n4-shrink", type=int, default=4, help="N4 shrink factor (default 4)")
     parser.add_argument("--n4-iterations", default="30,20",
@@ -82,7 +86,7 @@ def params_from_args(args: argparse.Namespace) -> PrepareParams:
         k=args.frames, edge=args.edge, margin=args.margin, n4=not args.no_n4, n4_shrink=args.n4_shrink,
         n4_iterations=_int_list(args.n4_iterations, "--n4-iterations"), normalize=args.normalize,
         size=args.size, sequences=sequences, channels=args.channels, series=parse_series(args.series),
-        dtype=args.dtype)
+        dtype=args.dtype, crop_spacing_mm=args.crop_spacing_mm)
 
 
 def run_prepare(args: argparse.Namespace) -> int:

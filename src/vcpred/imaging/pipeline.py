@@ -16,12 +16,13 @@ from vcpred.cohort.manifest import PatientRecord
 from vcpred.errors import ConfigError, ImageReadError, RoiError, VcpredError
 from vcpred.imaging.io import read_volume
 from vcpred.imaging.orient import Volume
-from vcpred.imaging.preprocess import CropROI, N4Correct, Normalize, Resize, SelectFrames
+from vcpred.imaging.preprocess import CropROI, N4Correct, Normalize, ResampleCrop, Resize, SelectFrames
 from vcpred.imaging.quality import crop_warnings
 
 CHANNEL_RECIPES = ("auto", "repeat", "stack")
 DTYPES = ("float32", "float16")
 GEOMETRY_TOLERANCE_MM = 0.1  # origins/spacings closer than this count as the same grid
+OPTIONAL = {"crop_spacing_mm": None}  # parameters added later: left out of to_dict at their default
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -32,6 +33,8 @@ class PrepareParams:
     (None: the record's first image). channels: "repeat" one sequence 3 times, "stack" one channel
     per sequence, "auto" = repeat for one sequence, stack for several. series: sequence ->
     SeriesInstanceUID or SeriesDescription for DICOM folders holding several series.
+    crop_spacing_mm: resample every crop to this pixel spacing before normalising and resizing
+    (preprocess.ResampleCrop); None (default): the crop keeps the image's own pixels.
     """
 
     k: int = 2
@@ -49,6 +52,7 @@ class PrepareParams:
     channels: str = "auto"
     series: tuple[tuple[str, str], ...] = ()
     dtype: str = "float32"
+    crop_spacing_mm: float | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in CHANNEL_RECIPES:
@@ -60,6 +64,10 @@ class PrepareParams:
         if self.channels == "repeat" and self.sequences and len(self.sequences) > 1:
             raise ConfigError("channel recipe 'repeat' takes one sequence; use 'stack' for several")
         self.steps()  # validate every step's parameters now, not halfway through a cohort
+        self.resample_step()
+
+    def resample_step(self) -> ResampleCrop | None:
+        return None if self.crop_spacing_mm is None else ResampleCrop(spacing_mm=float(self.crop_spacing_mm))
 
     def steps(self) -> tuple[N4Correct | None, SelectFrames, CropROI, Normalize, Resize]:
         n4 = N4Correct(shrink_factor=self.n4_shrink, iterations=tuple(self.n4_iterations),
@@ -68,8 +76,10 @@ class PrepareParams:
                 Normalize(method=self.normalize, percentiles=(float(self.percentiles[0]), float(self.percentiles[1]))), Resize(size=self.size))
 
     def to_dict(self) -> dict:
+        """As recorded in the store and the bundle; crop_spacing_mm only when set, so stores and bundles
+        made before it existed keep their params (and their patients' hashes)."""
         return {k: [list(x) for x in v] if k == "series" else list(v) if isinstance(v, tuple) else v
-                for k, v in asdict(self).items()}
+                for k, v in asdict(self).items() if not (k in OPTIONAL and v == OPTIONAL[k])}
 
     @classmethod
     def from_dict(cls, data: dict) -> "PrepareParams":
@@ -208,9 +218,13 @@ def _channel(volume: Volume, slices: list[int], record: PatientRecord,
     local = [s - first for s in slices]
     crops, valid, _, crop_record = crop(volume.array, local, record.roi, volume.spacing)
     check_contrast(crops, valid, slices, record.roi.slice, normalize.percentiles)
+    steps.append({"step": "CropROI", **crop_record})
+    resample = params.resample_step()
+    if resample is not None:
+        crops, valid, resample_record = resample(crops, valid, volume.spacing)
+        steps.append({"step": "ResampleCrop", **resample_record})
     normalized, stats = zip(*(normalize(c, valid) for c in crops))
-    steps += [{"step": "CropROI", **crop_record},
-              {"step": "Normalize", **normalize.params, "per_frame": list(stats)},
+    steps += [{"step": "Normalize", **normalize.params, "per_frame": list(stats)},
               {"step": "Resize", **resize.params}]
     return resize(np.stack(normalized)), volume, steps
 

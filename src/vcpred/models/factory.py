@@ -50,7 +50,8 @@ def create_model(spec: ModelSpec, *, clinical_features: int = 0) -> BuiltModel:
         record = load_pretrained(backbone, info, spec.weights)
         mean, std = (record.mean, record.std) if spec.input_scale == "unit" else ((0.0,) * 3, (1.0,) * 3)
         model = VcpredModel(backbone, mean, std, clinical_features=clinical_features if spec.uses_clinical else 0,
-                            clinical_hidden=spec.clinical_hidden, dropout=spec.dropout)
+                            clinical_hidden=spec.clinical_hidden, dropout=spec.dropout,
+                            standardize=spec.standardize == "histogram")
         net = apply_finetuning(model, spec, info)
     return BuiltModel(net, spec, record, clinical_features)
 

@@ -158,11 +158,18 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
 
 def share_identical_backbones(models: list[SplitModel]) -> None:
     """Split models whose backbones hold the same tensors (a linear probe: one frozen pre-trained
-    backbone, a head per split) get one backbone module, so prediction computes it once per frame."""
+    backbone, a head per split) get one backbone module, so prediction computes it once per frame;
+    only where their input standardisation (fitted per split: vcpred.models.standardize) is the same."""
     nets = [m.net for m in models if m.net is not None]
     for net in nets[1:]:
-        if _same_tensors(nets[0].backbone, net.backbone):
+        if _same_tensors(nets[0].backbone, net.backbone) and _same_standardization(nets[0], net):
             net.backbone = nets[0].backbone
+
+
+def _same_standardization(a: VcpredModel, b: VcpredModel) -> bool:
+    first, second = getattr(a, "standardizer", None), getattr(b, "standardizer", None)
+    return first is None and second is None or (
+        first is not None and second is not None and _same_tensors(first, second))
 
 
 def _same_tensors(a: nn.Module, b: nn.Module) -> bool:

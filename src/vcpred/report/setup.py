@@ -97,6 +97,12 @@ def _training_cells(run: RunRecord) -> list[str]:
     if not model.image:
         return [LOGISTIC] * 5
     augment = FEATURE_CACHE if _is_cached_probe(model, training) else ("yes" if training.augment else "no")
+    acquisition = training.acquisition_augment
+    if acquisition is not None:  # MRI acquisition augmentation (TorchIO): views for a cached probe
+        views = f", {acquisition.views} views per frame" if _is_cached_probe(model, training) else ""
+        augment = f"{augment}; acquisition (TorchIO{views})"
+    if model.standardize != "none":
+        augment += f"; {model.standardize} standardisation fitted on training patients"
     return [f"{training.epochs} / {training.batch_size} / {training.lr} / {training.patience}", augment,
             _batchnorm(model, training), training.frames, str(run.precision or "not recorded")]
 

@@ -9,11 +9,14 @@ import yaml
 
 from vcpred.errors import ConfigError
 from vcpred.models import ModelSpec
+from vcpred.models.spec import without_defaults
+from vcpred.training.acquisition import AcquisitionAugment
 
 FRAMES = ("all", "main")
 BATCHNORM = ("update", "frozen")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+OPTIONAL = {"acquisition": None}  # settings added later: left out of to_dict at their default (hashes kept)
 
 
 @dataclass
@@ -33,6 +36,8 @@ class TrainingParams:
     # scale/shift still train); "update": PyTorch's default, statistics follow the training batches.
     batchnorm: str = "update"
     seed: int = 0
+    # MRI acquisition augmentation (vcpred.training.acquisition): None = off; a mapping ({} = defaults)
+    acquisition: dict | None = None
 
     def __post_init__(self) -> None:
         checks = [(self.frames in FRAMES, f"frames must be one of {FRAMES}"),
@@ -44,6 +49,12 @@ class TrainingParams:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.acquisition is not None:  # validated now; stored complete, so the run records every range
+            self.acquisition = AcquisitionAugment.from_dict(self.acquisition).to_dict()
+
+    @property
+    def acquisition_augment(self) -> AcquisitionAugment | None:
+        return None if self.acquisition is None else AcquisitionAugment.from_dict(self.acquisition)
 
 
 @dataclass
@@ -57,6 +68,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         data = asdict(self)
+        data["model"] = self.model.to_dict()
+        data["training"] = without_defaults(data["training"], OPTIONAL)
         for key in ("manifest", "store", "splits"):
             data[key] = str(data[key])
         return data

@@ -33,6 +33,9 @@ from vcpred.training.data import FrameSet
 def cache_key(built: BuiltModel, store: Path, patient_ids: list[str]) -> str:
     parts = [built.spec.backbone, built.weights.name, str(built.weights.sha256), built.spec.input_scale,
              str(built.spec.seed if built.weights.name == "random" else "")]
+    standardizer = getattr(built.core, "standardizer", None)
+    if standardizer is not None:  # features of standardised frames depend on the run's landmarks
+        parts.append(f"histogram-standardization:{standardizer.signature()}")
     for pid in sorted(set(patient_ids)):
         parts.append(f"{pid}:{verified_sha256(store, pid)}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:24]

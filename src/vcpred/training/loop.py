@@ -103,6 +103,7 @@ class Trainer:
         self.use_features = use_features
         self.net = built.net.to(device)
         self.generator = torch.Generator().manual_seed(params.seed)
+        self.acquisition = params.acquisition_augment  # training batches only, never at predict
         # CNN training in NHWC: oneDNN's convolutions run 1.3x (96 px) to 1.7x (224 px) faster on this
         # CPU (benchmarks/bench_layout.py). From fit to the last predict: safetensors stores contiguous
         # tensors, so `contiguous` hands them back before saving.
@@ -193,6 +194,8 @@ class Trainer:
             batch = inputs[index]
             if self.params.augment and not self.use_features:
                 batch = augment(batch, self.generator)
+            if self.acquisition is not None and not self.use_features:
+                batch = self.acquisition(batch, seed=int(torch.randint(2**31, (1,), generator=self.generator)))
             clinical = train.clinical[index] if train.clinical is not None else None
             tick = time.perf_counter()
             loss = loss_fn(self.logits(batch, clinical, self.precision), labels[index].to(self.device))

@@ -43,6 +43,7 @@ from vcpred.jsonio import json_text
 from vcpred.models import ClinicalLogistic, ClinicalPreprocessor, create_model, save_model
 from vcpred.output_folder import replacing
 from vcpred.runs import RETRAIN, RunRecord, is_finished, output_problems, read_done, write_predictions
+from vcpred.training.augmented_features import cached_view_features, fit_standardization, with_views
 from vcpred.training.config import TrainConfig
 from vcpred.training.data import FrameSet, load_frames
 from vcpred.training.features import cached_features
@@ -291,6 +292,8 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     precision = resolve_precision(params.precision, device)
     width = plan.clinical.width if plan.clinical else 0
     built = create_model(spec, clinical_features=width)
+    standardization = (fit_standardization(built, config.store, [r.patient_id for r in plan.train])
+                       if spec.standardize == "histogram" else None)  # before any features are computed
     main_only = params.frames == "main"
     use_features = spec.method == "linear" and params.feature_cache
     load = partial(load_frames, config.store, preprocessor=plan.clinical, pixels=not use_features)
@@ -304,6 +307,8 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
     cache_hit = None
     if use_features:
         inputs, cache_hit = _feature_inputs(built, config, plan, train, val, scored, device)
+        if params.acquisition is not None:
+            train, inputs["train"], views_hit = _view_inputs(built, config, plan, train, inputs["train"], device)
     inputs = {name: host_tensor(tensor, device) for name, tensor in inputs.items()}
     trainer = Trainer(built, params, device, precision, use_features=use_features)
     console.say(f"training {config.configuration} split {split}: {len(plan.train)} train / {len(plan.val)} "
@@ -324,7 +329,28 @@ def _train_image_model(config: TrainConfig, plan: RunPlan, split: int, out: Path
                "parameters": built.counts(), "feature_cache_hit": cache_hit}
     extra = {"weights": built.weights.to_dict(), "device": device.type, "precision": precision,
              "scoring_precision": "fp32", "parameters": built.counts()}
+    if params.acquisition is not None:
+        extra["acquisition_augmentation"] = {
+            "library": f"torchio {metadata.version('torchio')}", **params.acquisition,
+            "applied_to": "frozen-feature views" if use_features else "training batches"}
+        if use_features:
+            metrics["acquisition_views_cache_hit"] = views_hit
+    if standardization is not None:
+        extra["histogram_standardization"] = standardization
     return metrics, prediction_table(scored, probabilities, split), extra
+
+
+def _view_inputs(built, config, plan, train, train_features, device):
+    """The training samples followed by their acquisition-augmented views, as features (the views of
+    every development patient are cached once: vcpred.training.augmented_features)."""
+    development = plan.cohort.subset("development")
+    frames = load_frames(config.store, development, ["development"] * len(development), main_only=False,
+                         preprocessor=None, pixels=False)
+    views, hit = cached_view_features(built, config.store, frames, config.training.acquisition_augment,
+                                      config.training.seed, device)
+    position = {(p, int(o)): i for i, (p, o) in enumerate(zip(frames.patient_ids, frames.offsets))}
+    train, stacked = with_views(train, train_features, views, position)
+    return train, stacked, hit
 
 
 def _feature_inputs(built, config, plan, train, val, scored, device):
