@@ -76,9 +76,12 @@ def open_patient(client, index: int) -> dict:
     return answer.json()
 
 
-def save(client, index: int, roi: list[int], headers=PAGE):
+def save(client, index: int, roi: list[int], headers=PAGE, version: int | None = None):
+    """Save as the page does, with the row version it saw (default: the current one)."""
+    if version is None:
+        version = client.get("/api/annotate").json()["patients"][index]["version"]
     return client.post(f"/api/annotate/patients/{index}/roi", headers=headers,
-                       json={"slice": roi[0], "box": roi[1:]})
+                       json={"slice": roi[0], "box": roi[1:], "version": version})
 
 
 def test_saving_every_true_roi_gives_back_the_original_manifest_byte_for_byte(synthetic, cohort, tmp_path):
@@ -195,7 +198,7 @@ def test_a_box_outside_the_image_is_refused(cohort, tmp_path, roi, status, says)
 def test_a_save_before_the_image_was_read_or_of_an_unknown_patient_is_refused(cohort, tmp_path):
     with annotating(cohort, tmp_path) as client:
         assert save(client, 0, [5, 10, 10, 30, 30]).status_code == 409
-        assert save(client, 7, [5, 10, 10, 30, 30]).status_code == 404
+        assert save(client, 7, [5, 10, 10, 30, 30], version=0).status_code == 404
         wrong = client.post("/api/annotate/patients/0/roi", headers=PAGE, json={"slice": "5", "box": [1, 2, 3, 4]})
         assert wrong.status_code == 422
 
@@ -382,3 +385,25 @@ def test_the_annotation_server_loads_no_model_library():
             "print(sorted(m for m in ('torch', 'timm', 'peft') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stderr
+
+
+def test_a_save_from_a_page_that_missed_another_save_of_the_row_is_refused(cohort, tmp_path):
+    """Two tabs (or clients) on the same patient: the second save names the row version it saw; a
+    stale one is 409 with a message, never a silent overwrite (issue 27)."""
+    with annotating(cohort, tmp_path) as client:
+        open_patient(client, 0)
+        seen = client.get("/api/annotate").json()["patients"][0]["version"]
+        first = save(client, 0, [3, 10, 10, 30, 30], version=seen)
+        assert first.status_code == 200, first.text
+        assert first.json()["patient"]["version"] == seen + 1
+        stale = save(client, 0, [4, 12, 12, 32, 32], version=seen)
+        assert stale.status_code == 409 and "another tab or client" in stale.json()["error"]
+        assert true_cells(cohort)[0] == ["3", "10", "10", "30", "30"]
+        missing = client.post("/api/annotate/patients/0/roi", headers=PAGE, json={"slice": 4, "box": [12, 12, 32, 32]})
+        assert missing.status_code == 422 and "version" in missing.json()["error"]
+        again = save(client, 0, [4, 12, 12, 32, 32], version=seen + 1)
+        assert again.status_code == 200 and true_cells(cohort)[0] == ["4", "12", "12", "32", "32"]
+
+
+def true_cells(manifest: Path) -> list[list[str]]:
+    return [line.split(",")[-ROI_CELLS:] for line in manifest.read_text().splitlines()[1:]]

@@ -8,8 +8,10 @@ on its patient and the session goes on.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from urllib.request import Request, urlopen
 
 from browser import chromium_driver, require_chromium
 from test_annotate import blank_rois, cohort, synthetic, true_rois  # noqa: F401 (fixtures)
@@ -67,8 +69,16 @@ def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohor
         assert text(driver, "slice-label").startswith("image ")  # PACS numbering (InstanceNumber)
         assert not driver.find_element("id", "save-roi").is_enabled()  # nothing drawn yet
 
-        # Patient 1: the box drawn with the mouse on the true slice, then "Save and next".
+        # An arrow key without a box places none (issue 27: it used to put a 32 x 32 box in the centre
+        # that could be saved unseen): the box is drawn or typed on purpose.
         canvas = driver.find_element("id", "view")
+        driver.execute_script("arguments[0].focus()", canvas)
+        canvas.send_keys(Keys.ARROW_RIGHT)
+        assert "draw the ROI box" in text(driver, "status")
+        assert not driver.find_element("id", "save-roi").is_enabled()
+        assert driver.find_element("id", "roi-info").get_attribute("data-box") in (None, "")
+
+        # Patient 1: the box drawn with the mouse on the true slice, then "Save and next".
         scroll_to_slice(driver, canvas, truth[0][0])
         draw_box(driver, canvas, truth[0][1:])
         first = shown_roi(driver)
@@ -106,6 +116,17 @@ def test_three_patients_annotated_on_the_page_pass_cohort_check(synthetic, cohor
         driver.find_element("id", "patient-list").find_elements("tag name", "button")[0].click()
         wait_for_patient(driver, 0)
         assert shown_roi(driver) == first
+
+        # Another tab or client saves patient 1 meanwhile: this page's save is refused, and says so.
+        other = Request(f"{url}api/annotate/patients/0/roi", method="POST", headers={
+            "X-Vcpred-Request": "1", "Content-Type": "application/json"},
+            data=json.dumps({"slice": first[0], "box": first[1:], "version": 1}).encode())
+        assert urlopen(other, timeout=30).status == 200
+        driver.execute_script("arguments[0].focus()", canvas)
+        canvas.send_keys(Keys.ARROW_DOWN)
+        driver.find_element("id", "save-roi").click()
+        wait_for(driver, lambda d: "another tab or client" in text(d, "status"))
+        assert "not saved" in text(driver, "status")
     assert saved_rois(cohort) == [[str(v) for v in roi] for roi in (first, truth[1], truth[2])]
     assert main(["cohort", "check", str(cohort)]) == 0
     assert cohort.with_name("manifest.csv.bak").read_text() == blank_rois((synthetic / "manifest.csv").read_text())

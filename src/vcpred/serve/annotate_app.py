@@ -16,7 +16,7 @@ from starlette.routing import Route
 from vcpred.errors import VcpredError
 from vcpred.imaging.pipeline import PrepareParams
 from vcpred.serve.annotate_session import AnnotateSession
-from vcpred.serve.roi import read_roi
+from vcpred.serve.roi import read_roi, whole_number
 from vcpred.serve.viewer import STATIC, close_study, error_response, get_study, new_study, read_json, viewer_app, volume
 from vcpred.serve.loading import READING
 from vcpred.serve.settings import ServeSettings
@@ -58,8 +58,11 @@ async def open_patient(request: Request) -> JSONResponse:
 async def save_roi(request: Request) -> JSONResponse:
     session: AnnotateSession = request.app.state.session
     try:
-        roi_slice, box = read_roi(await read_json(request))
-        patient = await run_in_threadpool(session.save, request.path_params["index"], roi_slice, box)
+        body = await read_json(request)
+        roi_slice, box = read_roi(body)
+        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
+                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        patient = await run_in_threadpool(session.save, request.path_params["index"], roi_slice, box, version)
     except VcpredError as exc:
         return error_response(request, exc)
     return JSONResponse({"patient": patient.public(), **session.progress()})

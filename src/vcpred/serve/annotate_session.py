@@ -18,12 +18,18 @@ from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, ima
     read_manifest_table
 from vcpred.errors import ImageReadError, ManifestError
 from vcpred.serve.annotate_manifest import ManifestFile
-from vcpred.serve.errors import NotReady, StudyNotFound
+from vcpred.serve.errors import NotReady, ServeError, StudyNotFound
 from vcpred.serve.roi import check_box
 from vcpred.serve.limits import check_shape
 from vcpred.serve.series import SeriesEntry, identity_of
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study
+
+
+class RowChanged(ServeError):
+    """A save based on a version of the row that another save has replaced."""
+
+    status = 409
 
 
 def lock_path(manifest: Path) -> Path:
@@ -48,6 +54,7 @@ class Patient:
     series: str | None
     cells: list[str]  # the five ROI cells as written
     shape: tuple[int, int, int] | None = None  # known once the image was read in this session
+    version: int = 0  # saves of this row in this session: a save names the version it saw
 
     @property
     def roi(self) -> dict | None:
@@ -59,7 +66,7 @@ class Patient:
     def public(self) -> dict:
         partly = self.roi is None and any(self.cells)
         return {"index": self.index, "patient_id": self.patient_id, "row": self.line, "roi": self.roi,
-                "partly_filled": partly}
+                "partly_filled": partly, "version": self.version}
 
 
 def annotated_sequence(path: Path, frame) -> str:
@@ -136,15 +143,23 @@ class AnnotateSession:
         study.root, study.series, study.chosen, study.image, study.volume = path.parent, [entry], entry, path, volume
         patient.shape = tuple(volume.shape)
 
-    def save(self, index: int, roi_slice: int, box: tuple[int, int, int, int]) -> Patient:
-        """Write the patient's ROI into the manifest (the box checked against its image)."""
+    def save(self, index: int, roi_slice: int, box: tuple[int, int, int, int], version: int) -> Patient:
+        """Write the patient's ROI into the manifest (the box checked against its image), if the row
+        is still at the version the saving page saw (RowChanged otherwise: no silent overwrite of
+        another tab's or client's save)."""
         patient = self.patient(index)
         if patient.shape is None:
             raise NotReady(f"open patient {patient.patient_id!r} first: the box is checked against the image")
         check_box(roi_slice, box, patient.shape)
         cells = [str(int(v)) for v in (roi_slice, *box)]
         with self._saving:
+            if version != patient.version:
+                now = patient.roi
+                shown = f"slice {now['slice']}, box {now['box']}" if now else "no ROI"
+                raise RowChanged(f"the ROI of {patient.patient_id!r} was saved from another tab or client since this "
+                                 f"page read it (it is now {shown}); nothing was saved: reload the page to see it, "
+                                 "then save again")
             self.manifest.save_roi(patient.line, cells)
-            patient.cells = cells
+            patient.cells, patient.version = cells, patient.version + 1
         return patient
 

@@ -65,7 +65,9 @@ async function saveRoi(andNext = false) {
     return;
   }
   try {
-    const answer = await (await postJson(`/api/annotate/patients/${index}/roi`, {slice: roi.slice, box: roi.box})).json();
+    // The row version this page read: a save from another tab or client meanwhile is refused (409).
+    const answer = await (await postJson(`/api/annotate/patients/${index}/roi`,
+                                         {slice: roi.slice, box: roi.box, version: patients()[index].version})).json();
     const session = annotation().session, saved = answer.patient;
     const [r0, c0, r1, c1] = saved.roi.box;
     setAnnotation({saved: roi, session: {...session, annotated: answer.annotated, total: answer.total,

@@ -12,13 +12,6 @@ export function validBox(box, rows, cols) {
   return box.every(Number.isInteger) && r0 >= 0 && c0 >= 0 && r1 <= rows && c1 <= cols && r1 - r0 >= 4 && c1 - c0 >= 4;
 }
 
-// A 32 x 32 pixel box (smaller on a smaller image) in the middle of the slice.
-export function centredBox(rows, cols) {
-  const side = Math.max(4, Math.min(32, rows, cols));
-  const r0 = Math.floor((rows - side) / 2), c0 = Math.floor((cols - side) / 2);
-  return [r0, c0, r0 + side, c0 + side];
-}
-
 // The box moved by [dr, dc] without leaving the image, or (resize) its lower-right corner moved,
 // keeping at least 4 x 4 pixels.
 export function nudgedBox(box, [dr, dc], resize, rows, cols) {

@@ -1,9 +1,9 @@
 // The image's controls: mouse (ROI, window/level, pan), wheel (slices, Ctrl: zoom), keyboard (arrows
 // move the ROI, Ctrl/Alt + arrows resize it, Page Up/Down change slices), the slider, the zoom and
 // reset buttons. Each handler only computes the new state.
-import {$, setState, state} from "./state.js";
+import {$, setState, setStatus, state} from "./state.js";
 import {dragBox, viewGeometry} from "./canvas.js";
-import {centredBox, nudgedBox, roiPatch} from "./roi.js";
+import {nudgedBox, roiPatch} from "./roi.js";
 
 export const slicePatch = (index) => ({slice: Math.min(state.shape[0] - 1, Math.max(0, index))});
 
@@ -88,8 +88,8 @@ function zoomBy(factor, anchor = null) {
 const MOVES = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
 
 // Keyboard on the focused image: arrows move the box (Shift: 5 pixels), Ctrl/Alt + arrows move its
-// lower-right corner (resize), Page Up/Down change the slice. Without a box, the first arrow puts a
-// 32 x 32 pixel box in the middle of the current slice.
+// lower-right corner (resize), Page Up/Down change the slice. Without a box the arrows only say how to
+// make one: a box is always drawn or typed on purpose, never a default that could be saved unseen.
 function onKey(event) {
   if (!state.volume) return;
   if (event.key === "PageUp" || event.key === "PageDown") {
@@ -101,7 +101,7 @@ function onKey(event) {
   event.preventDefault();
   const [, rows, cols] = state.shape;
   if (!state.roi) {
-    setState(roiPatch(state.slice, centredBox(rows, cols)));
+    setStatus("draw the ROI box with the mouse (or type it below) first; the arrow keys then move it", true);
     return;
   }
   const step = event.shiftKey ? 5 : 1, move = MOVES[event.key].map((v) => v * step);
