@@ -1,7 +1,8 @@
 """MODEL_CARD.md for an exported model: intended use, notice (and a synthetic-data warning), the
 training population (development set only) and the external evaluation population, the loss,
 what validation data chose, performance (with the ensemble's DeLong CI and calibration from
-`vcpred evaluate`), limits. "n/a" stands wherever a number could not be computed."""
+`vcpred evaluate`), the export's recalibration and its out-of-sample calibration, limits. "n/a"
+stands wherever a number could not be computed."""
 
 from __future__ import annotations
 
@@ -121,6 +122,9 @@ def _performance(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
     external = rows[rows["set"] == "external"]
     if not external.empty:
         lines += _ensemble_lines(external.iloc[0], ensemble)
+        if _export_record(meta):
+            lines.append("- (these are the split models' own probabilities; the exported model's are recalibrated: "
+                         "see Calibration and recalibration)")
     return lines
 
 
@@ -136,7 +140,8 @@ def _validation(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
             step = clinical_step(summary)
         except (OSError, pd.errors.ParserError, json.JSONDecodeError, KeyError):
             lines.append("- (EVAL not readable: the evaluation's choices are not listed)")
-    uses, others = validation_uses(early_stopping=meta.image, best=best, rule=rule, step=step)
+    uses, others = validation_uses(early_stopping=meta.image, best=best, rule=rule, step=step,
+                                   recalibrated=_export_record(meta) is not None)
     if best is not None and best != variant:
         others.insert(0, f"This model ({variant}) is not the evaluation's best variant; who chose to export it is "
                          "not recorded.")
@@ -158,7 +163,76 @@ def _warning(training_data: dict) -> list[str]:
     return [f"**{warning_sentence()}**", ""] if is_synthetic(training_data) else []
 
 
-def _limits(training_data: dict) -> list[str]:
+def _export_record(meta: BundleMeta) -> dict | None:
+    """The recalibration `vcpred export` fitted (None: none, or one from `vcpred validate`)."""
+    record = meta.recalibration or {}
+    return record if record.get("fitted_at") == "export" else None
+
+
+def _calibration_row(label: str, before: dict | None, after: dict | None) -> str:
+    def cells(m: dict | None) -> list[str]:
+        if not m:
+            return ["n/a"] * 3
+        return [f"{m['mean_minus_prevalence']:+.3f}" if finite(m.get("mean_minus_prevalence")) else "n/a",
+                _fmt(m.get("calibration_slope"), 2), _fmt(m.get("calibration_intercept"), 2)]
+
+    first, second = cells(before), cells(after)
+    return f"| {label} | " + " | ".join(f"{a} → {b}" for a, b in zip(first, second)) + " |"
+
+
+def calibration_sentence(validation: dict | None) -> str | None:
+    """bundle.json `validation_calibration` in one sentence (for the report); None when not recorded."""
+    if not validation or not validation.get("before"):
+        return None
+    before, after = validation["before"], validation.get("after")
+
+    def pair(key: str, digits: int, signed: bool = False) -> str:
+        def one(m):
+            value = m.get(key)
+            return (f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}") if finite(value) else "n/a"
+        return f"{one(before)} → {one(after)}" if after else one(before)
+
+    where = f"{validation['patients']} development patients, out-of-split"
+    how = (f"before → after the export's recalibration, cross-fitted over {validation['folds']} folds" if after
+           else f"not recalibrated: {validation['reason']}")
+    return (f"Validation calibration of the exported model ({where}; {how}): calibration slope "
+            f"{pair('calibration_slope', 2)}, calibration intercept {pair('calibration_intercept', 2)}, mean "
+            f"probability − prevalence {pair('mean_minus_prevalence', 3, signed=True)} (ideal 1, 0, 0).")
+
+
+def _calibration(meta: BundleMeta) -> list[str]:
+    """The export's recalibration and the calibration before and after it, out of sample."""
+    validation = meta.validation_calibration
+    if not validation:
+        return ["Not recorded (exported by an earlier vcpred, or not by `vcpred export`)."]
+    record = _export_record(meta)
+    if record:
+        lines = [f"The probabilities are recalibrated: probability = expit({record['intercept']:.4f} + "
+                 f"{record['slope']:.4f} × logit(p)), p = the split models' ensemble probability, fitted by maximum "
+                 f"likelihood on the out-of-split probabilities of {validation['patients']} development patients "
+                 f"({validation['events']} events). The thresholds are mapped through the same function "
+                 f"({record['threshold_before']:.4f} → {meta.threshold:.4f}), so the same patients are called high "
+                 "risk and every AUC is unchanged."]
+    else:
+        lines = [f"Not recalibrated: {validation['reason']}. The probabilities are the split models' own."]
+    lines += ["", "| patients | mean probability − prevalence | calibration slope | calibration intercept |",
+              "|---|---|---|---|",
+              _calibration_row(f"development, out-of-split ({validation['patients']})", validation.get("before"),
+                               validation.get("after"))]
+    external = validation.get("external")
+    if external:
+        lines.append(_calibration_row(f"external ({external['before']['n']})", external["before"],
+                                      external.get("after")))
+    lines += ["", "Before → after the recalibration (after: n/a when there is none); ideal: 0, 1, 0. Development "
+              f"patients: {validation['source']}; the recalibrated column is measured by {validation['cross_fitting']}"
+              ". "
+              + ("External patients: the split ensemble, recalibrated with the fit on all development patients; "
+                 "the external set fits and chooses nothing." if external else "External patients: none labelled "
+                 "(at least 2 cases and 2 controls needed).")]
+    return lines
+
+
+def _limits(training_data: dict, recalibrated: bool) -> list[str]:
     synthetic = (["- Trained and evaluated on synthetic data from `vcpred synth`: the numbers above say nothing "
                   "about real patients."] if is_synthetic(training_data) else [])
     return [
@@ -171,8 +245,10 @@ def _limits(training_data: dict) -> list[str]:
         "- Missing clinical values imputed with training medians reduce reliability.",
         "- The risk category uses a threshold chosen on development validation data; its sensitivity and "
         "specificity in a new population are unknown until validated there.",
-        "- Calibration was measured on the external set only and never corrected; recalibrate before using "
-        "probabilities at face value in a new population."]
+        ("- The recalibration was fitted on development patients: in a new population the probabilities may be "
+         "miscalibrated again; check them there (`vcpred validate`) before using them at face value." if recalibrated
+         else "- The probabilities were not recalibrated; recalibrate before using them at face value in a new "
+              "population (`vcpred validate --recalibrate`).")]
 
 
 def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
@@ -185,6 +261,8 @@ def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
     training_data = recorded({"training_data": meta.training_data})
     training, external = _populations(sources, training_data)
     loss = loss_text([recorded_loss(s.path) for s in sources], image=meta.image)
+    if _export_record(meta):
+        loss += " in training; the export recalibrates the probabilities (see Calibration and recalibration)"
     parts = [
         f"# Model card: {meta.model_id}", "", f"**{RESEARCH_NOTICE}**", "", *_warning(training_data),
         "## Intended use",
@@ -204,6 +282,7 @@ def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
         "## External evaluation population", *external, "",
         "## What validation data was used for", *_validation(meta, eval_dir), "",
         "## Performance", *_performance(meta, eval_dir), "",
-        "## Known limits", *_limits(training_data), "",
+        "## Calibration and recalibration", *_calibration(meta), "",
+        "## Known limits", *_limits(training_data, bool(meta.recalibration)), "",
     ]
     return "\n".join(parts)

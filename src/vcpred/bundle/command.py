@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="validation patients per split scored in bf16 to check that bf16 moves no probability "
                              "by 1e-3 or more, which `vcpred predict --precision auto` requires (default 8; 0: no "
                              "check, so auto predicts in fp32)")
+    parser.add_argument("--recalibrate", action=argparse.BooleanOptionalAction, default=True,
+                        help="fit a logistic recalibration of the probabilities on the development patients' "
+                             "out-of-split predictions when they hold at least 10 cases and 10 controls, and record "
+                             "its cross-fitted calibration; thresholds are mapped through it, so risk categories do "
+                             "not change (default: on; --no-recalibrate: the split models' own probabilities)")
     parser.add_argument("--force", action="store_true", help="replace an earlier export in --out")
     parser.set_defaults(func=run_export)
 
@@ -33,6 +38,6 @@ def run_export(args: argparse.Namespace) -> int:
 
     out = export_configuration(args.runs, args.configuration, args.out, eval_dir=args.eval_dir, ap=args.ap,
                                rule=args.aggregate, force=args.force,
-                               bf16_check_patients=args.bf16_check_patients)
+                               bf16_check_patients=args.bf16_check_patients, recalibrate=args.recalibrate)
     console.say(f"wrote {out}")
     return 0

@@ -5,6 +5,11 @@ predictions (predictions.csv), aggregated the way the bundle predicts (AP over f
 chosen aggregate, or the main frame only), with vcpred.stats.youden_threshold: the same rule as
 `vcpred evaluate`, so an EVAL folder is not needed. EVAL is read only for the model card's
 performance numbers. The development threshold is the median over splits.
+
+Recalibration (vcpred.bundle.export_calibration): unless turned off, or the development patients
+are too few, a logistic recalibration is fitted on the development patients' out-of-split
+probabilities and recorded in bundle.json; the threshold and each split's threshold are then mapped
+through it (after the median is taken on the raw scale), so the same patients are called high risk.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from vcpred.bundle.files import (
     SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, parse_meta, write_bundle_json,
 )
 from vcpred.bundle.card import model_card
+from vcpred.bundle.export_calibration import export_calibration
+from vcpred.bundle.recalibration import apply as recalibrated
 from vcpred.bundle.precision_check import bf16_check
 from vcpred.runs import (
     RunRecord, configuration_run_dirs, read_finished, run_label, split_dir_name, verify_outputs,
@@ -67,11 +74,25 @@ def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     return found
 
 
-def split_threshold(run: RunRecord, *, ap: bool, rule: str) -> float | None:
-    """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite."""
-    table = aggregate(read_run(run).predictions, ap=ap, rule=rule)
+def run_table(run: RunRecord, *, ap: bool, rule: str):
+    """This run's predictions aggregated the way the bundle predicts (AP over frames when ap)."""
+    return aggregate(read_run(run).predictions, ap=ap, rule=rule)
+
+
+def split_threshold(run: RunRecord, *, ap: bool, rule: str, table=None) -> float | None:
+    """Youden's threshold on this run's validation patients (AP-aggregated when ap); None if infinite.
+    table: run_table(run, ap=ap, rule=rule) when already read."""
+    table = run_table(run, ap=ap, rule=rule) if table is None else table
     threshold, _, _ = validation_threshold(table, run.path / "predictions.csv")
     return threshold if abs(threshold) != float("inf") else None
+
+
+def _training_cohort(sources: list[RunRecord], training_data: dict) -> dict:
+    """The manifest the split models were trained on, as a recalibration record names its cohort."""
+    from vcpred.cohort.provenance import is_synthetic
+
+    return {"manifest": str(sources[0].manifest), "manifest_sha256": sources[0].manifest_sha256,
+            "synthetic": is_synthetic(training_data)}
 
 
 def prepare_params(run: RunRecord) -> dict:
@@ -144,10 +165,12 @@ def export_image_split(run: RunRecord, target: Path) -> dict:
 
 def export_configuration(runs: str | Path, configuration: str, out: str | Path, *, eval_dir: str | Path | None = None,
                          ap: bool = True, rule: str = "mean", force: bool = False,
-                         bf16_check_patients: int = BF16_CHECK_PATIENTS) -> Path:
+                         bf16_check_patients: int = BF16_CHECK_PATIENTS, recalibrate: bool = True) -> Path:
     """Write MODEL_DIR (layout in vcpred.predict.bundle) for one configuration; returns it.
     bf16_check_patients: validation patients per split scored in bf16 for `--precision auto`
-    (vcpred.bundle.precision_check; 0: no check, so auto predicts in fp32)."""
+    (vcpred.bundle.precision_check; 0: no check, so auto predicts in fp32). recalibrate: fit the
+    recalibration on the development patients' out-of-split probabilities when they are enough
+    (vcpred.bundle.export_calibration); the one line saying what was done is printed."""
     if rule not in AGGREGATES:
         raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     if bf16_check_patients < 0:
@@ -159,7 +182,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
     # Written beside MODEL_DIR and put in place complete: a failed export leaves an earlier one as it was;
     # only an earlier export is replaced (with --force), never another folder (vcpred.output_folder).
     with replacing(out, kind="model", force=force) as folder:
-        entries, family, specs = [], None, []
+        entries, family, specs, tables = [], None, [], {}
         for run in console.progress(sources, desc="export"):
             target = folder / split_dir_name(run.split)
             target.mkdir()
@@ -169,11 +192,14 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
                 exported = export_image_split(run, target)
                 family = exported["family"]
                 specs.append(exported["spec"])
+            tables[run.split] = run_table(run, ap=ap and image, rule=rule)
             entries.append({"split": run.split, "dir": target.name, "run": str(run.path),
-                            "threshold": split_threshold(run, ap=ap and image, rule=rule)})
+                            "threshold": split_threshold(run, ap=ap and image, rule=rule, table=tables[run.split])})
         if len({json.dumps({**s, "seed": 0}, sort_keys=True) for s in specs}) > 1:
             raise ConfigError(f"the split runs of {configuration!r} use different model settings; export needs one")
         shared = image and keep_shared_backbone_once(folder, [e["dir"] for e in entries])
+        training_data = combined_training_data([run.training_data for run in sources])
+        calibration = export_calibration(tables, enabled=recalibrate, cohort=_training_cohort(sources, training_data))
         meta = {
             "configuration": configuration, "kind": "image" if image else "clinical_only", "family": family,
             "ap": bool(ap and image), "aggregate": rule,
@@ -182,11 +208,13 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
             "prepare_params": prepare_params(sources[0]) if image else None,
             "spec": specs[0] if specs else None, "splits": entries,
             "shared_backbone": SHARED_BACKBONE_FILE if shared else None,
-            "training_data": combined_training_data([run.training_data for run in sources]),
+            "training_data": training_data,
             "bf16_check": bf16_check(folder, sources, entries, ap=bool(ap and image), rule=rule,
                                      patients=bf16_check_patients) if image else None,
+            "recalibration": calibration.record, "validation_calibration": calibration.validation,
         }
         finalise_bundle(folder, meta, lambda full: model_card(full, sources, eval_dir))
+    console.say(calibration.line)
     return out
 
 
@@ -219,21 +247,43 @@ def _ensemble_threshold(splits: list[dict]) -> float:
 
 def finalise_bundle(out: Path, meta: dict, card) -> Path:
     """Complete meta (format, id, threshold, hashes) for the split folders already in out, write
-    MODEL_CARD.md (card(meta) -> text) and bundle.json; returns out."""
+    MODEL_CARD.md (card(meta) -> text) and bundle.json; returns out. With meta['recalibration'] (an
+    export's, without threshold_before), the thresholds are mapped through it."""
     files = sha256_files(out, sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()))
     tag = "+AP" if meta["ap"] else ""
     version = SHARED_BACKBONE_VERSION if meta.get("shared_backbone") else BUNDLE_VERSION
     meta = {"format": BUNDLE_FORMAT, "version": version, "vcpred_version": __version__,
-            "model_id": f"{meta['configuration']}{tag}@{_short_id(files)}", **meta,
+            "model_id": f"{meta['configuration']}{tag}@{_short_id(files, meta.get('recalibration'))}", **meta,
             "threshold": _ensemble_threshold(meta["splits"]),
             "threshold_rule": "median over split models of Youden's J threshold on each split's validation "
                               "predictions (AP-aggregated when ap)",
             "notice": RESEARCH_NOTICE}
+    if meta.get("recalibration"):
+        meta = _recalibrated_thresholds(meta)
     (out / CARD_FILE).write_text(card(parse_meta(meta)))
     write_bundle_json(out, meta, files)
     return out
 
 
-def _short_id(files: dict[str, str]) -> str:
-    """A short id from the hashes of the model files: the same tensors give the same id."""
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:10]
+def _recalibrated_thresholds(meta: dict) -> dict:
+    """The development threshold (the median, taken on the split models' own scale) and each split's
+    threshold mapped through the export's recalibration: a monotone map, so every patient keeps its
+    risk category while its probability changes."""
+    record = meta["recalibration"]
+    a, b = record["intercept"], record["slope"]
+
+    def mapped(value):
+        return None if value is None else recalibrated(float(value), a, b)
+
+    return {**meta, "recalibration": {**record, "threshold_before": meta["threshold"]},
+            "threshold": mapped(meta["threshold"]),
+            "threshold_rule": meta["threshold_rule"] + "; then mapped through the recalibration fitted at export "
+                                                       "(the same function as the probabilities)",
+            "splits": [{**e, "threshold": mapped(e["threshold"])} for e in meta["splits"]]}
+
+
+def _short_id(files: dict[str, str], recalibration: dict | None = None) -> str:
+    """A short id from the hashes of the model files (and the recalibration's intercept and slope, when
+    the export fitted one): the same tensors and the same recalibration give the same id."""
+    key = files if not recalibration else [files, [recalibration["intercept"], recalibration["slope"]]]
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]

@@ -18,7 +18,11 @@ splits [{split, dir, threshold, run}], threshold (the median of the split thresh
 threshold_rule, shared_backbone (version 2: "backbone.safetensors"), bf16_check (optional: how far bf16 moved the validation probabilities at export,
 for `--precision auto`: vcpred.bundle.precision_check), training_data {synthetic, evidence} (from
 the source runs' config.yaml: synthetic when any run's manifest came from `vcpred synth`; bundles
-exported before it was recorded read as not recorded, not synthetic), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
+exported before it was recorded read as not recorded, not synthetic), recalibration (optional: the
+logistic recalibration prediction applies, fitted by `vcpred export` on the development patients'
+out-of-split probabilities or by `vcpred validate --recalibrate`; vcpred.bundle.recalibration),
+validation_calibration (optional: the out-of-split calibration before and, cross-fitted, after the
+export's recalibration, or why there is none; vcpred.bundle.export_calibration), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
 """
 
@@ -64,7 +68,8 @@ class BundleMeta:
     """bundle.json, typed (the layout above). Keys that bundles of earlier vcpreds lack have defaults
     that say so; the parts other modules own stay mappings: prepare_params (imaging.PrepareParams),
     spec (models.ModelSpec), training_data (cohort.provenance), bf16_check
-    (predict.precision_check), recalibration (validate.recalibration)."""
+    (predict.precision_check), recalibration (bundle.recalibration), validation_calibration
+    (bundle.export_calibration)."""
 
     format: str
     version: int
@@ -85,6 +90,7 @@ class BundleMeta:
     shared_backbone: str | None = None
     bf16_check: dict[str, Any] | None = None
     recalibration: dict[str, Any] | None = None
+    validation_calibration: dict[str, Any] | None = None
     notice: str = ""
     vcpred_version: str = ""
     files: dict[str, str] = field(default_factory=dict)
@@ -93,6 +99,19 @@ class BundleMeta:
     @property
     def image(self) -> bool:
         return self.kind == "image"
+
+    @property
+    def split_models_threshold(self) -> float:
+        """The development threshold on the split models' own probability scale (the one `vcpred
+        evaluate` computes): `threshold`, or in a recalibrated bundle the threshold recorded before its
+        first recalibration (by export or validate)."""
+        record = self.recalibration
+        if not record:
+            return self.threshold
+        while record.get("previous"):
+            record = record["previous"]
+        before = record.get("threshold_before")
+        return self.threshold if before is None else float(before)
 
 
 def parse_meta(raw: dict, where: str | Path = BUNDLE_FILE) -> BundleMeta:

@@ -52,12 +52,16 @@ def clinical_step(summary: pd.DataFrame) -> str | None:
 
 
 def validation_uses(*, early_stopping: bool, best: str | None = None, rule: str | None = None,
-                    step: str | None = None) -> tuple[list[str], list[str]]:
-    """(what validation data chose, as list items; other choices and the external set's role)."""
+                    step: str | None = None, recalibrated: bool = False) -> tuple[list[str], list[str]]:
+    """(what validation data chose, as list items; other choices and the external set's role).
+    recalibrated: the exported model's probabilities were recalibrated at export."""
     uses, others = [], []
     if early_stopping:
         uses.append("early stopping: each image run keeps its epoch with the highest validation AUC")
     uses.append("risk thresholds: Youden's J on each split's validation predictions (an ensemble uses their median)")
+    if recalibrated:
+        uses.append("the recalibration of the probabilities: fitted at export on each development patient's "
+                    "out-of-split (validation) probabilities")
     if best and rule == DATA_RULE:
         uses.append(f"the best variant: {best} (highest mean internal AUC, i.e. on validation patients)")
     elif best:

@@ -190,8 +190,8 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = Tr
         prediction = _clinical_only_prediction(bundle, record)
     else:
         prediction = _image_prediction(bundle, record, explain, prepared)
-    if bundle.meta.recalibration:  # updated by `vcpred validate --recalibrate` (vcpred.validate.recalibration)
-        from vcpred.validate.recalibration import recalibrate_result
+    if bundle.meta.recalibration:  # fitted by `vcpred export` or `vcpred validate --recalibrate`
+        from vcpred.bundle.recalibration import recalibrate_result
 
         prediction.result = recalibrate_result(prediction.result, bundle.meta.recalibration)
     check_finite(prediction.result)

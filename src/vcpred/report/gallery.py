@@ -33,8 +33,12 @@ def _card(bundle, record, expected: float) -> Html:
     except VcpredError as exc:
         return tag("div", tag("p", tag("strong", record.patient_id)), note(f"not predicted: {exc}"), cls="case")
     probability = prediction.result["probability"]
-    agreement = "" if abs(probability - expected) <= AGREEMENT else (
+    # a recalibrated model's probability is compared on the split models' own scale, the evaluation's
+    own = (prediction.result.get("recalibration") or {}).get("probability_before", probability)
+    agreement = "" if abs(own - expected) <= AGREEMENT else (
         " - differs from the evaluation: the images or preprocessing changed since the runs")
+    if own != probability:
+        agreement = f"; {own:.3f} before recalibration{agreement}"
     png = heatmap_png(prediction, None, context=CONTEXT)
     image = png_image(png, f"heat map of {record.patient_id}") if png else note("no heat map (clinical-only model)")
     level = f", {record.level}" if record.level else ""

@@ -223,8 +223,9 @@ def check_bundle(bundle: BundleMeta, model_dir: Path, inputs: ReportInputs) -> N
         raise ReportError(f"model directory {model_dir} exports {variant!r}, which this evaluation does not "
                           f"contain ({', '.join(sorted(ensembles))}): it was exported from another runs folder")
     expected = ensembles[variant].get("threshold")
-    if expected is None or not math.isclose(bundle.threshold, expected, rel_tol=0, abs_tol=THRESHOLD_TOLERANCE):
-        raise ReportError(f"model directory {model_dir}: its threshold {bundle.threshold:.6f} differs from the "
+    threshold = bundle.split_models_threshold  # before any recalibration: the scale evaluate computes on
+    if expected is None or not math.isclose(threshold, expected, rel_tol=0, abs_tol=THRESHOLD_TOLERANCE):
+        raise ReportError(f"model directory {model_dir}: its threshold {threshold:.6f} differs from the "
                           f"evaluation's {variant!r} ensemble threshold ({expected}); it was exported from other "
                           "runs (or with another --aggregate): export it again from this evaluation's runs")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vcpred.bundle.card import calibration_sentence
 from vcpred.bundle.files import CARD_FILE
 from vcpred.html import Html, note, section, tag
 from vcpred.report.inputs import ReportInputs
@@ -16,5 +17,6 @@ def card_section(inputs: ReportInputs) -> Html:
     path = inputs.model_dir / CARD_FILE
     if not path.is_file():
         return section("card", "Model card", note(f"{path} is missing: export the model again."))
-    return section("card", "Model card", note(f"Rendered from {path}."),
+    calibration = calibration_sentence(inputs.bundle.validation_calibration if inputs.bundle else None)
+    return section("card", "Model card", *([note(calibration)] if calibration else []), note(f"Rendered from {path}."),
                    tag("div", markdown_html(path.read_text(), heading_offset=2), cls="card"))

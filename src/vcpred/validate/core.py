@@ -59,7 +59,8 @@ def _model_record(bundle) -> dict:
     if meta.recalibration:
         r = meta.recalibration
         record["recalibration"] = {"intercept": r["intercept"], "slope": r["slope"], "cohort": r["cohort"],
-                                   "recalibrated_from": r["recalibrated_from"]}
+                                   "recalibrated_from": r.get("recalibrated_from"),
+                                   "fitted_at": r.get("fitted_at", "validate")}
     return record
 
 
@@ -122,6 +123,8 @@ def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool
     from vcpred.validate import recalibration
 
     intercept, slope = recalibration.fit(scored.labels, scored.probabilities)
+    if bundle.meta.recalibration:
+        console.say(recalibration.composing_line(bundle.meta.recalibration))
     n, events = len(scored.table), int(scored.labels.sum())
     if min(events, n - events) < 10:
         console.warn(f"recalibration fitted on {events} event(s) and {n - events} control(s): its intercept and "

@@ -12,8 +12,13 @@ In a recalibrated bundle (bundle.json key `recalibration`), `vcpred predict` (an
 predicts through it: `predict --manifest`, `serve`, `validate`) reports p' as the probability, the
 split models' probabilities and their min-max through the same function, and the threshold from
 bundle.json (already on the new scale); per-frame probabilities stay the split models' own.
-Recalibrating an already recalibrated model composes the two updates into one (a, b) on the
-original models' probabilities. The original model directory is never changed.
+Recalibrating an already recalibrated model (by `vcpred export`, on the development patients'
+out-of-split probabilities, or by an earlier `validate --recalibrate`) composes: the new update is
+fitted on the model's current, recalibrated probabilities and composed with the earlier one into one
+(a, b) on the split models' own probabilities (`previous` keeps the earlier record); `vcpred
+validate` says so on one line. Composing or refitting on the split models' own probabilities gives
+the same function (a logistic update of a logistic update is one), so this only keeps the history.
+The original model directory is never changed.
 """
 
 from __future__ import annotations
@@ -24,83 +29,28 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-from scipy.special import expit, logit
-
 from vcpred.errors import VcpredError
 from vcpred.bundle.files import BundleMeta
-from vcpred.stats.calibration import EPS
-
-METHOD = ("logistic recalibration: p' = expit(a + b * logit(p)), p = the ensemble probability (mean over "
-          "split models), a and b fitted on the cohort by maximum likelihood")
-
-
-class RecalibrationError(VcpredError):
-    """The cohort cannot support a recalibration (too few patients of a class, separation, slope <= 0)."""
+# the update itself (fit, apply, compose, how prediction applies it) lives in the bundle layer, where
+# `vcpred export` fits one too; re-exported here for validate's callers
+from vcpred.bundle.recalibration import (  # noqa: F401
+    METHOD, RecalibrationError, apply, composed, fit, linear_predictor, recalibrate_result,
+)
 
 
-def linear_predictor(probability) -> np.ndarray:
-    """logit(p) with p clipped to [EPS, 1 - EPS] (vcpred.stats.calibration's clip)."""
-    return logit(np.clip(np.asarray(probability, dtype=float), EPS, 1 - EPS))
+def _where(record: dict) -> str:
+    """Where an earlier recalibration was fitted, in words."""
+    if record.get("fitted_at") == "export":
+        return "at export on the development patients' out-of-split probabilities"
+    cohort = record.get("cohort") or {}
+    return f"on {cohort.get('manifest', 'a cohort')}"
 
 
-def apply(probability, intercept: float, slope: float):
-    """expit(a + b * logit(p)); a float for a float, an array for an array."""
-    value = expit(intercept + slope * linear_predictor(probability))
-    return float(value) if np.ndim(value) == 0 else value
-
-
-def fit(labels: np.ndarray, probabilities: np.ndarray) -> tuple[float, float]:
-    """(a, b) of the calibration slope model on this cohort; RecalibrationError when it cannot be fitted."""
-    from vcpred.evaluate.per_split import missing_reason
-    from vcpred.stats import calibration
-
-    labels = np.asarray(labels, dtype=int)
-    cases, controls = int((labels == 1).sum()), int((labels == 0).sum())
-    reason = missing_reason(cases, controls)
-    if reason:
-        raise RecalibrationError(f"cannot recalibrate: the calibration model {reason}")
-    result = calibration(labels, probabilities)
-    if not result.converged or not np.isfinite([result.slope, result.slope_fit_intercept]).all():
-        raise RecalibrationError("cannot recalibrate: the calibration model does not converge on this cohort (the "
-                                 "probabilities separate cases from controls, or nearly); no recalibration written")
-    if result.slope <= 0:
-        raise RecalibrationError(f"cannot recalibrate: the calibration slope on this cohort is {result.slope:.3f} "
-                                 "(<= 0: the model ranks these patients the wrong way round); recalibration keeps "
-                                 "the ranking, so it cannot repair that")
-    return float(result.slope_fit_intercept), float(result.slope)
-
-
-def recalibrate_result(result: dict, record: dict) -> dict:
-    """A `predict_patient` result of a recalibrated bundle, with the probability, the split models'
-    probabilities, their spread, category and borderline flag on the recalibrated scale (the
-    threshold in `result` is already the bundle's, on that scale)."""
-    from vcpred.predict.predict import CATEGORIES
-
-    a, b = float(record["intercept"]), float(record["slope"])
-    raw = np.array([m["probability"] for m in result["per_model"]], dtype=float)
-    before = float(raw.mean())
-    models = apply(raw, a, b)
-    probability, low, high = apply(before, a, b), float(models.min()), float(models.max())
-    threshold = float(result["threshold"])
-    out = dict(result)
-    out.update(probability=probability, sd=float(models.std(ddof=1)) if len(models) > 1 else 0.0,
-               interval={**result["interval"], "low": low, "high": high},
-               category=CATEGORIES[0] if probability >= threshold else CATEGORIES[1],
-               borderline=bool(low < threshold <= high),
-               per_model=[{**m, "probability": float(p)} for m, p in zip(result["per_model"], models)])
-    out["recalibration"] = {
-        "intercept": a, "slope": b, "probability_before": before, "cohort": record.get("cohort"),
-        "note": "probability, split-model probabilities and thresholds recalibrated; per-frame probabilities are "
-                "the split models' own"}
-    return out
-
-
-def composed(previous: dict | None, intercept: float, slope: float) -> tuple[float, float]:
-    """(a, b) on the original models' probabilities of this update after an earlier one (or none)."""
-    if not previous:
-        return intercept, slope
-    return intercept + slope * float(previous["intercept"]), slope * float(previous["slope"])
+def composing_line(previous: dict) -> str:
+    """The one line `vcpred validate --recalibrate` prints on a model that is already recalibrated."""
+    return (f"the model is already recalibrated ({_where(previous)}: intercept {float(previous['intercept']):.3f}, "
+            f"slope {float(previous['slope']):.3f}); composing: this update is fitted on its recalibrated "
+            "probabilities and applied after it, as one update on the split models' own probabilities")
 
 
 def card_section(record: dict, original_id: str, threshold_before: float, threshold_after: float) -> str:
@@ -114,8 +64,9 @@ def card_section(record: dict, original_id: str, threshold_before: float, thresh
         f"{record['date']} (vcpred {record['vcpred_version']}).", "",
         f"- probability = expit({record['fit']['intercept']:.4f} + {record['fit']['slope']:.4f} × logit(p)), p = the "
         "previous model's ensemble probability"
-        + (f"; composed with the earlier recalibration: expit({record['intercept']:.4f} + {record['slope']:.4f} × "
-           "logit(p)) on the split models' own ensemble probability" if record.get("previous") else ""),
+        + (f"; composed with the earlier recalibration (fitted {_where(record['previous'])}): "
+           f"expit({record['intercept']:.4f} + {record['slope']:.4f} × logit(p)) on the split models' own ensemble "
+           "probability" if record.get("previous") else ""),
         f"- thresholds mapped through the same function: development threshold {threshold_before:.4f} → "
         f"{threshold_after:.4f}; the same patients are called high risk, and the ranking of patients (every AUC) is "
         "unchanged",
