@@ -1,10 +1,15 @@
 """Extracting an uploaded zip safely: member names cannot leave the target folder (no `..`, no
 absolute or drive paths, no symbolic links), and the archive cannot expand without bound (member
 count, total size, and the compression ratio of the whole archive and of each large member are
-capped before anything is written; bytes are counted as written, whatever the headers claim). Files that are not DICOM are skipped, like the reader skips them."""
+capped before anything is written; bytes are counted as written, whatever the headers claim), nor
+hold names too long or too deep for the file system. Files that are not DICOM are skipped, like the
+reader skips them. A member's name can hold a patient's name: refusals of names the file system
+cannot take never repeat them, and no error while writing a member reaches the log as a traceback
+(which would name its path)."""
 
 from __future__ import annotations
 
+import errno
 import re
 import stat
 import zipfile
@@ -12,12 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from vcpred.imaging.formats import is_dicom_file
-from vcpred.serve.errors import ServeError, TooLarge, UnsafeArchive, UnsupportedUpload
+from vcpred.serve.errors import ServeError, StorageFull, TooLarge, UnsafeArchive, UnsupportedUpload
 from vcpred.serve.settings import MB, ServeSettings
 from vcpred.serve.uploads import CHUNK, _private_file
 
 SKIPPED_NAMES = ("__MACOSX", "DICOMDIR")
 RATIO_FLOOR = MB  # the compression ratio is judged only for members expanding past 1 MB
+# Member names the server's file system takes: 255 bytes a name (ext4, APFS, NTFS), and a path well
+# under PATH_MAX (4096) once under the study's folder; a DICOM export is a few folders deep.
+MAX_PART_BYTES = 255
+MAX_NAME_BYTES = 1024
+MAX_DEPTH = 32
+NAME_REFUSAL = (f"a zip member's name is too long or too deep (at most {MAX_PART_BYTES} bytes a name, "
+                f"{MAX_NAME_BYTES} bytes in all and {MAX_DEPTH} folders deep); refused (the name is not repeated "
+                "here: it may hold a patient's name): zip the series folder itself")
 
 
 @dataclass
@@ -33,6 +46,9 @@ def member_parts(name: str) -> tuple[str, ...]:
     if clean.startswith("/") or re.match(r"^[A-Za-z]:", clean) or ".." in parts or "\0" in clean or not parts:
         raise UnsafeArchive(f"the zip holds an unsafe path {name!r} (absolute, or leaving the folder with ..); "
                             "refused: zip the series folder itself")
+    if (len(parts) > MAX_DEPTH or len(clean.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES
+            or any(len(part.encode("utf-8", "surrogatepass")) > MAX_PART_BYTES for part in parts)):
+        raise UnsafeArchive(NAME_REFUSAL)
     return parts
 
 
@@ -89,9 +105,11 @@ def _extract(zf: zipfile.ZipFile, members: list[zipfile.ZipInfo], dest: Path, bu
             raise UnsafeArchive(f"the zip member {info.filename!r} would land outside the upload folder; refused")
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError:  # a member named like an earlier member's folder, or the other way round
+        except (FileExistsError, NotADirectoryError):  # a member named like an earlier member's folder, or the reverse
             raise UnsafeArchive(f"the zip member {info.filename!r} clashes with another member's name; "
                                 "refused") from None
+        except OSError as exc:
+            raise _write_refusal(exc) from None
         budget -= _copy_member(zf, info, target, budget)
         if _is_dicom(target):
             result.files += 1
@@ -118,7 +136,17 @@ def _copy_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budge
                 out.write(chunk)
     except FileExistsError:
         raise UnsafeArchive(f"the zip holds {info.filename!r} twice; refused") from None
+    except OSError as exc:
+        raise _write_refusal(exc) from None
     return written
+
+
+def _write_refusal(exc: OSError) -> ServeError:
+    """A member the file system would not write, said without its path (nothing for the log)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return UnsafeArchive(NAME_REFUSAL)
+    return StorageFull(f"the server cannot write the upload's files now ({exc.strerror or type(exc).__name__}); "
+                       "try again later, or tell whoever runs vcpred serve")
 
 
 def _is_dicom(path: Path) -> bool:

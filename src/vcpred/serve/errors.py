@@ -31,6 +31,12 @@ class SlowUpload(ServeError):
     status = 408
 
 
+class StorageFull(ServeError):
+    """The server cannot write an upload's files (disk full, quota): its trouble, not the upload's."""
+
+    status = 507
+
+
 class StudyNotFound(ServeError):
     status = 404
 
