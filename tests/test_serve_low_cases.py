@@ -73,6 +73,17 @@ def test_over_long_or_deep_member_names_are_refused_without_naming_them(member, 
     assert study_folders(client) == [] and len(client.app.state.store) == 0
 
 
+@pytest.mark.parametrize("path,body", [
+    ("/api/studies/local", '{"name": "P001", "name": "P002"}'),
+    ("/api/studies/local", '{"name": "P001", "extra": {"a": 1, "a": 2}}'),
+])
+def test_duplicate_json_keys_are_refused(path, body, make_client, tmp_path):
+    client = make_client(data_dir=tmp_path)
+    answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400, answer.text
+    assert "duplicate key" in answer.json()["error"]
+
+
 def test_a_normal_series_still_opens(make_client, series):
     answer = upload(make_client(), zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(series.iterdir())}))
     assert answer.status_code == 201, answer.text

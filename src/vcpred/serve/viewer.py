@@ -90,6 +90,21 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not JSON")
 
 
+class DuplicateKey(ServeError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different: json's default keeps the last of a repeated key
+    silently, so {"slice": 3, "slice": 9} would mean whatever the reader happens to take."""
+    value: dict = {}
+    for key, item in pairs:
+        if key in value:
+            raise DuplicateKey(f"the request body's JSON names {key[:40]!r} twice (duplicate key); send each key once")
+        value[key] = item
+    return value
+
+
 async def read_json(request: Request) -> dict:
     """The body as a JSON object: Content-Type application/json, at most max_json_bytes (refused
     from Content-Length before reading, and while reading when the length is not given)."""
@@ -106,8 +121,8 @@ async def read_json(request: Request) -> dict:
         if len(body) > limit:
             raise TooLarge(too_large)
     try:
-        value = json.loads(body, parse_constant=_not_json)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+        value = json.loads(body, parse_constant=_not_json, object_pairs_hook=_unique_keys)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # not DuplicateKey: that is no ValueError
         raise ServeError("the request body must be JSON (NaN and Infinity are not JSON)") from None
     if not isinstance(value, dict):
         raise ServeError("the request body must be a JSON object")
