@@ -193,9 +193,14 @@ def test_best_option_and_adjustments(runs, tmp_path):
     assert ev.best.label == "cnn + AP"
     assert ev.comparisons.best == "cnn + AP" and len(ev.comparisons.comparisons) == 5
     assert ev.comparisons.best_rule == "chosen with --best"
-    default = evaluate_runs(runs)
-    means = default.per_split.groupby("variant")["validation_auc"].mean()
-    assert default.best.label == means.idxmax()
+    assert ev.selection.rule == "--best" and ev.selection.winner == "cnn + AP"
+    old_rule = evaluate_runs(runs, selection_rule="mean-auc")  # the earlier rule, kept by name
+    means = old_rule.per_split.groupby("variant")["validation_auc"].mean()
+    assert old_rule.best.label == means.idxmax() and old_rule.comparisons.best_rule == "highest mean internal AUC"
+    default = evaluate_runs(runs)  # the margin rule: the reference (no image-free configuration: the first)
+    assert default.selection.rule == "margin" and default.selection.reference == "cnn"
+    assert default.best.label == default.selection.winner
+    assert default.comparisons.best_rule.startswith("the reference cnn unless a challenger's mean internal AUC")
     for comp in default.comparisons.comparisons:
         primary = comp.external.primary
         assert primary.p_holm <= primary.p_bonferroni + 1e-12
@@ -306,3 +311,50 @@ def test_typed_records_round_trip_through_evaluation_json(runs, evaluated):
     ev = evaluate_runs(runs)  # the same runs: the records evaluate returns equal the ones read back
     assert to_dict(ev.comparisons) == to_dict(comparisons) and ev.decision_curves == decision
     assert calibration_json(ev.calibration) == calibration_json(calibration)
+
+
+def _site_manifest(patients: pd.DataFrame, folder: Path) -> Path:
+    """The cohort's manifest with development sites A, B, C (external: D)."""
+    rows = [patient_row(i, set_name=s, label="" if np.isnan(y) else int(y),
+                        site="ABC"[i % 3] if s == "development" else "D")
+            for i, (s, y) in enumerate(zip(patients["set"], patients["label"]))]
+    return write_manifest(folder, rows, make_images=False)
+
+
+def test_per_site_validation_and_the_selection_are_written_and_shown(runs, patients, tmp_path, capsys):
+    from vcpred.evaluate.selection import Selection
+    from vcpred.evaluate.sites import VariantSites
+    from vcpred.jsonio import from_dict
+
+    manifest = _site_manifest(patients, tmp_path / "cohort")
+    out = tmp_path / "EVAL"
+    assert main(["evaluate", str(runs), "--out", str(out), "--manifest", str(manifest), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((out / "evaluation.json").read_text())
+    selection = from_dict(Selection, result["selection"])
+    assert selection.rule == "margin" and selection.reference == "cnn" and result["best"] == selection.winner
+    assert selection.score == "worst-site out-of-split AUC" and "(A, B, C)" in selection.score_reason
+    assert set(selection.scores) == {v["variant"] for v in result["variants"]}
+    assert selection.nested is not None and set(selection.nested.choices) == {0, 1, 2}
+    sites = {label: from_dict(VariantSites, found) for label, found in result["sites"].items()}
+    table = pd.read_csv(out / "sites.csv", keep_default_na=False)
+    for label, found in sites.items():
+        assert set(found.sites) == {"A", "B", "C"} and found.worst_site in found.sites
+        assert selection.scores[label] == pytest.approx(found.worst_site_auc)
+        rows = table[table["variant"] == label].set_index("level")
+        assert rows.loc["pooled", "auc"] == pytest.approx(found.pooled.auc)
+        worst = table["worst"].astype(str).str.lower().eq("true")
+        assert table.loc[(table["variant"] == label) & worst, "site"].tolist() == [found.worst_site]
+    assert "Selection rule: keep the reference cnn" in printed and selection.reason in printed
+    assert "nested estimate" in printed and "pooled" in printed
+    tables = (out / "tables.md").read_text()
+    assert "## Choosing the best variant" in tables and "## Validation AUC per development site" in tables
+
+
+def test_reference_option(runs, tmp_path, capsys):
+    ev = evaluate_runs(runs, reference="vit-cf+AP")
+    assert ev.selection.reference == "vit-cf + AP"
+    assert main(["evaluate", str(runs), "--out", str(tmp_path / "a"), "--reference", "resnet"]) == 2
+    assert "error: --reference 'resnet' matches no evaluated variant" in capsys.readouterr().err
+    assert main(["evaluate", str(runs), "--out", str(tmp_path / "b"), "--reference", "cnn", "--select", "mean-auc"]) == 2
+    assert "error: --reference is the margin rule's" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import math
 import pandas as pd
 
 UNWEIGHTED = "unweighted binary cross-entropy"  # how vcpred.training.run.LOSS starts
-DATA_RULE = "highest mean internal AUC"  # evaluate's best_rule when validation data chose the best
+DATA_RULE = "highest mean internal AUC"  # evaluate's best_rule when validation data chose the best (--select mean-auc)
+USER_RULE = "chosen with --best"  # evaluate's best_rule when the user chose it
 CLINICAL_SUFFIX = "-cf"  # `vcpred demo` names the best image configuration trained with clinical features so
 NOT_RECORDED = "not recorded"
 
@@ -62,8 +63,8 @@ def validation_uses(*, early_stopping: bool, best: str | None = None, rule: str 
     if recalibrated:
         uses.append("the recalibration of the probabilities: fitted at export on each development patient's "
                     "out-of-split (validation) probabilities")
-    if best and rule == DATA_RULE:
-        uses.append(f"the best variant: {best} (highest mean internal AUC, i.e. on validation patients)")
+    if best and rule and rule != USER_RULE:  # evaluate's rules (DATA_RULE, or the margin rule) read validation data
+        uses.append(f"the best variant: {best} ({rule}, i.e. on validation patients)")
     elif best:
         others.append(f"The best variant {best} was {rule or 'chosen by a rule not recorded'}, not by the data.")
     if step:

@@ -182,8 +182,17 @@ def corrected_resampled_t(best: np.ndarray, variant: np.ndarray, test_train_rati
     d[np.abs(d) < TIE] = 0.0
     if np.ptp(d) < TIE:  # every split differs by the same amount: none (p = 1), or always that much (t infinite)
         return 1.0 if not d.any() else 0.0
-    t = d.mean() / math.sqrt((1 / j + test_train_ratio) * d.var(ddof=1))
+    t = d.mean() / corrected_standard_error(d, test_train_ratio)
     return float(2 * student_t.sf(abs(t), j - 1))
+
+
+def corrected_standard_error(differences: np.ndarray, test_train_ratio: float) -> float:
+    """Nadeau-Bengio corrected standard error of the mean of J paired per-split differences:
+    sqrt((1/J + n_test/n_train) s^2), s^2 their sample variance (ddof 1); NaN for fewer than 2 splits."""
+    d = np.asarray(differences, float)
+    if len(d) < 2:
+        return NAN
+    return math.sqrt((1 / len(d) + test_train_ratio) * d.var(ddof=1))
 
 
 def over_splits(a: pd.Series, b: pd.Series, test_train_ratio: float | None = None) -> OverSplits:

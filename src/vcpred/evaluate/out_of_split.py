@@ -19,9 +19,19 @@ def out_of_split(tables: dict[int, pd.DataFrame]) -> pd.DataFrame:
 
     tables: split -> aggregated table of one variant (aggregate.aggregate: index patient_id, columns
     set, label, probability)."""
+    return pool(validation_rows(tables))
+
+
+def validation_rows(tables: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """The labelled validation rows of every split, stacked: index patient_id; label, probability, split."""
     parts = [t.loc[t["set"] == "validation", ["label", "probability"]].assign(split=k) for k, t in tables.items()]
     rows = pd.concat(parts) if parts else pd.DataFrame(columns=["label", "probability", "split"])
-    rows = rows[rows["label"].notna()]
+    return rows[rows["label"].notna()]
+
+
+def pool(rows: pd.DataFrame) -> pd.DataFrame:
+    """validation_rows (or a subset of them: the selection rule's nested estimate leaves a split out)
+    pooled per patient: label, mean probability, n_splits; a patient with two labels is refused."""
     grouped = rows.groupby(level=0, sort=True)
     labels = grouped["label"].agg(["min", "max"])
     differ = labels.index[labels["min"] != labels["max"]]

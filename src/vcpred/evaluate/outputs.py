@@ -1,4 +1,4 @@
-"""Writing EVAL/: summary.csv, per_split.csv, ensemble_predictions.csv, evaluation.json, tables.md."""
+"""Writing EVAL/: summary.csv, per_split.csv, sites.csv, ensemble_predictions.csv, evaluation.json, tables.md."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from vcpred.evaluate.calibration import calibration_json
 from vcpred.evaluate.compare import Comparison
 from vcpred.evaluate.core import Evaluation
 from vcpred.evaluate.decision import decision_json
+from vcpred.evaluate.sites import sites_table
 from vcpred.evaluate.tables import tables_markdown
 from vcpred.jsonio import ABSENT, json_text, jsonable, to_dict
 
@@ -85,11 +86,14 @@ def evaluation_json(ev: Evaluation) -> dict:
         "variants": [{"variant": v.label, "configuration": v.configuration, "ap": v.ap, "clinical": v.clinical}
                      for v in ev.variants],
         "ensembles": {v.label: {"threshold": e.threshold, **e.metrics} for v, e in ev.ensembles.items()},
+        "selection": to_dict(ev.selection), "sites": {label: to_dict(found) for label, found in ev.sites.items()},
         "comparisons": to_dict(ev.comparisons), "calibration": calibration_json(ev.calibration),
         "decision_curves": decision_json(ev.decision_curves), "subgroups": ev.subgroups,
         "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
                   "validation": "validation predictions choose each run's best epoch (early stopping), the "
                                 "thresholds and the best variant; the external set chooses nothing",
+                  "sites": "out-of-split validation AUC per development site: each development patient's mean "
+                           "probability over the splits that validated it, joined with its manifest site",
                   "infinite thresholds": "written as null (-inf: every patient positive)"}})
 
 
@@ -99,7 +103,7 @@ def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Pa
     written = []
     summary = summary_table(ev)
     for name, table in (("summary.csv", summary), ("per_split.csv", per_split_table(ev)),
-                        ("ensemble_predictions.csv", ensemble_table(ev))):
+                        ("sites.csv", sites_table(ev.sites)), ("ensemble_predictions.csv", ensemble_table(ev))):
         table.to_csv(out / name, index=False, float_format="%.10g")
         written.append(out / name)
     (out / "evaluation.json").write_text(json_text(evaluation_json(ev), indent=2))

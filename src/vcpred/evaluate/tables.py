@@ -8,6 +8,7 @@ import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
 from vcpred.evaluate.compare import Comparisons
+from vcpred.evaluate.summary import markdown_sections
 
 
 def mean_sd(mean: float, sd: float) -> str:
@@ -82,6 +83,7 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
               f"are significant at the Bonferroni level {comp.bonferroni_level:.4f}. Bonferroni- and "
               "Holm-adjusted p-values are in summary.csv.", ""]
     lines += _section(summary, "external", alpha)
+    lines += markdown_sections(ev)
     if ev.skipped:
         lines += ["", f"Skipped {len(ev.skipped)} unfinished run(s): " +
                   "; ".join(f"{p} ({r})" for p, r in ev.skipped)]

@@ -21,6 +21,8 @@ from vcpred.evaluate.calibration import VariantCalibration, read_calibration
 from vcpred.evaluate.compare import Comparisons, read_comparisons
 from vcpred.evaluate.decision import DecisionCurves, read_decision
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
+from vcpred.evaluate.selection import Selection, read_selection
+from vcpred.evaluate.sites import VariantSites, read_sites
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta, checked_meta, parse_meta
 from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
@@ -63,6 +65,16 @@ class ReportInputs:
     def calibration(self) -> dict[str, VariantCalibration]:
         """evaluation.json `calibration`: variant label -> its ensemble's calibration."""
         return read_calibration(self.evaluation.get("calibration"))
+
+    @property
+    def selection(self) -> Selection | None:
+        """evaluation.json `selection` (None: an evaluation from before the selection rule was recorded)."""
+        return read_selection(self.evaluation.get("selection"))
+
+    @property
+    def development_sites(self) -> dict[str, VariantSites]:
+        """evaluation.json `sites`: variant label -> out-of-split validation AUC pooled and per site ({}: none)."""
+        return read_sites(self.evaluation.get("sites"))
 
     @property
     def decision_curves(self) -> DecisionCurves | None:
@@ -120,6 +132,8 @@ def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Data
         read_comparisons(evaluation.get("comparisons"))
         read_calibration(evaluation.get("calibration"))
         read_decision(evaluation.get("decision_curves"))
+        read_selection(evaluation.get("selection"))
+        read_sites(evaluation.get("sites"))
     except ValueError as exc:
         raise ReportError(f"{eval_dir / 'evaluation.json'} does not hold what `vcpred evaluate` writes ({exc}); "
                           "evaluate again") from None

@@ -13,6 +13,7 @@ from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.bundle.method import clinical_step, validation_uses
 from vcpred.html import Html, bullet_list, join, note, section, table, tag
 from vcpred.report.inputs import ReportInputs
+from vcpred.report.selection import development_sites_block, selection_block
 from vcpred.report.setup import model_text
 
 SET_COLUMNS = ["AUC", "specificity", "sensitivity", "p vs best"]
@@ -120,4 +121,5 @@ def tables_section(inputs: ReportInputs) -> Html:
                    tag("h3", "Table 3 shape: the best image model +/- augmented prediction (AP) +/- clinical "
                              "features, with the clinical-only baseline"),
                    paired_tables(inputs, table3_variants(inputs), "Table 3"),
-                   footnote(inputs), validation_uses_block(inputs))
+                   footnote(inputs), selection_block(inputs), development_sites_block(inputs),
+                   validation_uses_block(inputs))

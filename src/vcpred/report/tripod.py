@@ -223,7 +223,8 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
     comp = f["comp"]
     best = {DATA_RULE: "the best variant by the highest mean internal (validation) AUC",
             "chosen with --best": "the best variant chosen by the user (--best)"}.get(
-        comp.best_rule, "the best variant by a rule not recorded")
+        comp.best_rule, f"the best variant by {comp.best_rule}" if comp.best_rule else "the best variant by a rule "
+                                                                                      "not recorded")
     columns = ", ".join(c.replace("_", " ") for c in f["subgroup_columns"])
     images = (" Image models: fixed settings per configuration (epochs, batch size, learning rate, patience, "
               "augmentation), early stopping on validation AUC." if f["images"] else "")
