@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -82,6 +84,26 @@ def test_duplicate_json_keys_are_refused(path, body, make_client, tmp_path):
     answer = client.post(path, content=body, headers={"Content-Type": "application/json"})
     assert answer.status_code == 400, answer.text
     assert "duplicate key" in answer.json()["error"]
+
+
+def test_data_dir_neither_lists_nor_follows_symbolic_links(make_client, series, tmp_path):
+    outside = tmp_path / "outside"
+    other = write_dicom_series(outside / "other", small_volume(shape=(5, 24, 28), seed=1), seed=1)
+    data = tmp_path / "data"
+    shutil.copytree(series, data / "P001")
+    os.symlink(outside / "other", data / "LINKED")  # a folder elsewhere
+    (outside / "study.zip").write_bytes(zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(series.iterdir())}))
+    os.symlink(outside / "study.zip", data / "linked.zip")
+    os.symlink(sorted(other.iterdir())[0], data / "P001" / "IM_LINK")  # a slice of another series inside
+    client = make_client(data_dir=data)
+
+    assert client.get("/api/local").json()["entries"] == [{"name": "P001", "kind": "DICOM folder"}]
+    for name in ("LINKED", "linked.zip"):
+        refused = client.post("/api/studies/local", json={"name": name})
+        assert refused.status_code == 404, refused.text
+    opened = client.post("/api/studies/local", json={"name": "P001"})
+    assert opened.status_code == 201, opened.text
+    assert [s["slices"] for s in opened.json()["series"]] == [5]  # the linked slice of the other series not read
 
 
 def test_a_normal_series_still_opens(make_client, series):

@@ -228,9 +228,10 @@ def first_header(files: list[Path], series_uid: str | None) -> pydicom.Dataset |
     return None
 
 
-def discover_series(folder: Path) -> tuple[dict[str, list[SliceHeader]], list[str]]:
-    """Image slices grouped by SeriesInstanceUID; the files passed over (not images, not DICOM)."""
-    scan = scan_folder(folder)
+def discover_series(folder: Path, files: list[Path] | None = None) -> tuple[dict[str, list[SliceHeader]], list[str]]:
+    """Image slices grouped by SeriesInstanceUID; the files passed over (not images, not DICOM).
+    files: those of folder to read (default: list_files(folder))."""
+    scan = scan_folder(folder, files)
     return scan.groups, scan.skipped + scan.ignored
 
 

@@ -1,12 +1,15 @@
 """Studies from the local folder given with --data-dir: its top-level DICOM folders, zips, NIfTI
-files and patient folders holding NIfTI files (a NIfTI cohort's images/<patient>/t2.nii.gz). Names come from the listing only (no paths), so the page cannot reach outside it;
-nothing there is modified (a DICOM series is copied into the study's private folder)."""
+files and patient folders holding NIfTI files (a NIfTI cohort's images/<patient>/t2.nii.gz). Names
+come from the listing only (no paths), and symbolic links are neither listed nor followed (at the
+top level or inside a folder: one could lead anywhere on the server), so the page cannot reach
+outside it; nothing there is modified (a DICOM series is copied into the study's private folder)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+from vcpred.imaging.dicom import list_files
 from vcpred.imaging.formats import is_dicom_file, is_nifti_name
 from vcpred.serve.errors import ServeError, StudyNotFound
 from vcpred.serve.loading import READING, choose_only_series, unpack_zip
@@ -18,15 +21,23 @@ from vcpred.serve.uploads import sniff
 
 def folder_niftis(folder: Path) -> list[Path]:
     """The NIfTI files of a patient folder that holds no DICOM file ([] for a DICOM folder)."""
-    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.is_symlink() and not p.name.startswith(".")]
     niftis = [p for p in files if is_nifti_name(p)]
     if not niftis or any(is_dicom_file(p) for p in files if p not in niftis):
         return []
     return niftis
 
 
+def own_files(folder: Path) -> list[Path]:
+    """The files under folder the reader would read, but symbolic links (the walk does not enter
+    linked folders)."""
+    return [p for p in list_files(folder) if not p.is_symlink()]
+
+
 def kind_of(path: Path) -> str | None:
     name = path.name.lower()
+    if path.is_symlink():
+        return None
     if path.is_dir():
         return "NIfTI folder" if folder_niftis(path) else "DICOM folder"
     if name.endswith(".zip"):
@@ -68,7 +79,7 @@ def open_entry(settings: ServeSettings, name: str, study: Study) -> None:
                             for number, nifti in enumerate(niftis, start=1)
                             for series in nifti_series(nifti, settings)]
         elif path.is_dir():
-            study.root, study.series = path, dicom_series(path, settings)
+            study.root, study.series = path, dicom_series(path, settings, own_files(path))
         elif sniff(path, settings) == "zip":
             unpack_zip(study, path, settings)
         else:

@@ -82,11 +82,12 @@ def _number(value) -> int:
         return 0
 
 
-def dicom_series(folder: Path, settings: ServeSettings) -> list[SeriesEntry]:
+def dicom_series(folder: Path, settings: ServeSettings, files: list[Path] | None = None) -> list[SeriesEntry]:
     """Every image series under folder (ImageReadError for damaged files, as the reader says); a
-    series over the voxel budget (judged from the headers, read without pixels) is refused."""
+    series over the voxel budget (judged from the headers, read without pixels) is refused.
+    files: those of folder to read (default: all but hidden ones and DICOMDIR)."""
     try:
-        groups, _ = discover_series(folder)
+        groups, _ = discover_series(folder, files)
     except DeclaredTooLarge as exc:  # a header declaring a huge file: the viewer's 413, like its own budget
         raise TooLarge(str(exc)) from None
     ordered = sorted(groups.values(), key=lambda items: (_number(items[0].dataset.get("SeriesNumber")),
