@@ -237,3 +237,19 @@ def test_the_report_shows_the_validation_calibration_before_and_after(bundles):
     raw = load_bundle(bundles[1]).meta
     html = card_section(SimpleNamespace(model_dir=bundles[1], bundle=raw, chosen="clin"))
     assert f"calibration slope {before['calibration_slope']:.2f}, " in html and "not recalibrated: turned off" in html
+
+
+def test_precision_auto_reads_the_bf16_check_on_the_recalibrated_scale():
+    """A slope b spreads probabilities, and bf16's rounding with them: auto bounds the change of the
+    probability reported by the recorded change times the map's steepest slope (2 at p = 0.5 for a = 0, b = 2)."""
+    from vcpred.models.precision import choose
+    from vcpred.predict.bundle import recalibrated_check
+
+    check = {"max_probability_change": 6e-4, "tolerance": 1e-3, "patients": 8}
+    assert recalibrated_check(check, None) is check
+    scaled = recalibrated_check(check, {"intercept": 0.0, "slope": 2.0})
+    assert scaled["recalibration_gain"] == pytest.approx(2.0, rel=1e-6)
+    assert scaled["max_probability_change"] == pytest.approx(1.2e-3, rel=1e-6)
+    assert choose("auto", check, native=True)[0] == "bf16" and choose("auto", scaled, native=True)[0] == "fp32"
+    shrinking = recalibrated_check(check, {"intercept": 0.0, "slope": 0.5})  # b < 1 is steep near 0 and 1
+    assert shrinking["recalibration_gain"] > 1

@@ -144,7 +144,8 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
     meta = parse_meta(raw, folder / BUNDLE_FILE)
     if not meta.splits:
         raise BundleError(f"{folder / BUNDLE_FILE} lists no split models; export the model again")
-    chosen, reason = choose(precision, meta.bf16_check) if meta.image else ("fp32", "no network")
+    check = recalibrated_check(meta.bf16_check, meta.recalibration)
+    chosen, reason = choose(precision, check) if meta.image else ("fp32", "no network")
     shared = load_file(str(folder / meta.shared_backbone)) if meta.shared_backbone else {}
     made: Architectures = {}
     models = [load_split(folder, entry, meta.kind, shared, made=made) for entry in meta.splits]
@@ -154,6 +155,23 @@ def load_bundle(folder: str | Path, *, verify: bool = True, precision: str = "fp
         for split_model in models:
             to_bf16_weights(split_model.net)
     return Bundle(folder, meta, raw, models, chosen, reason)
+
+
+def recalibrated_check(check: dict | None, recalibration: dict | None) -> dict | None:
+    """The bf16 check as `--precision auto` must read it in a recalibrated bundle: the recorded change
+    of the split models' probabilities times the steepest slope of the recalibration map
+    expit(a + b logit p) over p (a bound on how far it moves the probability reported; a slope b > 1
+    spreads probabilities apart, and with them bf16's rounding)."""
+    if not check or not recalibration or not isinstance(check.get("max_probability_change"), (int, float)):
+        return check
+    import numpy as np
+    from scipy.special import expit
+
+    a, b = float(recalibration["intercept"]), float(recalibration["slope"])
+    lp = np.linspace(-14, 14, 20001)  # logit of [1e-6, 1 - 1e-6], the clip before the logit
+    p, q = expit(lp), expit(a + b * lp)
+    gain = float(np.max(b * q * (1 - q) / (p * (1 - p))))
+    return {**check, "max_probability_change": check["max_probability_change"] * gain, "recalibration_gain": gain}
 
 
 def share_identical_backbones(models: list[SplitModel]) -> None:
