@@ -106,6 +106,14 @@ def test_data_dir_neither_lists_nor_follows_symbolic_links(make_client, series, 
     assert [s["slices"] for s in opened.json()["series"]] == [5]  # the linked slice of the other series not read
 
 
+@pytest.mark.parametrize("gap", [1e300, 5000.0])
+def test_slices_placed_absurdly_far_apart_are_refused(gap, make_client, tmp_path):
+    folder = write_dicom_series(tmp_path / "t2", small_volume(shape=(5, 24, 28), spacing=(gap, 1.0, 1.0)))
+    answer = upload(make_client(), zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(folder.iterdir())}))
+    assert answer.status_code == 422, answer.text
+    assert "mm apart" in answer.json()["error"]
+
+
 def test_a_normal_series_still_opens(make_client, series):
     answer = upload(make_client(), zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(series.iterdir())}))
     assert answer.status_code == 201, answer.text

@@ -31,6 +31,9 @@ GAP_TOLERANCE = 0.1  # a slice gap more than 10 % off the median gap means a mis
 IOP_TOLERANCE = 1e-3  # direction cosines that differ by more are a different orientation
 UNIT_TOLERANCE = 0.01  # a direction cosine vector must have length 1 within this
 PERPENDICULAR_TOLERANCE_DEG = 1.0  # row and column directions must be 90 degrees apart within this
+# Neighbouring slices further apart than this are a damaged ImagePositionPatient: a series of the
+# spine (or of any body part) has slices a few mm apart, and its whole stack is under 500 mm wide.
+MAX_SLICE_GAP_MM = 100.0
 # Per-frame functional groups of an enhanced file -> the classic tags they hold.
 FRAME_GROUPS = {
     "PlanePositionSequence": ("ImagePositionPatient",),
@@ -450,6 +453,10 @@ def _check_stacked(items: list[SliceHeader], iop: np.ndarray, folder: Path) -> N
 def _even_gap(items: list[SliceHeader], position: np.ndarray, folder: Path, ignored: Sequence[str] = ()) -> float:
     gaps = np.diff(position)
     median = float(np.median(gaps))
+    if not np.all(np.isfinite(gaps)) or median > MAX_SLICE_GAP_MM:
+        raise ImageReadError(f"{folder}: the slices are {median:.3g} mm apart (ImagePositionPatient, from "
+                             f"{items[0].label} to {items[1].label}); no series has slices more than "
+                             f"{MAX_SLICE_GAP_MM:.0f} mm apart: the header is damaged; re-export the series")
     # Duplicates first: a slice written at its neighbour's position also leaves a double gap beside it,
     # which is not a missing slice.
     for i, gap in enumerate(gaps):
