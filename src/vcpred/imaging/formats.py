@@ -12,9 +12,10 @@ from pathlib import Path
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 PREAMBLE = 128  # bytes before the "DICM" marker of a DICOM Part 10 file
-# A dataset written without preamble and file meta (older exports, some PACS) starts with an
-# element of group 0008 (identification: SpecificCharacterSet, ImageType, SOPClassUID...).
-RAW_FIRST_GROUPS = (0x0008,)
+# A dataset written without preamble and "DICM" starts with an element of group 0002 (its file meta,
+# as some exporters write it) or, without file meta too (older exports, some PACS), of group 0008
+# (identification: SpecificCharacterSet, ImageType, SOPClassUID...). pydicom reads both with force.
+RAW_FIRST_GROUPS = (0x0002, 0x0008)
 KINDS = ("dicom-folder", "dicom-file", "zip", "nifti")
 
 
@@ -41,9 +42,9 @@ def looks_raw(start: bytes) -> bool:
 
 
 def is_dicom_file(path: str | Path) -> bool:
-    """A DICOM file: Part 10 (preamble + "DICM"), one whose preamble was cut off, or a raw dataset
-    that pydicom reads into one with a SOP class or an image matrix. Text, thumbnails and the like
-    are not."""
+    """A DICOM file: Part 10 (preamble + "DICM"), one whose preamble was cut off, or a dataset
+    without "DICM" (starting with its file meta or with the dataset itself) that pydicom reads into
+    one with a SOP class or an image matrix. Text, thumbnails and the like are not."""
     path = Path(path)
     try:
         start = head(path)

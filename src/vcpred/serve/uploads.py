@@ -11,6 +11,7 @@ import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from vcpred.imaging.formats import is_dicom_file
 from vcpred.serve.errors import ServeError, SlowUpload, TooLarge, UnsupportedUpload
 from vcpred.serve.settings import MB, ServeSettings
 
@@ -81,7 +82,7 @@ def sniff(path: Path, settings: ServeSettings) -> str:
         return "nii.gz"
     if is_nifti_header(head):
         return "nii"
-    if head[128:132] == b"DICM":
+    if is_dicom_file(path):  # the reader's judgement: with or without preamble, "DICM" or file meta
         raise UnsupportedUpload("this is a single DICOM file; zip the folder holding the whole sagittal series "
                                 "and upload the zip")
     raise UnsupportedUpload("not a zipped DICOM series nor a NIfTI file (.nii, .nii.gz); vcpred serve takes "
