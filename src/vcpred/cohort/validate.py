@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -228,14 +229,31 @@ def _column_problems(columns: list[str], sequences: list[str]) -> list[Problem]:
     return problems
 
 
+def file_name_key(pid: str) -> str:
+    """What a case-insensitive, normalisation-insensitive file system (macOS, Windows) makes of an id
+    used as a file name: EXT0001 and ext0001, NFC and NFD café, are one name there."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", pid).lower())
+
+
 def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
+    """Repeated ids, and ids that differ only in case or Unicode normalisation (the store and runs
+    write one file per patient named by its id: on macOS or Windows one would replace the other)."""
     problems: list[Problem] = []
     first_row: dict[str, int] = {}
+    first_of_name: dict[str, tuple[int, str]] = {}
     for row, pid in zip(table.index, table.get("patient_id", [])):
         if pid and pid in first_row:
             problems.append(Problem(row, "patient_id", f"duplicate patient_id, first on row "
                                                        f"{first_row[pid]}", pid))
+        elif pid and file_name_key(pid) in first_of_name:
+            other_row, other = first_of_name[file_name_key(pid)]
+            problems.append(Problem(row, "patient_id", f"patient_id {pid!r} and {other!r} on row {other_row} differ "
+                                                       "only in upper/lower case or Unicode normalisation; vcpred "
+                                                       "names each patient's files by its id, and macOS and Windows "
+                                                       "take these as one name: rename one", pid))
         first_row.setdefault(pid, row)
+        if pid:
+            first_of_name.setdefault(file_name_key(pid), (row, pid))
     return problems
 
 
