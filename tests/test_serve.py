@@ -246,7 +246,7 @@ def test_requests_that_are_not_json_or_for_unknown_studies(client, cohort):
     bad = client.post(f"/api/studies/{study}/predict", content=b"{nope", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and "must be JSON" in bad.json()["error"]
     assert client.get(f"/api/studies/{study}/heatmap").status_code == 409
-    assert client.get(f"/api/studies/{study}/secrets.txt").status_code == 409
+    assert client.get(f"/api/studies/{study}/secrets.txt").status_code == 404  # not a download: no such route
     missing = client.get("/api/studies/0123456789abcdef0123456789abcdef/volume")
     assert missing.status_code == 404 and "load it again" in missing.json()["error"]
 

@@ -118,3 +118,15 @@ def test_a_normal_series_still_opens(make_client, series):
     answer = upload(make_client(), zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(series.iterdir())}))
     assert answer.status_code == 201, answer.text
     assert answer.json()["chosen"]["spacing"] == [3.0, 1.0, 1.0]
+
+
+def test_get_on_post_only_study_routes_is_405(make_client, series):
+    client = make_client()
+    study = upload(client, zipped({f"t2/{p.name}": p.read_bytes() for p in sorted(series.iterdir())})).json()["study_id"]
+    for action in ("close", "series", "predict"):
+        answer = client.get(f"/api/studies/{study}/{action}")
+        assert answer.status_code == 405, (action, answer.text)
+        assert answer.headers["allow"] == "POST" and "GET is not allowed" in answer.json()["error"]
+    assert client.get(f"/api/studies/{study}/prediction.json").status_code == 409  # downloads: none made yet
+    assert client.get(f"/api/studies/{study}/nothing.txt").status_code == 404
+    assert client.post(f"/api/studies/{study}/close").json() == {"closed": True}

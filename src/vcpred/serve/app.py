@@ -134,12 +134,12 @@ async def heatmap(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    name = request.path_params["name"]
+    name = request.url.path.rsplit("/", 1)[-1]
 
     def work(study: Study):
         study.require_prediction()
         path = study.folder / RESULT_DIR / name
-        if name not in DOWNLOADS or not path.is_file():
+        if not path.is_file():
             raise ServeError(f"no {name} for this study")
         return Response(path.read_bytes(), media_type=DOWNLOADS[name],
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -158,7 +158,8 @@ def create_app(bundle: Bundle, settings: ServeSettings | None = None) -> Starlet
         Route(f"{study}/close", close_study, methods=["POST"]),  # navigator.sendBeacon can only POST
         Route(f"{study}/series", select_series, methods=["POST"]), Route(f"{study}/volume", volume),
         Route(f"{study}/predict", predict, methods=["POST"]), Route(f"{study}/heatmap", heatmap),
-        Route(study + "/{name:str}", download),
+        # One route per download: a catch-all name would also take GET .../close and answer 409, not 405.
+        *(Route(f"{study}/{name}", download) for name in DOWNLOADS),
     ]
     app = viewer_app(routes, settings)
     app.state.bundle = bundle
