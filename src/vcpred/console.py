@@ -22,6 +22,13 @@ def configure(*, quiet: bool = False, debug: bool = False) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr, force=True)
     log.setLevel(level)
+    # INFO is for vcpred's own lines. torch sets its loggers to WARNING at the end of its import; a
+    # SIGTERM or Ctrl-C during that import left them at our INFO, and torch's exit-time
+    # "FakeTensor cache stats" followed "error: interrupted". Set it first (torch's import, TORCH_LOGS
+    # included, sets its own level over this).
+    torch_log = logging.getLogger("torch")
+    if torch_log.level == logging.NOTSET:
+        torch_log.setLevel(max(level, logging.WARNING))
 
 
 def is_quiet() -> bool:
