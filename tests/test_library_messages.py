@@ -1,13 +1,16 @@
 """Libraries' own log lines on vcpred's console (issue 27): torch's exit-time `INFO: FakeTensor cache
 stats` after `error: interrupted` (a SIGTERM that cut torch's import short, before torch set its
-loggers' level, left them at vcpred's INFO)."""
+loggers' level, left them at vcpred's INFO), and huggingface_hub's retry warnings printed twice by
+`vcpred weights fetch` without network (by its own handler and again by vcpred's)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
 
+from vcpred.cli import main
 
 # SIGTERM (KeyboardInterrupt, as vcpred.workers makes it) arriving just after torch imported the
 # module that registers the exit-time log, before torch/__init__ set its loggers' level: the window
@@ -46,3 +49,22 @@ def test_an_interrupted_torch_import_prints_nothing_after_the_error_line():
     assert done.stderr.rstrip().endswith("error: interrupted"), done.stderr
     assert "FakeTensor" not in done.stderr
 
+
+def test_weights_fetch_without_network_says_each_retry_once(monkeypatch, capfd, weights_home):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def no_network(*args, **kwargs):  # what hf_hub_download logs and raises when the hub cannot be reached
+        http = logging.getLogger("huggingface_hub.utils._http")
+        for attempt in (1, 2):
+            http.warning("'[Errno -2] Name or service not known' thrown while requesting HEAD https://huggingface.co/x")
+            http.warning(f"Retrying in {attempt}s [Retry {attempt}/5].")
+        raise LocalEntryNotFoundError("cannot reach the hub")
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
+
+    assert main(["weights", "fetch", "biomedclip"]) == 2
+    err = capfd.readouterr().err
+    assert err.count("Retry 1/5") == 1 and err.count("Retry 2/5") == 1, err
+    assert err.count("Name or service not known") == 2, err
+    assert "error: could not download" in err
+    assert logging.getLogger("huggingface_hub").propagate  # restored after the command

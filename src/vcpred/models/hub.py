@@ -6,7 +6,9 @@ of open_clip's checkpoint; we only need those, so open_clip (and its BERT text t
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 from pathlib import Path
 
 import torch
@@ -79,6 +81,19 @@ def import_biomedclip(path: str | Path, *, backbone: str = "vit_base_patch16_224
     return save_stored(trunk, record)
 
 
+@contextlib.contextmanager
+def hub_messages_once():
+    """huggingface_hub prints its warnings (each retry when the hub cannot be reached) with its own
+    handler and also passes them on to the root logger that vcpred's console writes: every line
+    twice. Within the block only its own handler prints them."""
+    hub = logging.getLogger("huggingface_hub")  # the library's root logger, which holds its handler
+    propagates, hub.propagate = hub.propagate, False
+    try:
+        yield
+    finally:
+        hub.propagate = propagates
+
+
 def fetch_biomedclip(*, cache_dir: str | Path | None = None,
                      backbone: str = "vit_base_patch16_224") -> Path:
     """Download BiomedCLIP with huggingface_hub (or take it from its cache) and import it."""
@@ -86,7 +101,8 @@ def fetch_biomedclip(*, cache_dir: str | Path | None = None,
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        paths = [hf_hub_download(BIOMEDCLIP_REPO, name, cache_dir=cache_dir) for name in BIOMEDCLIP_FILES]
+        with hub_messages_once():
+            paths = [hf_hub_download(BIOMEDCLIP_REPO, name, cache_dir=cache_dir) for name in BIOMEDCLIP_FILES]
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise WeightsError(f"could not download {BIOMEDCLIP_REPO} ({type(exc).__name__}); on a machine "
                            "without internet copy its files here and run `vcpred weights import "
@@ -111,7 +127,8 @@ def fetch_imagenet(*, backbone: str) -> Path:
 
     info = get_backbone(backbone)
     try:
-        model = timm.create_model(info.timm_name, pretrained=True, num_classes=0, **info.timm_kwargs)
+        with hub_messages_once():  # timm downloads with huggingface_hub
+            model = timm.create_model(info.timm_name, pretrained=True, num_classes=0, **info.timm_kwargs)
     except Exception as exc:  # hub and network errors come in many types
         raise WeightsError(f"could not download ImageNet weights for {backbone} "
                            f"({type(exc).__name__}: {exc}); copy a timm checkpoint here and run "
