@@ -18,7 +18,7 @@ def test_demo_runs_every_step_and_reuses_finished_work(tmp_path, capsys):
     # 3 splits instead of the study's 10: every step the same, a third of the runs
     assert main(["demo", "--out", str(out), "--development", "40", "--external", "16", "--splits", "3"]) == 0
     printed = capsys.readouterr().out
-    assert "best configuration (mean internal AUC)" in printed and "Bayes AUC" in printed
+    assert "best variant (evaluate's selection rule)" in printed and "Bayes AUC" in printed
     summary = pd.read_csv(out / "eval" / "summary.csv")
     image = {"cnn-imagenet-linear", "cnn-imagenet-lora", "cnn-imagenet-full", "vit-random-full"}
     internal = summary[summary["set"].eq("internal") & summary["configuration"].isin(image)]

@@ -326,8 +326,11 @@ def _summary(out: Path, best: str, seconds: float) -> None:
     import pandas as pd
 
     summary = pd.read_csv(out / "eval" / "summary.csv")
+    evaluation = json.loads((out / "eval" / "evaluation.json").read_text())
+    why = (evaluation.get("selection") or {}).get("reason") or evaluation["comparisons"].get("best_rule", "")
     console.say(f"\n== summary ({seconds / 60:.1f} min; everything under {out})")
-    console.say(f"  best configuration (mean internal AUC): {best}; exported to {out / 'model'}")
+    console.say(f"  best variant (evaluate's selection rule): {evaluation['best']} ({why}); {best} exported to "
+                f"{out / 'model'}")
     console.say(f"  external AUC with AP:    {_external_auc(summary, best, True)}")
     console.say(f"  external AUC without AP: {_external_auc(summary, best, False)}")
     console.say(f"  Bayes AUC of the synthetic cohort (true probabilities): external {_bayes_auc(out, 'external'):.3f}, "
