@@ -260,7 +260,8 @@ def _internal_rows(out: Path):
 
 
 def _best_configuration(out: Path, *, image_only: bool) -> str:
-    """The configuration evaluate's rule would choose (mean internal AUC, either AP setting)."""
+    """The configuration with the highest mean internal AUC (either AP setting): the image configuration
+    the demo trains again with clinical features (evaluate's selection rule then chooses among all)."""
     from vcpred.evaluate.compare import best_summary_row
 
     rows = _internal_rows(out)
@@ -270,19 +271,22 @@ def _best_configuration(out: Path, *, image_only: bool) -> str:
 
 
 def _export_best(out: Path, quiet: list[str]) -> str:
-    """Export the variant `vcpred evaluate` marked best (mean internal AUC)."""
+    """Export the variant `vcpred evaluate` marked best, with its AP setting."""
     rows = _internal_rows(out)
     best = rows[rows["best"].astype(str).str.lower().eq("true")].iloc[0]
-    _export(out, str(best["configuration"]), "model", quiet, "export the best configuration")
+    ap = str(best["ap"]).lower() == "true"
+    _export(out, str(best["configuration"]), "model", quiet, "export the best configuration", ap=ap)
     return str(best["configuration"])
 
 
-def _export(out: Path, configuration: str, folder: str, quiet: list[str], title: str) -> None:
-    """Export a configuration with its better AP setting (mean internal AUC)."""
+def _export(out: Path, configuration: str, folder: str, quiet: list[str], title: str, *, ap: bool | None = None
+            ) -> None:
+    """Export a configuration with the given AP setting, or (None) its better one by mean internal AUC."""
     from vcpred.evaluate.compare import best_summary_row
 
-    rows = _internal_rows(out)
-    ap = str(best_summary_row(rows[rows["configuration"].eq(configuration)])["ap"]).lower() == "true"
+    if ap is None:
+        rows = _internal_rows(out)
+        ap = str(best_summary_row(rows[rows["configuration"].eq(configuration)])["ap"]).lower() == "true"
     _step(title, quiet + ["export", str(out / "runs"), "--configuration", configuration, "--out", str(out / folder),
                           "--eval", str(out / "eval"), "--ap" if ap else "--no-ap", "--force"])
 
