@@ -351,23 +351,47 @@ def test_tripod_answers_are_filled_from_the_runs_and_the_evaluation(html):
     assert "Validation patients chose early stopping" in answers["12a"] and "Youden" in answers["12a"]
     assert answers["12a"].endswith("The external set chose nothing: it was used only to measure performance.")
     assert "No automatic hyperparameter tuning: only the 2 configuration(s) given were compared" in answers["12c"]
-    assert answers["12d"] == answers["23b"] == "Not examined (evaluated without --manifest, so no subgroup metrics)."
+    assert answers["12d"] == answers["23b"] == (
+        "Development sites: not examined (evaluated without --manifest, or fewer than 2 sites). "
+        "External set: not examined (evaluated without --manifest, so no subgroup metrics).")
     assert answers["12f"].startswith("No updating and no recalibration") and answers["24"] == answers["12f"]
     assert "CIs only for AUC" in answers["23a"] and "CIs for all" not in answers["23a"]
     assert "development sites A; external sites B" in answers["6a"]
 
 
-def test_tripod_heterogeneity_needs_more_than_one_external_site(report_artefacts):
+def test_tripod_heterogeneity_quotes_development_and_external_sites(report_artefacts):
     inputs = _inputs(report_artefacts)
     metrics = {"n": 5, "n_cases": 2, "auc": 0.7}
     inputs.evaluation["subgroups"] = {inputs.chosen: {"site": {"B": metrics}}}
     one = {number: answer for number, (answer, _) in answers(inputs).items()}
-    assert one["12d"] == one["23b"] == ("Could not be examined: one external site (B); heterogeneity across "
-                                        "development sites not examined either.")
+    assert one["12d"] == one["23b"]
+    assert one["12d"].endswith("External set: one site (B), so no heterogeneity to examine there.")
     inputs.evaluation["subgroups"] = {inputs.chosen: {"site": {"B": metrics, "C": metrics}, "sex": {"F": metrics}}}
     two = {number: answer for number, (answer, _) in answers(inputs).items()}
-    assert two["12d"].startswith("Per-site metrics of the chosen ensemble on the external set (B, C)")
+    assert two["12d"].endswith("External set: per-site metrics of the chosen ensemble (B, C) in the subgroup table.")
     assert two["14"].startswith("Subgroup metrics (site, sex) of the chosen ensemble reported")
+    # the development sites' out-of-split validation AUCs of the chosen variant (evaluation.json `sites`)
+    site = {"n": 20, "n_cases": 8, "auc_ci_low": 0.5, "auc_ci_high": 0.9}
+    inputs.evaluation["sites"] = {inputs.chosen: {
+        "pooled": {**site, "n": 40, "auc": 0.75}, "sites": {"A": {**site, "auc": 0.8123}, "C": {**site, "auc": 0.6}},
+        "worst_site": "C", "worst_site_auc": 0.6}}
+    sites = {number: answer for number, (answer, _) in answers(inputs).items()}
+    assert sites["12d"].startswith("Development sites: out-of-split validation AUC of the chosen variant per site "
+                                   "(A 0.812, C 0.600; worst C)")
+
+
+def test_tripod_13_and_12f_name_an_exported_model_recalibrated_after_training(report_artefacts):
+    import dataclasses
+
+    inputs = _inputs(report_artefacts)
+    assert inputs.models and not any(meta.recalibration for _, meta in inputs.models)
+    before = answers(inputs)["13"][0]
+    inputs.models = [(path, dataclasses.replace(meta, recalibration={"intercept": 0.1, "slope": 0.9}))
+                     for path, meta in inputs.models]
+    after = answers(inputs)
+    ids = ", ".join(meta.model_id for _, meta in inputs.models)
+    assert after["13"][0] == before + f" The exported model {ids} was recalibrated afterwards (item 12f)."
+    assert after["12f"][0] == f"Recalibration recorded by {ids}; see their model cards."
 
 
 def test_tripod_13_says_when_the_runs_recorded_no_loss(report_artefacts):

@@ -93,7 +93,9 @@ def _losses(inputs: ReportInputs) -> str:
                   for loss in inputs.losses.get(name, [None])]
         if losses:
             parts.append(f"{kind[0].upper()}{kind[1:]}: {loss_text(losses, image=image)}")
-    return "; ".join(parts) + " (from each run's metrics.json)."
+    recalibrated = [meta.model_id for _, meta in inputs.models if meta.recalibration]
+    after = f" The exported model {', '.join(recalibrated)} was recalibrated afterwards (item 12f)." if recalibrated else ""
+    return "; ".join(parts) + " (from each run's metrics.json)." + after
 
 
 def _external_sites(inputs: ReportInputs) -> list[str]:
@@ -103,17 +105,29 @@ def _external_sites(inputs: ReportInputs) -> list[str]:
 
 
 def _heterogeneity(inputs: ReportInputs, f: dict) -> str:
-    """12d / 23b: per-site metrics only where the external set has more than one site with them."""
+    """12d / 23b: per-site metrics of the chosen variant, on the development sites (out-of-split
+    validation AUCs, evaluation.json `sites`) and on the external set (subgroups)."""
+    return f"{_development_heterogeneity(inputs)} {_external_heterogeneity(inputs, f)}"
+
+
+def _development_heterogeneity(inputs: ReportInputs) -> str:
+    found = inputs.development_sites.get(inputs.chosen)
+    if found is None or len(found.sites) < 2:
+        return "Development sites: not examined (evaluated without --manifest, or fewer than 2 sites)."
+    aucs = ", ".join(f"{site} {one.auc:.3f}" for site, one in sorted(found.sites.items()))
+    return (f"Development sites: out-of-split validation AUC of the chosen variant per site ({aucs}; worst "
+            f"{found.worst_site}), in the per-site table.")
+
+
+def _external_heterogeneity(inputs: ReportInputs, f: dict) -> str:
     sites = _external_sites(inputs)
     if len(sites) > 1:
-        return (f"Per-site metrics of the chosen ensemble on the external set ({', '.join(sites)}) in the subgroup "
-                "table; heterogeneity across development sites not examined.")
+        return f"External set: per-site metrics of the chosen ensemble ({', '.join(sites)}) in the subgroup table."
     if len(sites) == 1:
-        return (f"Could not be examined: one external site ({sites[0]}); heterogeneity across development sites "
-                "not examined either.")
+        return f"External set: one site ({sites[0]}), so no heterogeneity to examine there."
     reason = ("evaluated without --manifest, so no subgroup metrics" if not f["subgroups"]
               else "no site recorded for the external patients")
-    return f"Not examined ({reason})."
+    return f"External set: not examined ({reason})."
 
 
 def _updating(inputs: ReportInputs) -> str:
