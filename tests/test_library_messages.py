@@ -5,12 +5,10 @@ loggers' level, left them at vcpred's INFO), and huggingface_hub's retry warning
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
 import textwrap
 
-from vcpred.cli import main
 
 # SIGTERM (KeyboardInterrupt, as vcpred.workers makes it) arriving just after torch imported the
 # module that registers the exit-time log, before torch/__init__ set its loggers' level: the window
@@ -50,21 +48,32 @@ def test_an_interrupted_torch_import_prints_nothing_after_the_error_line():
     assert "FakeTensor" not in done.stderr
 
 
-def test_weights_fetch_without_network_says_each_retry_once(monkeypatch, capfd, weights_home):
+# What hf_hub_download logs and raises when the hub cannot be reached (two of its five retries), in a
+# fresh process: huggingface_hub's handler writes to the stderr of the moment it was imported.
+FETCH_WITHOUT_NETWORK = textwrap.dedent("""
+    import logging, sys
     import huggingface_hub
     from huggingface_hub.errors import LocalEntryNotFoundError
+    from vcpred.cli import main
 
-    def no_network(*args, **kwargs):  # what hf_hub_download logs and raises when the hub cannot be reached
+    def no_network(*args, **kwargs):
         http = logging.getLogger("huggingface_hub.utils._http")
         for attempt in (1, 2):
             http.warning("'[Errno -2] Name or service not known' thrown while requesting HEAD https://huggingface.co/x")
             http.warning(f"Retrying in {attempt}s [Retry {attempt}/5].")
         raise LocalEntryNotFoundError("cannot reach the hub")
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_network)
 
-    assert main(["weights", "fetch", "biomedclip"]) == 2
-    err = capfd.readouterr().err
+    huggingface_hub.hf_hub_download = no_network
+    code = main(["weights", "fetch", "biomedclip"])
+    assert logging.getLogger("huggingface_hub").propagate  # restored after the command
+    sys.exit(code)
+""")
+
+
+def test_weights_fetch_without_network_says_each_retry_once(weights_home):
+    done = subprocess.run([sys.executable, "-c", FETCH_WITHOUT_NETWORK], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr
     assert err.count("Retry 1/5") == 1 and err.count("Retry 2/5") == 1, err
     assert err.count("Name or service not known") == 2, err
     assert "error: could not download" in err
-    assert logging.getLogger("huggingface_hub").propagate  # restored after the command
