@@ -29,7 +29,7 @@ from vcpred.errors import ConfigError, VcpredError
 from vcpred.hashing import sha256_files
 from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
-from vcpred.evaluate.runs import check_inputs, read_run, warn_unverified
+from vcpred.evaluate.runs import read_run, warn_unverified
 from vcpred.explain.maps import model_family
 from vcpred.models import load_model, merged
 from vcpred.output_folder import replacing
@@ -45,6 +45,7 @@ from vcpred.bundle.precision_check import bf16_check
 from vcpred.runs import (
     RunRecord, configuration_run_dirs, read_finished, run_label, split_dir_name, verify_outputs,
 )
+from vcpred.training.run_inputs import check_run_inputs
 
 LOGIT_TOLERANCE = 1e-4  # merged vs run model, fp32
 BF16_CHECK_PATIENTS = 8  # validation patients per split scored in bf16 at export
@@ -53,7 +54,7 @@ BF16_CHECK_PATIENTS = 8  # validation patients per split scored in bf16 at expor
 def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     """Finished split runs of one configuration (RUNS/<configuration>/split-KK/), verified: every
     file the run recorded has its sha256 (RunError naming the file otherwise), and the runs
-    share one splits file and manifest, still the ones on disk."""
+    share one splits file, manifest and store, still the ones they record (vcpred.training.run_inputs)."""
     folder = Path(runs) / configuration
     if not folder.is_dir():
         known = sorted(p.name for p in Path(runs).glob("*") if p.is_dir()) if Path(runs).is_dir() else []
@@ -70,7 +71,7 @@ def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     if not found:
         raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
     warn_unverified(unverified)
-    check_inputs(found)
+    check_run_inputs(found, needed=("store",) if found[0].image else ())  # the store's params go in the bundle
     return found
 
 

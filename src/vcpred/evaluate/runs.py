@@ -3,9 +3,9 @@ predictions.csv (the contract in docs/evaluation.md). Tables are validated row b
 
 Nothing is trusted silently: a run's files must still have the sha256 its config.yaml recorded
 when it finished (`outputs`), and the runs read together must have been trained on one splits
-file and one manifest (`splits_sha256`, `manifest_sha256`), which must still be the files on disk
-where those exist. Runs that record no output hashes (another tool's, or an earlier vcpred's) are
-read unverified, and said so."""
+file, manifest and prepared store, still the ones found where the runs record them
+(vcpred.training.run_inputs: refused when changed, a note when not found). Runs that record no
+output hashes (another tool's, or an earlier vcpred's) are read unverified, and said so."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import pandas as pd
 from vcpred import console
 from vcpred.cohort.splits import recorded_held_out_sites
 from vcpred.evaluate.errors import EvaluationError
-from vcpred.hashing import sha256_file
 from vcpred.runs import (
     RunRecord,
     read_finished,
@@ -26,6 +25,7 @@ from vcpred.runs import (
     run_label,
     verify_outputs,
 )
+from vcpred.training.run_inputs import check_run_inputs
 
 MAX_LISTED = 8  # runs listed in one message
 READ_BY_EVALUATE = ("predictions.csv", "metrics.json")  # the run outputs evaluate and report read
@@ -64,7 +64,7 @@ def read_runs(root: str | Path) -> RunsFolder:
     if not root.is_dir():
         raise EvaluationError(f"runs folder {root} does not exist or is not a folder; pass the "
                               "folder that holds <configuration>/split-<KK>/ run dirs")
-    runs, skipped, records, unverified = [], [], [], []
+    skipped, records, unverified = [], [], []
     sites: dict[Path, tuple[str | None, ...]] = {}  # splits file -> its held-out sites, read once
     for run_dir in run_dirs(root):
         record, reason = read_finished(run_dir)
@@ -74,9 +74,9 @@ def read_runs(root: str | Path) -> RunsFolder:
         if not verify_outputs(run_dir, record.raw, READ_BY_EVALUATE):
             unverified.append(run_label(run_dir))
         records.append(record)
-        runs.append(replace(read_run(record), held_out_site=held_out_site(record, sites)))
     warn_unverified(unverified)
-    check_inputs(records)
+    check_run_inputs(records)  # the manifest, store and splits file they trained on, before any is read
+    runs = [replace(read_run(record), held_out_site=held_out_site(record, sites)) for record in records]
     if not runs:
         found = f"; {len(skipped)} unfinished run dir(s) skipped" if skipped else ""
         raise EvaluationError(f"no finished runs under {root} (expected <configuration>/split-<KK>/"
@@ -92,14 +92,6 @@ def warn_unverified(labels: list[str]) -> None:
         more = f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else ""
         console.say(f"note: {len(labels)} run(s) record no output hashes (written by another tool or an earlier "
                     f"vcpred), so their files are read unverified: {', '.join(labels[:MAX_LISTED])}{more}")
-
-
-INPUT_FILES = (("splits_sha256", "splits", "splits file"), ("manifest_sha256", "manifest", "manifest"))
-
-
-def _grouped(labels: list[str]) -> str:
-    more = f" and {len(labels) - MAX_LISTED} more" if len(labels) > MAX_LISTED else ""
-    return ", ".join(labels[:MAX_LISTED]) + more
 
 
 def read_run(record: RunRecord) -> Run:
@@ -122,37 +114,6 @@ def held_out_site(record: RunRecord, read: dict[Path, tuple[str | None, ...]]) -
         read[path] = recorded_held_out_sites(path)
     sites = read[path]
     return sites[record.split] if 0 <= record.split < len(sites) else None
-
-
-def check_inputs(records: list[RunRecord]) -> None:
-    """The runs read together were trained on one splits file and one manifest (by their recorded
-    sha256), which are still the files on disk where those exist; EvaluationError listing the runs."""
-    digests: dict[str, str] = {}
-    for key, path_key, what in INPUT_FILES:
-        by_digest: dict[str, list[str]] = {}
-        for record in records:
-            if isinstance(record.raw.get(key), str):
-                by_digest.setdefault(record.raw[key], []).append(run_label(record.path))
-        if len(by_digest) > 1:
-            groups = "; ".join(f"{_grouped(labels)} (sha256 {digest[:12]}...)" for digest, labels in by_digest.items())
-            raise EvaluationError(f"these runs were trained on different {what}s: {groups}; runs are compared on the "
-                                  f"same patients, so read runs of one {what} together: train the others again "
-                                  "(`vcpred experiment CONFIG --out RUNS --retrain-stale`) or move them to another "
-                                  "RUNS folder")
-        changed: dict[str, list[str]] = {}
-        for record in records:
-            recorded = record.raw.get(key)
-            path = str(getattr(record.trained, path_key)) if record.trained else None
-            if not isinstance(recorded, str) or path is None or not Path(path).is_file():
-                continue
-            if path not in digests:
-                digests[path] = sha256_file(path)
-            if digests[path] != recorded:
-                changed.setdefault(path, []).append(run_label(record.path))
-        for path, labels in changed.items():
-            raise EvaluationError(f"the {what} {path} changed since these runs were trained on it (its sha256 "
-                                  f"differs from their config.yaml): {_grouped(labels)}; train them again "
-                                  "(`vcpred experiment CONFIG --out RUNS --retrain-stale`) or restore the file")
 
 
 def _check_consistent(runs: list[Run]) -> None:

@@ -25,7 +25,8 @@ from vcpred.evaluate.selection import Selection, read_selection
 from vcpred.evaluate.sites import VariantSites, read_sites
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta, checked_meta, parse_meta
-from vcpred.runs import RunRecord, read_finished, run_dirs, unfinished_reason
+from vcpred.runs import RunRecord, finished_records, read_finished, run_dirs, unfinished_reason
+from vcpred.training.run_inputs import CheckedInputs, check_run_inputs
 
 EVAL_FILES = ("summary.csv", "per_split.csv", "evaluation.json", "ensemble_predictions.csv")
 THRESHOLD_TOLERANCE = 1e-6  # export and evaluate compute the same median of the same Youden thresholds
@@ -201,15 +202,16 @@ def read_json(path: Path | None) -> dict | None:
         return None
 
 
-def locate_cohort(configs: dict[str, RunRecord], anchors: list[Path], override: str | None):
-    """The manifest the runs trained on (or --manifest) as a Cohort; image files not required."""
+def locate_cohort(configs: dict[str, RunRecord], anchors: list[Path], override: str | None, checked: CheckedInputs):
+    """The manifest the runs trained on (or --manifest, which must hold the same) as a Cohort; image
+    files not required."""
     from vcpred.cohort import load_manifest
 
     recorded = str(next(iter(configs.values())).manifest)
     manifest = Path(override) if override else find_path(recorded, anchors)
     if manifest is None or not manifest.is_file():
         raise ReportError(f"the runs' manifest {recorded} is not found; pass --manifest MANIFEST")
-    return load_manifest(manifest, check_files=False)
+    return load_manifest(checked.verify("manifest", manifest), check_files=False)
 
 
 def _store_params(store_dir: Path | None, recorded: Path) -> tuple[dict | None, str]:
@@ -252,12 +254,13 @@ def load_inputs(eval_dir: str | Path, *, model_dir: str | Path | list | tuple | 
     runs_dir = locate_runs(evaluation, eval_dir, runs)
     configs = read_configs(runs_dir)
     check_runs_match(configs, evaluation, runs_dir)
+    checked = check_run_inputs(finished_records(runs_dir))  # every input found again is verified
     anchors = [Path.cwd(), eval_dir.parent, runs_dir.parent]
-    cohort = locate_cohort(configs, anchors, manifest)
+    cohort = locate_cohort(configs, anchors, manifest, checked)
     first = next(iter(configs.values()))
-    store_dir = find_path(str(first.store), anchors)
+    store_dir = checked.verify("store", find_path(str(first.store), anchors))
     params, missing = _store_params(store_dir, first.store)
-    splits_path = find_path(str(first.splits), anchors)
+    splits_path = checked.verify("splits", find_path(str(first.splits), anchors))
     inputs = ReportInputs(eval_dir, summary, per_split, evaluation, ensembles, runs_dir, configs, cohort,
                           read_json(splits_path), params, store_dir, chosen=evaluation["best"],
                           losses=read_losses(runs_dir))

@@ -9,7 +9,6 @@ the weights, the input fingerprint and the sha256 of every output.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,12 +17,13 @@ import yaml
 
 from vcpred.errors import ConfigError, RunError
 from vcpred.hashing import sha256_file
-from vcpred.runs.layout import split_of
+from vcpred.runs.layout import run_dirs, split_of
 
 if TYPE_CHECKING:
     from vcpred.models.spec import ModelSpec
     from vcpred.training.config import TrainConfig, TrainingParams
 
+INPUT_KEYS = ("manifest", "store", "splits")  # the inputs a run records where they lie (`input_paths`)
 RETRAIN = "train the run again (`vcpred experiment CONFIG --out RUNS --retrain-stale`, or `vcpred train ... --force`)"
 
 
@@ -104,8 +104,16 @@ class RunRecord:
     split: int
     clinical_columns: list[str]
     patients: dict[str, int]  # train / validation / external counts; {} when not recorded
-    trained: TrainConfig | None  # the training config the run was made from (None: another tool's run)
+    trained: TrainConfig | None  # the training config the run was made from (None: another tool's run),
+    # its manifest, store and splits found where `input_paths` says (input_paths_of)
     raw: dict = field(repr=False)
+
+    @property
+    def input_paths(self) -> dict[str, str] | None:
+        """Where the run recorded its manifest, store and splits file, relative to the run dir (None:
+        an earlier vcpred, whose `config` paths are relative to the directory it was trained from)."""
+        value = self.raw.get("input_paths")
+        return value if isinstance(value, dict) and all(isinstance(value.get(k), str) for k in INPUT_KEYS) else None
 
     @property
     def n_train(self) -> int | None:
@@ -199,6 +207,11 @@ def read_finished(run_dir: Path) -> tuple[RunRecord | None, str | None]:
     return (None, reason) if reason else (_record(run_dir, config), None)
 
 
+def finished_records(runs: Path) -> list[RunRecord]:
+    """The record of every finished run under RUNS (unfinished ones left out)."""
+    return [record for record, _ in map(read_finished, run_dirs(runs)) if record is not None]
+
+
 def written_by_training(run_dir: Path) -> bool:
     """Whether run_dir holds a finished run that vcpred training wrote (its config.yaml is a mapping
     with status done, configuration and environment): the output guard may then replace it."""
@@ -246,11 +259,31 @@ def _record(run_dir: Path, config: dict) -> RunRecord:
                        f"is {run_dir.parent.name}/{run_dir.name}; move the run dir or fix config.yaml")
     patients = config.get("patients")
     return RunRecord(run_dir, name, split, list(clinical), dict(patients) if isinstance(patients, dict) else {},
-                     _training_config(config, config_path), config)
+                     _training_config(run_dir, config, config_path), config)
 
 
-def _training_config(config: dict, config_path: Path) -> TrainConfig | None:
-    """The `config` section parsed back into the TrainConfig it was written from (paths as recorded)."""
+def input_paths_of(run_dir: Path, config: dict) -> dict[str, str]:
+    """Where a run's manifest, store and splits file lie: as `input_paths` records them relative to the
+    run dir (so runs, store and cohort may move together), else at the absolute path it was trained
+    with when only that exists; {} for an earlier vcpred's run (its `config` paths, relative to the
+    directory it was trained from, are used as before)."""
+    recorded, section = config.get("input_paths"), config.get("config")
+    if not isinstance(recorded, dict) or not isinstance(section, dict):
+        return {}
+    found = {}
+    for key in INPUT_KEYS:
+        if not isinstance(recorded.get(key), str):
+            continue
+        beside = (Path(run_dir) / recorded[key]).resolve()
+        trained_with = Path(str(section.get(key, "")))
+        found[key] = str(trained_with if not beside.exists() and trained_with.is_absolute() and trained_with.exists()
+                         else beside)
+    return found
+
+
+def _training_config(run_dir: Path, config: dict, config_path: Path) -> TrainConfig | None:
+    """The `config` section parsed back into the TrainConfig it was written from, its paths where the
+    run's inputs lie (input_paths_of)."""
     from vcpred.training.config import TrainConfig
 
     section = config.get("config")
@@ -259,6 +292,6 @@ def _training_config(config: dict, config_path: Path) -> TrainConfig | None:
     if not isinstance(section, dict):
         raise RunError(f"{config_path}: 'config' must be the training configuration mapping, got {section!r}")
     try:
-        return TrainConfig.from_dict(section, Path("."))
+        return TrainConfig.from_dict({**section, **input_paths_of(run_dir, config)}, Path("."))
     except ConfigError as exc:
         raise RunError(f"{config_path}: its training config cannot be read ({exc}); {RETRAIN}") from None

@@ -1,7 +1,8 @@
 """One run: train one configuration on one split and write its run dir.
 
 RUN_DIR/            written beside (a temporary sibling) and put in place complete (vcpred.output_folder)
-  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `inputs` (the
+  config.yaml       resolved config, seed, hashes, weights, versions, git commit; `input_paths` (the
+                    manifest, store and splits file relative to the run dir), `inputs` (the
                     fingerprint below), `outputs` (sha256 of every other file), `status: done` last
   metrics.json      training curve, best epoch, timings, parameter counts
   model/            model.safetensors + model.json (trained tensors only), clinical.json
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -131,6 +133,21 @@ def resolved(config: TrainConfig) -> TrainConfig:
     if config.model.image:  # the model applies the weights' mean/std only to [0, 1] frames
         return replace(config, model=replace(config.model, input_scale=store_input_scale(config.store)))
     return config
+
+
+def run_relative_paths(config: TrainConfig, out: Path) -> dict[str, str]:
+    """Where the manifest, store and splits file lie relative to the run dir `out` (config.yaml's
+    `input_paths`): found again from any working directory, and when runs, store and cohort are moved
+    together; an absolute path where no relative one exists (another drive on Windows)."""
+    home = Path(out).resolve()
+    paths = {}
+    for key in PATH_KEYS:
+        target = Path(getattr(config, key)).resolve()
+        try:
+            paths[key] = Path(os.path.relpath(target, home)).as_posix()
+        except ValueError:
+            paths[key] = target.as_posix()
+    return paths
 
 
 def _canonical(config: TrainConfig) -> dict:
@@ -261,6 +278,7 @@ def _train(config: TrainConfig, split: int, out: Path, *, force: bool, fingerpri
                                               if p.is_file()))
         resolved_config = {"configuration": config.configuration, "split": split,
                            "clinical_columns": list(config.model.clinical_columns), "config": config.to_dict(),
+                           "input_paths": run_relative_paths(config, out),
                            "splits_sha256": fingerprint["splits_sha256"],
                            "manifest_sha256": fingerprint["manifest_sha256"],
                            "patients": plan.counts(), "training_data": training_data(config.manifest),
