@@ -69,6 +69,24 @@ def test_the_external_site_acquired_differently_is_easy_to_tell_apart(sites):
     assert shift.headline is external
 
 
+def test_the_external_set_and_its_one_site_are_fitted_once(sites, monkeypatch):
+    """The external set against the development set and its only site against the other sites' development
+    patients are the same rows and labels: the same numbers, computed once."""
+    from vcpred.evaluate import site_shift
+
+    cohort, store, shift = sites
+    calls = []
+    real = site_shift.cross_validated_auc
+    monkeypatch.setattr(site_shift, "cross_validated_auc", lambda *a: calls.append(1) or real(*a))
+    again = by_name(check_site_shift(cohort, store, CLASSIFIER))
+    external, site_d = again["external set vs the development set"], again[
+        "site D vs the development patients of the other sites"]
+    assert (external.auc, external.chance_mean, external.chance_sd) == (site_d.auc, site_d.chance_mean,
+                                                                         site_d.chance_sd)
+    assert external.auc == by_name(shift)["external set vs the development set"].auc
+    assert len(calls) == (len(again) - 1) * (1 + CLASSIFIER.permutations)  # each comparison and its shuffles
+
+
 def test_identically_acquired_sites_are_not_told_apart(sites):
     """A and B share one acquisition: each is compared with the other's 40 patients alone (D is no part of it),
     so their AUCs are one number. A cross-validated AUC of unrelated scores at 40 vs 40 patients has SD about

@@ -337,16 +337,21 @@ def verdict(comparison: Comparison, auc: float | None, n_group: int, n_rest: int
 
 
 def separation(comparison: Comparison, features: np.ndarray, in_group: np.ndarray,
-               classifier: Classifier) -> Separation:
+               classifier: Classifier, fitted: dict | None = None) -> Separation:
     """One group against the rest (the other rows): the cross-validated AUC (None when either side is too
-    small to cross-validate), its chance band and its verdict."""
+    small to cross-validate), its chance band and its verdict. fitted: AUCs already computed on the same
+    rows and labels (the external set and its one site against the development set are one comparison)."""
     n_group, n_rest = int(in_group.sum()), int((~in_group).sum())
     folds = min(classifier.folds, n_group, n_rest)
     words = (comparison.name, comparison.kind, comparison.group, n_group, n_rest)
     if folds < MIN_PER_GROUP:
         return Separation(*words, None, None, None, None, "too few", verdict(comparison, None, n_group, n_rest))
-    auc = cross_validated_auc(features, in_group, folds, classifier.seed)
-    shuffled = chance_aucs(features, in_group, folds, classifier)
+    fitted = {} if fitted is None else fitted
+    key = (features.tobytes(), in_group.tobytes())
+    if key not in fitted:
+        fitted[key] = (cross_validated_auc(features, in_group, folds, classifier.seed),
+                       chance_aucs(features, in_group, folds, classifier))
+    auc, shuffled = fitted[key]
     chance = (float(shuffled.mean()), float(shuffled.std(ddof=1))) if len(shuffled) > 1 else None
     mean, sd = chance if chance else (None, None)
     level = level_of(auc, None if chance is None else chance[0] + 2 * chance[1])
@@ -379,13 +384,14 @@ def site_comparison(site: str, sites: np.ndarray, sets: np.ndarray) -> tuple[Com
 def separations(patients: pd.DataFrame, features: np.ndarray, classifier: Classifier) -> list[Separation]:
     """The external set against the development set (when both exist), then each site (site_comparison)."""
     sites, sets = patients["site"].to_numpy(), patients["set"].to_numpy()
-    found = []
+    found: list[Separation] = []
+    fitted: dict = {}
     if {"development", "external"} <= set(sets):
         found.append(separation(Comparison("set", "external", "the development set", "an external AUC"), features,
-                                sets == "external", classifier))
+                                sets == "external", classifier, fitted))
     for site in sorted(set(sites)):
         comparison, rows = site_comparison(site, sites, sets)
-        found.append(separation(comparison, features[rows], sites[rows] == site, classifier))
+        found.append(separation(comparison, features[rows], sites[rows] == site, classifier, fitted))
     return found
 
 
