@@ -20,7 +20,6 @@ import hashlib
 import torch
 import torch.nn as nn
 
-METHODS = ("none", "histogram")
 PERCENTILES = (1.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 99.0)
 STANDARD_RANGE = (0.0, 100.0)  # TorchIO's: the cutoff percentiles of every training frame map to these
 FLAT = 1e-5  # two landmarks of a frame closer than this: that segment maps to a constant (as TorchIO)

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from vcpred.errors import ConfigError
+
+if TYPE_CHECKING:  # torch only when frames are augmented: a training config (and `--help`) loads none
+    import torch
 
 MAX_VIEWS = 16
 
@@ -102,6 +103,7 @@ class AcquisitionAugment:
 
     def __call__(self, images: torch.Tensor, seed: int) -> torch.Tensor:
         """Augmented copies of frames [B, C, H, W] (float32); the same seed gives the same images."""
+        import torch
         import torchio as tio
 
         transform = tio.Compose(self.transforms())
@@ -116,6 +118,8 @@ class AcquisitionAugment:
 def _augment_frame(image: torch.Tensor, transform) -> torch.Tensor:
     """One frame [C, H, W]: rescaled to [0, 1], transformed as a 2-D TorchIO image [C, H, W, 1], given
     back its mean and SD. Channels that repeat one sequence are augmented once and repeated."""
+    import numpy as np
+    import torch
     import torchio as tio
 
     repeated = all(torch.equal(image[0], c) for c in image[1:])

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vcpred.hashing import atomic_write
 from vcpred.imaging import load_prepared
 from vcpred.models import BuiltModel
 from vcpred.models.inputs import three_channels
@@ -66,23 +65,8 @@ def cached_view_features(built: BuiltModel, store: Path, frames: FrameSet, augme
     settings = json.dumps({"plain": feature_cache.cache_key(built, store, frames.patient_ids),
                            "acquisition": augment.to_dict(), "seed": seed}, sort_keys=True)
     key = hashlib.sha256(settings.encode()).hexdigest()[:24]
-    path = folder / f"{key}-views.npz"
-    index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
-    found = feature_cache._read_cached(path, index)
-    if found is not None:
-        return found, True
-    with feature_cache.exclusive(folder / f"{key}-views.lock"):
-        found = feature_cache._read_cached(path, index)
-        if found is not None:
-            return found, True
-        computed = compute_view_features(built, store, frames, augment, seed, device)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as stream:
-                np.savez(stream, features=computed.numpy(), index=np.asarray(index))
-
-        atomic_write(path, write)
-    return computed, False
+    return feature_cache.through_cache(folder / f"{key}-views.npz", frames,
+                                       lambda: compute_view_features(built, store, frames, augment, seed, device))
 
 
 def repeated(frames: FrameSet, times: int) -> FrameSet:

@@ -113,21 +113,26 @@ def _read_cached(path: Path, index: str) -> tuple[torch.Tensor | None, str | Non
 
 def cached_features(built: BuiltModel, store: Path, frames: FrameSet, device: torch.device) -> tuple[torch.Tensor, bool]:
     """Features for every sample of `frames` (patients grouped, offsets ascending); (features, was_cached)."""
-    folder = Path(store) / "feature_cache"
     key = cache_key(built, store, frames.patient_ids)
-    path = folder / f"{key}.npz"
+    return through_cache(Path(store) / "feature_cache" / f"{key}.npz", frames,
+                         lambda: compute_features(built, store, frames, device))
+
+
+def through_cache(path: Path, frames: FrameSet, compute) -> tuple[torch.Tensor, bool]:
+    """The features cached at path for these samples, verified against their recorded sha256; else
+    compute() written there with its sha256 (under a lock beside it). (features, was_cached)."""
     index = json.dumps([frames.patient_ids, frames.offsets.tolist()])
     features, _ = _read_cached(path, index)
     if features is not None:
         return features, True
-    with exclusive(folder / f"{key}.lock"):
+    with exclusive(path.with_suffix(".lock")):
         # another process may have written it while we waited; only now is a failed check the file's own
         features, damaged = _read_cached(path, index)
         if features is not None:
             return features, True
         if damaged:
             console.warn(f"feature cache {path}: {damaged}; computing its features again")
-        features = compute_features(built, store, frames, device)
+        features = compute()
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as stream:  # a file object keeps numpy from appending ".npz"
