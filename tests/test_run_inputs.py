@@ -85,7 +85,10 @@ def report_content(html: Path, work: Path) -> str:
     """The report without the time it was made and the folders it names (a moved input is found, and
     verified, where the runs were trained)."""
     text = html.read_text().replace(str(work.resolve()), "WORK").replace(str(work), "WORK")
-    text = re.sub(r"[^\s<>()\"']*/(tiny/manifest\.csv|tiny/store|splits\.json)", r"WORK/\1", text)
+    # token by token (a token is what lies between spaces, tags, brackets and quotes): one pattern over the
+    # whole page backtracked over each embedded base64 figure, minutes for one report
+    named = re.compile(r"^.*?/(tiny/manifest\.csv|tiny/store|splits\.json)")
+    text = re.sub(r"[^\s<>()\"']+", lambda token: named.sub(r"WORK/\1", token.group()), text)
     return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d", "TIME", text)
 
 
