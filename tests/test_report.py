@@ -383,11 +383,11 @@ def test_tripod_heterogeneity_quotes_development_and_external_sites(report_artef
 def test_tripod_13_and_12f_name_an_exported_model_recalibrated_after_training(report_artefacts):
     import dataclasses
 
-    inputs = _inputs(report_artefacts)
+    inputs = load_inputs(report_artefacts.evaluation(), model_dir=str(report_artefacts.model_dir()),
+                         manifest=str(report_artefacts.image_manifest()))
     assert inputs.models and not any(meta.recalibration for _, meta in inputs.models)
     before = answers(inputs)["13"][0]
-    inputs.models = [(path, dataclasses.replace(meta, recalibration={"intercept": 0.1, "slope": 0.9}))
-                     for path, meta in inputs.models]
+    inputs.bundle = dataclasses.replace(inputs.bundle, recalibration={"intercept": 0.1, "slope": 0.9})
     after = answers(inputs)
     ids = ", ".join(meta.model_id for _, meta in inputs.models)
     assert after["13"][0] == before + f" The exported model {ids} was recalibrated afterwards (item 12f)."

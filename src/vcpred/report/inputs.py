@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vcpred import console
 from vcpred.errors import VcpredError
 from vcpred.evaluate.calibration import VariantCalibration, read_calibration
 from vcpred.evaluate.compare import Comparisons, read_comparisons
@@ -204,14 +205,41 @@ def read_json(path: Path | None) -> dict | None:
 
 def locate_cohort(configs: dict[str, RunRecord], anchors: list[Path], override: str | None, checked: CheckedInputs):
     """The manifest the runs trained on (or --manifest, which must hold the same) as a Cohort; image
-    files not required."""
+    files not required. A --manifest that differs from the runs' own only where the report's numbers
+    do not depend on it (image paths, ROIs: what the gallery reads) is used, and said so."""
     from vcpred.cohort import load_manifest
+    from vcpred.training.run_inputs import InputsChanged
 
     recorded = str(next(iter(configs.values())).manifest)
     manifest = Path(override) if override else find_path(recorded, anchors)
     if manifest is None or not manifest.is_file():
         raise ReportError(f"the runs' manifest {recorded} is not found; pass --manifest MANIFEST")
-    return load_manifest(checked.verify("manifest", manifest), check_files=False)
+    try:
+        return load_manifest(checked.verify("manifest", manifest), check_files=False)
+    except InputsChanged:
+        own = find_path(recorded, anchors) if override else None
+        if own is None or not own.is_file():
+            raise
+        runs_cohort = load_manifest(checked.verify("manifest", own), check_files=False)
+        given = load_manifest(manifest, check_files=False)
+        if _described_alike(runs_cohort, given):
+            console.say(f"note: --manifest {manifest} differs from the runs' manifest {own} only in image paths, "
+                        "series or ROIs: the cohort is described from either, the gallery reads its images")
+            return given
+        raise
+
+
+def _described_alike(a, b) -> bool:
+    """The same patients with the same set, label, level, site and clinical values (what the report's
+    cohort description and numbers use)."""
+    def described(cohort) -> list:
+        def value(v):  # a missing value (NaN) equals another missing value
+            return None if isinstance(v, float) and math.isnan(v) else v
+
+        return [(r.patient_id, r.set, r.label, r.level, r.site, sorted((k, value(v)) for k, v in r.clinical.items()))
+                for r in cohort.records]
+
+    return described(a) == described(b)
 
 
 def _store_params(store_dir: Path | None, recorded: Path) -> tuple[dict | None, str]:
