@@ -30,8 +30,11 @@ DEADLINE_S = 300
 def start(argv: list[str], marker: str) -> subprocess.Popen:
     """vcpred in a new process; its workers inherit the marker in their environment."""
     env = dict(os.environ, **{MARKER: marker}, HF_HUB_OFFLINE="1")
+    # SIGINT as a terminal's Ctrl-C sends it: a shell's background job (`make test &`) starts with SIGINT
+    # ignored, and a child would inherit that and run to the end
     return subprocess.Popen([sys.executable, "-m", "vcpred", *argv], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def processes_with(marker: str) -> list[int]:
