@@ -121,14 +121,17 @@ def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, 
 def test_the_screen_decides_only_a_refusal(tmp_path, monkeypatch, screen, complete, decided, patients, largest):
     from vcpred.bundle import precision_check
 
-    def change(split_dir, run, shared, made, *, ap, rule, patients):  # split -> (largest change, patients)
+    def change(run, model, recorded, by_id, *, ap, rule, patients):  # split -> (largest change, patients)
         return (screen if patients == 2 else complete)[run], patients
 
+    reads = []
+    monkeypatch.setattr(precision_check, "_split_inputs", lambda split_dir, *a: reads.append(split_dir) or (None,) * 3)
     monkeypatch.setattr(precision_check, "_split_change", change)
     check = precision_check.bf16_check(tmp_path, [0, 1], [{"dir": "a"}, {"dir": "b"}], ap=True, rule="mean",
                                        patients=8)
     assert check["screen"]["decided"] == decided and check["patients"] == patients
     assert check["max_probability_change"] == largest and check["screen"]["per_split"] == screen
+    assert len(reads) == len(set(reads)) == 2  # each split's model and predictions read once for both passes
 
 
 def test_each_precision_path_predicts_and_says_which_it_used(artefacts, monkeypatch):

@@ -52,9 +52,10 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
     shared_file = folder / SHARED_BACKBONE_FILE  # the backbone the split models share, when kept once
     shared = load_file(str(shared_file)) if shared_file.is_file() else {}
     made: Architectures = {}  # as load_bundle: each architecture built once, copied for the other splits
+    loaded: dict[str, tuple] = {}  # split dir -> (model, recorded predictions, manifest rows): read once for both passes
 
     def over_splits(count: int) -> tuple[list[float], int]:
-        return _over_splits(folder, runs, entries, shared, made, ap=ap, rule=rule, patients=count)
+        return _over_splits(folder, runs, entries, shared, made, loaded, ap=ap, rule=rule, patients=count)
 
     screen_patients = min(SCREEN_PATIENTS, patients)
     changes, checked = over_splits(screen_patients)
@@ -72,14 +73,16 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
             "method": METHOD, "native_bf16_at_export": native_bf16()}
 
 
-def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], shared: dict, made: Architectures, *,
-                 ap: bool, rule: str, patients: int) -> tuple[list[float], int]:
+def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], shared: dict, made: Architectures,
+                 loaded: dict, *, ap: bool, rule: str, patients: int) -> tuple[list[float], int]:
     """Each split's change in order, up to the first split model whose change is not below the
     tolerance: auto then predicts in fp32 whatever the other split models would show, so checking
     them would cost time for nothing. Returns (changes, patients scored)."""
     changes, checked = [], 0
     for run, entry in zip(runs, entries):
-        change, count = _split_change(folder / entry["dir"], run, shared, made, ap=ap, rule=rule, patients=patients)
+        if entry["dir"] not in loaded:
+            loaded[entry["dir"]] = _split_inputs(folder / entry["dir"], run, shared, made)
+        change, count = _split_change(run, *loaded[entry["dir"]], ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
         if not change < BF16_TOLERANCE:  # NaN (nothing measured) stops it too
@@ -87,17 +90,22 @@ def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], share
     return changes, checked
 
 
-def _split_change(split_dir: Path, run: RunRecord, shared: dict, made: Architectures, *, ap: bool, rule: str,
-                  patients: int) -> tuple[float, int]:
+def _split_inputs(split_dir: Path, run: RunRecord, shared: dict, made: Architectures) -> tuple:
+    """(the split's network as predict loads it, the fp32 validation predictions its run recorded, the
+    manifest's records by patient id)."""
     from vcpred.cohort import load_manifest
-    from vcpred.imaging import load_prepared  # the store read through its own API (hashes checked)
 
     recorded = read_predictions(run.path / "predictions.csv", split=run.split)
-    recorded = recorded[recorded["set"] == "validation"]
-    chosen = sorted(recorded["patient_id"].unique())[:patients]
     by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
-    model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared,
-                       made=made)  # as predict loads it
+    model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared, made=made)
+    return model, recorded[recorded["set"] == "validation"], by_id
+
+
+def _split_change(run: RunRecord, model, recorded: pd.DataFrame, by_id: dict, *, ap: bool, rule: str,
+                  patients: int) -> tuple[float, int]:
+    from vcpred.imaging import load_prepared  # the store read through its own API (hashes checked)
+
+    chosen = sorted(recorded["patient_id"].unique())[:patients]
     if not chosen:  # nothing to measure: no number, so auto stays fp32
         return float("nan"), 0
     keys, frames, clinical = [], [], []
