@@ -66,6 +66,7 @@ class CheckedInputs:
 
     paths: dict[str, Path | None] = field(default_factory=dict)
     records: list[RunRecord] = field(default_factory=list)
+    fingerprints: dict = field(default_factory=dict)  # _fingerprint's, so a path verified again is not hashed again
 
     def verify(self, key: str, path: str | Path | None) -> Path | None:
         """`path` (found another way, or named by the user) when it holds what the runs were trained on
@@ -74,7 +75,7 @@ class CheckedInputs:
         if path is None:
             return None
         path = Path(path)
-        actual = _fingerprint(key, path, self.paths.get("manifest"), {})
+        actual = _fingerprint(key, path, self.paths.get("manifest"), self.fingerprints)
         recorded = [r for r in self.records if recorded_digest(r, key) is not None]
         if recorded and actual is None:
             return None
@@ -93,7 +94,6 @@ def check_run_inputs(records: list[RunRecord], *, needed: tuple[str, ...] = ()) 
     checked = CheckedInputs(records=records)
     missing: dict[tuple[str, str], list[RunRecord]] = {}
     changed: dict[tuple[str, str], list[str]] = {}
-    cache: dict[tuple[str, str], str | None] = {}
     for key in INPUT_KEYS:
         for record in records:
             recorded = recorded_digest(record, key)
@@ -103,7 +103,7 @@ def check_run_inputs(records: list[RunRecord], *, needed: tuple[str, ...] = ()) 
             if not path.exists():
                 missing.setdefault((key, str(path)), []).append(record)
                 continue
-            actual = _fingerprint(key, path, checked.paths.get("manifest"), cache)
+            actual = _fingerprint(key, path, checked.paths.get("manifest"), checked.fingerprints)
             if actual is None:  # a store whose manifest is not found: it cannot be verified
                 missing.setdefault(("manifest", str(record.trained.manifest)), []).append(record)
             elif actual != recorded:
@@ -117,15 +117,16 @@ def check_run_inputs(records: list[RunRecord], *, needed: tuple[str, ...] = ()) 
 
 def _fingerprint(key: str, path: Path, manifest: Path | None, cache: dict) -> str | None:
     """What `vcpred train` would record for this input now (None: a store without its verified manifest)."""
-    if (key, str(path)) not in cache:
+    found = (key, str(path), str(manifest) if key == "store" else None)  # a store is digested over a manifest's patients
+    if found not in cache:
         try:
             if key == "store":
-                cache[key, str(path)] = store_fingerprint(path, manifest) if manifest is not None else None
+                cache[found] = store_fingerprint(path, manifest) if manifest is not None else None
             else:
-                cache[key, str(path)] = sha256_file(path)
+                cache[found] = sha256_file(path)
         except (OSError, VcpredError):
-            cache[key, str(path)] = "unreadable"  # differs from any recorded digest: refused, named
-    return cache[key, str(path)]
+            cache[found] = "unreadable"  # differs from any recorded digest: refused, named
+    return cache[found]
 
 
 def _refuse_mixed(records: list[RunRecord]) -> None:
