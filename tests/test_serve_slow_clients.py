@@ -5,14 +5,13 @@ that stalls past the idle timeout is answered 408."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import socket
-import threading
 import time
 from types import SimpleNamespace
 
 from imaging_support import save_nifti, small_volume
+from test_serve_browser import free_port, serving
 from vcpred.serve.app import create_app
 from vcpred.serve.settings import ServeSettings
 
@@ -22,29 +21,7 @@ IDLE_S = 1.0
 def viewer_without_model(tmp_path, **settings):
     """The viewer's app with a stand-in model: uploads and studies never touch the model."""
     model = SimpleNamespace(kind="image", prepare_params=lambda: SimpleNamespace(sequences=("t2",)))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return create_app(model, ServeSettings(workdir=tmp_path, port=port, **settings))
-
-
-@contextlib.contextmanager
-def serving(app):
-    import uvicorn
-
-    port = app.state.settings.port
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    return create_app(model, ServeSettings(workdir=tmp_path, port=free_port(), **settings))
 
 
 def stalled_upload(port: int) -> socket.socket:
@@ -74,7 +51,8 @@ def post_upload(port: int, data: bytes) -> tuple[int, str]:
 def test_stalled_uploads_hold_no_study_slot_and_are_answered_408(tmp_path):
     app = viewer_without_model(tmp_path, max_studies=2, upload_idle_timeout_s=IDLE_S)
     nifti = save_nifti(small_volume(), tmp_path / "small.nii.gz").read_bytes()
-    with serving(app) as port:
+    port = app.state.settings.port
+    with serving(app):
         stalled = [stalled_upload(port) for _ in range(4)]
         time.sleep(0.3)  # the server has read their headers and 4 bytes each
         for _ in range(2):  # every slot free for complete uploads while the stalled ones wait
