@@ -77,10 +77,14 @@ def test_cohort_split_warns_when_splits_repeat(tmp_path, capsys):
 
 
 def _small_experiment(tmp_path: Path, labels: list[int], splits: dict) -> Path:
-    manifest = small_manifest(tmp_path / "cohort", labels)
-    config = {"manifest": str(manifest), "store": str(tmp_path / "store"), "splits": splits,
-              "model": {"weights": "random"}, "training": {"epochs": 1}, "configurations": [CLIN]}
-    path = tmp_path / "experiment.yaml"
+    return clinical_experiment(tmp_path, small_manifest(tmp_path / "cohort", labels), splits, CLIN)
+
+
+def clinical_experiment(folder: Path, manifest: Path, splits: dict, configuration: dict) -> Path:
+    """folder/experiment.yaml: one one-epoch configuration on manifest, its store in folder/store."""
+    config = {"manifest": str(manifest), "store": str(folder / "store"), "splits": splits,
+              "model": {"weights": "random"}, "training": {"epochs": 1}, "configurations": [configuration]}
+    path = folder / "experiment.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 

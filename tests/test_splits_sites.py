@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import patient_row, write_manifest
-from test_guardrails import one_error_line
+from test_guardrails import clinical_experiment, one_error_line
 from vcpred.cli import main
 from vcpred.cohort import Cohort, PatientRecord, Roi, load_manifest, load_splits, make_splits, save_splits
 from vcpred.cohort.splits import LEAVE_ONE_SITE_OUT, RANDOM, make_site_splits, read_splits
@@ -132,12 +131,7 @@ def test_cohort_split_cli(tmp_path, capsys):
 
 
 def site_experiment(tmp_path: Path, splits: dict) -> Path:
-    manifest = site_manifest(tmp_path / "cohort")
-    config = {"manifest": str(manifest), "store": str(tmp_path / "store"), "splits": splits,
-              "model": {"weights": "random"}, "training": {"epochs": 1}, "configurations": [CLIN]}
-    path = tmp_path / "experiment.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
+    return clinical_experiment(tmp_path, site_manifest(tmp_path / "cohort"), splits, CLIN)
 
 
 def test_experiment_settings_that_do_not_fit_the_strategy_are_refused(tmp_path, capsys):
