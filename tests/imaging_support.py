@@ -71,16 +71,18 @@ def stored_geometry(volume: Volume, perm: tuple[int, int, int], flips: tuple[int
 
 def write_dicom_series(folder: Path, volume: Volume, *, perm=(0, 1, 2), flips=(), rotate_deg=0.0,
                        slope=0.5, intercept=-100.0, series_uid: str | None = None,
-                       description="T2 SAG", seed=0) -> Path:
+                       description="T2 SAG", seed=0, study_uid: str | None = None, study_date: str | None = None,
+                       series_number: int | None = None) -> Path:
     """Write `volume` as single-frame MR DICOM files with random names in shuffled order.
 
     Stored pixel = (value - intercept) / slope as uint16, so reading must apply the rescale.
     Default perm/flips give the typical sagittal ImageOrientationPatient [0, 1, 0, 0, 0, -1].
+    Each call is a new study unless study_uid is given; StudyDate and SeriesNumber only when given.
     """
     folder.mkdir(parents=True, exist_ok=True)
     array, direction, spacing, origin = stored_geometry(volume, perm, flips, rotate_deg)
     series_uid = series_uid or generate_uid()
-    study_uid, rng = generate_uid(), random.Random(seed)
+    study_uid, rng = study_uid or generate_uid(), random.Random(seed)
     order = list(range(array.shape[0]))
     rng.shuffle(order)
     for number, k in enumerate(order):
@@ -92,6 +94,10 @@ def write_dicom_series(folder: Path, volume: Volume, *, perm=(0, 1, 2), flips=()
         ds.SliceThickness = float(spacing[0])
         ds.InstanceNumber = number + 1  # deliberately not the anatomical order
         ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+        if study_date is not None:
+            ds.StudyDate = study_date
+        if series_number is not None:
+            ds.SeriesNumber = series_number
         ds.save_as(folder / f"IM{rng.randrange(10**6):06d}_{number}", enforce_file_format=True)
     return folder
 

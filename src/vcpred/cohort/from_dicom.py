@@ -1,17 +1,17 @@
 """`vcpred cohort init DICOM_ROOT --out manifest.csv`: a manifest to fill in, from a folder of studies.
 
 One row per patient entry of DICOM_ROOT (a sub-folder, or a zip, named after the patient), or per
-study with per_study. The sagittal series of each entry are listed from their headers; the one whose
-SeriesDescription matches the pattern (shell-style, case-insensitive: "*t2*sag*") is chosen, or
-the only sagittal one when no pattern is given. Where that leaves none or several, the series cell
-stays empty and the candidates are returned for the user to choose (copy a UID into series_<seq>).
+study with per_study. The sagittal series of each entry are listed from their headers; the one the
+pattern chooses (words in any order, "t2 sag", or a shell-style glob; vcpred.cohort.series_choice) is
+chosen, or the only sagittal one when no pattern is given. Where that leaves none or several, the
+series cell stays empty and the candidates are returned for the user to choose (each with the short
+reference, e.g. 20240105#3, to copy into series_<seq>).
 Labels, clinical values and ROIs stay empty: the researcher fills them in.
 """
 
 from __future__ import annotations
 
 import csv
-import fnmatch
 import io
 import os
 from dataclasses import dataclass, field
@@ -19,24 +19,12 @@ from pathlib import Path
 
 
 from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
+from vcpred.cohort.series_choice import SeriesInfo, resolve, sort_key
 from vcpred.errors import ConfigError, ImageReadError
 from vcpred.hashing import atomic_write
 
 # The clinical columns of the study (Kim et al. 2024), left empty for the researcher.
 CLINICAL_COLUMNS = ("age", "sex", "bmi", "bmd_tscore", "steroid", "diabetes", "days_to_mri")
-
-
-@dataclass(frozen=True)
-class SeriesInfo:
-    uid: str
-    description: str
-    plane: str
-    slices: int
-    study_uid: str
-    study_date: str
-
-    def __str__(self) -> str:
-        return f"{self.uid} {self.description!r} ({self.plane}, {self.slices} slices)"
 
 
 @dataclass
@@ -56,12 +44,7 @@ def list_series(path: Path) -> list[SeriesInfo]:
     """Every image series of a patient entry, from its headers (no pixels read)."""
     from vcpred.imaging.io import scan_series
 
-    series = []
-    for uid, items in scan_series(path).groups.items():
-        first = items[0].dataset
-        series.append(SeriesInfo(uid, items[0].description, items[0].plane, len(items),
-                                 str(first.get("StudyInstanceUID", "")), str(first.get("StudyDate", "") or "")))
-    return sorted(series, key=lambda s: (s.study_date, s.study_uid, s.description, s.uid))
+    return sorted((SeriesInfo.of(uid, items) for uid, items in scan_series(path).groups.items()), key=sort_key)
 
 
 def patient_entries(root: Path) -> list[Path]:
@@ -79,8 +62,7 @@ def patient_entries(root: Path) -> list[Path]:
 def choose(entry: Entry, pattern: str | None) -> None:
     """Set entry.chosen, or entry.candidates when the choice is the user's (see module docstring)."""
     sagittal = [s for s in entry.series if s.plane == "sagittal"]
-    matching = ([s for s in sagittal if fnmatch.fnmatch(s.description.lower(), pattern.lower())]
-                if pattern else sagittal)
+    matching = resolve(pattern, sagittal) if pattern else sagittal
     if len(matching) == 1:
         entry.chosen = matching[0]
     else:

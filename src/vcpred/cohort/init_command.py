@@ -18,8 +18,9 @@ def add_init(commands: argparse._SubParsersAction) -> None:
     init.add_argument("root", metavar="DICOM_ROOT")
     init.add_argument("--out", required=True, help="manifest CSV file to write")
     init.add_argument("--series", metavar="PATTERN",
-                      help="SeriesDescription pattern choosing the series, shell-style and case-insensitive, "
-                           "e.g. '*t2*sag*' (default: the only sagittal series)")
+                      help="the sagittal series to choose by its SeriesDescription, case-insensitive: words in "
+                           "any order, e.g. 't2 sag' (matches 'SAG T2 FSE'), or a shell-style glob, e.g. '*t2*sag*' "
+                           "(docs/manifest.md, 'Choosing a series'; default: the only sagittal series)")
     init.add_argument("--sequence", default="t2", help="sequence name of the image column (default t2: image_t2)")
     init.add_argument("--per-study", action="store_true", help="one row per study instead of per patient folder")
     init.add_argument("--force", action="store_true", help="replace an existing manifest file")

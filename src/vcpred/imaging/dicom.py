@@ -22,6 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from vcpred import console
+from vcpred.cohort.series_choice import SeriesInfo, resolve
 from vcpred.errors import ImageReadError
 from vcpred.imaging.formats import has_marker, head, is_dicom_file
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, plane_of, to_canonical
@@ -322,19 +323,18 @@ def describe(groups: dict[str, list[SliceHeader]]) -> str:
 
 
 def choose_series(groups: dict[str, list[SliceHeader]], folder: Path, series: str | None) -> str:
-    """The SeriesInstanceUID to read: the only one, or the one matching `series` (UID or description)."""
+    """The SeriesInstanceUID to read: the only one, or the one `series` chooses (a UID, a description,
+    words in any order or a glob: vcpred.cohort.series_choice)."""
     if series is None:
         if len(groups) == 1:
             return next(iter(groups))
         raise ImageReadError(f"{folder}: the folder mixes {len(groups)} series: {describe(groups)}; "
                              "choose one with --series SEQUENCE=UID_OR_DESCRIPTION or the manifest's "
                              "series_<sequence> column, or give each series its own folder")
-    if series in groups:
-        return series
-    matches = [uid for uid, items in groups.items() if items[0].description.lower() == series.lower()]
-    if len(matches) == 1:
-        return matches[0]
-    what = "several series are" if matches else "no series is"
+    found = resolve(series, [SeriesInfo.of(uid, items) for uid, items in groups.items()])
+    if len(found) == 1:
+        return found[0].uid
+    what = "several series are" if found else "no series is"
     raise ImageReadError(f"{folder}: {what} named {series!r}; the series here: {describe(groups)}; "
                          "choose by SeriesInstanceUID")
 
