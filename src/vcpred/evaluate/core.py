@@ -132,4 +132,6 @@ def _ensembles(per_split: pd.DataFrame, tables: dict, variants: list[Variant]) -
         ensemble = build_ensemble(variant, {k: tables[variant, k] for k in thresholds}, thresholds)
         if ensemble is not None:
             out[variant] = ensemble
+            if ensemble.threshold_note:  # also in every output; never an unexplained empty cell
+                console.warn(f"{variant.label}: ensemble threshold {ensemble.threshold_note}")
     return out

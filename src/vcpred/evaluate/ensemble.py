@@ -4,12 +4,19 @@ models use too; the median, so one split with an extreme threshold cannot drag i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from vcpred.evaluate.errors import EvaluationError
-from vcpred.evaluate.per_split import calibration_summary, development_threshold, discrimination
+from vcpred.evaluate.per_split import (
+    calibration_summary,
+    development_threshold,
+    discrimination,
+    scored,
+    undefined_threshold_note,
+)
 from vcpred.evaluate.variants import Variant
 
 
@@ -17,8 +24,9 @@ from vcpred.evaluate.variants import Variant
 class Ensemble:
     variant: Variant
     predictions: pd.DataFrame  # index patient_id; columns label (NaN = unlabelled), probability
-    threshold: float
+    threshold: float  # NaN: undefined (threshold_note says why)
     metrics: dict
+    threshold_note: str = ""  # why the threshold is undefined ('' when it is a number)
 
     @property
     def labelled(self) -> pd.DataFrame:
@@ -60,9 +68,11 @@ def build_ensemble(variant: Variant, tables: dict[int, pd.DataFrame], thresholds
     probs = pd.concat({k: t["probability"] for k, t in external.items()}, axis=1)
     frame = pd.DataFrame({"label": reference["label"], "probability": probs.mean(axis=1)})
     threshold = development_threshold(thresholds.values())
+    note = undefined_threshold_note([scored(t, "validation")["probability"].to_numpy() for t in tables.values()]
+                                    ) if math.isnan(threshold) else ""
     known = frame[frame["label"].notna()]
     y, p = known["label"].to_numpy(int), known["probability"].to_numpy()
     metrics = discrimination(y, p, threshold) | calibration_summary(y, p)
     metrics["n_splits"] = len(tables)
     metrics["unlabelled"] = int(frame["label"].isna().sum())
-    return Ensemble(variant, frame.sort_index(), threshold, metrics)
+    return Ensemble(variant, frame.sort_index(), threshold, metrics, note)

@@ -43,6 +43,7 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
                 row.update({f"ensemble_{k}": metrics[k] for k in
                             ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "brier")})
                 row["ensemble_threshold"] = ev.ensembles[variant].threshold
+                row["ensemble_threshold_note"] = ev.ensembles[variant].threshold_note
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -72,11 +73,10 @@ def per_split_table(ev: Evaluation) -> pd.DataFrame:
 
 def ensemble_table(ev: Evaluation) -> pd.DataFrame:
     """Every variant's ensemble probability per external patient (unlabelled included)."""
-    frames = [e.predictions.assign(variant=v.label, threshold=e.threshold).rename_axis("patient_id").reset_index()
-              for v, e in ev.ensembles.items()]
-    if not frames:
-        return pd.DataFrame(columns=["variant", "patient_id", "label", "probability", "threshold"])
-    return pd.concat(frames)[["variant", "patient_id", "label", "probability", "threshold"]]
+    columns = ["variant", "patient_id", "label", "probability", "threshold", "threshold_note"]
+    frames = [e.predictions.assign(variant=v.label, threshold=e.threshold, threshold_note=e.threshold_note)
+              .rename_axis("patient_id").reset_index() for v, e in ev.ensembles.items()]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
 
 
 def evaluation_json(ev: Evaluation) -> dict:
@@ -85,7 +85,8 @@ def evaluation_json(ev: Evaluation) -> dict:
         "best": ev.best.label, "skipped_runs": [{"run": p, "reason": r} for p, r in ev.skipped],
         "variants": [{"variant": v.label, "configuration": v.configuration, "ap": v.ap, "clinical": v.clinical}
                      for v in ev.variants],
-        "ensembles": {v.label: {"threshold": e.threshold, **e.metrics} for v, e in ev.ensembles.items()},
+        "ensembles": {v.label: {"threshold": e.threshold, "threshold_note": e.threshold_note or None, **e.metrics}
+                      for v, e in ev.ensembles.items()},
         "selection": to_dict(ev.selection), "sites": {label: to_dict(found) for label, found in ev.sites.items()},
         "comparisons": to_dict(ev.comparisons), "calibration": calibration_json(ev.calibration),
         "decision_curves": decision_json(ev.decision_curves), "subgroups": ev.subgroups,
@@ -94,7 +95,9 @@ def evaluation_json(ev: Evaluation) -> dict:
                                 "thresholds and the best variant; the external set chooses nothing",
                   "sites": "out-of-split validation AUC per development site: each development patient's mean "
                            "probability over the splits that validated it, joined with its manifest site",
-                  "infinite thresholds": "written as null (-inf: every patient positive)"}})
+                  "infinite thresholds": "written as null (-inf: every patient positive)",
+                  "undefined thresholds": "an ensemble whose split models have no finite threshold (constant "
+                                          "predictions) has threshold null and says why in threshold_note"}})
 
 
 def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Path]:

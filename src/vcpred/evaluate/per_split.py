@@ -66,13 +66,14 @@ def external_reason(metrics: dict | None, need: int = 2) -> str:
 
 
 def discrimination(labels: np.ndarray, prob: np.ndarray, threshold: float) -> dict[str, float]:
-    """AUC with DeLong CI (>= 2 per class) and sensitivity/specificity (>= 1 per class); NaN otherwise."""
+    """AUC with DeLong CI (>= 2 per class) and sensitivity/specificity (>= 1 per class, and a threshold:
+    NaN is an ensemble's undefined one, see undefined_threshold_note); NaN otherwise."""
     cases, controls = int((labels == 1).sum()), int((labels == 0).sum())
     out = {"n": len(labels), "n_cases": cases, "auc": NAN, "auc_ci_low": NAN, "auc_ci_high": NAN,
            "sensitivity": NAN, "specificity": NAN}
     if min(cases, controls) >= 2:
         out["auc"], out["auc_ci_low"], out["auc_ci_high"] = delong_ci(labels, prob)
-    if min(cases, controls) >= 1:
+    if min(cases, controls) >= 1 and not math.isnan(threshold):
         out["sensitivity"], out["specificity"] = sensitivity_specificity(labels, prob, threshold)
     return out
 
@@ -108,6 +109,20 @@ def development_threshold(thresholds) -> float:
     give the ensemble the same threshold."""
     finite = [float(t) for t in thresholds if t is not None and math.isfinite(t)]
     return float(np.median(finite)) if finite else math.nan
+
+
+def undefined_threshold_note(validation: list[np.ndarray]) -> str:
+    """What evaluate writes for a split ensemble whose threshold is undefined (development_threshold
+    found no finite split threshold), from each split's validation probabilities. A split's Youden
+    threshold is -inf exactly when no cut-off does better than calling every patient positive, which
+    constant predictions always give."""
+    consequence = ("which leaves no finite split threshold for the ensemble's median; its sensitivity, specificity "
+                   "and risk categories are not computed (`vcpred export` refuses it)")
+    if all(np.unique(probabilities).size == 1 for probabilities in validation):
+        return ("undefined: the model's validation predictions are constant (one probability for every patient "
+                f"of a split): Youden's threshold is -inf in every split (every patient positive), {consequence}")
+    return ("undefined: no split has a finite Youden threshold (in each, no cut-off of the validation predictions "
+            f"does better than calling every patient positive), {consequence}")
 
 
 def split_row(variant: Variant, run: Run, table: pd.DataFrame) -> dict:

@@ -83,6 +83,8 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
               f"are significant at the Bonferroni level {comp.bonferroni_level:.4f}. Bonferroni- and "
               "Holm-adjusted p-values are in summary.csv.", ""]
     lines += _section(summary, "external", alpha)
+    undefined = [f"{v.label}: ensemble threshold {e.threshold_note}." for v, e in ev.ensembles.items() if e.threshold_note]
+    lines += ["", *undefined] if undefined else []
     lines += markdown_sections(ev)
     if ev.skipped:
         lines += ["", f"Skipped {len(ev.skipped)} unfinished run(s): " +
