@@ -54,8 +54,9 @@ def test_init_writes_one_row_per_patient_and_lists_what_to_choose(tmp_path, dico
     assert rows[1]["series_t2"] == "" and rows[2]["series_t2"] == ""  # P002: two candidates; P003: one series
     assert all(r["set"] == "development" and r["label"] == "" and r["age"] == "" for r in rows)
     assert all(r[c] == "" for r in rows for c in ROI_COLUMNS)
-    assert "P002: no single sagittal series; choose one and copy its UID into series_t2:" in printed
-    assert "'T2_TSE_SAG' (sagittal, 9 slices)" in printed and "'STIR SAG' (sagittal, 9 slices)" in printed
+    assert "P002: 2 sagittal series; write the first word of the one to read into series_t2" in printed
+    assert f"    {uid_of(dicom_root / 'P002' / 't2')}  no study date, no series number, 'T2_TSE_SAG', sagittal, 9 slices" in printed
+    assert "no series number, 'STIR SAG', sagittal, 9 slices" in printed
     assert "P004: left out:" in printed and ".trash" not in printed
     assert "3 patient(s), series chosen for 2, 1 to choose, 1 left out" in printed
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
-from vcpred.cohort.series_choice import SeriesInfo, resolve, sort_key
+from vcpred.cohort.series_choice import SeriesInfo, listing, resolve, sort_key
 from vcpred.errors import ConfigError, ImageReadError
 from vcpred.hashing import atomic_write
 
@@ -34,10 +34,17 @@ class Entry:
     patient_id: str
     image: Path
     series: list[SeriesInfo]  # every series of the entry (of its study, per study)
-    in_source: int = 0  # series in the whole folder or zip: when more than one, the row names its series
+    # every series of the whole folder or zip: when more than one, the row names its series, by a
+    # reference that is unique among them
+    in_source: list[SeriesInfo] = field(default_factory=list)
     chosen: SeriesInfo | None = None
     candidates: list[SeriesInfo] = field(default_factory=list)
+    why: str = ""  # why the choice is the user's: "2 series match --series 't2 sag'"
     problem: str | None = None
+
+    def candidate_lines(self) -> list[str]:
+        """The candidates, each with the reference that chooses it (series_choice.listing)."""
+        return listing(self.candidates, self.in_source)
 
 
 def list_series(path: Path) -> list[SeriesInfo]:
@@ -65,8 +72,12 @@ def choose(entry: Entry, pattern: str | None) -> None:
     matching = resolve(pattern, sagittal) if pattern else sagittal
     if len(matching) == 1:
         entry.chosen = matching[0]
+    elif len(matching) > 1:  # the ones matched: telling them apart is the choice
+        entry.candidates = matching
+        entry.why = f"{len(matching)} series match --series {pattern!r}" if pattern else f"{len(matching)} sagittal series"
     else:
         entry.candidates = sagittal or entry.series
+        entry.why = f"no series matches --series {pattern!r}" if sagittal else "no sagittal series"
 
 
 def scan_root(root: Path, *, pattern: str | None = None, per_study: bool = False) -> list[Entry]:
@@ -84,7 +95,7 @@ def scan_root(root: Path, *, pattern: str | None = None, per_study: bool = False
         groups = [[s for s in series if s.study_uid == u] for u in studies] if per_study else [series]
         for number, group in enumerate(groups, start=1):
             pid = name if len(groups) == 1 else f"{name}_{group[0].study_date or number}"
-            entry = Entry(pid, path, group, in_source=len(series))
+            entry = Entry(pid, path, group, in_source=series)
             choose(entry, pattern)
             entries.append(entry)
     return entries
@@ -101,7 +112,7 @@ def manifest_text(entries: list[Entry], out: Path, sequence: str) -> str:
     for entry in entries:
         if entry.problem:
             continue
-        series = entry.chosen.uid if entry.chosen and entry.in_source > 1 else ""
+        series = entry.chosen.uid if entry.chosen and len(entry.in_source) > 1 else ""
         image = os.path.relpath(entry.image.resolve(), out.parent.resolve())
         writer.writerow([entry.patient_id, "development", "", Path(image).as_posix(), series]
                         + [""] * (len(columns) - 5))

@@ -43,10 +43,10 @@ def run_init(args: argparse.Namespace) -> int:
     # What the user has to do next is the answer: printed even under --quiet.
     to_choose = [e for e in rows if e.chosen is None]
     for entry in to_choose:
-        why = "no series matches --series" if args.series else "no single sagittal series"
-        print(f"{entry.patient_id}: {why}; choose one and copy its UID into series_{args.sequence}:")
-        for series in entry.candidates:
-            print(f"    {series}")
+        print(f"{entry.patient_id}: {entry.why}; write the first word of the one to read into series_{args.sequence} "
+              '(docs/manifest.md, "Choosing a series"):')
+        for line in entry.candidate_lines():
+            print(f"    {line}")
     for entry in entries:
         if entry.problem:
             print(f"{entry.patient_id}: left out: {entry.problem}")

@@ -3,8 +3,10 @@ series"): `cohort init --series`, the manifest's `series_<sequence>` cell, `--se
 
 A choice is tried as, in this order (the first kind that matches any series decides):
 1. a SeriesInstanceUID;
-2. the whole SeriesDescription, case-insensitive;
-3. a pattern: with `*`, `?` or `[` a shell-style glob on the whole description, case-insensitive, in
+2. a reference `DATE#N` or `#N`: the series whose SeriesNumber is N (of the study dated DATE,
+   written YYYYMMDD or YYYY-MM-DD): the first word of each line a candidate list prints;
+3. the whole SeriesDescription, case-insensitive;
+4. a pattern: with `*`, `?` or `[` a shell-style glob on the whole description, case-insensitive, in
    its order (`*t2*sag*` matches "T2_TSE_SAG", not "SAG T2"); otherwise words in any order: every
    word of the pattern is a word of the description (`t2 sag` matches "SAG T2", "SAG T2 FSE" and
    "T2_SAG").
@@ -13,8 +15,12 @@ Words (description_words): the text lowercased and cut at every character that i
 nor a digit, so spaces, `_`, `-`, `.`, `/`, `+` and brackets all separate words and a letter next to a
 digit does not ("T2SAG" is one word, "t2sag").
 
-Headers are read by vcpred.imaging (below nothing here): SeriesInfo.of takes the slices of one series
-as vcpred.imaging.dicom lists them, so that both the cohort's listing and the reader use these rules.
+Lists show each series as `REFERENCE  study DATE, series N, 'DESCRIPTION', PLANE, K slices`, the
+reference being the shortest text that chooses it (reference()), so a baseline and a follow-up whose
+series are numbered alike are told apart by their dates.
+
+No file is read here (cohort sits below imaging in the layers): SeriesInfo.of takes the slice headers
+vcpred.imaging.dicom lists, and `cohort init` and the DICOM reader both choose by these rules.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import re
 from dataclasses import dataclass
 
 GLOB_CHARACTERS = "*?["
+# DATE#N or #N: the study date (8 digits, dashes allowed) and the SeriesNumber.
+REFERENCE = re.compile(r"^(?:(\d{4}-?\d{2}-?\d{2}))?#(\d+)$")
 NOT_WORD = re.compile(r"[\W_]+")  # \W: neither a letter nor a digit (nor _, cut as well)
 
 
@@ -51,9 +59,6 @@ class SeriesInfo:
     def date_shown(self) -> str:
         d = self.study_date
         return f"{d[:4]}-{d[4:6]}-{d[6:]}" if len(d) == 8 and d.isdigit() else d
-
-    def __str__(self) -> str:
-        return f"{self.uid} {self.description!r} ({self.plane}, {self.slices} slices)"
 
     def summary(self) -> str:
         date = f"study {self.date_shown}" if self.study_date else "no study date"
@@ -84,20 +89,59 @@ def is_glob(pattern: str) -> bool:
 
 
 def matches(pattern: str, description: str) -> bool:
-    """Step 3 of the module docstring: a glob in its order, or every word of the pattern in any order."""
+    """Step 4 of the module docstring: a glob in its order, or every word of the pattern in any order."""
     if is_glob(pattern):
         return fnmatch.fnmatchcase(description.lower(), pattern.lower())
     wanted, present = description_words(pattern), set(description_words(description))
     return bool(wanted) and all(w in present for w in wanted)
 
 
+def by_reference(choice: str, series: list[SeriesInfo]) -> list[SeriesInfo] | None:
+    """The series a `DATE#N` / `#N` reference names; None when the choice is not a reference."""
+    found = REFERENCE.match(choice)
+    if found is None:
+        return None
+    date, number = (found.group(1) or "").replace("-", ""), int(found.group(2))
+    return [s for s in series if s.number == number and (not date or s.study_date == date)]
+
+
 def resolve(choice: str, series: list[SeriesInfo]) -> list[SeriesInfo]:
     """Every series the choice names, by the first rule of the module docstring that names any."""
     choice = choice.strip()
     for rule in (lambda: [s for s in series if s.uid == choice],
+                 lambda: by_reference(choice, series) or [],
                  lambda: [s for s in series if s.description.lower() == choice.lower()],
                  lambda: [s for s in series if matches(choice, s.description)]):
         found = rule()
         if found:
             return found
     return []
+
+
+def reference(one: SeriesInfo, among: list[SeriesInfo]) -> str:
+    """The shortest text that chooses `one` among the series of its folder or zip: `DATE#N`, `#N`
+    without a study date, the UID when no SeriesNumber (or the reference names two series)."""
+    if one.number is not None:
+        short = f"{one.study_date}#{one.number}" if one.study_date else f"#{one.number}"
+        if resolve(short, among) == [one]:
+            return short
+    return one.uid
+
+
+def listing(shown: list[SeriesInfo], among: list[SeriesInfo]) -> list[str]:
+    """One line per series, to print: the reference that chooses it, then its summary (aligned)."""
+    refs = [reference(s, among) for s in shown]
+    width = max(map(len, refs), default=0)
+    return [f"{r.ljust(width)}  {s.summary()}" for r, s in zip(refs, shown)]
+
+
+def inline(shown: list[SeriesInfo], among: list[SeriesInfo]) -> str:
+    """The same, on one line (an error message)."""
+    return "; ".join(f"{reference(s, among)} ({s.summary()})" for s in shown)
+
+
+def unmatched(choice: str, matched: list[SeriesInfo], among: list[SeriesInfo], where: str) -> str:
+    """Why `choice` chose no single series, listing the ones it matched or else every series of `where`."""
+    if matched:
+        return f"{len(matched)} series match {choice!r}: {inline(matched, among)}"
+    return f"no series matches {choice!r}; the series {where}: {inline(among, among)}"

@@ -22,7 +22,7 @@ from pydicom.multival import MultiValue
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from vcpred import console
-from vcpred.cohort.series_choice import SeriesInfo, resolve
+from vcpred.cohort.series_choice import SeriesInfo, inline, reference, resolve, sort_key, unmatched
 from vcpred.errors import ImageReadError
 from vcpred.imaging.formats import has_marker, head, is_dicom_file
 from vcpred.imaging.orient import Volume, check_sagittal, geometry_record, plane_of, to_canonical
@@ -318,25 +318,22 @@ def is_image_class(dataset: pydicom.Dataset) -> bool:
     return uid is None or "Image" in getattr(uid, "name", "Image")
 
 
-def describe(groups: dict[str, list[SliceHeader]]) -> str:
-    return "; ".join(f"{uid} {items[0].description!r} ({len(items)} slices)" for uid, items in groups.items())
-
-
 def choose_series(groups: dict[str, list[SliceHeader]], folder: Path, series: str | None) -> str:
-    """The SeriesInstanceUID to read: the only one, or the one `series` chooses (a UID, a description,
-    words in any order or a glob: vcpred.cohort.series_choice)."""
+    """The SeriesInstanceUID to read: the only one, or the one `series` chooses (a UID, a DATE#N
+    reference, a description, words in any order or a glob: vcpred.cohort.series_choice)."""
+    listed = sorted((SeriesInfo.of(uid, items) for uid, items in groups.items()), key=sort_key)
     if series is None:
         if len(groups) == 1:
             return next(iter(groups))
-        raise ImageReadError(f"{folder}: the folder mixes {len(groups)} series: {describe(groups)}; "
-                             "choose one with --series SEQUENCE=UID_OR_DESCRIPTION or the manifest's "
-                             "series_<sequence> column, or give each series its own folder")
-    found = resolve(series, [SeriesInfo.of(uid, items) for uid, items in groups.items()])
+        raise ImageReadError(f"{folder}: the folder mixes {len(groups)} series: {inline(listed, listed)}; choose one "
+                             "with --series SEQUENCE=CHOICE or the manifest's series_<sequence> column (the first "
+                             f"word of its entry above, e.g. {reference(listed[0], listed)}; docs/manifest.md, "
+                             "\"Choosing a series\"), or give each series its own folder")
+    found = resolve(series, listed)
     if len(found) == 1:
         return found[0].uid
-    what = "several series are" if found else "no series is"
-    raise ImageReadError(f"{folder}: {what} named {series!r}; the series here: {describe(groups)}; "
-                         "choose by SeriesInstanceUID")
+    raise ImageReadError(f"{folder}: {unmatched(series, found, listed, 'here')}; choose one by the first word of its "
+                         "entry (docs/manifest.md, \"Choosing a series\")")
 
 
 def _iop(item: SliceHeader) -> np.ndarray:
