@@ -20,6 +20,8 @@ from starlette.testclient import TestClient
 
 from predict_support import BODY, BOX_TEXT, T2_LUMBAR
 from vcpred.cli import main
+from vcpred.cohort.clinical_policy import LIMITS
+from vcpred.errors import ConfigError
 from vcpred.models.clinical import ClinicalPreprocessor, ColumnEncoding
 from vcpred.predict import load_bundle
 from vcpred.predict.bundle import Bundle
@@ -115,6 +117,67 @@ def test_the_form_carries_the_limits_the_page_checks(bundle):
     assert fields["sex"] == {"name": "sex", "kind": "categorical", "unit": "", "choices": ["F", "M"]}
 
 
+# ---------- one table: the manifest, training, predict and the viewer (issue 27) ----------
+
+def with_every_column(bundle: Bundle) -> Bundle:
+    """with_columns plus bmd_tscore and diabetes: every column of the policy table."""
+    wide = with_columns(bundle)
+    extra = [ColumnEncoding("bmd_tscore", "numeric", -2.8, -2.7, 0.9), ColumnEncoding("diabetes", "numeric", 0, 0.1, 0.3)]
+    models = [dataclasses.replace(m, preprocessor=ClinicalPreprocessor(m.preprocessor.columns + extra))
+              for m in wide.models]
+    ranges = {**wide.clinical_ranges, "bmd_tscore": {"min": -5.5, "max": 0.5},
+              "diabetes": {"min": 0.0, "max": 1.0, "values": [0.0, 1.0]}}
+    meta = dataclasses.replace(wide.meta, clinical_columns=[*wide.clinical_columns, "bmd_tscore", "diabetes"],
+                               clinical_ranges=ranges)
+    return dataclasses.replace(wide, meta=meta, models=models)
+
+
+def policy_cases() -> list:
+    """(column, value, allowed) around every limit of the table, and the non-finite extremes."""
+    cases = []
+    for name, limit in LIMITS.items():
+        if limit.values is not None:
+            cases += [(name, v, True) for v in limit.values] + [(name, v, False) for v in (2.0, 0.5, -1.0)]
+        else:
+            cases += [(name, limit.low, not limit.low_open), (name, limit.low - 0.5, False),
+                      (name, limit.high, True), (name, limit.high + 0.5, False)]
+        cases += [(name, 1e300, False), (name, -1e300, False)]
+    return cases
+
+
+@pytest.mark.parametrize("name, value, allowed", policy_cases())
+def test_the_policy_table_holds_everywhere(bundle, tmp_path, name, value, allowed):
+    """The same value is refused, or accepted, by cohort check (so by every command that loads the
+    manifest), by the clinical features training fits, by predict and by the viewer (its server-side
+    check is predict's; its page checks the limits the form carries)."""
+    from conftest import MANIFEST_HEADER, patient_row, write_manifest
+    from vcpred.cohort import PatientRecord, Roi, check_manifest
+
+    rows = [patient_row(i, label=i % 2) for i in range(4)]
+    rows[1][name] = repr(value)
+    header = MANIFEST_HEADER + ([] if name in MANIFEST_HEADER else [name])
+    problems = check_manifest(write_manifest(tmp_path, rows, header=header)).problems
+    assert [(p.row, p.column) for p in problems] == ([] if allowed else [(3, name)])
+
+    records = [PatientRecord(f"P{i}", "development", 0, {}, Roi(7, 100, 80, 140, 120), clinical={name: v}, row=i + 2)
+               for i, v in enumerate([value, None])]
+    wide = with_every_column(bundle)
+    fields = {f["name"]: f for f in form_fields(wide)}
+    limit = LIMITS[name]
+    assert fields[name]["limits"] == {"low": limit.low, "high": limit.high, "low_open": limit.low_open,
+                                      "why": limit.why}
+    assert fields[name]["values"] == (list(limit.values) if limit.values else None)
+    if allowed:
+        ClinicalPreprocessor.fit(records, [name], {name: "numeric"})
+        assert check_clinical(wide, {name: value}, allow_missing=True).values[name] == value
+        return
+    assert "is impossible" in problems[0].message
+    with pytest.raises(ConfigError, match="is impossible"):
+        ClinicalPreprocessor.fit(records, [name], {name: "numeric"})
+    with pytest.raises(ClinicalValueError, match="is impossible"):
+        check_clinical(wide, {name: value}, allow_missing=True)
+
+
 # ---------- the CLI, one patient ----------
 
 def test_cli_refuses_an_impossible_age_it_used_to_predict_silently(bundle, tmp_path, capsys):
@@ -147,7 +210,8 @@ def test_manifest_lists_a_patient_with_an_impossible_value_as_failed_and_flags_t
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label,age,sex"
     where = f"{T2_LUMBAR},{BODY.slice},{BOX_TEXT}"
     rows = [f"A,external,{where},1,74,F", f"B,external,{where},0,300,F", f"C,external,{where},0,-3,M",
-            f"D,external,{where},0,90,M", f"E,external,{where},1,70,X"]
+            f"D,external,{where},0,90,M", f"E,external,{where},1,70,X", f"F,external,{where},1,1e300,F",
+            f"G,external,{where},1,=1+2,F"]  # issue 27: refused for that patient, not the whole manifest
     manifest = tmp_path / "manifest.csv"
     manifest.write_text("\n".join([header, *rows]) + "\n")
     assert main(["--quiet", "predict", "--model", str(bundle.path), "--manifest", str(manifest),
@@ -157,9 +221,11 @@ def test_manifest_lists_a_patient_with_an_impossible_value_as_failed_and_flags_t
     assert "age=300 years is impossible" in table.loc["B", "error"]
     assert "age=-3 years is impossible" in table.loc["C", "error"]
     assert "sex='X' is not a category the model knows" in table.loc["E", "error"]
+    assert "age=1e+300 years is impossible" in table.loc["F", "error"]
+    assert "age='=1+2' must be a number" in table.loc["G", "error"]
     assert table.loc["D", "outside_training_range"] == "age" and table.loc["A", "outside_training_range"] == ""
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["failed"] == 3 and summary["outside_training_range"] == 1
+    assert summary["failed"] == 5 and summary["outside_training_range"] == 1
 
 
 # ---------- the viewer ----------

@@ -247,17 +247,3 @@ def parse_int(value: str) -> int | None:
 
 def image_sequences(columns: list[str]) -> list[str]:
     return [c[len(IMAGE_PREFIX):] for c in columns if c.startswith(IMAGE_PREFIX) and len(c) > len(IMAGE_PREFIX)]
-
-
-def clinical_kinds(table: pd.DataFrame) -> dict[str, str]:
-    """Every non-reserved column is clinical; numeric when all its non-missing cells are numbers
-    (an infinite number such as `inf` or `1e400` still makes the column numeric; the row checks then
-    report it as not finite)."""
-    kinds = {}
-    for column in table.columns:
-        if column in RESERVED or column.startswith((IMAGE_PREFIX, SERIES_PREFIX)):
-            continue
-        present = [v for v in table[column] if not is_missing(v)]
-        numeric = all(is_number(v) for v in present)  # inf/1e400 are numbers, reported as not finite
-        kinds[column] = "numeric" if numeric else "categorical"
-    return kinds

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from vcpred.cohort.clinical_policy import clinical_columns, stray_cells_problem, value_refusal
 from vcpred.cohort.manifest import (
     DEFAULT_HEIGHT_LOSS,
     HEIGHT_COLUMNS,
@@ -19,7 +20,6 @@ from vcpred.cohort.manifest import (
     PatientRecord,
     Problem,
     Roi,
-    clinical_kinds,
     image_sequences,
     is_missing,
     is_number,
@@ -47,8 +47,9 @@ class _RowChecker:
     """Parses one CSV row into a PatientRecord, appending problems instead of raising."""
 
     def __init__(self, base_dir: Path, sequences: list[str], clinical: dict[str, str],
-                 columns: set[str], height_loss: float, check_files: bool):
+                 columns: set[str], height_loss: float, check_files: bool, per_patient_clinical: bool = False):
         self.base_dir = base_dir
+        self.per_patient_clinical = per_patient_clinical
         self.sequences = sequences
         self.clinical = clinical
         self.columns = columns
@@ -79,7 +80,7 @@ class _RowChecker:
         return PatientRecord(
             patient_id=pid, set=set_name, label=label, images=images, roi=roi, series=series,
             level=cells.get("level") or None, site=cells.get("site") or None,
-            clinical={c: self.clinical_value(cells[c], kind) for c, kind in self.clinical.items()},
+            clinical={c: self.clinical_value(c, cells[c], kind) for c, kind in self.clinical.items()},
             row=row,
         )
 
@@ -179,18 +180,31 @@ class _RowChecker:
         return roi
 
     def numbers(self, row: int, pid: str, cells: dict[str, str]) -> None:
-        """Numeric clinical cells must be finite numbers (`inf`, `1e400` are not)."""
+        """Numeric clinical cells under the clinical-value policy (vcpred.cohort.clinical_policy): finite
+        (`inf`, `1e400` are not), within the limits of the columns vcpred knows (age 500 is impossible).
+        A cell that is not a number at all is its column's problem (stray_cells_problem)."""
+        if self.per_patient_clinical:
+            return
         for column, kind in self.clinical.items():
             text = cells.get(column, "")
-            if kind == "numeric" and not is_missing(text) and parse_float(text) is None:
-                self.problem(row, pid, column, f"{text!r} is not a finite number; give the value, or leave "
-                                               "the cell empty when it is unknown")
+            if kind != "numeric" or is_missing(text) or not is_number(text):
+                continue
+            value = parse_float(text)
+            refusal = f"{text!r} is not a finite number" if value is None else value_refusal(column, value)
+            if refusal:
+                self.problem(row, pid, column, f"{refusal}; correct the value, or leave the cell empty when it "
+                                               "is unknown")
 
     @staticmethod
-    def clinical_value(text: str, kind: str) -> float | str | None:
+    def clinical_value(column: str, text: str, kind: str) -> float | str | None:
+        """The typed value; a cell the policy refuses (kept only with per_patient_clinical) as written,
+        for the caller to refuse that patient (predict's check_clinical names it)."""
         if is_missing(text):
             return None
-        return parse_float(text) if kind == "numeric" else text
+        if kind != "numeric":
+            return text
+        value = parse_float(text)
+        return value if value is not None and value_refusal(column, value) is None else text
 
 
 # A cell beginning with one of these is a formula to spreadsheet software (OWASP, "CSV injection"):
@@ -266,12 +280,26 @@ def _roi_problems(without_roi: list[str]) -> list[Problem]:
                                 "(docs/manifest.md) and fill the roi_ columns")]
 
 
+def _stray_problems(strays: dict[str, list[tuple[int, str]]], ragged: set[int]) -> list[Problem]:
+    """One problem per numeric column naming its cells that are not numbers (`24,5`, `=1+2`): the
+    column stays numeric (rows with the wrong cell count are reported for that alone)."""
+    problems = []
+    for column, cells in strays.items():
+        cells = [(row, text) for row, text in cells if row not in ragged]
+        if cells:
+            problems.append(Problem(None, column, stray_cells_problem(column, cells)))
+    return problems
+
+
 def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
-                   check_files: bool = True) -> ManifestCheck:
+                   check_files: bool = True, per_patient_clinical: bool = False) -> ManifestCheck:
     """Check a manifest and collect every problem with its CSV row (header = row 1).
 
     Never raises for problems inside the file; raises ManifestError only when the file itself
     cannot be read as comma-separated CSV (also when it is separated by semicolons or tabs).
+    per_patient_clinical: a clinical value the policy refuses (impossible, not finite, text in a numeric
+    column) is no problem of the manifest's but kept as written in its record, for a command that
+    predicts patient by patient to refuse that patient alone (predict --manifest).
     """
     if not 0 < height_loss_threshold < 1:
         raise ManifestError(f"height-loss threshold must be between 0 and 1, got {height_loss_threshold}")
@@ -283,9 +311,11 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
     problems = parsed.problems + _column_problems(columns, sequences)
     if len(table) == 0:
         problems.append(Problem(None, None, "the manifest has no patient rows"))
-    clinical = clinical_kinds(table)
-    checker = _RowChecker(path.parent.resolve(), sequences, clinical, set(columns),
-                          height_loss_threshold, check_files)
+    clinical = clinical_columns(table)
+    if not per_patient_clinical:
+        problems += _stray_problems(clinical.strays, parsed.ragged)
+    checker = _RowChecker(path.parent.resolve(), sequences, clinical.kinds, set(columns),
+                          height_loss_threshold, check_files, per_patient_clinical)
     records = []
     for row, cells in zip(table.index, table.to_dict("records")):
         if row in parsed.ragged:  # its cells may sit in the wrong columns: only the cell count is reported
@@ -297,15 +327,17 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
     problems.sort(key=lambda p: (p.row or 0))
     derived = "label" not in columns or any(is_missing(v) for v in table.get("label", []))
     cohort = None if problems else Cohort(
-        path.resolve(), records, sequences, clinical,
+        path.resolve(), records, sequences, clinical.kinds,
         height_loss_threshold if derived and all(c in columns for c in HEIGHT_COLUMNS) else None)
     return ManifestCheck(table, problems, cohort)
 
 
 def load_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
-                  check_files: bool = True) -> Cohort:
-    """Read a manifest into a Cohort; ManifestError listing every problem when it is not clean."""
-    result = check_manifest(path, height_loss_threshold=height_loss_threshold, check_files=check_files)
+                  check_files: bool = True, per_patient_clinical: bool = False) -> Cohort:
+    """Read a manifest into a Cohort; ManifestError listing every problem when it is not clean
+    (per_patient_clinical: see check_manifest)."""
+    result = check_manifest(path, height_loss_threshold=height_loss_threshold, check_files=check_files,
+                            per_patient_clinical=per_patient_clinical)
     if result.problems:
         listing = "\n  ".join(str(p) for p in result.problems)
         raise ManifestError(f"{path}: {len(result.problems)} problem(s); run `vcpred cohort check "

@@ -3,6 +3,8 @@
 Numeric columns: median imputation + a missing indicator, then standardisation.
 Categorical columns: one-hot over the categories seen in training (+ a missing indicator); a
 category never seen in training encodes as all zeros. Everything is saved as JSON (no pickles).
+A numeric value the clinical-value policy refuses (vcpred.cohort.clinical_policy: not a finite number,
+impossible) is an error, never a feature: `cohort check` reports the same values with their rows.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from vcpred.cohort import PatientRecord
+from vcpred.cohort.clinical_policy import value_refusal
 from vcpred.errors import ConfigError
+
+SHOWN = 3  # refused values named in the error; the rest are counted
 
 
 @dataclass
@@ -35,6 +40,17 @@ class ColumnEncoding:
         return [float(value == c) for c in self.categories or []] + [float(value is None)]
 
 
+def refuse_impossible(records: list[PatientRecord], names: list[str]) -> None:
+    """ConfigError (one line, naming rows and patients) when a numeric value is one the policy refuses;
+    checked before any arithmetic, so 1e300 is never squared into an overflow warning."""
+    refused = [f"row {r.row} (patient {r.patient_id!r}): {why}" for name in names for r in records
+               if r.clinical.get(name) is not None and (why := value_refusal(name, r.clinical[name]))]
+    if refused:
+        more = f"; and {len(refused) - SHOWN} more" if len(refused) > SHOWN else ""
+        raise ConfigError(f"{len(refused)} clinical value(s) refused: {'; '.join(refused[:SHOWN])}{more}; correct "
+                          "them in the manifest (`vcpred cohort check MANIFEST` lists every problem)")
+
+
 @dataclass
 class ClinicalPreprocessor:
     columns: list[ColumnEncoding]
@@ -45,6 +61,7 @@ class ClinicalPreprocessor:
         missing = [n for n in names if n not in kinds]
         if missing:
             raise ConfigError(f"clinical columns {missing} are not in the manifest; it has {sorted(kinds)}")
+        refuse_impossible(records, [n for n in names if kinds[n] == "numeric"])
         encodings = []
         for name in names:
             values = [r.clinical.get(name) for r in records]
@@ -63,6 +80,7 @@ class ClinicalPreprocessor:
 
     def transform(self, records: list[PatientRecord]) -> np.ndarray:
         """[N, width] float32 features for these records."""
+        refuse_impossible(records, [c.name for c in self.columns if c.kind == "numeric"])
         rows = [[x for c in self.columns for x in c.encode(r.clinical.get(c.name))] for r in records]
         return np.asarray(rows, dtype=np.float32).reshape(len(records), self.width)
 

@@ -6,8 +6,9 @@ others go on; viewer: 422):
 - a value the model needs but that was not given (unless imputation was asked for: --allow-missing);
 - a name the model does not use (one patient and the viewer; a manifest may hold other columns);
 - a numeric value that is not a finite number (text, NaN, inf, 1e400);
-- an impossible value: outside the physical limits of the columns vcpred knows (LIMITS: age above 0
-  and at most 125 years, BMI 7-150 kg/m2, days from fracture to MRI 0-36500, BMD T-score -10 to +10,
+- an impossible value: outside the physical limits of the columns vcpred knows (LIMITS of
+  vcpred.cohort.clinical_policy, the one table `cohort check` and training apply too: age above 0 and
+  at most 125 years, BMI 7-150 kg/m2, days from fracture to MRI 0-36500, BMD T-score -10 to +10,
   0/1 flags); a column whose development values were only two (a 0/1 flag) takes only those; for a
   column vcpred knows no limits of, a value beyond the training range widened by its own width on
   each side (a probable typo);
@@ -26,47 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vcpred.cohort.clinical_policy import LIMITS, UNITS, Limit
 from vcpred.cohort.manifest import is_missing, parse_float
 from vcpred.errors import ConfigError
 from vcpred.predict.bundle import Bundle
 
-# Display units for the clinical columns vcpred's own cohorts use (docs/synthetic.md).
-UNITS = {"age": "years", "bmi": "kg/m²", "bmd_tscore": "T-score", "days_to_mri": "days from fracture to MRI",
-         "steroid": "1 = yes, 0 = no", "diabetes": "1 = yes, 0 = no", "sex": ""}
 FALLBACK_SD = 3.0
-
-
-@dataclass(frozen=True)
-class Limit:
-    """Physical limits of a numeric column: low < value (low_open) or low <= value, value <= high."""
-
-    low: float
-    high: float
-    low_open: bool = False
-    why: str = ""
-    values: tuple[float, ...] | None = None  # only these (a 0/1 flag)
-
-    def holds(self, value: float) -> bool:
-        if self.values is not None:
-            return value in self.values
-        return (value > self.low if self.low_open else value >= self.low) and value <= self.high
-
-    def text(self) -> str:
-        if self.values is not None:
-            return " or ".join(f"{v:g}" for v in self.values)
-        return f"{'above' if self.low_open else 'from'} {self.low:g} {'and at most' if self.low_open else 'to'} " \
-               f"{self.high:g}"
-
-
-FLAG = Limit(0, 1, values=(0.0, 1.0), why="a yes/no flag is 1 or 0")
-LIMITS = {
-    "age": Limit(0, 125, low_open=True, why="an age is above 0 and no one has lived past 125 years"),
-    "bmi": Limit(7, 150, why="a BMI below 7 kg/m² is not compatible with life, above 150 is beyond recorded adults "
-                             "(a typo, e.g. the weight)"),
-    "days_to_mri": Limit(0, 36500, why="the MRI cannot come before the fracture, nor 100 years after it"),
-    "bmd_tscore": Limit(-10, 10, why="densitometers report T-scores within about -7 to +7"),
-    "steroid": FLAG, "diabetes": FLAG,
-}
 
 
 class ClinicalValueError(ConfigError):
@@ -136,7 +102,7 @@ def _limit_of(f: dict) -> Limit:
 
 def _number(f: dict, raw) -> tuple[float, dict | None]:
     """The typed value, and its flag when outside the training range; ClinicalValueError when refused."""
-    name, unit = f["name"], f" {f['unit']}" if f.get("unit") and not f.get("values") else ""
+    name = f["name"]
     if isinstance(raw, bool):
         raise ClinicalValueError(f"clinical value {name}={raw!r} must be a number")
     value = float(raw) if isinstance(raw, (int, float)) else parse_float(str(raw).strip())
@@ -144,10 +110,11 @@ def _number(f: dict, raw) -> tuple[float, dict | None]:
         raise ClinicalValueError(f"clinical value {name}={raw!r} must be a number (finite, e.g. "
                                  f"{f['median']:.4g})")
     limit = _limit_of(f)
-    if not limit.holds(value):
-        raise ClinicalValueError(f"clinical value {name}={value:g}{unit} is impossible: {name} must be "
-                                 f"{limit.text()} ({limit.why}); check the value")
+    refusal = limit.refusal(name, value)
+    if refusal:
+        raise ClinicalValueError(f"clinical value {refusal}; check the value")
     if limit.values is None and not f["min"] <= value <= f["max"]:
+        unit = f" {f['unit']}" if f.get("unit") else ""
         message = (f"{name}={value:g}{unit} is outside the training range {f['min']:.4g} to {f['max']:.4g} "
                    f"({f['range_source']}): the model extrapolates")
         return value, {"name": name, "value": value, "training_min": f["min"], "training_max": f["max"],

@@ -92,7 +92,8 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
     from vcpred.cohort import load_manifest
     from vcpred.imaging.store import safe_name
 
-    cohort = load_manifest(manifest)
+    # a refused clinical value is that patient's error (check_clinical), the others are predicted
+    cohort = load_manifest(manifest, per_patient_clinical=True)
     rows = []
     (out / "heatmaps").mkdir(exist_ok=True)
     rate = Rate()
