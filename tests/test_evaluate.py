@@ -118,6 +118,18 @@ def test_outputs_written(evaluated):
     assert tables.count("(best)") == 2
 
 
+def test_every_file_written_is_recorded_with_its_sha256(evaluated):
+    """sha256.json, as a run's config.yaml `outputs`: what reads EVAL later can tell an edited file."""
+    from vcpred.hashing import sha256_file
+
+    record = json.loads((evaluated / "sha256.json").read_text())
+    written = sorted(p.relative_to(evaluated).as_posix() for p in evaluated.rglob("*")
+                     if p.is_file() and p.name not in ("sha256.json", ".vcpred-output.json"))
+    assert record["generator"] == "vcpred evaluate" and sorted(record["outputs"]) == written
+    assert "figures/roc_ensembles.png" in written
+    assert all(record["outputs"][name] == sha256_file(evaluated / name) for name in written)
+
+
 def test_ap_and_no_ap_aggregation(runs, evaluated):
     table = pd.read_csv(runs / "vit" / "split-01" / "predictions.csv", keep_default_na=False)
     val = table[table["set"] == "validation"].copy()

@@ -41,6 +41,15 @@ def html(report_artefacts) -> str:
     return report_artefacts.report_file().read_text()
 
 
+def _resealed(folder):
+    """Record the sha256 of an edited evaluation's files again, as evaluate does: for what the report
+    checks once the hashes fit (content evaluate would not write, runs moved since)."""
+    from vcpred.evaluate.outputs import record_outputs
+
+    record_outputs(folder)
+    return folder
+
+
 def _summary(report_artefacts: ReportArtefacts) -> pd.DataFrame:
     return pd.read_csv(report_artefacts.evaluation() / "summary.csv")
 
@@ -226,9 +235,41 @@ def test_bad_eval_folders_are_refused(report_artefacts, tmp_path, capsys):
     payload = json.loads((report_artefacts.evaluation() / "evaluation.json").read_text())
     del payload["comparisons"]["comparisons"][0]["external"]["primary"]["p_holm"]
     (copy / "evaluation.json").write_text(json.dumps(payload))
-    err = _fails(capsys, ["report", str(copy), "--out", out])
+    assert "evaluation.json changed since `vcpred evaluate` wrote it" in _fails(capsys, ["report", str(copy), "--out", out])
+    err = _fails(capsys, ["report", str(_resealed(copy)), "--out", out])  # its hashes fit, its content does not
     assert "does not hold what `vcpred evaluate` writes (comparisons.comparisons[0].external.primary: no 'p_holm')" in err
     assert not (tmp_path / "r.html").exists()
+
+
+def _edit_a_number(path) -> None:
+    """A hand edit: summary.csv's first ensemble AUC becomes 0.9999 (the issue's 0.917 -> 0.9999, shown as
+    1.000), any other file's first number gains a digit."""
+    if path.name == "summary.csv":
+        table = pd.read_csv(path, keep_default_na=False, dtype=str)
+        table.loc[table["set"] == "external", "ensemble_auc"] = "0.9999"
+        table.to_csv(path, index=False)
+    else:
+        path.write_text(path.read_text().replace("0.", "0.9", 1))
+
+
+@pytest.mark.parametrize("name", ["summary.csv", "per_split.csv", "ensemble_predictions.csv", "evaluation.json"])
+def test_an_evaluation_edited_after_evaluate_is_refused_naming_the_file(report_artefacts, tmp_path, capsys, name):
+    """evaluate records the sha256 of what it writes (sha256.json) and the report checks every file it
+    reads against it (issue 27: an edited summary.csv was reported as it was)."""
+    copy = shutil.copytree(report_artefacts.evaluation(), tmp_path / "eval")
+    load_inputs(copy, manifest=str(report_artefacts.image_manifest()))  # a copy, untouched: read as it is
+    _edit_a_number(copy / name)
+    out = tmp_path / "r.html"
+    err = _fails(capsys, ["report", str(copy), "--out", str(out), "--gallery", "0"])
+    assert f"{copy / name} changed since `vcpred evaluate` wrote it" in err
+    assert f"vcpred evaluate {report_artefacts.runs_folder()} --out {copy}" in err and not out.exists()
+
+
+def test_an_evaluation_without_its_sha256_record_is_refused(report_artefacts, tmp_path, capsys):
+    copy = shutil.copytree(report_artefacts.evaluation(), tmp_path / "eval")
+    (copy / "sha256.json").unlink()
+    err = _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html"), "--gallery", "0"])
+    assert f"{copy / 'sha256.json'} is missing" in err and "vcpred evaluate" in err
 
 
 def test_the_report_reads_evaluation_json_into_evaluates_records(report_artefacts):
@@ -295,6 +336,7 @@ def test_runs_and_manifest_that_cannot_be_found_are_named(report_artefacts, tmp_
     copy = shutil.copytree(report_artefacts.evaluation(), tmp_path / "eval")
     payload = json.loads((copy / "evaluation.json").read_text())
     (copy / "evaluation.json").write_text(json.dumps({**payload, "runs": str(tmp_path / "moved")}))
+    _resealed(copy)  # as evaluate would have written it for runs since moved
     assert "pass --runs RUNS" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html")])
     assert "--manifest" in _fails(capsys, ["report", str(copy), "--out", str(tmp_path / "r.html"),
                                            "--runs", str(report_artefacts.runs_folder()), "--manifest", str(tmp_path / "no.csv")])

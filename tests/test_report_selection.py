@@ -9,6 +9,7 @@ from html import unescape
 
 import pytest
 
+from vcpred.evaluate.outputs import record_outputs
 from vcpred.evaluate.selection import MARGIN, NestedEstimate, Selection, read_selection
 from vcpred.evaluate.sites import SiteAUC, VariantSites
 from vcpred.evaluate.summary import rule_sentence
@@ -95,5 +96,6 @@ def test_a_selection_that_does_not_fit_is_refused_by_name(report_artefacts, tmp_
     evaluation = json.loads(path.read_text())
     evaluation["selection"]["scores"] = ["not", "a", "mapping"]
     path.write_text(json.dumps(evaluation))
+    record_outputs(copy)  # its hashes fit: what is checked is its content
     with pytest.raises(ReportError, match=r"selection\.scores: expected an object"):
         load_inputs(copy, runs=str(report_artefacts.runs_folder()), manifest=str(report_artefacts.image_manifest()))

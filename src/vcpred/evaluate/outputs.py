@@ -1,7 +1,9 @@
-"""Writing EVAL/: summary.csv, per_split.csv, sites.csv, ensemble_predictions.csv, evaluation.json, tables.md."""
+"""Writing EVAL/: summary.csv, per_split.csv, sites.csv, ensemble_predictions.csv, evaluation.json, tables.md,
+figures/, and last sha256.json: the sha256 of every other file, which the report checks (evaluation_problems)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,10 +16,15 @@ from vcpred.evaluate.core import Evaluation
 from vcpred.evaluate.decision import decision_json
 from vcpred.evaluate.sites import sites_table
 from vcpred.evaluate.tables import tables_markdown
+from vcpred.hashing import sha256_files
 from vcpred.jsonio import ABSENT, json_text, jsonable, to_dict
+from vcpred.output_folder import MARKER
+from vcpred.runs import output_problems
 
 GENERATOR = "vcpred evaluate"
 SETS = {"internal": "validation", "external": "external"}
+HASHES = "sha256.json"  # {generator, version, outputs: {file: sha256}}, like a run's config.yaml `outputs`
+WRITTEN = "`vcpred evaluate` wrote it"
 
 
 def _bool(value: bool) -> str:
@@ -116,4 +123,32 @@ def write_outputs(ev: Evaluation, out: Path, *, figures: bool = True) -> list[Pa
         from vcpred.evaluate.figures import write_figures  # matplotlib only when figures are asked for
 
         written += write_figures(ev, out / "figures")
-    return written
+    return [*written, record_outputs(out)]
+
+
+def record_outputs(folder: Path) -> Path:
+    """Write sha256.json: the sha256 of every file in folder (the output guard's marker aside), taken
+    as a run records its outputs, so that what reads EVAL later can tell a file edited or damaged since."""
+    names = sorted(name for name in (p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+                   if name not in (HASHES, MARKER))
+    record = {"generator": GENERATOR, "version": __version__,
+              "note": "sha256 of every file vcpred evaluate wrote here: vcpred report refuses a file that differs",
+              "outputs": sha256_files(folder, names)}
+    (folder / HASHES).write_text(json_text(record, indent=1))
+    return folder / HASHES
+
+
+def evaluation_problems(eval_dir: Path, names: tuple[str, ...]) -> list[str]:
+    """What keeps the files `names` of EVAL from being the ones evaluate wrote: sha256.json missing or
+    not evaluate's, a name it does not record, a file missing or changed since (runs.output_problems)."""
+    path = eval_dir / HASHES
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return [f"{path} is missing (an evaluation by an earlier vcpred, or an incomplete copy)"]
+    except (OSError, ValueError) as exc:
+        return [f"{path} is not readable JSON ({exc})"]
+    if not isinstance(record, dict) or record.get("generator") != GENERATOR or not isinstance(record.get("outputs"), dict):
+        return [f"{path} is not the record of the files `vcpred evaluate` wrote"]
+    unrecorded = [f"{eval_dir / name} is not recorded in {path}" for name in names if name not in record["outputs"]]
+    return unrecorded + (output_problems(eval_dir, record, names, since=WRITTEN) or [])

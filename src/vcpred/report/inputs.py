@@ -22,6 +22,7 @@ from vcpred.evaluate.calibration import VariantCalibration, read_calibration
 from vcpred.evaluate.compare import Comparisons, read_comparisons
 from vcpred.evaluate.decision import DecisionCurves, read_decision
 from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
+from vcpred.evaluate.outputs import evaluation_problems
 from vcpred.evaluate.selection import Selection, read_selection
 from vcpred.evaluate.sites import VariantSites, read_sites
 from vcpred.evaluate.variants import Variant
@@ -130,6 +131,11 @@ def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Data
         raise ReportError(f"{eval_dir / 'evaluation.json'} is not readable JSON ({exc}); evaluate again") from None
     if not isinstance(evaluation, dict) or evaluation.get("generator") != EVALUATE_GENERATOR:
         raise ReportError(f"{eval_dir / 'evaluation.json'} was not written by `vcpred evaluate`")
+    problems = evaluation_problems(eval_dir, EVAL_FILES)  # every file read below, as evaluate wrote it
+    if problems:
+        runs = evaluation.get("runs") if isinstance(evaluation.get("runs"), str) else "RUNS"
+        raise ReportError(f"{'; '.join(problems)}: the evaluation was edited or damaged after it was written; "
+                          f"run `vcpred evaluate {runs} --out {eval_dir}` again")
     try:  # the typed parts: a file that does not fit them fails here, not halfway through the page
         read_comparisons(evaluation.get("comparisons"))
         read_calibration(evaluation.get("calibration"))

@@ -66,10 +66,12 @@ def is_finished(run_dir: Path) -> bool:
         return False
 
 
-def output_problems(run_dir: Path, config: dict, names: tuple[str, ...] | None = None) -> list[str] | None:
+def output_problems(run_dir: Path, config: dict, names: tuple[str, ...] | None = None, *,
+                    since: str = "the run finished") -> list[str] | None:
     """What differs from the output hashes config.yaml recorded when the run finished ('FILE is
-    missing' / 'FILE changed'), for the files `names` (default: all recorded); None when the run
-    records no hashes (finished by an earlier vcpred)."""
+    missing' / 'FILE changed since ...'), for the files `names` (default: all recorded); None when the
+    run records no hashes (finished by an earlier vcpred). Evaluate's sha256.json is checked the same
+    way (`since`: when its hashes were taken)."""
     outputs = config.get("outputs")
     if not isinstance(outputs, dict):
         return None
@@ -81,7 +83,7 @@ def output_problems(run_dir: Path, config: dict, names: tuple[str, ...] | None =
         if not path.is_file():
             problems.append(f"{path} is missing")
         elif sha256_file(path) != digest:
-            problems.append(f"{path} changed since the run finished")
+            problems.append(f"{path} changed since {since}")
     return problems
 
 
