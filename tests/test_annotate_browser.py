@@ -3,7 +3,7 @@ ROI columns were blanked are annotated on the page, one with the mouse, one type
 keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3; an unsaved box is not left at the first
 click), after which `vcpred cohort check`
 passes and the manifest holds exactly the boxes the page showed; an unreadable series is marked
-on its patient and the session goes on.
+on its patient and the session goes on; a patient's series is chosen among its candidates (issue 28).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from urllib.request import Request, urlopen
 
 from browser import chromium_driver, require_chromium
 from test_annotate import blank_rois, cohort, synthetic, true_rois  # noqa: F401 (fixtures)
+from test_annotate_series import initialised  # noqa: F401 (fixture)
 from test_serve_browser import draw_box, scroll_to_slice, serving, settings, state_is, wait_for
 from vcpred.cli import main
 from vcpred.serve.annotate_app import create_annotate_app
@@ -147,3 +148,68 @@ def test_an_unreadable_series_is_marked_and_the_session_goes_on(cohort, tmp_path
         driver.find_element("id", "next-patient").click()
         wait_for_patient(driver, 1)
         assert progress(driver) == "0 of 3 patients annotated"
+
+
+def series_rows(driver) -> dict[str, list]:
+    """The patient's series list, read in one go (the page may be replacing it): reference -> [class, cells]."""
+    return {ref: rest for ref, *rest in driver.execute_script(
+        "return [...document.querySelectorAll('#series-choice tbody tr')].map((r) => "
+        "[r.dataset.reference, r.className, [...r.cells].map((c) => c.textContent)])")}
+
+
+def series_button(driver, reference: str):
+    return driver.find_element("css selector", f'#series-choice tr[data-reference="{reference}"] button')
+
+
+def chosen_series(driver) -> list[str]:
+    return [ref for ref, (kind, _) in series_rows(driver).items() if kind == "chosen"]
+
+
+def manifest_row(manifest: Path) -> dict[str, str]:
+    import csv
+
+    with open(manifest, newline="") as handle:
+        return next(csv.DictReader(handle))
+
+
+def test_a_patients_series_is_chosen_on_the_page_and_written_into_the_manifest(initialised, tmp_path):
+    """Issue 28: two studies whose sagittal T2 both are series 3, told apart by their dates and chosen
+    on the page; the choice is written into series_t2 (its short reference), like a ROI."""
+    require_chromium()
+    app = create_annotate_app(AnnotateSession.open(initialised), settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=768) as driver:
+        driver.get(url)
+        wait_for(driver, lambda d: len(series_rows(d)) == 3)  # P001 mixes 3 series: none read yet
+        assert "mixes 3 series" in text(driver, "status")
+        assert not driver.find_element("id", "series-choice").get_attribute("hidden")
+        rows = series_rows(driver)
+        assert list(rows) == ["20240105#3", "20240105#4", "20240610#3"] and chosen_series(driver) == []
+        assert rows["20240610#3"][1][:6] == ["20240610#3", "2024-06-10", "3", "SAG T2 FSE", "sagittal", "9"]
+        assert rows["20240105#3"][1][:4] == ["20240105#3", "2024-01-05", "3", "SAG T2"]
+        assert not series_button(driver, "20240105#4").is_enabled()  # axial: not readable
+
+        series_button(driver, "20240610#3").click()
+        wait_for(driver, lambda d: state_is("ready")(d) and chosen_series(d) == ["20240610#3"])
+        assert "study 2024-06-10" in text(driver, "identity")
+        assert manifest_row(initialised)["series_t2"] == "20240610#3"
+        type_roi(driver, [4, 12, 14, 28, 34])
+        if os.environ.get("VCPRED_DOCS_SCREENSHOT"):
+            driver.save_screenshot(str(Path(__file__).resolve().parents[1] / "docs" / "img" / "annotate-series.png"))
+        driver.find_element("id", "save-roi").click()
+        wait_for(driver, lambda d: progress(d) == "1 of 2 patients annotated")
+        assert manifest_row(initialised)["roi_slice"] == "4"
+
+        # The baseline instead: its box was placed on the follow-up, so the first click only warns.
+        series_button(driver, "20240105#3").click()
+        wait_for(driver, lambda d: "clears the saved ROI of P001" in text(d, "status"))
+        assert manifest_row(initialised)["series_t2"] == "20240610#3"
+        series_button(driver, "20240105#3").click()
+        wait_for(driver, lambda d: state_is("ready")(d) and chosen_series(d) == ["20240105#3"])
+        assert "study 2024-01-05" in text(driver, "identity") and progress(driver) == "0 of 2 patients annotated"
+        row = manifest_row(initialised)
+        assert row["series_t2"] == "20240105#3" and row["roi_slice"] == ""
+
+        driver.find_element("id", "next-patient").click()  # P002 holds one series: nothing to choose
+        wait_for(driver, lambda d: d.find_element("id", "patient-name").get_attribute("data-index") == "1"
+                 and state_is("ready")(d))
+        assert driver.find_element("id", "series-choice").get_attribute("hidden")

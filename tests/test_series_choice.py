@@ -108,8 +108,8 @@ def init_printed(capsys, root, out, *options):
 
 def test_init_says_how_many_series_match_and_lists_them(tmp_path, two_studies, capsys):
     printed = init_printed(capsys, two_studies.parent, tmp_path / "m.csv", "--series", "t2 sag")
-    assert ("P001: 2 series match --series 't2 sag'; write the first word of the one to read into series_t2 "
-            "(docs/manifest.md, \"Choosing a series\"):") in printed
+    assert ("P001: 2 series match --series 't2 sag'; write the first word of the one to read into series_t2, "
+            "or choose it in vcpred annotate (docs/manifest.md, \"Choosing a series\"):") in printed
     assert f"    {BASE}\n    {FOLLOWUP}\n" in printed  # oldest study first
     assert "SAG STIR" not in printed and "no series matches" not in printed
     assert read_rows(tmp_path / "m.csv")[0]["series_t2"] == ""

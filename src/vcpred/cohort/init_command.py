@@ -43,8 +43,8 @@ def run_init(args: argparse.Namespace) -> int:
     # What the user has to do next is the answer: printed even under --quiet.
     to_choose = [e for e in rows if e.chosen is None]
     for entry in to_choose:
-        print(f"{entry.patient_id}: {entry.why}; write the first word of the one to read into series_{args.sequence} "
-              '(docs/manifest.md, "Choosing a series"):')
+        print(f"{entry.patient_id}: {entry.why}; write the first word of the one to read into series_{args.sequence}, "
+              'or choose it in vcpred annotate (docs/manifest.md, "Choosing a series"):')
         for line in entry.candidate_lines():
             print(f"    {line}")
     for entry in entries:

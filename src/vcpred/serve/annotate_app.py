@@ -16,6 +16,7 @@ from starlette.routing import Route
 from vcpred.errors import VcpredError
 from vcpred.imaging.pipeline import PrepareParams
 from vcpred.serve.annotate_session import AnnotateSession
+from vcpred.serve.errors import RequestTypeError
 from vcpred.serve.roi import read_roi, whole_number
 from vcpred.serve.viewer import STATIC, close_study, error_response, get_study, new_study, read_json, viewer_app, volume
 from vcpred.serve.loading import READING
@@ -55,6 +56,36 @@ async def open_patient(request: Request) -> JSONResponse:
     return await new_study(request, lambda study: run_in_threadpool(load, study))
 
 
+async def series_choices(request: Request) -> JSONResponse:
+    session: AnnotateSession = request.app.state.session
+    try:
+        choices = await run_in_threadpool(session.series_choices, request.path_params["index"])
+    except VcpredError as exc:
+        return error_response(request, exc)
+    return JSONResponse(choices)
+
+
+async def choose_series(request: Request) -> JSONResponse:
+    """Write the patient's series choice into the manifest (annotate_session.AnnotateSession.choose_series)."""
+    session: AnnotateSession = request.app.state.session
+    try:
+        body = await read_json(request)
+        choice = body.get("series")
+        if not isinstance(choice, str) or not choice.strip():
+            raise RequestTypeError("'series' must be the reference of one of the patient's series (its list: GET "
+                                   "/api/annotate/patients/{index}/series)")
+        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
+                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        clear_roi = body.get("clear_roi", False)
+        if not isinstance(clear_roi, bool):
+            raise RequestTypeError("'clear_roi' must be true or false")
+        patient = await run_in_threadpool(session.choose_series, request.path_params["index"], choice, version,
+                                          clear_roi=clear_roi)
+    except VcpredError as exc:
+        return error_response(request, exc)
+    return JSONResponse({"patient": patient.public(), **session.progress()})
+
+
 async def save_roi(request: Request) -> JSONResponse:
     session: AnnotateSession = request.app.state.session
     try:
@@ -75,6 +106,7 @@ def create_annotate_app(session: AnnotateSession, settings: ServeSettings | None
     routes = [
         Route("/", index), Route("/api/annotate", state),
         Route(f"{patient}/open", open_patient, methods=["POST"]), Route(f"{patient}/roi", save_roi, methods=["POST"]),
+        Route(f"{patient}/series", series_choices), Route(f"{patient}/series", choose_series, methods=["POST"]),
         Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
         Route(f"{study}/close", close_study, methods=["POST"]), Route(f"{study}/volume", volume),
     ]

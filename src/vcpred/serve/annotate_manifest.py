@@ -1,8 +1,8 @@
-"""Rewriting one patient's ROI cells in a manifest and nothing else.
+"""Rewriting one patient's ROI cells (and its series_<sequence> cell) in a manifest and nothing else.
 
 The manifest is edited as bytes: each record's cells are located (quotes, doubled quotes, line
 breaks inside quotes, spaces after the comma as `read_manifest_table` reads them) and only the five
-roi_* cells of one row are replaced, so every other cell, the column and row order, the quoting,
+roi_* cells of one row, or its series cell, are replaced, so every other cell, the column and row order, the quoting,
 the line endings and a byte-order mark stay byte for byte. A save refuses a file changed by another
 program since it was read, keeps the original once as MANIFEST.bak (never overwritten) and writes
 atomically (hashing.atomic_write) with the file's permissions.
@@ -106,8 +106,8 @@ class ManifestFile:
         self.records = [r for r in records(self.data) if any(parsed(self.data, r))]
         if not self.records:
             raise ManifestError(f"manifest {self.path} is empty (no header row)")
-        header = parsed(self.data, self.records[0])
-        self.columns = [header.index(name) for name in ROI_COLUMNS]
+        self.header = parsed(self.data, self.records[0])
+        self.columns = [self.header.index(name) for name in ROI_COLUMNS]
 
     def check_rows(self, frame) -> None:
         """Refuse a file whose cells this module does not locate exactly as the manifest reader
@@ -136,15 +136,24 @@ class ManifestFile:
 
     def with_roi(self, line: int, values: list[str]) -> bytes:
         """The bytes with the five ROI cells of the row starting on `line` replaced by values."""
+        return self.with_cells(line, dict(zip(self.columns, values)))
+
+    def with_cells(self, line: int, values: dict[int, str]) -> bytes:
+        """The bytes with the cells (by column position) of the row starting on `line` replaced by values
+        (plain ASCII that needs no quoting: whole numbers, a UID, a series reference)."""
         record, data = self._record(line), self.data
-        for column, value in sorted(zip(self.columns, values), reverse=True):  # right to left: offsets hold
+        for column, value in sorted(values.items(), reverse=True):  # right to left: offsets hold
             start, end = record.cells[column]
             data = data[:start] + value.encode("ascii") + data[end:]
         return data
 
     def save_roi(self, line: int, values: list[str]) -> None:
-        """Write the row's new ROI cells: refused when the file changed since it was read; the
-        original is kept once as MANIFEST.bak; the write is atomic."""
+        """Write the row's new ROI cells (see save_cells)."""
+        self.save_cells(line, dict(zip(self.columns, values)))
+
+    def save_cells(self, line: int, values: dict[int, str]) -> None:
+        """Write the row's new cells (by column position): refused when the file changed since it was
+        read; the original is kept once as MANIFEST.bak; the write is atomic."""
         try:
             current = self.target.read_bytes()
             mode = stat.S_IMODE(self.target.stat().st_mode)
@@ -153,7 +162,7 @@ class ManifestFile:
         if current != self.data:
             raise ManifestChanged("the manifest was changed by another program since vcpred annotate read it; nothing "
                                   "was saved: stop vcpred annotate (Ctrl+C) and start it again")
-        new = self.with_roi(line, values)
+        new = self.with_cells(line, values)
         if not self.backup.exists():
             atomic_write(self.backup, lambda temporary: _write(temporary, current, mode))
         atomic_write(self.target, lambda temporary: _write(temporary, new, mode))

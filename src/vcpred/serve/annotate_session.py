@@ -4,11 +4,14 @@ image the way `vcpred prepare` does, and saving a box into the manifest (annotat
 The image shown is the patient's first `image_<sequence>` column (the grid `prepare` crops on),
 read by `vcpred.imaging.read_volume` with the row's `series_<sequence>`: the same canonical volume,
 so a saved box is in exactly the coordinates `prepare` and `predict` use (0-based, max exclusive).
+Where the image holds several series, the page lists them (series_choices) and a choice is written
+into the row's series_<sequence> cell as its short reference (choose_series; vcpred.cohort.series_choice).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 from vcpred import locking
 from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, parse_int, \
     read_manifest_table
+from vcpred.cohort.series_choice import SeriesInfo, reference, resolve, sort_key, unmatched
 from vcpred.errors import ImageReadError, ManifestError
 from vcpred.serve.annotate_manifest import ManifestFile
 from vcpred.serve.errors import NotReady, ServeError, StudyNotFound
@@ -30,6 +34,23 @@ class RowChanged(ServeError):
     """A save based on a version of the row that another save has replaced."""
 
     status = 409
+
+
+class RoiOnAnotherSeries(ServeError):
+    """Another series chosen for a patient whose ROI was placed on the one it has."""
+
+    status = 409
+
+
+class SeriesNotChosen(ServeError):
+    """A series choice that names no single series of the patient's image, or cannot be written."""
+
+    status = 422
+
+
+# What a series cell written by annotate holds: a reference (20240105#3) or a UID, never anything the
+# CSV would have to quote.
+PLAIN_CELL = re.compile(r"^[0-9A-Za-z.#-]+$")
 
 
 def lock_path(manifest: Path) -> Path:
@@ -66,7 +87,7 @@ class Patient:
     def public(self) -> dict:
         partly = self.roi is None and any(self.cells)
         return {"index": self.index, "patient_id": self.patient_id, "row": self.line, "roi": self.roi,
-                "partly_filled": partly, "version": self.version}
+                "partly_filled": partly, "version": self.version, "series": self.series or ""}
 
 
 def annotated_sequence(path: Path, frame) -> str:
@@ -124,16 +145,19 @@ class AnnotateSession:
         return {"manifest": self.manifest.path.name, "sequence": self.sequence, **self.progress(),
                 "patients": [p.public() for p in self.patients]}
 
+    def image_path(self, patient: Patient) -> Path:
+        if not patient.image:
+            raise ImageReadError(f"patient {patient.patient_id!r} has no {IMAGE_PREFIX}{self.sequence} image in the "
+                                 "manifest")
+        return (self.manifest.path.parent / patient.image).resolve()
+
     def load(self, index: int, study: Study, settings: ServeSettings) -> None:
         """Read the patient's image into the study as `prepare` reads it (per-patient errors: 422)."""
         from vcpred.imaging import read_volume
         from vcpred.imaging.io import series_header
 
         patient = self.patient(index)
-        if not patient.image:
-            raise ImageReadError(f"patient {patient.patient_id!r} has no {IMAGE_PREFIX}{self.sequence} image in the "
-                                 "manifest")
-        path = (self.manifest.path.parent / patient.image).resolve()
+        path = self.image_path(patient)
         volume = read_volume(path, series=patient.series)
         check_shape(volume.shape, settings, "the image", from_header=False)
         header = series_header(path, volume.provenance.get("series_uid")) if volume.provenance.get("series_uid") else None
@@ -142,6 +166,76 @@ class AnnotateSession:
                             identity=identity_of(header) if header is not None else {})
         study.root, study.series, study.chosen, study.image, study.volume = path.parent, [entry], entry, path, volume
         patient.shape = tuple(volume.shape)
+
+    def listed_series(self, patient: Patient) -> list[SeriesInfo]:
+        """The DICOM series of the patient's image, from their headers (none for NIfTI or a path that is
+        not there: opening the patient says what is wrong)."""
+        from vcpred.imaging.io import scan_series
+
+        try:
+            groups = scan_series(self.image_path(patient)).groups
+        except (ImageReadError, ValueError, OSError):
+            return []
+        return sorted((SeriesInfo.of(uid, items) for uid, items in groups.items()), key=sort_key)
+
+    @property
+    def series_column(self) -> str:
+        return SERIES_PREFIX + self.sequence
+
+    def series_choices(self, index: int) -> dict:
+        """The patient's series as the page lists them: each with the reference that chooses it, what tells
+        it apart, and whether it is the one the row's series cell (or, without one, the only series) reads."""
+        patient = self.patient(index)
+        listed = self.listed_series(patient)
+        current = resolve(patient.series, listed) if patient.series else listed
+        return {"column": self.series_column, "choice": patient.series or "",
+                "series": [{"reference": reference(s, listed), "uid": s.uid, "study_date": s.date_shown,
+                            "number": s.number, "description": s.description, "plane": s.plane, "slices": s.slices,
+                            "chosen": current == [s]} for s in listed]}
+
+    def choose_series(self, index: int, choice: str, version: int, *, clear_roi: bool = False) -> Patient:
+        """Write the series `choice` names into the row's series cell (its reference). A patient whose ROI
+        was placed on another series keeps both unless clear_roi (then its ROI cells are emptied too: a
+        box belongs to the image it was drawn on). The chosen series is read when the patient is opened again."""
+        patient = self.patient(index)
+        listed = self.listed_series(patient)
+        found = resolve(choice, listed)
+        if len(found) != 1:
+            raise SeriesNotChosen(f"patient {patient.patient_id!r}: {unmatched(choice, found, listed, 'of its image')}")
+        written = reference(found[0], listed)
+        column = self.manifest.header.index(self.series_column) if self.series_column in self.manifest.header else None
+        if column is None:
+            raise SeriesNotChosen(f"the manifest has no {self.series_column} column to write the choice into; add it "
+                                  "(an empty column, as vcpred cohort init writes it) and start vcpred annotate again")
+        if not PLAIN_CELL.match(written):
+            raise SeriesNotChosen(f"the series {written!r} cannot be written into a manifest cell as it is; write "
+                                  f"its description into {self.series_column} by hand")
+        with self._saving:
+            self._check_version(patient, version)
+            had = resolve(patient.series, listed) if patient.series else listed
+            clearing = any(patient.cells) and had != found
+            if clearing and not clear_roi:
+                placed = f"series {patient.series}" if patient.series else "the series read without a choice"
+                raise RoiOnAnotherSeries(f"the ROI of {patient.patient_id!r} was placed on {placed}; choosing another "
+                                         "series clears it (the page asks first); nothing was saved")
+            changes = {column: written, **(dict.fromkeys(self.manifest.columns, "") if clearing else {})}
+            self.manifest.save_cells(patient.line, changes)  # only these cells' bytes change
+            if clearing:
+                patient.cells = [""] * len(ROI_COLUMNS)
+            patient.series, patient.version = written, patient.version + 1
+            if had != found:
+                patient.shape = None  # the image opened was another series: open the patient again
+        return patient
+
+    def _check_version(self, patient: Patient, version: int) -> None:
+        """RowChanged when another tab or client saved the row since the saving page read it."""
+        if version != patient.version:
+            now = patient.roi
+            shown = f"slice {now['slice']}, box {now['box']}" if now else "no ROI"
+            series = f", series {patient.series}" if patient.series else ""
+            raise RowChanged(f"the ROI of {patient.patient_id!r} was saved from another tab or client since this "
+                             f"page read it (it is now {shown}{series}); nothing was saved: reload the page to see "
+                             "it, then save again")
 
     def save(self, index: int, roi_slice: int, box: tuple[int, int, int, int], version: int) -> Patient:
         """Write the patient's ROI into the manifest (the box checked against its image), if the row
@@ -153,12 +247,7 @@ class AnnotateSession:
         check_box(roi_slice, box, patient.shape)
         cells = [str(int(v)) for v in (roi_slice, *box)]
         with self._saving:
-            if version != patient.version:
-                now = patient.roi
-                shown = f"slice {now['slice']}, box {now['box']}" if now else "no ROI"
-                raise RowChanged(f"the ROI of {patient.patient_id!r} was saved from another tab or client since this "
-                                 f"page read it (it is now {shown}); nothing was saved: reload the page to see it, "
-                                 "then save again")
+            self._check_version(patient, version)
             self.manifest.save_roi(patient.line, cells)
             patient.cells, patient.version = cells, patient.version + 1
         return patient

@@ -10,7 +10,9 @@ import {roiPatch} from "./roi.js";
 // state.annotation: session (the manifest's patients and progress), current (the patient shown),
 // loading, failed (patients whose images cannot be read), saved (the ROI last saved or loaded: any
 // other box is unsaved), warned ({index, roi}: the user was told this box is not saved when going to
-// that patient; a second try with the same box goes).
+// that patient; a second try with the same box goes), series (the current patient's series:
+// {index, column, choice, series: [{reference, study_date, number, description, plane, slices, chosen}]}),
+// seriesWarned ("index reference": the user was told that choosing it clears a box; a second click goes).
 const annotation = () => state.annotation;
 const patients = () => annotation().session.patients;
 const setAnnotation = (patch, more = {}) => setState({annotation: {...annotation(), ...patch}, ...more});
@@ -19,26 +21,29 @@ const firstWithoutRoi = () => patients().findIndex((p) => !p.roi);
 
 export async function startAnnotate() {
   const session = await getJson("/api/annotate");
-  $("annotate-panel").insertBefore($("status"), $("patient-list"));
+  $("annotate-panel").insertBefore($("status"), $("series-choice"));
   addView(renderAnnotate);
   // The frame strip shows what `vcpred prepare` reads with its default settings.
   setState({model: {k: session.k, edge: session.edge, margin: session.margin, clinical: []},
-            annotation: {session, current: null, loading: false, failed: new Set(), saved: null, warned: null}});
+            annotation: {session, current: null, loading: false, failed: new Set(), saved: null, warned: null,
+                         series: null, seriesWarned: null}});
   wireAnnotate();
   await openPatient(Math.max(0, firstWithoutRoi()));
 }
 
-async function openPatient(index) {
+// force: go without the unsaved-box check (the series was changed: the box was for the other one).
+async function openPatient(index, force = false) {
   const a = annotation();
   if (a.loading || index < 0 || index >= patients().length) return;
-  if (unsaved() && !(a.warned && a.warned.index === index && a.warned.roi === state.roi)) {
+  if (!force && unsaved() && !(a.warned && a.warned.index === index && a.warned.roi === state.roi)) {
     setAnnotation({warned: {index, roi: state.roi}},
                   {status: {text: `the box of ${patients()[a.current].patient_id} is not saved: save it, or click ` +
                                   "again to leave it unsaved", error: true}});
     return;
   }
-  setAnnotation({current: index, loading: true, warned: null});
+  setAnnotation({current: index, loading: true, warned: null, seriesWarned: null});
   await openStudy(() => postJson(`/api/annotate/patients/${index}/open`, {}));
+  await loadSeries(index);
   const failed = new Set(annotation().failed);
   if (!state.study) {
     failed.add(index);  // openStudy shows the server's message; the session goes on
@@ -56,6 +61,56 @@ async function openPatient(index) {
                 {slice: patient.roi.slice, ...shown,
                  status: {text: `the saved ROI of ${patient.patient_id} is shown: change it and save, or go on`,
                           error: false}});
+}
+
+// The patient's series (listed even when none could be read, so that one can be chosen).
+async function loadSeries(index) {
+  try {
+    setAnnotation({series: {index, ...await getJson(`/api/annotate/patients/${index}/series`)}});
+  } catch (error) {
+    setAnnotation({series: null});  // opening the patient already said what is wrong
+  }
+}
+
+// Write the series into the manifest's series cell, then read it. A box on the image shown (saved or
+// not) belongs to that series: choosing another clears it, so the first click only says so.
+async function chooseSeries(reference) {
+  const a = annotation(), index = a.current, patient = patients()[index];
+  const placed = Boolean(patient.roi || patient.partly_filled), box = placed || unsaved();
+  const key = `${index} ${reference}`;
+  if (box && a.seriesWarned !== key) {
+    setAnnotation({seriesWarned: key},
+                  {status: {text: `choosing series ${reference} clears the ${placed ? "saved ROI" : "box not saved"} ` +
+                                  `of ${patient.patient_id} (a box belongs to the image it was drawn on): click ` +
+                                  "it again to choose it", error: true}});
+    return;
+  }
+  try {
+    const answer = await (await postJson(`/api/annotate/patients/${index}/series`,
+                                         {series: reference, version: patient.version, clear_roi: placed})).json();
+    const session = annotation().session;
+    setAnnotation({seriesWarned: null, saved: null,
+                   session: {...session, annotated: answer.annotated, total: answer.total,
+                             patients: session.patients.map((p, i) => (i === index ? answer.patient : p))}});
+    await openPatient(index, true);
+    if (state.volume) setStatus(`series ${reference} chosen and written into ${a.series.column}: draw the ROI`);
+  } catch (error) {
+    setStatus(`series not chosen: ${error.message}`, true);
+  }
+}
+
+// One series: its reference is the button that chooses it.
+function seriesRow(series) {
+  const button = make("button", {type: "button", textContent: series.reference,
+                                 title: series.chosen ? "the series shown" : series.plane === "sagittal"
+                                   ? "read this series" : "vcpred reads sagittal series only"});
+  button.dataset.off = String(series.chosen || series.plane !== "sagittal");  // never clickable
+  button.addEventListener("click", () => chooseSeries(series.reference));
+  const cells = [series.study_date || "-", series.number ?? "-", series.description, series.plane, series.slices]
+    .map((value) => make("td", {}, String(value)));
+  const row = make("tr", {className: series.chosen ? "chosen" : ""}, make("td", {}, button), ...cells);
+  row.dataset.reference = series.reference;
+  return row;
 }
 
 async function saveRoi(andNext = false) {
@@ -94,7 +149,7 @@ function patientItem(patient, index) {
   return make("li", {}, button, make("span", {className: "mark"}));
 }
 
-const listChanged = changed();
+const listChanged = changed(), seriesChanged = changed();
 
 function renderAnnotate(state) {
   const a = state.annotation;
@@ -120,10 +175,17 @@ function renderAnnotate(state) {
       `${index + 1} of ${list.length})`;
     $("patient-name").dataset.index = String(index);
   }
+  const listed = a.series && a.series.index === index ? a.series : null;
+  $("series-choice").hidden = !listed || listed.series.length < 2;
+  if (seriesChanged(listed) && listed) {
+    $("series-column").textContent = listed.column;
+    $("series-choice").querySelector("tbody").replaceChildren(...listed.series.map(seriesRow));
+  }
   const busy = a.loading, open = Boolean(state.volume);
   $("previous-patient").disabled = busy || index <= 0;
   $("next-patient").disabled = busy || index >= list.length - 1;
   $("first-without-roi").disabled = busy || firstWithoutRoi() < 0;
   $("save-roi").disabled = $("save-next").disabled = busy || !open || !state.roi;
+  for (const button of $("series-choice").querySelectorAll("button")) button.disabled = busy || button.dataset.off === "true";
   $("saved-note").textContent = unsaved() ? "not saved yet" : "";
 }
