@@ -501,6 +501,28 @@ def test_no_nan_reaches_the_page_where_numbers_are_missing(report_artefacts):
     assert "calibration plot: not drawn (no calibration slope could be estimated for " in page
 
 
+def test_an_undefined_ensemble_threshold_is_said_not_scored_as_all_negative(report_artefacts):
+    """A constant model's ensemble has no threshold (evaluate's threshold_note): the failure analysis called
+    every external patient negative (probability >= NaN is false) and listed each case as an error."""
+    from vcpred.report.failures import failures_section
+    from vcpred.report.performance import ensemble_table
+
+    inputs = _inputs(report_artefacts)
+    why = ("undefined: the model's validation predictions are constant (one probability for every patient of a "
+           "split): Youden's threshold is -inf in every split")
+    inputs.evaluation["ensembles"][inputs.chosen].update(threshold=None, threshold_note=why, sensitivity=None,
+                                                         specificity=None)
+    inputs.ensembles.loc[inputs.ensembles["variant"] == inputs.chosen, "threshold"] = float("nan")
+    failures = unescape(failures_section(inputs))
+    assert "misclassified" not in failures and "false negative" not in failures
+    assert f"No failure analysis: the development threshold of the ensemble of {inputs.chosen} is {why}" in failures
+    table = unescape(ensemble_table(inputs))
+    row = table[table.index(f"<strong>{inputs.chosen}</strong>"):]
+    assert re.match(r"<strong>[^<]+</strong></td><td>[^<]+</td><td>undefined</td>", row)
+    assert f"{inputs.chosen}: threshold {why}" in table
+    assert unescape(answers(inputs)["15"][0]).endswith(f"no category: the development threshold is {why}.")
+
+
 def test_clinical_only_runs_record_no_device_and_say_so(report_artefacts):
     inputs = _inputs(report_artefacts)
     inputs.configs = {"clinical": inputs.configs["clinical"]}

@@ -26,6 +26,11 @@ def _number(value) -> str:
 
 
 def failures_section(inputs: ReportInputs, count: int = COUNT) -> Html:
+    undefined = inputs.undefined_threshold()
+    if undefined:  # no threshold: no patient is predicted positive or negative, so none is wrong
+        return section("failures", "Failure analysis",
+                       note(f"No failure analysis: the development threshold of the ensemble of {inputs.chosen} "
+                            f"is {undefined}."))
     table_all = classified(inputs)
     wrong = most_confident_wrong(table_all, count)
     columns = list(inputs.cohort.clinical_columns)

@@ -84,6 +84,15 @@ class ReportInputs:
         """evaluation.json `decision_curves` (None when the evaluation has none)."""
         return read_decision(self.evaluation.get("decision_curves"))
 
+    def undefined_threshold(self, variant: str | None = None) -> str | None:
+        """Why the ensemble of variant (default: the chosen one) has no threshold (evaluation.json
+        `threshold_note`, e.g. constant predictions); None when it has one or there is no ensemble."""
+        ensemble = self.evaluation.get("ensembles", {}).get(self.chosen if variant is None else variant)
+        threshold = None if ensemble is None else ensemble.get("threshold")
+        if ensemble is None or (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+            return None
+        return ensemble.get("threshold_note") or "undefined (no split model has a finite threshold)"
+
     @property
     def training_data(self) -> dict:
         """{synthetic, evidence} over the configurations (each one's first finished split): synthetic when any is."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 from vcpred.evaluate.per_split import external_reason
 from vcpred.bundle.method import finite
 from vcpred.report.figures import calibrated, calibration_png, decision_png, roc_png, shown_variants
-from vcpred.html import Html, note, png_image, section, table, tag
+from vcpred.html import Html, join, note, png_image, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 
@@ -24,16 +24,18 @@ def ensemble_table(inputs: ReportInputs) -> Html:
         name = tag("strong", variant) if variant == inputs.chosen else variant
         auc = (f"{_number(m.get('auc'), 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)})"
                if finite(m.get("auc")) else f"n/a ({external_reason(m)})")
-        rows.append([name, auc,
-                     _number(m.get("threshold")), _number(m.get("sensitivity")), _number(m.get("specificity")),
+        threshold = "undefined" if inputs.undefined_threshold(variant) else _number(m.get("threshold"))
+        rows.append([name, auc, threshold, _number(m.get("sensitivity")), _number(m.get("specificity")),
                      _number(m.get("calibration_slope")), _number(m.get("calibration_intercept")),
                      _number(m.get("brier")), f"{_count(m.get('n'))} ({_count(m.get('n_cases'))} events)"])
     header = ["ensemble", "AUC (DeLong 95 % CI)", "threshold", "sensitivity", "specificity", "calibration slope",
               "calibration intercept", "Brier", "patients scored"]
-    return table(header, rows, cls="numbers",
-                 caption="Split ensembles on the external set: threshold = median of the split models' validation "
-                         "thresholds; calibration slope and intercept (calibration-in-the-large) by logistic "
-                         "recalibration")
+    undefined = [note(f"{variant}: threshold {why}.") for variant in inputs.evaluation.get("ensembles", {})
+                 if (why := inputs.undefined_threshold(variant))]
+    return join([table(header, rows, cls="numbers",
+                       caption="Split ensembles on the external set: threshold = median of the split models' "
+                               "validation thresholds; calibration slope and intercept (calibration-in-the-large) "
+                               "by logistic recalibration"), *undefined])
 
 
 def subgroup_table(inputs: ReportInputs) -> Html:

@@ -161,6 +161,7 @@ def _facts(inputs: ReportInputs) -> dict:
             "dev_sites": _sites(cohort, "development"), "ext_sites": _sites(cohort, "external"),
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
+            "undefined_threshold": inputs.undefined_threshold(),
             "site_splits": splits.get("strategy") == "leave-one-site-out",
             "configs": list(inputs.configs), "commit": first.environment.get("git_commit"),
             "comp": inputs.comparisons, "subgroups": bool(groups), "subgroup_columns": list(groups),
@@ -268,9 +269,11 @@ def _analysis(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str,
         "14": ((f"Subgroup metrics ({columns}) of the chosen ensemble reported; no fairness constraint."
                 if f["subgroups"] else "No fairness analysis (no subgroup metrics in this evaluation)."),
                "#performance"),
-        "15": (f"A probability of collapse (ensemble mean) and a category at the development threshold "
-               f"{_number(f['ens'].get('threshold'))} (median of the split models' Youden thresholds on "
-               "validation patients).", "#card"),
+        "15": ((f"A probability of collapse (ensemble mean) and a category at the development threshold "
+                f"{_number(f['ens'].get('threshold'))} (median of the split models' Youden thresholds on "
+                "validation patients).") if not f["undefined_threshold"] else
+               f"A probability of collapse (ensemble mean); no category: the development threshold is "
+               f"{f['undefined_threshold']}.", "#card"),
         "16": ("Same preprocessing and predictors; sites and prevalence per set in the cohort table. "
                + ("" if f["synthetic"] else authors("differences in setting or eligibility")), "#cohort"),
     }
