@@ -18,7 +18,7 @@ from vcpred.cohort.splits import (
     repeat_warning,
     save_splits,
 )
-from vcpred.cohort.summary import summarize
+from vcpred.cohort.summary import excluded_lines, summarize
 from vcpred.cohort.validate import check_manifest, load_manifest
 from vcpred.errors import ConfigError
 
@@ -69,6 +69,8 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{len(result.problems)} problem(s):")
     for problem in result.problems:
         print(f"  {problem}")
+    for line in excluded_lines(result.excluded):
+        print(line)
     return 2
 
 

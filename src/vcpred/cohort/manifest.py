@@ -23,7 +23,8 @@ ROI_COLUMNS = ("roi_slice", "roi_row_min", "roi_col_min", "roi_row_max", "roi_co
 IMAGE_PREFIX = "image_"
 SERIES_PREFIX = "series_"  # series_<sequence>: this patient's SeriesInstanceUID or SeriesDescription
 HEIGHT_COLUMNS = ("height_initial", "height_followup")
-RESERVED = {"patient_id", "set", "label", "level", "site", *ROI_COLUMNS, *HEIGHT_COLUMNS}
+EXCLUDE_COLUMN = "exclude"  # a non-empty cell is why the patient is left out of every step
+RESERVED = {"patient_id", "set", "label", "level", "site", EXCLUDE_COLUMN, *ROI_COLUMNS, *HEIGHT_COLUMNS}
 MISSING_TOKENS = {"", "na", "nan", "n/a", "none", "null"}
 DEFAULT_HEIGHT_LOSS = 0.15
 
@@ -61,13 +62,28 @@ class PatientRecord:
     series: dict[str, str] = field(default_factory=dict)  # sequence -> series UID or description (DICOM)
 
 
+@dataclass(frozen=True)
+class ExcludedPatient:
+    """A manifest row whose `exclude` cell gives a reason: kept aside, with that reason, for the
+    summaries and the participant flow; no command reads its images, label or clinical values."""
+
+    patient_id: str
+    set: str
+    reason: str
+    row: int = 0  # line in the CSV file (header = line 1)
+
+    def __str__(self) -> str:
+        return f"{self.patient_id} (row {self.row}, {self.set or 'no set'}): {self.reason}"
+
+
 @dataclass
 class Cohort:
     manifest_path: Path
-    records: list[PatientRecord]
+    records: list[PatientRecord]  # the included patients: every command works on these alone
     sequences: list[str]
     clinical_columns: dict[str, str]  # column -> "numeric" | "categorical"
     height_loss_threshold: float | None = None  # set when labels were derived from heights
+    excluded: list[ExcludedPatient] = field(default_factory=list)  # rows with a reason in `exclude`
 
     def __post_init__(self) -> None:
         self._by_id = {r.patient_id: r for r in self.records}
@@ -79,6 +95,10 @@ class Cohort:
         try:
             return self._by_id[patient_id]
         except KeyError:
+            excluded = next((e for e in self.excluded if e.patient_id == patient_id), None)
+            if excluded is not None:
+                raise ManifestError(f"patient {patient_id!r} is excluded in {self.manifest_path} (row {excluded.row}, "
+                                    f"exclude: {excluded.reason!r}); empty its exclude cell to include it") from None
             raise ManifestError(f"patient {patient_id!r} is not in {self.manifest_path}") from None
 
     def ids(self, set_name: str | None = None) -> list[str]:

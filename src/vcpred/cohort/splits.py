@@ -317,5 +317,20 @@ def check_splits(splits: list[Split], cohort: Cohort, *, source: str = "splits")
             raise SplitError(f"{source}: split {index} has patients on both sides: {sorted(overlap)[:5]}")
         foreign = (set(train) | set(val)) - development
         if foreign:
-            raise SplitError(f"{source}: split {index} names patients that are not development "
-                             f"patients of {cohort.manifest_path}: {sorted(foreign)[:5]}")
+            raise SplitError(f"{source}: split {index} names patients that are not development patients of "
+                             f"{cohort.manifest_path}: {_named(sorted(foreign), cohort)}; the splits were made from "
+                             f"an earlier manifest: {new_splits_advice(source, cohort.manifest_path)}")
+
+
+def new_splits_advice(source: str | Path, manifest: str | Path) -> str:
+    """The next step for a splits file that no longer fits its manifest: move it aside, make new splits."""
+    return (f"move it aside (`mv {source} {source}.old`), then make new splits with `vcpred cohort split {manifest} "
+            f"--out {source}` or let `vcpred experiment` make them (it makes a missing splits file); runs trained on "
+            "the old splits then count as stale")
+
+
+def _named(ids: list[str], cohort: Cohort) -> str:
+    """Up to five ids, each excluded one with its `exclude` reason."""
+    reasons = {e.patient_id: e.reason for e in cohort.excluded}
+    shown = [f"{p!r} (excluded: {reasons[p]!r})" if p in reasons else repr(p) for p in ids[:5]]
+    return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")

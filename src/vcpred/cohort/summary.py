@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from vcpred.cohort.manifest import Cohort, is_missing
+from vcpred.cohort.manifest import Cohort, ExcludedPatient, is_missing
 
 import pandas as pd
 
@@ -60,7 +60,8 @@ def _events_line(name: str, labels: list[int | None]) -> str:
 
 def summarize(cohort: Cohort, table: pd.DataFrame) -> str:
     """Patients, events and prevalence per set and site, sequences, missing clinical values."""
-    lines = [f"manifest: {cohort.manifest_path}", f"patients: {len(cohort)}"]
+    more = f" (and {len(cohort.excluded)} excluded, listed below)" if cohort.excluded else ""
+    lines = [f"manifest: {cohort.manifest_path}", f"patients: {len(cohort)}{more}"]
     by_set, by_site = labels_by_group(cohort)
     lines.append("per set:")
     lines += [_events_line(s, labels) for s, labels in by_set.items()]
@@ -73,9 +74,18 @@ def summarize(cohort: Cohort, table: pd.DataFrame) -> str:
                      f"{cohort.height_loss_threshold:.0%} -> 1")
     if cohort.clinical_columns:
         lines.append("clinical columns (missing values):")
+        included = table.loc[[r.row for r in cohort.records]]
         for column, kind in cohort.clinical_columns.items():
-            missing = sum(is_missing(v) for v in table[column])
+            missing = sum(is_missing(v) for v in included[column])
             lines.append(f"  {column:<24} {kind:<12} {missing:>4} missing")
     else:
         lines.append("clinical columns: none")
-    return "\n".join(lines)
+    return "\n".join(lines + excluded_lines(cohort.excluded))
+
+
+def excluded_lines(excluded: list[ExcludedPatient]) -> list[str]:
+    """The patients the manifest's `exclude` column leaves out, each with its row, set and reason."""
+    if not excluded:
+        return []
+    return [f"excluded in the manifest (left out of every step): {len(excluded)} patient(s)",
+            *(f"  {patient}" for patient in excluded)]

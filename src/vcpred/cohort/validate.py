@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,12 +11,14 @@ import pandas as pd
 from vcpred.cohort.clinical_policy import clinical_columns, stray_cells_problem, value_refusal
 from vcpred.cohort.manifest import (
     DEFAULT_HEIGHT_LOSS,
+    EXCLUDE_COLUMN,
     HEIGHT_COLUMNS,
     IMAGE_PREFIX,
     ROI_COLUMNS,
     SERIES_PREFIX,
     SETS,
     Cohort,
+    ExcludedPatient,
     PatientRecord,
     Problem,
     Roi,
@@ -32,11 +34,13 @@ from vcpred.errors import ManifestError
 
 @dataclass
 class ManifestCheck:
-    """The outcome of checking a manifest: the cohort (when clean) and every problem found."""
+    """The outcome of checking a manifest: the cohort (when clean), every problem found, and the
+    patients its `exclude` column leaves out (listed whether or not there are problems)."""
 
     table: pd.DataFrame
     problems: list[Problem]
     cohort: Cohort | None
+    excluded: list[ExcludedPatient] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -61,8 +65,8 @@ class _RowChecker:
     def problem(self, row: int, pid: str | None, column: str | None, message: str) -> None:
         self.problems.append(Problem(row, column, message, pid))
 
-    def record(self, row: int, cells: dict[str, str]) -> PatientRecord | None:
-        before = len(self.problems)
+    def identity(self, row: int, cells: dict[str, str]) -> tuple[str, str]:
+        """The row's patient_id and set, checked (also for an excluded row: the flow counts it per set)."""
         pid = cells.get("patient_id", "")
         if not pid:
             self.problem(row, None, "patient_id", "patient_id is empty")
@@ -70,6 +74,22 @@ class _RowChecker:
         if "set" in self.columns and set_name not in SETS:
             self.problem(row, pid, "set", f"unknown set {set_name!r}; use one of {', '.join(SETS)}")
         self.formulas(row, pid, cells)
+        return pid, set_name
+
+    def excluded(self, row: int, cells: dict[str, str], reason: str) -> ExcludedPatient | None:
+        """A row with a reason in `exclude`: only its id, set and reason are checked; its images, ROI,
+        label, heights and clinical values are never read (the image may be the reason)."""
+        before = len(self.problems)
+        pid, set_name = self.identity(row, cells)
+        if reason.lower() in NOT_A_REASON:
+            self.problem(row, pid, EXCLUDE_COLUMN, f"exclude {reason!r} reads as a yes/no mark, not a reason: write "
+                                                   "why the patient is left out (e.g. 'series misses a slice'), or "
+                                                   "empty the cell to include the patient")
+        return None if len(self.problems) > before else ExcludedPatient(pid, set_name, reason, row)
+
+    def record(self, row: int, cells: dict[str, str]) -> PatientRecord | None:
+        before = len(self.problems)
+        pid, set_name = self.identity(row, cells)
         label = self.label(row, pid, cells, set_name)
         images = self.images(row, pid, cells)
         roi = self.roi(row, pid, cells)
@@ -213,7 +233,10 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The manifest's text that reaches the CSV files vcpred writes (predictions, evaluations, per-site
 # tables). Refused here rather than altered on writing: vcpred reads its own CSV files back and joins
 # them on patient_id, and the manifest itself is edited in spreadsheets.
-COPIED_TEXT_COLUMNS = ("patient_id", "site", "level")
+COPIED_TEXT_COLUMNS = ("patient_id", "site", "level", EXCLUDE_COLUMN)
+# An `exclude` cell holding one of these is a mark, not a reason: refused rather than guessed at
+# ("no" read as a reason would leave the patient out).
+NOT_A_REASON = {"0", "1", "yes", "no", "y", "n", "true", "false", "x", "-"}
 FORMULA_ADVICE = ("begins with a character that makes spreadsheet software run it as a formula (= + - @, a tab "
                   "or a carriage return) when it opens the CSV files vcpred writes; rename it")
 
@@ -311,25 +334,39 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
     problems = parsed.problems + _column_problems(columns, sequences)
     if len(table) == 0:
         problems.append(Problem(None, None, "the manifest has no patient rows"))
-    clinical = clinical_columns(table)
+    reasons = exclusions(table, parsed.ragged)
+    # excluded rows neither decide a column's kind nor raise clinical-value problems
+    clinical = clinical_columns(table.drop(index=list(reasons)))
     if not per_patient_clinical:
         problems += _stray_problems(clinical.strays, parsed.ragged)
     checker = _RowChecker(path.parent.resolve(), sequences, clinical.kinds, set(columns),
                           height_loss_threshold, check_files, per_patient_clinical)
-    records = []
+    records, excluded = [], []
     for row, cells in zip(table.index, table.to_dict("records")):
         if row in parsed.ragged:  # its cells may sit in the wrong columns: only the cell count is reported
+            continue
+        if row in reasons:
+            patient = checker.excluded(int(row), cells, reasons[row])
+            excluded += [patient] if patient else []
             continue
         record = checker.record(int(row), cells)
         if record is not None:
             records.append(record)
     problems += checker.problems + _duplicate_problems(table) + _roi_problems(checker.without_roi)
     problems.sort(key=lambda p: (p.row or 0))
-    derived = "label" not in columns or any(is_missing(v) for v in table.get("label", []))
+    derived = "label" not in columns or any(is_missing(v) for row, v in zip(table.index, table.get("label", []))
+                                             if row not in reasons)
     cohort = None if problems else Cohort(
         path.resolve(), records, sequences, clinical.kinds,
-        height_loss_threshold if derived and all(c in columns for c in HEIGHT_COLUMNS) else None)
-    return ManifestCheck(table, problems, cohort)
+        height_loss_threshold if derived and all(c in columns for c in HEIGHT_COLUMNS) else None, excluded)
+    return ManifestCheck(table, problems, cohort, excluded)
+
+
+def exclusions(table: pd.DataFrame, ragged: set[int]) -> dict[int, str]:
+    """{CSV row: reason} of the rows whose `exclude` cell is not empty (NA, none: empty); a ragged row's
+    cells may sit in the wrong columns, so it is never taken as excluded."""
+    return {int(row): text for row, text in zip(table.index, table.get(EXCLUDE_COLUMN, []))
+            if not is_missing(text) and row not in ragged}
 
 
 def load_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,

@@ -95,6 +95,9 @@ def run_prepare(args: argparse.Namespace) -> int:
 
     params = params_from_args(args)
     cohort = load_manifest(args.manifest)
+    if cohort.excluded:  # never read: their image may be the very reason they are left out
+        console.say(f"{len(cohort.excluded)} patient(s) excluded in the manifest, not prepared: "
+                    + "; ".join(f"{e.patient_id} ({e.reason})" for e in cohort.excluded))
     summary = prepare_cohort(cohort, args.out, params, jobs=args.jobs, force=args.force)
     console.say(f"{args.out}: prepared {len(summary.prepared)}, skipped {len(summary.skipped)} unchanged, "
                 f"failed {len(summary.failed)} ({summary.seconds:.1f} s)")
@@ -106,4 +109,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     print(f"{len(summary.failed)} patient(s) failed:", file=sys.stderr)
     for pid, reason in summary.failed.items():
         print(f"  {pid}: {reason}", file=sys.stderr)
+    print(f"Fix each and run this command again (unchanged patients are skipped); a patient whose images cannot be "
+          f"fixed (e.g. a series that misses a slice) is left out of every step by a reason in its `exclude` cell of "
+          f"{args.manifest} (docs/manifest.md)", file=sys.stderr)
     return 2

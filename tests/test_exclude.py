@@ -1,0 +1,131 @@
+"""The manifest's `exclude` column (issue 28): a patient whose series cannot be read is left out of
+every step with its reason, instead of blocking `cohort check`, `split`, `prepare` and training for the
+whole cohort; and the late failures of such a patient say the next step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import MANIFEST_HEADER, patient_row, write_manifest
+from imaging_support import save_nifti, small_volume
+from vcpred.cli import main
+from vcpred.cohort import check_manifest, load_manifest, load_splits, make_splits, save_splits
+from vcpred.errors import ManifestError, SplitError
+
+HEADER = MANIFEST_HEADER + ["bmi", "exclude"]
+REASON = "series misses slice 12"
+NO_ROI = dict.fromkeys(("roi_slice", "roi_row_min", "roi_col_min", "roi_row_max", "roi_col_max"), "")
+
+
+def unreadable(index: int, **overrides) -> dict:
+    """A patient as `cohort init` left it and annotate could not fix: no ROI, no label, an image that is
+    gone, an impossible age and a decimal comma; excluded with a reason."""
+    cells = {"label": "", "image_t2": f"images/gone{index}.nii.gz", "age": 500, "bmi": '"24,5"', "exclude": REASON}
+    return patient_row(index, **{**cells, **NO_ROI, **overrides})
+
+
+def cohort(folder, *extra: dict):
+    rows = [patient_row(i, label=i % 2) for i in range(10)] + [unreadable(10), *extra]
+    path = write_manifest(folder, rows, header=HEADER)
+    for row in rows:
+        if "gone" in row["image_t2"]:
+            (folder / row["image_t2"]).unlink()
+    return path
+
+
+def test_an_excluded_patient_needs_no_roi_image_label_or_possible_values(tmp_path, capsys):
+    from vcpred.cohort.manifest import ExcludedPatient
+
+    manifest = cohort(tmp_path)
+    assert main(["cohort", "check", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "patients: 10 (and 1 excluded, listed below)" in out and "no problems found" in out
+    assert f"excluded in the manifest (left out of every step): 1 patient(s)\n  P010 (row 12, development): {REASON}" \
+        in out
+    loaded = load_manifest(manifest)
+    assert "P010" not in loaded.ids() and len(loaded) == 10
+    assert loaded.excluded == [ExcludedPatient("P010", "development", REASON, 12)]
+    assert loaded.clinical_columns["bmi"] == "numeric"  # the excluded '24,5' neither counts nor is a problem
+    with pytest.raises(ManifestError, match=f"patient 'P010' is excluded .*row 12, exclude: '{REASON}'"):
+        loaded["P010"]
+
+
+def test_included_patients_are_checked_as_before(tmp_path, capsys):
+    """The same cells on a patient that is not excluded are every problem they were."""
+    manifest = cohort(tmp_path, unreadable(11, exclude=""), unreadable(12, exclude="NA"))
+    assert main(["cohort", "check", str(manifest)]) == 2
+    out = capsys.readouterr().out
+    problems = [str(p) for p in check_manifest(manifest).problems]
+    assert any("manifest: 2 patient(s) without ROI (roi_slice and box empty): P011, P012; place" in p for p in problems)
+    assert any("column 'bmi'" in p and "row 13 ('24,5') and row 14 ('24,5')" in p for p in problems)
+    for row, pid in ((13, "P011"), (14, "P012")):
+        assert f"row {row}, patient '{pid}', column 'image_t2': file not found" in out
+        assert f"row {row}, patient '{pid}', column 'age': age=500 years is impossible" in out
+        assert f"row {row}, patient '{pid}', column 'label': development patient without a label" in out
+    assert "P010" not in "\n".join(problems)
+    assert f"  P010 (row 12, development): {REASON}" in out  # listed even when there are problems
+
+
+@pytest.mark.parametrize("mark", ["yes", "1", "No", "x"])
+def test_a_yes_no_mark_is_not_a_reason(tmp_path, mark):
+    problems = check_manifest(cohort(tmp_path, unreadable(11, exclude=mark))).problems
+    assert [(p.row, p.column) for p in problems] == [(13, "exclude")]
+    assert f"exclude {mark!r} reads as a yes/no mark, not a reason" in str(problems[0])
+
+
+def test_an_excluded_row_still_needs_an_id_and_a_set(tmp_path):
+    problems = check_manifest(cohort(tmp_path, unreadable(11, patient_id="", set="training"))).problems
+    assert {(p.row, p.column) for p in problems} == {(13, "patient_id"), (13, "set")}
+
+
+def test_cohort_split_never_puts_an_excluded_patient_in_a_split(tmp_path):
+    manifest = cohort(tmp_path)
+    out = tmp_path / "splits.json"
+    assert main(["--quiet", "cohort", "split", str(manifest), "--out", str(out), "--n-splits", "3",
+                 "--val-fraction", "0.5"]) == 0
+    splits = json.loads(out.read_text())["splits"]
+    assert all(sorted(s["train"] + s["val"]) == [f"P{i:03d}" for i in range(10)] for s in splits)
+
+
+def test_prepare_skips_an_excluded_patient_and_says_why(tmp_path, capsys):
+    folder = tmp_path / "cohort"
+    roi = {"roi_slice": 4, "roi_row_min": 12, "roi_col_min": 14, "roi_row_max": 28, "roi_col_max": 34}
+    rows = [patient_row(i, label=i % 2, **roi) for i in range(2)] + [unreadable(2)]
+    for row in rows[:2]:
+        save_nifti(small_volume(seed=int(row["patient_id"][1:])), folder / row["image_t2"])
+    manifest = write_manifest(folder, rows, header=HEADER, make_images=False)
+    store = tmp_path / "store"
+    assert main(["prepare", str(manifest), "--out", str(store), "--size", "32", "--no-n4"]) == 0
+    out = capsys.readouterr().out
+    assert f"1 patient(s) excluded in the manifest, not prepared: P002 ({REASON})" in out
+    assert "prepared 2, skipped 0 unchanged, failed 0" in out
+    assert sorted(json.loads((store / "index.json").read_text())["patients"]) == ["P000", "P001"]
+
+
+def test_a_failed_prepare_names_the_exclude_column_as_the_way_out(tmp_path, capsys):
+    folder = tmp_path / "cohort"
+    outside = {"roi_slice": 4, "roi_row_min": 60, "roi_col_min": 14, "roi_row_max": 70, "roi_col_max": 34}
+    save_nifti(small_volume(), folder / "images/P000.nii.gz")
+    manifest = write_manifest(folder, [patient_row(0, **outside)], make_images=False)
+    assert main(["prepare", str(manifest), "--out", str(tmp_path / "store"), "--size", "32", "--no-n4"]) == 2
+    err = capsys.readouterr().err
+    assert "1 patient(s) failed" in err and "Traceback" not in err
+    assert f"is left out of every step by a reason in its `exclude` cell of {manifest}" in err
+
+
+def test_splits_made_before_a_patient_was_excluded_say_to_move_the_file(tmp_path):
+    rows = [patient_row(i, label=i % 2) for i in range(12)]
+    manifest = write_manifest(tmp_path, rows, header=HEADER)
+    splits = save_splits(tmp_path / "splits.json", make_splits(load_manifest(manifest), n_splits=2, val_fraction=0.5),
+                         cohort=load_manifest(manifest), seed=0, val_fraction=0.5)
+    rows[10]["exclude"] = REASON
+    write_manifest(tmp_path, rows, header=HEADER)
+    with pytest.raises(SplitError) as caught:
+        load_splits(splits, load_manifest(manifest))
+    message = str(caught.value)
+    assert f"names patients that are not development patients of {manifest}: 'P010' (excluded: '{REASON}')" \
+        in message
+    assert (f"move it aside (`mv {splits} {splits}.old`), then make new splits with `vcpred cohort split {manifest} "
+            f"--out {splits}`") in message
