@@ -153,15 +153,31 @@ def test_the_outputs_the_page_and_the_figures(clinical_validation, capsys):
     assert "nan" not in html.replace("nanc", "") and "External validation of" in html
 
 
-def test_development_patients_of_the_training_manifest_are_warned_about(artefacts, tmp_path, capsys):
+def test_the_training_manifests_development_patients_are_left_out(artefacts, tmp_path, capsys):
+    """The model's training and validation patients are never scored (tests/test_validate_overlap.py: also
+    renamed, re-saved or marked external)."""
     manifest, _, _ = artefacts.tiny_cohort()
     assert validate(artefacts.exported("clinical", **CLINICAL), manifest, tmp_path / "out") == 0
     err = capsys.readouterr().err
-    assert "23 scored patient(s) are development patients" in err and "--set external" in err
+    assert "24 patient(s) of this cohort are the model's own (24 it was trained or tuned on" in err
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["n"] == 33 and metrics["development_patients_scored"] == 23
-    # P001 has no age, which this model needs: left out with the reason (--allow-missing would impute it)
-    assert [(e["patient_id"], "age" in e["reason"]) for e in metrics["excluded"]] == [("P001", True)]
+    assert metrics["n"] == 10 and metrics["development_patients_scored"] == 0
+    assert [e["patient_id"] for e in metrics["excluded"]] == [f"P{i:03d}" for i in range(24)]
+    assert all("trained or tuned on this patient" in e["reason"] for e in metrics["excluded"])
+
+
+def test_a_patient_without_a_clinical_value_is_left_out_with_the_reason(artefacts, tmp_path):
+    manifest, _, _ = artefacts.tiny_cohort()
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table = table[table["set"] == "external"]
+    table.loc[table["patient_id"] == "P104", "age"] = ""
+    table["image_t2"] = [str(manifest.parent / p) for p in table["image_t2"]]
+    table.to_csv(tmp_path / "manifest.csv", index=False)
+    assert validate(artefacts.exported("clinical", **CLINICAL), tmp_path / "manifest.csv", tmp_path / "out") == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    # P104 has no age, which this model needs: left out with the reason (--allow-missing would impute it)
+    assert [(e["patient_id"], "age" in e["reason"]) for e in metrics["excluded"]] == [("P104", True)]
+    assert metrics["n"] == 9
 
 
 def _image_manifest(folder: Path) -> Path:
@@ -274,28 +290,34 @@ def test_recalibration_writes_a_new_model_and_leaves_the_original(artefacts, tmp
     predicted = pd.read_csv(tmp_path / "p" / "predictions.csv").set_index("patient_id").loc[table["patient_id"]]
     assert np.allclose(predicted["probability"], expit(intercept + slope * logit(np.clip(p, EPS, 1 - EPS))), atol=1e-9)
     assert list(predicted["category"]) == list(table["category"])
-    # validated on the cohort it was fitted on: calibrated by construction, the same AUC
-    assert validate(new, manifest, tmp_path / "again", "--set", "external") == 0
-    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
-    assert again["calibration_slope"] == pytest.approx(1, abs=1e-6)
-    assert again["calibration_intercept"] == pytest.approx(0, abs=1e-6)
-    assert again["auc"] == pytest.approx(metrics["auc"], abs=1e-12)
-    assert (again["sensitivity"], again["specificity"]) == (metrics["sensitivity"], metrics["specificity"])
-    assert again["model"]["recalibration"]["recalibrated_from"] == record["recalibrated_from"]
+    # on the cohort it was fitted on it is calibrated by construction (apparent), with the same AUC; validate
+    # leaves those patients out of a validation of the new model (tests/test_validate_overlap.py)
+    apparent = r["apparent"]
+    assert apparent["calibration_slope"] == pytest.approx(1, abs=1e-6)
+    assert apparent["calibration_intercept"] == pytest.approx(0, abs=1e-6)
+    assert apparent["auc"] == pytest.approx(metrics["auc"], abs=1e-12)
+    assert validate(new, manifest, tmp_path / "again", "--set", "external") == 2
+    assert "every labelled patient" in capsys.readouterr().err
 
 
 def test_recalibrating_twice_composes_the_updates(artefacts, tmp_path):
+    """Two recalibrations on two halves of the external patients (a model's recalibration patients are left
+    out of its validation); the composed update is checked on predictions in test_validate_overlap.py."""
     model = artefacts.exported("clinical", **CLINICAL)
     manifest, _, _ = artefacts.tiny_cohort()
-    assert validate(model, manifest, tmp_path / "a", "--recalibrate", str(tmp_path / "m1")) == 0
-    assert validate(tmp_path / "m1", manifest, tmp_path / "b", "--set", "external", "--recalibrate",
-                    str(tmp_path / "m2")) == 0
+    table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    table["image_t2"] = [str(manifest.parent / p) for p in table["image_t2"]]
+    halves = []
+    for name, ids in (("first", [f"P10{i}" for i in range(6)]), ("second", [f"P10{i}" for i in range(6, 10)])):
+        table[table["patient_id"].isin(ids)].to_csv(tmp_path / f"{name}.csv", index=False)
+        halves.append(tmp_path / f"{name}.csv")
+    assert validate(model, halves[0], tmp_path / "a", "--recalibrate", str(tmp_path / "m1")) == 0
+    assert validate(tmp_path / "m1", halves[1], tmp_path / "b", "--recalibrate", str(tmp_path / "m2")) == 0
     first, second = (load_bundle(tmp_path / m).meta.recalibration for m in ("m1", "m2"))
     assert second["previous"]["intercept"] == first["intercept"]
     assert second["slope"] == pytest.approx(first["slope"] * second["fit"]["slope"])
-    assert validate(tmp_path / "m2", manifest, tmp_path / "c", "--set", "external") == 0
-    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
-    assert metrics["calibration_slope"] == pytest.approx(1, abs=1e-6)
+    assert second["intercept"] == pytest.approx(second["fit"]["intercept"] + second["fit"]["slope"] * first["intercept"])
+    assert validate(tmp_path / "m2", manifest, tmp_path / "c", "--set", "external") == 2  # all 10 recalibrated on
 
 
 def test_recalibration_never_writes_over_the_model_or_out(artefacts, tmp_path, capsys):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.cohort.provenance import combined as combined_training_data
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.hashing import sha256_files
+from vcpred.jsonio import to_dict
 from vcpred.evaluate.aggregate import AGGREGATES, aggregate
 from vcpred.evaluate.per_split import development_threshold, validation_threshold
 from vcpred.evaluate.runs import read_run, warn_unverified
@@ -40,6 +42,7 @@ from vcpred.bundle.files import (
 )
 from vcpred.bundle.card import model_card
 from vcpred.bundle.export_calibration import export_calibration
+from vcpred.bundle.known_patients import KnownPatients, known_patients
 from vcpred.bundle.recalibration import apply as recalibrated
 from vcpred.bundle.precision_check import bf16_check
 from vcpred.runs import (
@@ -71,7 +74,8 @@ def find_runs(runs: Path, configuration: str) -> list[RunRecord]:
     if not found:
         raise ConfigError(f"{folder} holds no finished split runs (config.yaml with status: done); train them first")
     warn_unverified(unverified)
-    check_run_inputs(found, needed=("store",) if found[0].image else ())  # the store's params go in the bundle
+    # the store's params go in the bundle; the manifest and splits file say who it was trained on
+    check_run_inputs(found, needed=("manifest", "splits", *(("store",) if found[0].image else ())))
     return found
 
 
@@ -94,6 +98,39 @@ def _training_cohort(sources: list[RunRecord], training_data: dict) -> dict:
 
     return {"manifest": str(sources[0].manifest), "manifest_sha256": sources[0].manifest_sha256,
             "synthetic": is_synthetic(training_data)}
+
+
+def training_patients(sources: list[RunRecord]) -> KnownPatients:
+    """The development patients of every exported split's training and validation set, from the splits
+    file the runs were trained on (verified by find_runs), with the digests of their image inputs read
+    through the training manifest (vcpred.bundle.known_patients): the patients `vcpred validate` leaves out."""
+    from vcpred.cohort import load_manifest, load_splits
+
+    first = sources[0]
+    try:
+        splits = load_splits(first.splits)
+        cohort = load_manifest(first.manifest, check_files=False)
+    except (VcpredError, OSError) as exc:
+        raise VcpredError(f"{first.path}: the export records who the split models were trained on, from the "
+                          f"splits file and manifest they were trained on: {exc}") from None
+    ids: set[str] = set()
+    for run in sources:
+        if not 0 <= run.split < len(splits):
+            raise VcpredError(f"{run.path} is split {run.split}, but {first.splits} has splits 0..{len(splits) - 1}; "
+                              "train the runs again")
+        ids |= {*splits[run.split].train_ids, *splits[run.split].val_ids}
+    known = known_patients([record for record in cohort.records if record.patient_id in ids],
+                           f"the training and validation patients of splits {', '.join(str(r.split) for r in sources)} "
+                           f"of {first.splits.name}")
+    unlisted = sorted(ids - set(known.patients))  # not in the manifest (checked unchanged): kept, by id
+    return replace(known, patients=sorted([*known.patients, *unlisted]))
+
+
+def _patients_line(known: KnownPatients) -> str:
+    without = len(known.patients) - len(known.images)
+    return (f"recorded the {len(known.patients)} development patient(s) the split models were trained or tuned on, "
+            "which `vcpred validate` leaves out"
+            + (f" ({without} without image files to recognise them by: by id only)" if without else ""))
 
 
 def prepare_params(run: RunRecord) -> dict:
@@ -178,6 +215,7 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
         raise ConfigError(f"--bf16-check-patients must be 0 or more, got {bf16_check_patients}")
     sources = find_runs(Path(runs), configuration)
     first = sources[0]
+    patients = training_patients(sources)
     image = first.image
     out = Path(out)
     # Written beside MODEL_DIR and put in place complete: a failed export leaves an earlier one as it was;
@@ -213,9 +251,11 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
             "bf16_check": bf16_check(folder, sources, entries, ap=bool(ap and image), rule=rule,
                                      patients=bf16_check_patients) if image else None,
             "recalibration": calibration.record, "validation_calibration": calibration.validation,
+            "training_patients": to_dict(patients),
         }
         finalise_bundle(folder, meta, lambda full: model_card(full, sources, eval_dir))
     console.say(calibration.line)
+    console.say(_patients_line(patients))
     return out
 
 

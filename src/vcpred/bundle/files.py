@@ -22,7 +22,10 @@ exported before it was recorded read as not recorded, not synthetic), recalibrat
 logistic recalibration prediction applies, fitted by `vcpred export` on the development patients'
 out-of-split probabilities or by `vcpred validate --recalibrate`; vcpred.bundle.recalibration),
 validation_calibration (optional: the out-of-split calibration before and, cross-fitted, after the
-export's recalibration, or why there is none; vcpred.bundle.export_calibration), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
+export's recalibration, or why there is none; vcpred.bundle.export_calibration), training_patients
+(optional: the development patients of the exported splits' training and validation sets, with the
+digests of their image inputs, that `vcpred validate` leaves out; vcpred.bundle.known_patients;
+bundles exported before it was recorded read as None), files {relative path: sha256}, meta_sha256 (sha256 of bundle.json's own content
 without this key, so edited thresholds or parameters are caught too). Nothing is pickled.
 """
 
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vcpred.bundle.known_patients import KnownPatients
 from vcpred.errors import WeightsError
 from vcpred.hashing import sha256_files
 from vcpred.jsonio import from_dict, json_text, jsonable
@@ -69,7 +73,7 @@ class BundleMeta:
     that say so; the parts other modules own stay mappings: prepare_params (imaging.PrepareParams),
     spec (models.ModelSpec), training_data (cohort.provenance), bf16_check
     (predict.precision_check), recalibration (bundle.recalibration), validation_calibration
-    (bundle.export_calibration)."""
+    (bundle.export_calibration); training_patients is typed (bundle.known_patients)."""
 
     format: str
     version: int
@@ -91,6 +95,7 @@ class BundleMeta:
     bf16_check: dict[str, Any] | None = None
     recalibration: dict[str, Any] | None = None
     validation_calibration: dict[str, Any] | None = None
+    training_patients: KnownPatients | None = None
     notice: str = ""
     vcpred_version: str = ""
     files: dict[str, str] = field(default_factory=dict)

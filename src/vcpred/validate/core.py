@@ -4,16 +4,19 @@ OUT/
   predictions.csv   one row per scored patient: patient_id, set, label, probability (the model's, as
                     `vcpred predict` gives it), sd / low / high (spread over split models), threshold,
                     category, borderline, imputed, p_split_KK (each split model's probability)
-  excluded.csv      patient_id, set, reason: patients not scored (unreadable images, unusable
-                    clinical values, no label)
+  excluded.csv      patient_id, set, reason: patients not scored (the model's own patients: those it
+                    was trained, tuned or recalibrated on; unreadable images, unusable clinical values,
+                    no label)
   metrics.json      auc, auc_ci_low, auc_ci_high (DeLong), threshold (the model's), sensitivity,
                     specificity, n, events, controls, calibration_intercept, calibration_slope, brier;
                     not_computed {metric: reason}; split_models; calibration_curve; decision_curve;
-                    excluded; model and cohort provenance; recalibration (with --recalibrate)
+                    excluded; overlap (the model's own patients, vcpred.validate.overlap); model
+                    and cohort provenance; recalibration (with --recalibrate)
   figures/roc.png, figures/calibration.png, figures/decision_curve.png
   validation.html   the page, figures embedded
 Written beside OUT and swapped in complete (vcpred.output_folder); with --recalibrate, the new model
-directory likewise.
+directory likewise. Both temporary folders are made before the first patient is scored, so a folder
+that cannot be written is refused at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,16 +32,19 @@ import pandas as pd
 
 from vcpred import RESEARCH_NOTICE, __version__, console
 from vcpred.errors import RunError, VcpredError
+from vcpred.bundle.known_patients import IMAGE_DIGEST
 from vcpred.evaluate.calibration import calibration_json
 from vcpred.evaluate.decision import decision_json
 from vcpred.hashing import sha256_file
 from vcpred.jsonio import jsonable
 from vcpred.runs import read_record
 from vcpred.validate import measures
-from vcpred.validate.scoring import Scored, score_cohort
+from vcpred.validate.overlap import Overlap, own_patients
+from vcpred.validate.scoring import Scored, read_records, score_cohort
 
 GENERATOR = "vcpred validate"
 FORMAT_VERSION = 1
+MIN_PER_CLASS = 2  # cases and controls a recalibration needs (vcpred.bundle.recalibration.fit)
 HEADLINE = ("auc", "auc_ci_low", "auc_ci_high", "threshold", "sensitivity", "specificity", "n", "events", "controls",
             "calibration_intercept", "calibration_slope", "brier")
 
@@ -90,10 +97,11 @@ def _is_training_manifest(bundle, manifest: Path) -> bool | None:
     return known
 
 
-def _warn_development(scored: Scored, cohort: dict) -> int:
-    """Development patients of the training manifest would be scored on the data the model learned from."""
+def _warn_development(scored: Scored, cohort: dict, bundle) -> int:
+    """Development patients of the training manifest would be scored on the data the model learned from:
+    said for a model that does not record its training patients (those it records are left out)."""
     development = int((scored.table["set"] == "development").sum()) if len(scored.table) else 0
-    if development and cohort["is_training_manifest"]:
+    if development and cohort["is_training_manifest"] and bundle.meta.training_patients is None:
         console.warn(f"{development} scored patient(s) are development patients of the manifest the model was "
                      "trained on: its training and validation patients, so these numbers are optimistic; pass "
                      "--set external to score the external patients only")
@@ -119,7 +127,23 @@ def _console_summary(record: dict) -> None:
             console.say(f"  {item['patient_id']}: {item['reason']}")
 
 
-def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool) -> dict:
+def _check_recalibration_cases(records: list, overlap: Overlap, manifest, out: Path) -> None:
+    """--recalibrate needs 2 cases and 2 controls among the patients to score: refused before scoring any."""
+    from vcpred.evaluate.per_split import missing_reason
+    from vcpred.validate.recalibration import RecalibrationError
+
+    labels = [r.label for r in records if r.label is not None and r.patient_id not in overlap.matches]
+    cases, controls = sum(labels), len(labels) - sum(labels)
+    if missing_reason(cases, controls, need=MIN_PER_CLASS):
+        own = f" after leaving out the model's own {len(overlap.matches)}" if overlap.matches else ""
+        raise RecalibrationError(f"cannot recalibrate on {manifest}: the calibration model needs at least "
+                                 f"{MIN_PER_CLASS} labelled cases and {MIN_PER_CLASS} controls, and the patients to "
+                                 f"score{own} are {cases} case(s) and {controls} control(s); nothing was scored and "
+                                 f"{out} was left as it was")
+
+
+def _recalibrate(bundle, scored: Scored, cohort: dict, digests: dict[str, list[str]], folder: Path,
+                 target: Path) -> dict:
     from vcpred.validate import recalibration
 
     intercept, slope = recalibration.fit(scored.labels, scored.probabilities)
@@ -129,12 +153,13 @@ def _recalibrate(bundle, scored: Scored, cohort: dict, target: Path, force: bool
     if min(events, n - events) < 10:
         console.warn(f"recalibration fitted on {events} event(s) and {n - events} control(s): its intercept and "
                      "slope are imprecise with fewer than 10 of each")
+    patients = sorted(scored.table["patient_id"].astype(str))
     provenance = {"manifest": cohort["manifest"], "manifest_sha256": cohort["manifest_sha256"],
-                  "set": cohort["set"], "n": n, "events": events,
-                  "patients": sorted(scored.table["patient_id"].astype(str)),
-                  "synthetic": bool(cohort["training_data"]["synthetic"])}
-    out, meta = recalibration.write_recalibrated(bundle, target, intercept=intercept, slope=slope, cohort=provenance,
-                                                 force=force)
+                  "set": cohort["set"], "n": n, "events": events, "patients": patients,
+                  "images": {pid: digests[pid] for pid in patients if digests.get(pid)},
+                  "image_digest": IMAGE_DIGEST, "synthetic": bool(cohort["training_data"]["synthetic"])}
+    out, meta = recalibration.write_recalibrated(bundle, folder, target, intercept=intercept, slope=slope,
+                                                 cohort=provenance)
     updated = recalibration.apply(scored.probabilities, intercept, slope)
     apparent, _ = measures.headline(scored.labels, updated, meta.threshold)
     return {"model": str(out), "model_id": meta.model_id, "method": recalibration.METHOD,
@@ -149,11 +174,12 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
                    precision: str = "fp32", allow_missing: bool = False, recalibrate: str | Path | None = None,
                    height_loss: float | None = None, force: bool = False) -> Validation:
     """Score MODEL_DIR on MANIFEST (its `set_name` patients, or all), write OUT and, with recalibrate, a
-    recalibrated copy of the model there; returns what was written and metrics.json's record."""
+    recalibrated copy of the model there; returns what was written and metrics.json's record. The
+    model's own patients (vcpred.validate.overlap) are left out; every check a user can fail (OUT and
+    NEW_MODEL_DIR writable, enough cases to recalibrate) is made before the first patient is scored."""
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
     from vcpred.predict.bundle import load_bundle
-    from vcpred.validate import page
     from vcpred.validate.recalibration import check_target
 
     out = Path(out)
@@ -166,42 +192,70 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
     bundle = load_bundle(model, precision=precision)
     if bundle.synthetic:
         console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
-    scored = score_cohort(bundle, manifest, set_name=set_name, allow_missing=allow_missing,
-                          height_loss=height_loss)
-    if scored.table.empty:
-        raise VcpredError(f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); "
-                          f"{out} was left as it was")
-    metrics, reasons = measures.headline(scored.labels, scored.probabilities, bundle.threshold)
-    cohort = _cohort_record(scored, bundle)
-    ensembles = {measures.as_ensemble(bundle, scored.table).variant: measures.as_ensemble(bundle, scored.table)}
-    record = {"generator": GENERATOR, "version": FORMAT_VERSION, "vcpred_version": __version__,
-              "notice": RESEARCH_NOTICE, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-              **{k: metrics.get(k) for k in HEADLINE}, "ci_method": "DeLong", "ci_level": 0.95,
-              "not_computed": reasons, "model": _model_record(bundle), "cohort": cohort,
-              "development_patients_scored": _warn_development(scored, cohort),
-              "split_models": measures.split_model_aucs(scored), "excluded": scored.excluded}
-    recalibrated = None
-    with replacing(out, kind="validation", force=force) as folder:
+    records = read_records(manifest, set_name=set_name, height_loss=height_loss)
+    with ExitStack() as outputs:
+        # each written beside its folder from now on: one that cannot be written fails here, before scoring
+        folder = outputs.enter_context(replacing(out, kind="validation", force=force))
+        model_folder = (outputs.enter_context(replacing(recalibrate, kind="model", force=force))
+                        if recalibrate is not None else None)
+        overlap = own_patients(bundle, records)
         if recalibrate is not None:
-            update = _recalibrate(bundle, scored, cohort, Path(recalibrate), force)
+            _check_recalibration_cases(records, overlap, manifest, out)
+        scored = score_cohort(bundle, manifest, records, set_name=set_name, allow_missing=allow_missing,
+                              left_out=overlap.reasons())
+        if scored.table.empty:
+            raise VcpredError(_nothing_scored(scored, overlap, manifest, out))
+        record = _record(bundle, scored, overlap)
+        recalibrated = None
+        ensembles = {measures.as_ensemble(bundle, scored.table).variant: measures.as_ensemble(bundle, scored.table)}
+        if recalibrate is not None:
+            update = _recalibrate(bundle, scored, record["cohort"], overlap.digests, model_folder, Path(recalibrate))
             recalibrated = Path(update["model"])
             ensembles[measures.Variant(f"recalibrated ({update['model_id']})", bundle.meta.ap)] = \
                 measures.as_ensemble(bundle, scored.table, update.pop("probabilities"),
                                      label=f"recalibrated ({update['model_id']})")
             record["recalibration"] = update
-        calibration, decision = measures.curves(ensembles)
-        record["calibration_curve"] = calibration_json(calibration)
-        record["decision_curve"] = decision_json(decision)
-        scored.table.to_csv(folder / "predictions.csv", index=False)  # full precision: metrics can be recomputed
-        pd.DataFrame(scored.excluded, columns=["patient_id", "set", "reason"]).to_csv(folder / "excluded.csv",
-                                                                                        index=False)
-        pngs = page.figures(scored, record, calibration, decision)
-        (folder / "figures").mkdir()
-        for name, png in pngs.items():
-            if png is not None:
-                (folder / "figures" / page.FIGURES[name]).write_bytes(png)
-        record = jsonable(record)
-        (folder / "metrics.json").write_text(json.dumps(record, indent=1) + "\n")
-        (folder / "validation.html").write_text(page.page_html(record, pngs), encoding="utf-8")
+        record = _write(folder, scored, record, ensembles)
     _console_summary(record)
     return Validation(out, record, scored, recalibrated)
+
+
+def _nothing_scored(scored: Scored, overlap: Overlap, manifest, out: Path) -> str:
+    labelled = scored.total - sum(1 for e in scored.excluded if e["reason"].startswith("no label"))
+    if overlap.matches and len(overlap.matches) == labelled:
+        return (f"every labelled patient of {manifest} ({labelled}) is one the model was trained, tuned or "
+                f"recalibrated on (listed above); validate it on patients it has not seen; {out} was left as it was")
+    return f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); {out} was left as it was"
+
+
+def _record(bundle, scored: Scored, overlap: Overlap) -> dict:
+    """metrics.json without its curves and recalibration."""
+    metrics, reasons = measures.headline(scored.labels, scored.probabilities, bundle.threshold)
+    cohort = _cohort_record(scored, bundle)
+    return {"generator": GENERATOR, "version": FORMAT_VERSION, "vcpred_version": __version__,
+            "notice": RESEARCH_NOTICE, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+            **{k: metrics.get(k) for k in HEADLINE}, "ci_method": "DeLong", "ci_level": 0.95,
+            "not_computed": reasons, "model": _model_record(bundle), "cohort": cohort,
+            "overlap": overlap.record, "development_patients_scored": _warn_development(scored, cohort, bundle),
+            "split_models": measures.split_model_aucs(scored), "excluded": scored.excluded}
+
+
+def _write(folder: Path, scored: Scored, record: dict, ensembles: dict) -> dict:
+    """OUT's files, in the folder `replacing` gave; returns metrics.json's record as written."""
+    from vcpred.validate import page
+
+    calibration, decision = measures.curves(ensembles)
+    record["calibration_curve"] = calibration_json(calibration)
+    record["decision_curve"] = decision_json(decision)
+    scored.table.to_csv(folder / "predictions.csv", index=False)  # full precision: metrics can be recomputed
+    pd.DataFrame(scored.excluded, columns=["patient_id", "set", "reason"]).to_csv(folder / "excluded.csv",
+                                                                                    index=False)
+    pngs = page.figures(scored, record, calibration, decision)
+    (folder / "figures").mkdir()
+    for name, png in pngs.items():
+        if png is not None:
+            (folder / "figures" / page.FIGURES[name]).write_bytes(png)
+    record = jsonable(record)
+    (folder / "metrics.json").write_text(json.dumps(record, indent=1) + "\n")
+    (folder / "validation.html").write_text(page.page_html(record, pngs), encoding="utf-8")
+    return record

@@ -99,11 +99,41 @@ def _model_rows(record: dict) -> list[tuple]:
     return rows
 
 
+def _own_patients(overlap: dict) -> str:
+    """The cohort row on the model's own patients: how many were left out, or what was checked."""
+    if not overlap:
+        return "not checked"
+    left_out = overlap.get("left_out") or []
+    counts = {role: sum(1 for e in left_out if e["role"] == role) for role in ("training", "recalibration")}
+    checked = (f"checked against its {overlap['training_patients']} training and validation patients"
+               if overlap.get("training_patients_recorded") else "its training patients are not recorded")
+    checked += f" and {overlap['recalibration_patients']} recalibration patients" if overlap.get(
+        "recalibration_patients") else ""
+    if not left_out:
+        return f"none ({checked})"
+    return (f"{len(left_out)} left out: {counts['training']} it was trained or tuned on, {counts['recalibration']} it "
+            f"was recalibrated on ({checked})")
+
+
 def _cohort_rows(record: dict) -> list[tuple]:
     cohort, m = record["cohort"], record
     return [("manifest", cohort["manifest"]), ("patients", f"{cohort['set'] or 'all sets'}: {cohort['patients']}"),
+            ("the model's own patients", _own_patients(record.get("overlap") or {})),
             ("scored", f"{m['n']} ({m['events']} events, {m['controls']} controls)"),
             ("excluded", str(len(record["excluded"]))), ("origin", cohort["training_data"]["evidence"])]
+
+
+def _overlap_notice(record: dict) -> list[Html]:
+    """A warning at the top when patients the model has seen were in the cohort (or cannot be recognised)."""
+    overlap = record.get("overlap") or {}
+    left_out = overlap.get("left_out") or []
+    if left_out:
+        return [tag("p", f"{len(left_out)} patient(s) of this cohort are the model's own: patients it was trained, "
+                         "tuned or recalibrated on (listed under \u201cPatients not scored\u201d). They are left out of "
+                         "every number on this page, which would otherwise be optimistic.", cls="notice", id="overlap")]
+    if overlap.get("note"):
+        return [tag("p", f"Note: {overlap['note']}.", cls="notice", id="overlap")]
+    return []
 
 
 def _numbers(record: dict) -> Html:
@@ -166,6 +196,7 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
         tag("p", f"{RESEARCH_NOTICE} This page describes a research validation; it does not support decisions "
                  "about individual patients.", cls="notice", id="notice"),
         *synthetic,
+        *_overlap_notice(record),
         tag("h1", f"External validation of {model['model_id']}"),
         tag("p", f"{record['cohort']['manifest']}: {record['n']} patients scored exactly as `vcpred "
                  f"predict` scores them. Made by vcpred {__version__} on {record['date']}.", cls="meta"),
@@ -190,7 +221,9 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
             "(calibration-in-the-large, slope fixed at 1), calibration slope and Brier score; the same code as "
             "`vcpred evaluate` (docs/evaluation.md).",
             "Patients whose images or clinical values could not be read are listed above and left out; patients "
-            "without a label are not scored."])),
+            "without a label are not scored.",
+            "Patients the model was trained, tuned or recalibrated on are recognised by their id (up to case and "
+            "Unicode form) or by identical image files, whatever the manifest says of them, and left out."])),
         tag("footer", tag("p", RESEARCH_NOTICE, cls="notice")),
     ]
     return document(f"vcpred validate: {model['model_id']}", STYLE, body)

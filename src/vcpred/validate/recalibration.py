@@ -89,13 +89,15 @@ def check_target(out: Path, model: Path) -> None:
                           "original model is never changed)")
 
 
-def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: float, cohort: dict,
-                       force: bool = False) -> tuple[Path, BundleMeta]:
-    """A new model directory: the bundle's split models unchanged, bundle.json with the recalibration
-    record and mapped thresholds, MODEL_CARD.md with a recalibration section; every hash recomputed.
-    intercept, slope: the update fitted on the bundle's current probabilities. Returns (out, its BundleMeta)."""
+def write_recalibrated(bundle, folder: Path, out: str | Path, *, intercept: float, slope: float,
+                       cohort: dict) -> tuple[Path, BundleMeta]:
+    """A new model directory for `out`, written into `folder` (its temporary sibling, from
+    vcpred.output_folder.replacing): the bundle's split models unchanged, bundle.json with the
+    recalibration record and mapped thresholds, MODEL_CARD.md with a recalibration section; every hash
+    recomputed. intercept, slope: the update fitted on the bundle's current probabilities. On a bundle
+    that is already recalibrated, the record says in `composed` what was done (composing_line).
+    Returns (out, its BundleMeta)."""
     from vcpred import __version__
-    from vcpred.output_folder import replacing
     from vcpred.bundle.files import CARD_FILE, parse_meta, write_bundle_json
     from vcpred.hashing import sha256_files
 
@@ -109,29 +111,27 @@ def write_recalibrated(bundle, out: str | Path, *, intercept: float, slope: floa
               "source_meta_sha256": bundle.raw.get("meta_sha256"),
               "threshold_before": bundle.threshold,
               "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "vcpred_version": __version__,
-              **({"previous": previous} if previous else {})}
+              **({"composed": composing_line(previous), "previous": previous} if previous else {})}
 
     def mapped(value):
         return None if value is None else apply(float(value), intercept, slope)
 
-    with replacing(out, kind="model", force=force) as folder:
-        listed = sorted(str(name) for name in bundle.meta.files if name != CARD_FILE)
-        for name in listed:
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(bundle.path / name, folder / name)
-        meta = {k: v for k, v in bundle.raw.items() if k not in ("files", "meta_sha256")}
-        meta["splits"] = [{**entry, "threshold": mapped(entry.get("threshold"))} for entry in bundle.raw["splits"]]
-        meta["threshold"] = mapped(bundle.threshold)
-        meta["threshold_rule"] = (f"{bundle.meta.threshold_rule}; then recalibrated on {cohort['manifest']} "
-                                  "(the same function as the probabilities)")
-        meta["recalibration"] = record
-        files = sha256_files(folder, listed)
-        digest = hashlib.sha256(json.dumps([files, record], sort_keys=True).encode()).hexdigest()[:10]
-        base = bundle.meta.model_id.split("@")[0].removesuffix("+recal")
-        meta["model_id"] = f"{base}+recal@{digest}"
-        card = (bundle.path / CARD_FILE).read_text() if (bundle.path / CARD_FILE).is_file() else ""
-        (folder / CARD_FILE).write_text(card.rstrip("\n") + "\n"
-                                        + card_section(record, bundle.meta.model_id, bundle.threshold,
-                                                       meta["threshold"]))
-        meta = write_bundle_json(folder, meta, files)
+    listed = sorted(str(name) for name in bundle.meta.files if name != CARD_FILE)
+    for name in listed:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(bundle.path / name, folder / name)
+    meta = {k: v for k, v in bundle.raw.items() if k not in ("files", "meta_sha256")}
+    meta["splits"] = [{**entry, "threshold": mapped(entry.get("threshold"))} for entry in bundle.raw["splits"]]
+    meta["threshold"] = mapped(bundle.threshold)
+    meta["threshold_rule"] = (f"{bundle.meta.threshold_rule}; then recalibrated on {cohort['manifest']} "
+                              "(the same function as the probabilities)")
+    meta["recalibration"] = record
+    files = sha256_files(folder, listed)
+    digest = hashlib.sha256(json.dumps([files, record], sort_keys=True).encode()).hexdigest()[:10]
+    base = bundle.meta.model_id.split("@")[0].removesuffix("+recal")
+    meta["model_id"] = f"{base}+recal@{digest}"
+    card = (bundle.path / CARD_FILE).read_text() if (bundle.path / CARD_FILE).is_file() else ""
+    (folder / CARD_FILE).write_text(card.rstrip("\n") + "\n"
+                                    + card_section(record, bundle.meta.model_id, bundle.threshold, meta["threshold"]))
+    meta = write_bundle_json(folder, meta, files)
     return out, parse_meta(meta, out / "bundle.json")

@@ -71,24 +71,33 @@ def _exclude(record, reason: str) -> dict:
     return {"patient_id": record.patient_id, "set": record.set, "reason": reason}
 
 
-def score_cohort(bundle, manifest: str | Path, *, set_name: str | None = None, allow_missing: bool = False,
-                 height_loss: float | None = None) -> Scored:
-    """Predict every labelled patient of the manifest (of `set_name` only, when given). height_loss:
-    the height-loss fraction that makes label 1 where labels come from heights (the manifest default)."""
+def read_records(manifest: str | Path, *, set_name: str | None = None, height_loss: float | None = None) -> list:
+    """The manifest's patients of `set_name` (or all). height_loss: the height-loss fraction that makes
+    label 1 where labels come from heights (the manifest default)."""
     from vcpred.cohort import load_manifest
     from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
-    from vcpred.predict import predict_patient
-    from vcpred.predict.batch import Rate, prepared_ahead
 
     # Files are not checked here: a missing image is that patient's read error, not the cohort's.
     cohort = load_manifest(manifest, check_files=False,
                            height_loss_threshold=DEFAULT_HEIGHT_LOSS if height_loss is None else height_loss)
-    records = select_records(cohort, set_name)
+    return select_records(cohort, set_name)
+
+
+def score_cohort(bundle, manifest: str | Path, records: list, *, set_name: str | None = None,
+                 allow_missing: bool = False, left_out: dict[str, str] | None = None) -> Scored:
+    """Predict every labelled patient of `records` (read_records of the manifest) but those in
+    left_out (patient id -> why it is not scored: the model's own patients, said once by the caller)."""
+    from vcpred.predict import predict_patient
+    from vcpred.predict.batch import Rate, prepared_ahead
+
+    left_out = left_out or {}
     rows, excluded = [], []
     for record in records:
         if record.label is None:
             excluded.append(_exclude(record, "no label (outcome unknown): not scored"))
-    labelled = [r for r in records if r.label is not None]
+        elif record.patient_id in left_out:
+            excluded.append({"patient_id": record.patient_id, "set": record.set, "reason": left_out[record.patient_id]})
+    labelled = [r for r in records if r.label is not None and r.patient_id not in left_out]
     rate = Rate()
     for record, prepared in prepared_ahead(bundle, labelled, desc="validate"):
         try:
