@@ -129,3 +129,31 @@ def test_splits_made_before_a_patient_was_excluded_say_to_move_the_file(tmp_path
         in message
     assert (f"move it aside (`mv {splits} {splits}.old`), then make new splits with `vcpred cohort split {manifest} "
             f"--out {splits}`") in message
+
+
+def test_the_participant_flow_counts_excluded_patients_with_their_reasons(tmp_path):
+    """TRIPOD+AI 20a: the report's flow starts from every manifest row and says who was left out and why."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from vcpred.report.cohort import excluded_table, exclusion_text, flow
+
+    rows = [patient_row(i, label=i % 2) for i in range(10)] + [unreadable(10), unreadable(11)]
+    rows += [patient_row(100 + i, set_name="external", label=i % 2) for i in range(4)]
+    rows.append(unreadable(104, set="external", exclude="no sagittal series"))
+    cohort = load_manifest(cohort_manifest := write_manifest(tmp_path, rows, header=HEADER), check_files=False)
+    included = cohort.ids("development")
+    inputs = SimpleNamespace(
+        cohort=cohort, evaluation={}, chosen="m", configs={"m": None}, per_split=pd.DataFrame({"ap": [False]}),
+        splits={"seed": 0, "splits": [{"train": included[:8], "val": included[8:]}]},
+        ensembles=pd.DataFrame({"variant": "m", "patient_id": cohort.ids("external"), "label": [0, 1, 0, 1]}))
+    svg = str(flow(inputs))
+    assert "17 patients, 3 excluded with a reason" in svg and cohort_manifest.name in svg
+    assert "10 patients, 5 events" in svg and "4 patients, 2 events" in svg  # the included ones per set
+    assert svg.count("2 in the manifest (reasons below)") == 1 and svg.count("1 in the manifest (reasons below)") == 1
+    table = str(excluded_table(inputs))
+    assert f"<td>{REASON}</td><td>development</td><td>2</td><td>P010, P011</td>" in table
+    assert "<td>no sagittal series</td><td>external</td><td>1</td><td>P104</td>" in table
+    assert exclusion_text(cohort) == (f"3 patient(s) excluded in the manifest: {REASON} (2 development); "
+                                      "no sagittal series (1 external)")

@@ -1,5 +1,6 @@
 """Cohort section: patients, events, prevalence per set and site, missing values, characteristics,
-and the participant flow (manifest -> sets -> splits -> scored / excluded -> runs)."""
+and the participant flow (manifest -> sets -> splits -> scored / excluded -> runs), with the patients
+the manifest's `exclude` column leaves out and their reasons."""
 
 from __future__ import annotations
 
@@ -86,8 +87,38 @@ def _split_lines(inputs: ReportInputs) -> list[str]:
             ("one per development site" if by_site else "stratified by outcome") + "; threshold chosen on validation"]
 
 
+def exclusion_reasons(cohort) -> list[tuple[str, str, list[str]]]:
+    """(reason, set, patient ids) of the patients the manifest excludes, most frequent reason first."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for patient in cohort.excluded:
+        groups.setdefault((patient.reason, patient.set), []).append(patient.patient_id)
+    return [(reason, set_name, ids) for (reason, set_name), ids in
+            sorted(groups.items(), key=lambda item: (-len(item[1]), item[0]))]
+
+
+def exclusion_text(cohort) -> str:
+    """'2 patient(s) excluded in the manifest: series misses a slice (1 development, 1 external)'."""
+    if not cohort.excluded:
+        return "no patient excluded in the manifest"
+    reasons: dict[str, list[str]] = {}
+    for reason, set_name, ids in exclusion_reasons(cohort):
+        reasons.setdefault(reason, []).append(f"{len(ids)} {set_name}")
+    return (f"{len(cohort.excluded)} patient(s) excluded in the manifest: "
+            + "; ".join(f"{reason} ({', '.join(counts)})" for reason, counts in reasons.items()))
+
+
+def excluded_table(inputs: ReportInputs) -> Html:
+    """The excluded patients grouped by reason and set (TRIPOD+AI 20a: the flow's reasons)."""
+    rows = [[reason, set_name, len(ids), ", ".join(ids)] for reason, set_name, ids in exclusion_reasons(inputs.cohort)]
+    if not rows:
+        return note("No patient is excluded in the manifest (its exclude column).")
+    return table(["reason (manifest column exclude)", "set", "patients", "patient ids"], rows,
+                 caption="Patients excluded in the manifest: in no split, not prepared, not predicted")
+
+
 def flow(inputs: ReportInputs) -> Html:
     cohort, ev = inputs.cohort, inputs.evaluation
+    left_out = {s: sum(e.set == s for e in cohort.excluded) for s in ("development", "external")}
     dev, ext = event_counts([r.label for r in cohort.subset("development")]), \
         event_counts([r.label for r in cohort.subset("external")])
     in_splits = {p for s in (inputs.splits or {}).get("splits", []) for key in ("train", "val") for p in s[key]}
@@ -99,7 +130,8 @@ def flow(inputs: ReportInputs) -> Html:
     n_runs = int(inputs.per_split[~inputs.per_split["ap"]].shape[0])
     skipped = len(ev.get("skipped_runs") or [])
     return flow_svg(
-        manifest=["manifest", f"{len(cohort)} patients", cohort.manifest_path.name],
+        manifest=["manifest", f"{len(cohort) + len(cohort.excluded)} patients, {len(cohort.excluded)} excluded "
+                  "with a reason", cohort.manifest_path.name],
         development=["development set", f"{dev.patients} patients, {dev.events} events",
                      f"prevalence {_percent(dev.prevalence)}"],
         external=["external (held-out) set", f"{ext.patients} patients, {ext.events} events",
@@ -107,8 +139,10 @@ def flow(inputs: ReportInputs) -> Html:
         splits=_split_lines(inputs),
         scored=["scored by every split model", f"{len(predicted)} predicted by the runs",
                 f"{scored} labelled and scored", f"{len(predicted) - scored} unlabelled: predicted, not scored"],
-        dev_excluded=["excluded from development", f"{len(dev_out)} patient(s) in no split"],
-        ext_excluded=["excluded from external", f"{len(ext_out)} patient(s) not predicted"],
+        dev_excluded=["excluded from development", f"{left_out['development']} in the manifest (reasons below)",
+                      f"{len(dev_out)} patient(s) in no split"],
+        ext_excluded=["excluded from external", f"{left_out['external']} in the manifest (reasons below)",
+                      f"{len(ext_out)} patient(s) not predicted"],
         runs=["runs", f"{len(inputs.configs)} configurations, {n_runs} finished split runs, {skipped} skipped",
               "each scored without and with augmented prediction (AP)"])
 
@@ -119,6 +153,6 @@ def cohort_section(inputs: ReportInputs) -> Html:
                    tag("p", "Source: the manifest the runs trained on (", tag("code", inputs.cohort.manifest_path),
                        ") and their splits file (", tag("code", splits_file), ")."),
                    counts_table(inputs), missing_table(inputs), characteristics_table(inputs),
-                   tag("h3", "Participant flow"), tag("div", flow(inputs), cls="figure"),
+                   tag("h3", "Participant flow"), tag("div", flow(inputs), cls="figure"), excluded_table(inputs),
                    note("Unlabelled external patients are predicted but never scored; the external counts "
                         f"refer to the ensemble of {inputs.chosen}."))

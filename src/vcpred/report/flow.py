@@ -45,7 +45,7 @@ def flow_svg(manifest: list[str], development: list[str], external: list[str], s
     top = Box(WIDTH // 2 - 170, 10, 340, manifest)
     dev, ext = Box(30, 120, 380, development), Box(450, 120, 380, external)
     split_box, scored_box = Box(30, 230, 380, splits, 92), Box(450, 230, 380, scored, 92)
-    dev_out, ext_out = Box(60, 360, 320, dev_excluded, 56), Box(480, 360, 320, ext_excluded, 56)
+    dev_out, ext_out = Box(60, 356, 320, dev_excluded, 66), Box(480, 356, 320, ext_excluded, 66)
     run_box = Box(WIDTH // 2 - 250, 460, 500, runs, 60)
     arrows = [(top.bottom, dev.top), (top.bottom, ext.top), (dev.bottom, split_box.top),
               (ext.bottom, scored_box.top), (split_box.bottom, dev_out.top), (scored_box.bottom, ext_out.top),

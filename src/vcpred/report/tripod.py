@@ -10,6 +10,7 @@ from vcpred.cohort.summary import event_counts
 from vcpred.evaluate.per_split import external_reason
 from vcpred.bundle.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
 from vcpred.html import Html, section, tag, text
+from vcpred.report.cohort import exclusion_text
 from vcpred.report.inputs import ReportInputs
 
 
@@ -157,7 +158,8 @@ def _facts(inputs: ReportInputs) -> dict:
     chosen_configuration = inputs.summary.loc[inputs.summary["variant"] == inputs.chosen, "configuration"].iloc[0]
     groups = (ev.get("subgroups") or {}).get(inputs.chosen) or {}
     return {"chosen_clinical": inputs.configs[chosen_configuration].clinical_columns,
-            "dev": dev, "ext": ext, "sites": sorted({r.site for r in cohort.records if r.site}),
+            "dev": dev, "ext": ext, "excluded": exclusion_text(cohort),
+            "sites": sorted({r.site for r in cohort.records if r.site}),
             "dev_sites": _sites(cohort, "development"), "ext_sites": _sites(cohort, "external"),
             "clinical": list(cohort.clinical_columns), "n_splits": splits.get("n_splits", "n/a"),
             "val": splits.get("val_fraction", "n/a"), "seed": splits.get("seed", "n/a"), "ens": ensemble,
@@ -228,7 +230,8 @@ def _data(f: dict) -> dict[str, tuple[str, str]]:
         "9b": (authors("definitions and timing of each predictor and of the MRI"), ""),
         "9c": (roi, ""),
         "10": (f"All available patients ({dev.patients} development with {dev.events} events, {ext.patients} external "
-               f"with {ext.events} events). " + authors("justification of the sample size"), "#cohort"),
+               f"with {ext.events} events; {f['excluded']}). " + authors("justification of the sample size"),
+               "#cohort"),
         "11": ("Missing clinical values: training median (numeric) plus a missing indicator (every column); no "
                "patient left out for missing values; counts per column shown.", "#cohort"),
     }
@@ -301,7 +304,7 @@ def _results(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str, 
     subgroups = (" Subgroups: AUC with DeLong CIs, sensitivity and specificity without." if f["subgroups"]
                  else " No subgroup metrics.")
     return {
-        "20a": ("Participant flow diagram.", "#cohort"),
+        "20a": (f"Participant flow diagram; {f['excluded']}, listed by reason below it.", "#cohort"),
         "20b": ("Patients, events, prevalence per set and site; missing values per column; characteristics.", "#cohort"),
         "20c": ("Characteristics table: development and external side by side.", "#cohort"),
         "21": (f"Development {dev.labelled} labelled ({dev.events} events); external {ext.labelled} labelled "
