@@ -12,7 +12,7 @@ from conftest import MANIFEST_HEADER, patient_row, write_manifest
 from imaging_support import save_nifti, small_volume
 from vcpred.cli import main
 from vcpred.cohort import check_manifest, load_manifest, load_splits, make_splits, save_splits
-from vcpred.errors import ManifestError, SplitError
+from vcpred.errors import ManifestError, SplitError, VcpredError
 
 HEADER = MANIFEST_HEADER + ["bmi", "exclude"]
 REASON = "series misses slice 12"
@@ -157,3 +157,52 @@ def test_the_participant_flow_counts_excluded_patients_with_their_reasons(tmp_pa
     assert "<td>no sagittal series</td><td>external</td><td>1</td><td>P104</td>" in table
     assert exclusion_text(cohort) == (f"3 patient(s) excluded in the manifest: {REASON} (2 development); "
                                       "no sagittal series (1 external)")
+
+
+def test_the_experiment_stops_before_training_when_the_store_lacks_a_patient(tmp_path, capsys, weights_home):
+    """A patient that failed `prepare` passed the preflight, then failed every image run with 'fix it and
+    run prepare again', which a series that misses a slice never allows. Now the preflight names it and
+    the way out; following it (exclude, move the old splits aside) lets the experiment go on."""
+    import yaml
+
+    from tiny_store import build_tiny_cohort
+    from vcpred.experiment import load_experiment
+
+    manifest, store, splits = build_tiny_cohort(tmp_path / "cohort", n_external=4)
+    index = json.loads((store / "index.json").read_text())
+    index["patients"]["P004"] = {"status": "failed", "error": "the series misses a slice (13 of 14 positions)"}
+    del index["patients"]["P101"]
+    (store / "index.json").write_text(json.dumps(index))
+    config = tmp_path / "cohort" / "experiment.yaml"
+    config.write_text(yaml.safe_dump({
+        "manifest": "manifest.csv", "store": "store", "splits": {"file": "splits.json"},
+        "model": {"weights": "random", "backbone": "resnet_test"}, "training": {"epochs": 1, "batch_size": 8},
+        "configurations": [{"name": "cnn"}]}))
+    runs = tmp_path / "runs"
+    assert main(["experiment", str(config), "--out", str(runs)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"error: the prepared store {store} lacks 2 patient(s) the image "
+                                                  "runs read, so nothing was trained: ")
+    assert "P004 (failed in `vcpred prepare`: the series misses a slice (13 of 14 positions)); P101 (not in the store)" \
+        in err
+    assert f"Next: run `vcpred prepare {manifest} --out {store}` again" in err
+    assert f"left out by a reason in its `exclude` cell of {manifest}" in err
+    assert f"{splits} still names it: move it aside (`mv {splits} {splits}.old`)" in err
+    assert not list(runs.glob("*/split-*"))
+
+    # the way out it names: exclude P004 with its reason; the old splits are then refused, saying to move them
+    text = manifest.read_text().splitlines()
+    text = [text[0] + ",exclude"] + [line + (",series misses a slice" if line.startswith("P004,") else ",")
+                                     for line in text[1:]]
+    manifest.write_text("\n".join(text) + "\n")
+    assert main(["experiment", str(config), "--out", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "'P004' (excluded: 'series misses a slice')" in err and f"`mv {splits} {splits}.old`" in err
+    splits.rename(f"{splits}.old")
+    specs = load_experiment(config)  # new splits, without P004
+    assert "P004" not in splits.read_text()
+    from vcpred.experiment.preflight import check_store
+
+    with pytest.raises(VcpredError, match=r"lacks 1 patient\(s\).*P101 \(not in the store\)") as caught:
+        check_store(specs)
+    assert "exclude" not in str(caught.value)  # nothing failed: preparing again is the way

@@ -29,7 +29,7 @@ from pathlib import Path
 from vcpred import console
 from vcpred.errors import ConfigError, VcpredError
 from vcpred.experiment.grid import RunSpec
-from vcpred.experiment.preflight import check_slurm, check_weights
+from vcpred.experiment.preflight import check_slurm, check_store, check_weights
 from vcpred.hashing import atomic_write
 from vcpred.workers import worker_pool
 
@@ -151,6 +151,7 @@ def run_experiment(specs: list[RunSpec], runs: str | Path, *, executor: str = "l
         raise _stale_error(stale, runs)
     todo = [s for s in specs if states[s.label].state != "finished"]
     check_weights(todo)  # every configuration still to train, before the first run
+    check_store(todo)  # every patient the image runs read is prepared
     if skipped:
         console.say(f"{len(skipped)} run(s) already finished: skipped")
     if stale:

@@ -1,10 +1,12 @@
 """Checks made before an experiment trains its first run, so a problem every run would hit stops it
 at once instead of failing run after run: pre-trained weights that are not installed (every
-configuration still to train is checked), and SLURM that is not there for `--executor slurm`."""
+configuration still to train is checked), a prepared store that lacks a patient the image runs read,
+and SLURM that is not there for `--executor slurm`."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from vcpred.errors import ConfigError, WeightsError
 
@@ -72,3 +74,51 @@ def check_slurm() -> None:
         import submitit  # noqa: F401
     except ImportError:
         raise ConfigError("--executor slurm needs submitit: pip install 'vcpred[slurm]'") from None
+
+
+def store_gaps(store: Path, patient_ids: list[str]) -> dict[str, str]:
+    """{patient: why the store cannot give it} for the patients the store does not hold ready to read
+    (from its index and the files' presence; the sha256 is verified when a run reads them)."""
+    from vcpred.imaging.store import npz_path, read_index
+
+    index = read_index(store)  # no store at all: StoreError saying to run prepare
+    gaps = {}
+    for pid in patient_ids:
+        entry = index.get("patients", {}).get(pid)
+        if not isinstance(entry, dict):
+            gaps[pid] = "not in the store"
+        elif entry.get("status") == "failed":
+            gaps[pid] = f"failed in `vcpred prepare`: {entry.get('error')}"
+        elif entry.get("status") == "stale" or entry.get("params") != index.get("params"):
+            gaps[pid] = "prepared with other parameters than the store's"
+        elif entry.get("status") != "ok" or not entry.get("sha256") or not npz_path(store, pid).is_file():
+            gaps[pid] = "its prepared file is missing"
+    return gaps
+
+
+def check_store(specs) -> None:
+    """StoreError, before the first run, naming every patient the image runs of `specs` read (each
+    included patient of the manifest: the splits' and the external set's) that their prepared store
+    lacks, with the next step; otherwise every image run would fail on it, one after the other."""
+    from vcpred.cohort import load_manifest
+    from vcpred.cohort.splits import new_splits_advice, read_splits
+    from vcpred.imaging.store import StoreError
+
+    inputs = {(Path(s.config.store), Path(s.config.manifest), Path(s.config.splits))
+              for s in specs if s.config.model.image}
+    for store, manifest, splits in sorted(inputs):
+        gaps = store_gaps(store, load_manifest(manifest, check_files=False).ids())
+        if not gaps:
+            continue
+        listed = "; ".join(f"{pid} ({why})" for pid, why in list(gaps.items())[:5])
+        more = f"; and {len(gaps) - 5} more" if len(gaps) > 5 else ""
+        advice = f"run `vcpred prepare {manifest} --out {store}` again (it prepares only what is missing or changed)"
+        failed = [pid for pid, why in gaps.items() if why.startswith("failed")]
+        if failed:
+            in_splits = {p for split in read_splits(splits).splits for side in split for p in side}
+            advice += (f"; a patient whose images cannot be fixed is left out by a reason in its `exclude` cell of "
+                       f"{manifest} (docs/manifest.md)")
+            if in_splits & set(failed):
+                advice += f", and then {splits} still names it: {new_splits_advice(splits, manifest)}"
+        raise StoreError(f"the prepared store {store} lacks {len(gaps)} patient(s) the image runs read, so nothing "
+                         f"was trained: {listed}{more}. Next: {advice}")
