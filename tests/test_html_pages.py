@@ -105,7 +105,8 @@ def test_predict_report_escapes_every_value(tmp_path):
     assert elements.tags.count("img") == 1 and elements.tags.count("table") == 3
     borderline = report_html(prediction(borderline=True, category=f"low {HOSTILE}"), None)
     assert_escaped(borderline)
-    assert '<p class="risk borderline">Borderline: 70.0 %' in borderline and "No heat map for this model." in borderline
+    assert ('<p class="risk borderline">Borderline: the split models fall on both sides of the threshold. 70.0 %'
+            in borderline) and "No heat map for this model." in borderline
 
 
 def test_qc_sheet_escapes_patient_ids_warnings_and_errors(tmp_path):

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from vcpred.imaging.display import display_window
 
+TITLE_LINE_IN = 0.17  # inches a 9 pt title line takes
+
 
 def upsample(heat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a [h, w] map to shape (rows, cols); values stay in the input's range."""
@@ -111,15 +113,17 @@ def overlay_figure(main_slice: np.ndarray, heat_full: np.ndarray, roi_box, crop_
     aspect = (spacing[0] / spacing[1]) if spacing else 1.0
     height = 6.0
     width = max(3.0, height * cols / (rows * aspect)) + 1.2
-    figure = Figure(figsize=(width, height + 0.4), dpi=110)
-    ax = figure.add_axes((0.02, 0.02, 0.96 - 1.0 / width, 0.9))
+    title = wrapped_title(title, width)
+    extra = TITLE_LINE_IN * max(0, title.count("\n"))  # room above the image for a title over several lines
+    figure = Figure(figsize=(width, height + 0.4 + extra), dpi=110)
+    ax = figure.add_axes((0.02, 0.128 / (height + 0.4 + extra), 0.96 - 1.0 / width, 5.76 / (height + 0.4 + extra)))
     shown, label = _draw_layers(ax, main_slice, heat_full, roi_box, crop_box, aspect=aspect,
                                 window=display_window(main_slice), alpha=alpha, cmap=cmap, stretch=stretch)
     ax.set_xlim(-0.5, cols - 0.5)
     ax.set_ylim(rows - 0.5, -0.5)
     ax.legend(loc="lower left", fontsize=7, framealpha=0.6)
-    if title:
-        ax.set_title(title, fontsize=9)
+    if title:  # from the left edge, like the zoomed layout: a long title is never cut at both ends
+        figure.suptitle(title, x=0.02, y=1 - 0.06 / (height + 0.4 + extra), ha="left", va="top", fontsize=9)
     colourbar_axes = figure.add_axes((0.97 - 0.9 / width, 0.1, 0.25 / width, 0.7))
     figure.colorbar(shown, cax=colourbar_axes).set_label(label, fontsize=8)
     return figure
@@ -129,17 +133,18 @@ def _zoomed_figure(main_slice, heat_full, roi_box, crop_box, view, *, spacing, t
     """overlay_figure's `view` layout, in inches: the region (image_h tall) on the left; a column
     with the whole-slice thumbnail, the legend and the colour bar on the right; the title wrapped
     over both."""
-    import textwrap
-
     from matplotlib.figure import Figure
 
     top, left, bottom, right = (int(v) for v in view)
     if bottom <= top or right <= left:
         raise ValueError(f"view {tuple(view)} is empty")
     aspect = (spacing[0] / spacing[1]) if spacing else 1.0
-    image_h, side, head, foot = 3.4, 1.45, 0.45, 0.05
+    image_h, side, foot = 3.4, 1.45, 0.05
     image_w = min(max(2.0, image_h * (right - left) / ((bottom - top) * aspect)), 2.0 * image_h)
-    width, height = image_w + side + 0.1, image_h + head + foot
+    width = image_w + side + 0.1
+    title = wrapped_title(title, width)
+    head = 0.45 + TITLE_LINE_IN * max(0, title.count("\n") - 1)  # two lines fit in 0.45 inch
+    height = image_h + head + foot
     figure = Figure(figsize=(width, height), dpi=130)
 
     def box(x, y, w, h):  # inches from the lower left -> figure fractions
@@ -166,11 +171,17 @@ def _zoomed_figure(main_slice, heat_full, roi_box, crop_box, view, *, spacing, t
     colourbar.set_label(label, fontsize=8)
     colourbar.ax.tick_params(labelsize=7.5)
     if title:
-        characters = int(width * 72 / (0.52 * 9))  # about how many 9 pt characters fit across
-        parts = title.split(" - ") if len(title) > characters else [title]  # break at the dash first
-        figure.suptitle("\n".join(textwrap.fill(part, characters) for part in parts), x=0.05 / width,
-                        y=1 - 0.04 / height, ha="left", va="top", fontsize=9)
+        figure.suptitle(title, x=0.05 / width, y=1 - 0.04 / height, ha="left", va="top", fontsize=9)
     return figure
+
+
+def wrapped_title(title: str, width: float) -> str:
+    """title broken into lines that fit a figure `width` inches wide in 9 pt (at the ' - ' first)."""
+    import textwrap
+
+    characters = int(width * 72 / (0.56 * 9))  # about how many 9 pt characters fit across
+    parts = title.split(" - ") if len(title) > characters else [title]
+    return "\n".join(textwrap.fill(part, characters) for part in parts)
 
 
 def overlay_png(main_slice: np.ndarray, heat_full: np.ndarray, roi_box, crop_box=None, *,

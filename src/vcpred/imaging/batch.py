@@ -25,6 +25,7 @@ from pathlib import Path
 from vcpred import console
 from vcpred.cohort.manifest import Cohort, PatientRecord
 from vcpred.errors import ConfigError, VcpredError
+from vcpred.imaging.naming import series_record
 from vcpred.imaging.pipeline import PrepareParams, chosen_sequences, prepare_patient
 from vcpred.hashing import sha256_file
 from vcpred.imaging.qc import qc_png_path, remove_qc_png, write_qc_png, write_qc_sheet
@@ -108,7 +109,8 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
         write_prepared(store, prepared)
         write_qc_png(store, prepared)
         entry = ok_entry(store, task.record.patient_id, params.to_dict(), **entry,
-                         frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"])
+                         frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"],
+                         series=series_record(prepared.provenance, prepared.roi_slice))  # for the QC sheet
     except VcpredError as exc:
         entry.update(status="failed", error=str(exc))
     except OSError as exc:

@@ -118,10 +118,12 @@ def read_dicom_series(folder: Path, *, series: str | None = None, files: list[Pa
     direction = np.column_stack([normal, col_cos, row_cos])  # stored axes: slice, row, col
     spacing = np.array([gap, row_mm, col_mm])
     volume, record = to_canonical(array, spacing, _ipp(slices[0]), direction, source=str(folder))
+    info = SeriesInfo.of(uid, slices)  # study date and series number, as series lists show them
     volume.provenance = {
         "source": str(source or folder), "format": "dicom", "series_uid": uid,
         "study_uid": str(first.get("StudyInstanceUID", "")) or None,
         "series_description": slices[0].description or None,
+        "series_number": info.number, "study_date": info.study_date or None,
         "manufacturer": str(first.get("Manufacturer", "")) or None,
         "model": str(first.get("ManufacturerModelName", "")) or None,
         "files": len({item.path for item in slices}), "multiframe": any(s.frame is not None for s in slices),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vcpred import console
 from vcpred.errors import ConfigError, VcpredError
+from vcpred.predict.risk import risk_text
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -112,10 +113,13 @@ def run_predict(args: argparse.Namespace) -> int:
                                  prepared=None if prepared is None else prepared.result)
     with replacing(out, kind="prediction", force=args.force) as folder:
         write_patient(folder, prediction, dicom=args.dicom_sc)
-    r = prediction.result
-    console.say(f"{r['patient_id']}: probability of collapse {r['probability']:.3f} (SD {r['sd']:.3f}, "
-                f"models {r['interval']['low']:.3f}-{r['interval']['high']:.3f}); "
-                + ("borderline: the split models fall on both sides of the threshold " if r.get("borderline")
-                   else f"{r['category']} at threshold ") + f"{r['threshold']:.3f}. {r['notice'].capitalize()}.")
+    console.say(prediction_line(prediction.result))
     console.say(f"wrote {out}")
     return 0
+
+
+def prediction_line(r: dict) -> str:
+    """The console's summary of one prediction, the risk worded as in every output (vcpred.predict.risk)."""
+    return (f"{r['patient_id']}: probability of collapse {r['probability']:.3f} (SD {r['sd']:.3f}, models "
+            f"{r['interval']['low']:.3f}-{r['interval']['high']:.3f}); {risk_text(r)} (threshold {r['threshold']:.3f})."
+            f" {r['notice'].capitalize()}.")

@@ -6,7 +6,8 @@ DICOM, the patient and study identity (IDENTITY) are copied from the source seri
 a PACS files the heat map with that patient's study; otherwise (NIfTI has no identity) PatientID and
 PatientName are --patient-id in a new study, and the file and the console say so. The notice
 travels in ImageComments and DerivationDescription, and BurnedInAnnotation is YES (the title says it
-too).
+too). ImageComments also give the probability, the risk worded as everywhere (vcpred.predict.risk) and
+the slice the map lies on, named as the scanner numbers it (vcpred.imaging.naming).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from vcpred import __version__, console
+from vcpred.imaging.naming import named_slice
+from vcpred.predict.risk import risk_text
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 IDENTITY = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
@@ -100,8 +103,9 @@ def write_secondary_capture(path: str | Path, png: bytes, result: dict) -> Path:
     ds.SeriesDescription = SERIES_DESCRIPTION
     ds.SoftwareVersions = f"vcpred {__version__}"
     ds.BurnedInAnnotation = "YES"
-    ds.ImageComments = (f"P(collapse) {result['probability']:.3f}, {result['category']} at threshold "
-                        f"{result['threshold']:.3f}. {result['notice']}"
+    where = named_slice(result.get("provenance"), result["roi"]["slice"])
+    ds.ImageComments = (f"P(collapse) {result['probability']:.3f} (threshold {result['threshold']:.3f}): "
+                        f"{risk_text(result)}; heat map on {where}. {result['notice']}"
                         + (f". {result['warning']}" if result.get("warning") else "")
                         + f". Model {result['model_id']}" + (f". Note: {note}" if note else ""))[:10240]
     ds.DerivationDescription = f"vcpred heat map; {result['notice']}"[:1024]

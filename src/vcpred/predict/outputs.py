@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 
 from vcpred import console
 from vcpred.errors import VcpredError
+from vcpred.imaging.naming import named_slice
 from vcpred.jsonio import json_text
 from vcpred.os_errors import is_user_os_error
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.batch import Rate, prepared_ahead
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
 from vcpred.predict.report import report_html
+from vcpred.predict.risk import risk_of, risk_text
 
 if TYPE_CHECKING:  # pandas only for a manifest: one patient's prediction does without it
     import pandas as pd
@@ -38,6 +40,14 @@ def prepare_out(out: Path, *, force: bool = False) -> Path:
     return out
 
 
+def heatmap_title(result: dict) -> str:
+    """The overlay's title, burnt into the PNG (and so into the DICOM Secondary Capture): the patient,
+    the slice as the scanner numbers it, the probability and the risk as every output words it."""
+    where = f", {named_slice(result.get('provenance'), result['roi']['slice'])}" if result.get("roi") else ""
+    return (f"{result['patient_id']}{where}: P(collapse) {100 * result['probability']:.1f} % ({risk_text(result)})"
+            f" - {NOTICE}")
+
+
 def heatmap_png(prediction: PatientPrediction, path: Path | None, *, context: float | None = None) -> bytes | None:
     """The heat-map overlay PNG (None for clinical-only models). context: show only the crop box's
     surroundings, `context` times its side, enlarged, with the whole slice as a thumbnail."""
@@ -46,8 +56,7 @@ def heatmap_png(prediction: PatientPrediction, path: Path | None, *, context: fl
     from vcpred.explain import overlay_png, zoom_box
 
     prepared, result = prediction.prepared, prediction.result
-    title = (f"{result['patient_id']}: P(collapse) {100 * result['probability']:.1f} % ({result['category']}) - "
-             f"{NOTICE}")
+    title = heatmap_title(result)
     view = None if context is None else zoom_box(prepared.crop_box, prepared.main_slice.shape, context)
     return overlay_png(prepared.main_slice, prediction.heat, prepared.roi_box, prepared.crop_box, path=path,
                        spacing=tuple(prepared.spacing[1:]), title=title, view=view)
@@ -76,7 +85,7 @@ def _row(record, prediction: PatientPrediction | None, error: str | None, heatma
         r = prediction.result
         row.update(probability=r["probability"], sd=r["sd"], low=r["interval"]["low"], high=r["interval"]["high"],
                    threshold=r["threshold"], category=r["category"], n_frames=len(r["per_frame"]),
-                   borderline=r.get("borderline", False), imputed=";".join(r["imputed"]),
+                   borderline=r.get("borderline", False), risk=risk_of(r), imputed=";".join(r["imputed"]),
                    outside_training_range=";".join(f["name"] for f in r.get("clinical_flags", [])),
                    heatmap=heatmap or "")
     row["error"] = error or ""

@@ -3,7 +3,7 @@
 Per split model: the patient's frames -> probabilities [F]; AP combines them (the bundle's
 aggregate) or the main frame is used. The ensemble probability is the mean over split models; its
 spread is the SD and the min-max over models. The risk category compares the ensemble probability
-with the development threshold (median of the split thresholds).
+with the development threshold (median of the split thresholds), by vcpred.predict.risk's one rule.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from vcpred.errors import VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
+from vcpred.predict.risk import CATEGORIES, classified, risk_fields  # noqa: F401 (CATEGORIES re-exported)
 from vcpred.models.inputs import three_channels
 from vcpred.models.precision import inference_context
 
-CATEGORIES = ("high risk of collapse", "low risk of collapse")
 NOTICE = RESEARCH_NOTICE.rstrip(".").lower()  # "research use only, not a medical device"
 
 
@@ -36,15 +36,14 @@ def combine_frames(probabilities: np.ndarray, offsets: np.ndarray, *, ap: bool, 
 
 
 def summarise(per_model: np.ndarray, threshold: float) -> dict:
-    """Ensemble mean, spread and category from per-model probabilities [M]; borderline when the split
-    models fall on both sides of the threshold (their min-max range crosses it)."""
+    """Ensemble mean, spread and risk (category, borderline, risk: vcpred.predict.risk) from per-model
+    probabilities [M]."""
     mean = float(per_model.mean())
     low, high = float(per_model.min()), float(per_model.max())
     return {"probability": mean,
             "sd": float(per_model.std(ddof=1)) if len(per_model) > 1 else 0.0,
             "interval": {"low": low, "high": high, "kind": "min-max over split models"},
-            "threshold": threshold, "category": CATEGORIES[0] if mean >= threshold else CATEGORIES[1],
-            "borderline": bool(low < threshold <= high)}
+            "threshold": threshold, **risk_fields(mean, low, high, threshold)}
 
 
 class PredictionFailed(VcpredError):
@@ -193,7 +192,8 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = Tr
     if bundle.meta.recalibration:  # fitted by `vcpred export` or `vcpred validate --recalibrate`
         from vcpred.bundle.recalibration import recalibrate_result
 
-        prediction.result = recalibrate_result(prediction.result, bundle.meta.recalibration)
+        # the risk again by the one rule, from the recalibrated numbers
+        prediction.result = classified(recalibrate_result(prediction.result, bundle.meta.recalibration))
     check_finite(prediction.result)
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,

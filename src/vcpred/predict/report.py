@@ -4,6 +4,8 @@ the escaping builder vcpred.html."""
 from __future__ import annotations
 
 from vcpred.html import Html, bullet_list, definition_table, document, png_image, tag
+from vcpred.imaging.naming import named_slice, reference_sequence, series_text
+from vcpred.predict.risk import BORDERLINE, risk_class, risk_label, risk_of, risk_text
 
 STYLE = """body{font-family:system-ui,Arial,sans-serif;max-width:60em;margin:1.5em auto;color:#222}
 .notice{background:#fff3cd;border:1px solid #e0c060;padding:.6em 1em;font-weight:bold}
@@ -34,20 +36,26 @@ def _synthetic_banner(result: dict) -> Html:
     return tag("p", f"{warning[0].upper() + warning[1:]}.", class_="notice synthetic", id="synthetic-warning")
 
 
-def _risk_line(result: dict, high: bool) -> Html:
-    """The category in colour, or 'borderline' when the split models fall on both sides of the threshold."""
-    if result.get("borderline"):
-        return tag("p", f"Borderline: {_percent(result['probability'])} (threshold {_percent(result['threshold'])}); "
-                        f"the split models range from {_percent(result['interval']['low'])} to "
-                        f"{_percent(result['interval']['high'])}, on both sides of the threshold, so the category "
-                        f"({result['category']}) is uncertain", cls="risk borderline")
-    return tag("p", f"{result['category'].capitalize()}:\n {_percent(result['probability'])} "
-                    f"(threshold {_percent(result['threshold'])})", cls=f"risk {'high' if high else 'low'}")
+def _risk_line(result: dict) -> Html:
+    """The risk in colour (vcpred.predict.risk); when borderline, the split models' range and the
+    uncertain category beside it."""
+    numbers = f"{_percent(result['probability'])} (threshold {_percent(result['threshold'])})"
+    if risk_of(result) == BORDERLINE:
+        said = risk_text(result)
+        return tag("p", f"{said[:1].upper() + said[1:]}. {numbers}; they range from "
+                        f"{_percent(result['interval']['low'])} to {_percent(result['interval']['high'])}, so the "
+                        f"category ({result['category']}) is uncertain", cls=f"risk {risk_class(result)}")
+    return tag("p", f"{risk_label(result)}:\n {numbers}", cls=f"risk {risk_class(result)}")
+
+
+def _series(result: dict) -> str:
+    """The series read (its slices are the ones named), as series lists name it (vcpred.imaging.naming)."""
+    sequence = reference_sequence(result.get("provenance"))
+    return f"; series read: {series_text(sequence)}" if sequence else ""
 
 
 def report_html(result: dict, png: bytes | None) -> str:
     """HTML text of the report for one prediction.json `result` and its heat-map PNG bytes."""
-    high = result["category"].startswith("high")
     numbers = [
         ("probability of vertebral collapse", _percent(result["probability"])),
         ("spread over split models", f"SD {_percent(result['sd'])}, range {_percent(result['interval']['low'])} "
@@ -60,11 +68,12 @@ def report_html(result: dict, png: bytes | None) -> str:
     clinical = [(k, "missing" if v is None else str(v) + (
         f" (outside the training range {flagged[k]['training_min']:.4g} to {flagged[k]['training_max']:.4g}: "
         "the model extrapolates)" if k in flagged else "")) for k, v in result["clinical"].items()]
-    frames = [(f"frame offset {f['offset']} (slice {f['slice']})", _percent(f["probability"]))
+    provenance = result.get("provenance")
+    frames = [(f"frame offset {f['offset']:+d}: {named_slice(provenance, f['slice'])}", _percent(f["probability"]))
               for f in result["per_frame"]]
     image = png_image(png, "heat map on the sagittal slice") if png else tag("p", "No heat map for this model.")
     roi = result.get("roi")
-    roi_where = f" (slice {roi['slice']}, box {roi['box']})" if roi else ""
+    roi_where = f" on {named_slice(provenance, roi['slice'])}, box {roi['box']}" if roi else ""
     heatmap = result.get("heatmap") or {}
     warnings = result.get("warnings", [])
     notice = result["notice"].capitalize()
@@ -72,7 +81,7 @@ def report_html(result: dict, png: bytes | None) -> str:
         tag("p", f"{notice}. This report does not replace clinical judgement.", cls="notice"),
         _synthetic_banner(result),
         tag("h1", f"Vertebral collapse risk: {result['patient_id']}"),
-        _risk_line(result, high),
+        _risk_line(result),
         _rows(numbers),
         image,
         tag("p", f"Heat map: {heatmap.get('method', 'n/a')}, averaged over split models,\non the main frame; "
@@ -80,7 +89,7 @@ def report_html(result: dict, png: bytes | None) -> str:
                  f"diagnosis. {heatmap.get('note', '')}", cls="small"),
         tag("h2", "Inputs"),
         _rows(clinical or [("clinical values", "none used")]),
-        tag("p", f"Image: {_source(result)}", cls="small"),
+        tag("p", f"Image: {_source(result)}{_series(result)}", cls="small"),
         *([tag("h2", "Per frame"), _rows(frames)] if frames else []),
         *([tag("h2", "Warnings"), bullet_list(warnings)] if warnings else []),
         tag("p", f"Model {result['model_id']}; precision {result['precision']}.\n{notice}.", cls="small"),
