@@ -16,7 +16,9 @@ test: venv
 	$(VENV)/bin/ruff check src tests scripts benchmarks
 	$(VENV)/bin/mypy src/vcpred/stats src/vcpred/cohort src/vcpred/imaging
 	$(VENV)/bin/lint-imports --no-cache
-	$(PY) -m pytest -q
+	# one pytest-xdist worker per core of a 2-core machine, whole files per worker (their module
+	# fixtures are built once); tests/conftest.py gives each worker's torch its share of the cores
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: venv
 	$(PY) benchmarks/run_all.py

@@ -8,6 +8,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# `make test` runs the suite in pytest-xdist workers, one per core: each worker's torch (and the
+# commands its tests start) then takes its share of the cores, never all of them, so two workers
+# do not oversubscribe the machine. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 # Real MRI and the pROC reference values, copied into the repository (tests/data/README.md).
 DATA = Path(__file__).resolve().parent / "data"
@@ -102,3 +108,22 @@ def report_artefacts(artefacts):
     report = report_support.ReportArtefacts(artefacts)
     yield report
     report.clear()
+
+
+@pytest.fixture(autouse=True)
+def _console_not_quiet():
+    """`main(["--quiet", ...])`, in a test or a shared fixture's setup, sets the process-wide console
+    to quiet: reset it after each test, so a later test's expected notes are not silenced whatever
+    order the tests run in (pytest-xdist changes it)."""
+    from vcpred import console
+
+    yield
+    console._quiet = False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Test files holding a `slow` test run first. `make test` hands whole files to its xdist workers
+    in this order: the long files then start together and the short ones fill the gaps, instead of
+    one long file starting last while the other worker idles."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: the order within a file is kept

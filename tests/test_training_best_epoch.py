@@ -90,6 +90,7 @@ def hard(tmp_path_factory):
 NOISE = 4.0
 
 
+@pytest.mark.slow  # bf16 is emulated, far slower, on a CPU without native bf16
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_saved_model_reproduces_best_val_auc(hard, tmp_path, precision):
     """For linear, full, LoRA and ViT: the saved model's validation AUC is metrics.json's best_val_auc."""
