@@ -1,4 +1,5 @@
-"""`vcpred cohort check` and `vcpred cohort split` (`vcpred cohort shift` is vcpred.evaluate.shift_command)."""
+"""`vcpred cohort check` and `vcpred cohort split` (`cohort init`: init_command, `cohort merge-clinical`:
+merge_command, `vcpred cohort shift`: vcpred.evaluate.shift_command)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import argparse
 from vcpred import console
 from vcpred.cohort.init_command import add_init
 from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
+from vcpred.cohort.merge_command import add_merge
 from vcpred.cohort.splits import (
     LEAVE_ONE_SITE_OUT,
     RANDOM,
@@ -20,7 +22,7 @@ from vcpred.cohort.splits import (
 )
 from vcpred.cohort.summary import excluded_lines, summarize
 from vcpred.cohort.validate import check_manifest, load_manifest
-from vcpred.errors import ConfigError
+from vcpred.errors import ConfigError, ManifestError
 
 
 RANDOM_OPTIONS = (("--n-splits", int, 10), ("--val-fraction", float, 0.2), ("--seed", int, 0))
@@ -36,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse._SubParsersActi
     check.add_argument("manifest")
     _height_option(check)
     check.set_defaults(func=run_check)
+    add_merge(commands)
 
     split = commands.add_parser("split", help="patient-level splits of the development set: stratified random, "
                                 "or one per development site (leave-one-site-out)")
@@ -59,6 +62,11 @@ def _height_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from vcpred.cohort.clinical_table import clinical_table_hint
+
+    hint = clinical_table_hint(args.manifest)  # a clinical table given as the manifest: one line, not 7 problems
+    if hint:
+        raise ManifestError(hint)
     result = check_manifest(args.manifest, height_loss_threshold=args.height_loss)
     if result.cohort is not None:
         console.say(summarize(result.cohort, result.table))
