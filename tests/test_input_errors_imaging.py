@@ -149,7 +149,8 @@ def test_prepare_reports_each_bad_patient_and_prepares_the_others(tmp_path, caps
     """Every crash above, one patient each, in one prepare run: each fails with its own reason and the
     good patient is prepared."""
     cohort = tmp_path / "cohort"
-    _series(cohort, "good")
+    for name in ("good", "huge", "tiny"):  # each patient its own files: one image under two ids is a problem
+        _series(cohort, name)
     _edit(_series(cohort, "zero_spacing"), lambda ds: setattr(ds, "PixelSpacing", [0, 0]))
     _edit(_series(cohort, "nan_slope"), lambda ds: setattr(ds, "RescaleSlope", "NaN"))
     blank = small_volume()
@@ -159,8 +160,8 @@ def test_prepare_reports_each_bad_patient_and_prepares_the_others(tmp_path, caps
     nan.array[:] = np.nan
     save_nifti(nan, cohort / "nan.nii.gz")
     rows = [("good", "good", BLOCK), ("zero_spacing", "zero_spacing", BLOCK), ("nan_slope", "nan_slope", BLOCK),
-            ("blank", "blank", BLOCK), ("nan", "nan.nii.gz", BLOCK), ("huge", "good", Roi(4, 0, 0, 10**12, 10**12)),
-            ("tiny", "good", Roi(4, 10, 12, 11, 13))]
+            ("blank", "blank", BLOCK), ("nan", "nan.nii.gz", BLOCK), ("huge", "huge", Roi(4, 0, 0, 10**12, 10**12)),
+            ("tiny", "tiny", Roi(4, 10, 12, 11, 13))]
     lines = ["patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"]
     lines += [f"{pid},development,{image},{roi.slice},{roi.row_min},{roi.col_min},{roi.row_max},{roi.col_max},0"
               for pid, image, roi in rows]

@@ -15,17 +15,16 @@ The image digest is taken over the input files, not the prepared frames: N4 bias
 frames that differ in their last bits with the number of threads SimpleITK uses (1, 2 and 7 threads
 gave three different frame hashes for one real T2), so a hash of prepared frames would miss the same
 image prepared on another machine. The digest of a file is the sha256 of its bytes; of a DICOM
-folder, the sha256 of its files' sorted sha256s (file names and paths do not count). Missing,
-unreadable and empty inputs have no digest: such a patient is recognised by its id only.
+folder, the sha256 of its files' sorted sha256s (file names and paths do not count;
+vcpred.hashing.input_digest, which `cohort check` uses too). Missing, unreadable and empty inputs have
+no digest: such a patient is recognised by its id only.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from vcpred.hashing import sha256_file
+from vcpred.hashing import input_digest
 
 IMAGE_DIGEST = ("sha256 of each image input's bytes (a DICOM folder: sha256 of its files' sorted sha256s, names "
                 "not included); missing or empty inputs have none")
@@ -49,19 +48,6 @@ class KnownPatients:
 
         return from_dict(cls, {"patients": list(cohort.get("patients") or []), "images": cohort.get("images") or {},
                                "source": source}, "recalibration.cohort")
-
-
-def input_digest(path: str | Path) -> str | None:
-    """The digest of one image input (a file, a zip or a DICOM folder); None when it is missing,
-    unreadable or empty."""
-    path = Path(path)
-    try:
-        if path.is_dir():
-            digests = sorted(sha256_file(f) for f in path.rglob("*") if f.is_file() and f.stat().st_size)
-            return hashlib.sha256("\n".join(digests).encode()).hexdigest() if digests else None
-        return sha256_file(path) if path.is_file() and path.stat().st_size else None
-    except (OSError, RuntimeError):  # unreadable, or a loop of symbolic links
-        return None
 
 
 def image_digests(record) -> list[str]:

@@ -30,6 +30,7 @@ from vcpred.cohort.manifest import (
     read_manifest_table,
 )
 from vcpred.errors import ManifestError
+from vcpred.hashing import input_digest, input_sizes
 
 
 @dataclass
@@ -294,6 +295,47 @@ def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
     return problems
 
 
+def _same_image_problems(records: list[PatientRecord]) -> list[Problem]:
+    """A problem on each row whose image input (with its series choice) is, byte for byte, another
+    patient's: one patient under two ids, or an image filed under the wrong patient. Only inputs of
+    equal sizes (vcpred.hashing.input_sizes, from stat) are hashed; empty or missing ones never match."""
+    by_size: dict[tuple, list[tuple[PatientRecord, str]]] = {}
+    for record in records:
+        for sequence, path in record.images.items():
+            sizes = input_sizes(path)
+            if sizes is not None:
+                by_size.setdefault((sizes, record.series.get(sequence)), []).append((record, sequence))
+    problems = []
+    for candidates in by_size.values():
+        if len({record.patient_id for record, _ in candidates}) < 2:
+            continue
+        by_digest: dict[str, list[tuple[PatientRecord, str]]] = {}
+        for record, sequence in candidates:
+            if digest := input_digest(record.images[sequence]):
+                by_digest.setdefault(digest, []).append((record, sequence))
+        for same in by_digest.values():
+            problems += [_same_image_problem(record, sequence, same) for record, sequence in same
+                         if any(other.patient_id != record.patient_id for other, _ in same)]
+    return problems
+
+
+def _same_image_problem(record: PatientRecord, sequence: str, same: list[tuple[PatientRecord, str]]) -> Problem:
+    others = list({other.patient_id: other for other, _ in same if other.patient_id != record.patient_id}.values())
+    named = " and ".join(f"patient {o.patient_id!r} (row {o.row}, label {_label_text(o.label)})" for o in others)
+    opposite = next((o for o in others if None not in (o.label, record.label) and o.label != record.label), None)
+    labels = (f"; the labels are opposite ({record.label} here, {opposite.label} on row {opposite.row}), so one of "
+              "them is wrong" if opposite else "")
+    other = "the other" if len(others) == 1 else "each other"
+    return Problem(record.row, IMAGE_PREFIX + sequence, f"the same image files as {named}: one patient under "
+                   f"{len(others) + 1} ids, or an image filed under the wrong patient{labels}; if they are one patient, "
+                   f"keep one row and write a reason into {other}'s exclude cell (e.g. 'duplicate of "
+                   f"{record.patient_id}'), otherwise point each row at its own images", record.patient_id)
+
+
+def _label_text(label: int | None) -> str:
+    return "unknown" if label is None else str(label)
+
+
 def _roi_problems(without_roi: list[str]) -> list[Problem]:
     """One problem naming every patient whose ROI is not placed yet (a manifest from `cohort init`)."""
     if not without_roi:
@@ -315,7 +357,8 @@ def _stray_problems(strays: dict[str, list[tuple[int, str]]], ragged: set[int]) 
 
 
 def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
-                   check_files: bool = True, per_patient_clinical: bool = False) -> ManifestCheck:
+                   check_files: bool = True, per_patient_clinical: bool = False,
+                   compare_images: bool = True) -> ManifestCheck:
     """Check a manifest and collect every problem with its CSV row (header = row 1).
 
     Never raises for problems inside the file; raises ManifestError only when the file itself
@@ -323,6 +366,8 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
     per_patient_clinical: a clinical value the policy refuses (impossible, not finite, text in a numeric
     column) is no problem of the manifest's but kept as written in its record, for a command that
     predicts patient by patient to refuse that patient alone (predict --manifest).
+    compare_images (with check_files): two included patients with identical image files are a problem on
+    each one's row (False for a command that predicts patient by patient, where they are harmless).
     """
     if not 0 < height_loss_threshold < 1:
         raise ManifestError(f"height-loss threshold must be between 0 and 1, got {height_loss_threshold}")
@@ -353,6 +398,8 @@ def check_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_H
         if record is not None:
             records.append(record)
     problems += checker.problems + _duplicate_problems(table) + _roi_problems(checker.without_roi)
+    if check_files and compare_images:
+        problems += _same_image_problems(records)
     problems.sort(key=lambda p: (p.row or 0))
     derived = "label" not in columns or any(is_missing(v) for row, v in zip(table.index, table.get("label", []))
                                              if row not in reasons)
@@ -370,11 +417,11 @@ def exclusions(table: pd.DataFrame, ragged: set[int]) -> dict[int, str]:
 
 
 def load_manifest(path: str | Path, *, height_loss_threshold: float = DEFAULT_HEIGHT_LOSS,
-                  check_files: bool = True, per_patient_clinical: bool = False) -> Cohort:
+                  check_files: bool = True, per_patient_clinical: bool = False, compare_images: bool = True) -> Cohort:
     """Read a manifest into a Cohort; ManifestError listing every problem when it is not clean
-    (per_patient_clinical: see check_manifest)."""
+    (per_patient_clinical, compare_images: see check_manifest)."""
     result = check_manifest(path, height_loss_threshold=height_loss_threshold, check_files=check_files,
-                            per_patient_clinical=per_patient_clinical)
+                            per_patient_clinical=per_patient_clinical, compare_images=compare_images)
     if result.problems:
         listing = "\n  ".join(str(p) for p in result.problems)
         raise ManifestError(f"{path}: {len(result.problems)} problem(s); run `vcpred cohort check "

@@ -7,6 +7,10 @@ fingerprint differs, the SHA-256 of the input bytes decides, so touching or copy
 re-hash, not a re-preparation. Its prepared npz must also still have the sha256 the index records
 (a damaged or replaced file is prepared again, and said so).
 
+After the run, the cohort's patients whose prepared frames are identical (the index entries'
+`frames_sha256`: the pixels alone) are listed with their labels: the same image under two ids, which
+`cohort check` does not see when the files differ (a series exported twice, a NIfTI beside its DICOM).
+
 One `prepare` per store at a time (the store lock; a second one stops with an error). A change of
 parameters first marks every entry made with other parameters `stale` (readers refuse those), so
 an interrupted run never leaves an index that reads as consistent over files of mixed parameters.
@@ -32,6 +36,7 @@ from vcpred.imaging.qc import qc_png_path, remove_qc_png, write_qc_png, write_qc
 from vcpred.imaging.store import (
     content_hash,
     fingerprint,
+    frames_digest,
     input_files,
     load_prepared,
     npz_path,
@@ -59,6 +64,7 @@ class PrepareSummary:
     damaged: dict[str, str] = field(default_factory=dict)  # prepared again: its stored file was damaged
     seconds: float = 0.0
     qc_sheet: Path | None = None  # STORE/qc.html
+    identical: list[list[PatientRecord]] = field(default_factory=list)  # patients with identical frames
 
 
 @dataclass
@@ -109,7 +115,8 @@ def _work(task: _Task, params: PrepareParams, store: Path) -> dict:
         write_prepared(store, prepared)
         write_qc_png(store, prepared)
         entry = ok_entry(store, task.record.patient_id, params.to_dict(), **entry,
-                         frames=int(prepared.frames.shape[0]), warnings=prepared.provenance["warnings"],
+                         frames=int(prepared.frames.shape[0]), frames_sha256=frames_digest(prepared.frames),
+                         warnings=prepared.provenance["warnings"],
                          series=series_record(prepared.provenance, prepared.roi_slice))  # for the QC sheet
     except VcpredError as exc:
         entry.update(status="failed", error=str(exc))
@@ -236,6 +243,7 @@ def prepare_cohort(cohort: Cohort, store: str | Path, params: PrepareParams, *, 
         finally:
             index = update_index(store, wanted, pending)
         summary.qc_sheet = _qc_sheet(store, cohort, summary.skipped, index)
+        summary.identical = identical_frames(store, cohort, index)
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -250,3 +258,44 @@ def _qc_sheet(store: Path, cohort: Cohort, skipped: list[str], index: dict) -> P
             except VcpredError as exc:  # its row says so; the prepared file is checked again on use
                 console.warn(f"patient {pid!r}: no QC image: {exc}")
     return write_qc_sheet(store, cohort.ids(), index)
+
+
+def identical_frames(store: Path, cohort: Cohort, index: dict) -> list[list[PatientRecord]]:
+    """The groups of the cohort's prepared patients whose frames are identical, by their entries'
+    frames_sha256; an entry of an earlier vcpred that lacks it gets it from its (verified) file, and
+    it is recorded. Call under the store lock."""
+    entries, groups, recorded = index["patients"], {}, {}
+    for record in cohort.records:
+        entry = entries.get(record.patient_id)
+        if not isinstance(entry, dict) or entry.get("status") != "ok":
+            continue  # failed: listed as such
+        digest = entry.get("frames_sha256")
+        if digest is None:
+            try:
+                digest = frames_digest(load_prepared(store, record.patient_id).frames)
+            except VcpredError:  # damaged since: prepared again on the next run
+                continue
+            recorded[record.patient_id] = {**entry, "frames_sha256": digest}
+        groups.setdefault(digest, []).append(record)
+    if recorded:
+        update_index(store, index["params"], recorded)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def identical_lines(groups: list[list[PatientRecord]], manifest: Path | str) -> list[str]:
+    """What `prepare` says of patients with identical frames: each group with rows and labels, whether
+    the labels agree, and the next step."""
+    if not groups:
+        return []
+    lines = [f"{len(groups)} group{'s' if len(groups) > 1 else ''} of patients with identical prepared frames (the "
+             "same image under two ids, or an image filed under the wrong patient):"]
+    for group in groups:
+        named = [f"{r.patient_id} (row {r.row}, label {'unknown' if r.label is None else r.label})" for r in group]
+        labels = {r.label for r in group if r.label is not None}
+        verdict = "OPPOSITE LABELS, so one of them is wrong" if len(labels) > 1 else "the same label"
+        lines.append(f"  {', '.join(named[:-1])} and {named[-1]}: {verdict}")
+    lines.append(f"Their image files differ, but their pixels are the same. If they are one patient, keep one and "
+                 f"write a reason into the exclude cell of the others in {manifest} (e.g. 'duplicate of "
+                 f"{groups[0][0].patient_id}'); otherwise point each at its own images; then run this command again "
+                 "(unchanged patients are skipped)")
+    return lines

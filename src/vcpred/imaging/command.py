@@ -91,7 +91,7 @@ def params_from_args(args: argparse.Namespace) -> PrepareParams:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from vcpred.cohort.validate import load_manifest
-    from vcpred.imaging.batch import prepare_cohort
+    from vcpred.imaging.batch import identical_lines, prepare_cohort
 
     params = params_from_args(args)
     cohort = load_manifest(args.manifest)
@@ -103,13 +103,14 @@ def run_prepare(args: argparse.Namespace) -> int:
                 f"failed {len(summary.failed)} ({summary.seconds:.1f} s)")
     if summary.qc_sheet is not None:
         console.say(f"QC sheet: {summary.qc_sheet} (every patient's crops and warnings; look before training)")
-    if not summary.failed:
-        return 0
-    # Failures are the answer to the user's request: printed even under --quiet.
-    print(f"{len(summary.failed)} patient(s) failed:", file=sys.stderr)
-    for pid, reason in summary.failed.items():
-        print(f"  {pid}: {reason}", file=sys.stderr)
-    print(f"Fix each and run this command again (unchanged patients are skipped); a patient whose images cannot be "
-          f"fixed (e.g. a series that misses a slice) is left out of every step by a reason in its `exclude` cell of "
-          f"{args.manifest} (docs/manifest.md)", file=sys.stderr)
-    return 2
+    # Failures and identical frames are the answer to the user's request: printed even under --quiet.
+    if summary.failed:
+        print(f"{len(summary.failed)} patient(s) failed:", file=sys.stderr)
+        for pid, reason in summary.failed.items():
+            print(f"  {pid}: {reason}", file=sys.stderr)
+        print(f"Fix each and run this command again (unchanged patients are skipped); a patient whose images cannot "
+              f"be fixed (e.g. a series that misses a slice) is left out of every step by a reason in its `exclude` "
+              f"cell of {args.manifest} (docs/manifest.md)", file=sys.stderr)
+    for line in identical_lines(summary.identical, args.manifest):
+        print(line, file=sys.stderr)
+    return 2 if summary.failed or summary.identical else 0

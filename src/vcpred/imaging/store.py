@@ -2,7 +2,8 @@
 
 STORE/
   index.json                 format marker, version, params, one entry per patient (status, the
-                             sha256 of its npz, the params it was made with, input hashes, error)
+                             sha256 of its npz, the params it was made with, input hashes, the
+                             sha256 of its frames' pixels alone (frames_sha256), error)
   patients/<id>.npz          arrays of PreparedPatient (loads with allow_pickle=False)
   provenance/<id>.json       what was read and applied, step by step
   qc/<id>.png, qc.html       the QC sheet: each patient's main slice with ROI and crop, its frames,
@@ -206,6 +207,15 @@ def content_hash(files: list[Path], key: str) -> str:
         except OSError:
             digest.update(b"<unreadable>")
         digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def frames_digest(frames: np.ndarray) -> str:
+    """The sha256 of a patient's prepared frames: their dtype, shape and pixel values, nothing of the
+    patient id, provenance or file, so that the same pixels under two ids give one digest."""
+    array = np.ascontiguousarray(frames)
+    digest = hashlib.sha256(f"{array.dtype.str} {array.shape}\n".encode())
+    digest.update(memoryview(array).cast("B"))
     return digest.hexdigest()
 
 

@@ -101,8 +101,9 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
     from vcpred.cohort import load_manifest
     from vcpred.imaging.store import safe_name
 
-    # a refused clinical value is that patient's error (check_clinical), the others are predicted
-    cohort = load_manifest(manifest, per_patient_clinical=True)
+    # a refused clinical value is that patient's error (check_clinical), the others are predicted; each
+    # patient is predicted on its own, so two ids with the same image are no problem here
+    cohort = load_manifest(manifest, per_patient_clinical=True, compare_images=False)
     rows = []
     (out / "heatmaps").mkdir(exist_ok=True)
     rate = Rate()
