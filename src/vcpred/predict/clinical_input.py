@@ -143,8 +143,9 @@ def check_clinical(bundle: Bundle, given: dict, *, allow_missing: bool, strict_k
     missing = [name for name in needed if not _given(given.get(name))]
     if missing and not allow_missing:
         raise ClinicalValueError(f"clinical value(s) {', '.join(missing)} needed by this model but not given; "
-                                 "give them (--clinical NAME=VALUE), or ask for imputation with the training "
-                                 "medians (--allow-missing; in the viewer 'impute missing values')")
+                                 "give them (in the manifest's cells; `vcpred predict`: --clinical NAME=VALUE; the "
+                                 "viewer: its form), or ask for imputation with the training medians "
+                                 "(--allow-missing; in the viewer 'impute missing values')")
     for name in needed:
         f, raw = fields[name], given.get(name)
         if not _given(raw):

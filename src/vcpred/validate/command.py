@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="External validation of a model directory written by `vcpred export`: every labelled patient of "
                     "a manifest is predicted exactly as `vcpred predict` does, then scored (AUC with its DeLong 95 % "
                     "CI, sensitivity and specificity at the model's own threshold, calibration intercept and slope, "
-                    "Brier score, ROC, calibration and decision curves, an HTML page). Patients whose images cannot "
-                    "be read are listed and left out. Optionally the model is updated by logistic recalibration on "
+                    "Brier score, ROC, calibration and decision curves, an HTML page). Patients excluded in the "
+                    "manifest, and those whose images or clinical values cannot be used, are listed with the reason "
+                    "and left out. Optionally the model is updated by logistic recalibration on "
                     "this cohort and written as a new model directory; the original is never changed. Research use "
                     "only, not a medical device. See docs/validate.md.")
     parser.add_argument("--model", required=True, help="model directory written by `vcpred export`")

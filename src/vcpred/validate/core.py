@@ -3,15 +3,17 @@
 OUT/
   predictions.csv   one row per scored patient: patient_id, set, label, probability (the model's, as
                     `vcpred predict` gives it), sd / low / high (spread over split models), threshold,
-                    category, borderline, imputed, p_split_KK (each split model's probability)
-  excluded.csv      patient_id, set, reason: patients not scored (the model's own patients: those it
-                    was trained, tuned or recalibrated on; unreadable images, unusable clinical values,
-                    no label)
+                    category, borderline, risk (vcpred.predict.risk), imputed, p_split_KK (each split
+                    model's probability)
+  excluded.csv      patient_id, set, reason: patients not scored (excluded in the manifest; the model's
+                    own patients: those it was trained, tuned or recalibrated on; unreadable images,
+                    unusable clinical values, no label), in manifest order
   metrics.json      auc, auc_ci_low, auc_ci_high (DeLong), threshold (the model's), sensitivity,
                     specificity, n, events, controls, calibration_intercept, calibration_slope, brier;
                     not_computed {metric: reason}; split_models; calibration_curve; decision_curve;
-                    excluded; overlap (the model's own patients, vcpred.validate.overlap); model
-                    and cohort provenance; recalibration (with --recalibrate)
+                    risk (patients per risk); imputed (patients and columns imputed); excluded; overlap
+                    (the model's own patients, vcpred.validate.overlap); model and cohort provenance;
+                    recalibration (with --recalibrate)
   figures/roc.png, figures/calibration.png, figures/decision_curve.png
   validation.html   the page, figures embedded
 Written beside OUT and swapped in complete (vcpred.output_folder); with --recalibrate, the new model
@@ -40,7 +42,7 @@ from vcpred.jsonio import jsonable
 from vcpred.runs import read_record
 from vcpred.validate import measures
 from vcpred.validate.overlap import Overlap, own_patients
-from vcpred.validate.scoring import Scored, read_records, score_cohort
+from vcpred.validate.scoring import MANIFEST, UNLABELLED, Scored, left_out_counts, read_records, score_cohort
 
 GENERATOR = "vcpred validate"
 FORMAT_VERSION = 1
@@ -76,7 +78,8 @@ def _cohort_record(scored: Scored, bundle) -> dict:
 
     manifest = scored.manifest
     return {"manifest": str(manifest), "manifest_sha256": sha256_file(manifest), "set": scored.set_name,
-            "patients": scored.total, "training_data": training_data(manifest),
+            "patients": scored.total, "excluded_in_manifest": scored.left_out[MANIFEST],
+            "training_data": training_data(manifest),
             "is_training_manifest": _is_training_manifest(bundle, manifest)}
 
 
@@ -121,10 +124,19 @@ def _console_summary(record: dict) -> None:
                 f"the model's threshold {record['threshold']:.4f}: sensitivity {value('sensitivity')}, specificity "
                 f"{value('specificity')}; calibration intercept {value('calibration_intercept', 2)}, slope "
                 f"{value('calibration_slope', 2)}; Brier {value('brier')}")
+    imputed = record["imputed"]
+    if imputed["patients"]:
+        console.say(f"{imputed['patients']} of {imputed['of']} scored patient(s) had missing clinical values imputed "
+                    f"(--allow-missing): {imputation_counts(imputed)}")
     if record["excluded"]:
         console.say(f"{len(record['excluded'])} patient(s) excluded:")
         for item in record["excluded"]:
             console.say(f"  {item['patient_id']}: {item['reason']}")
+
+
+def imputation_counts(imputed: dict) -> str:
+    """'age 2, sex 1': patients imputed per column (metrics.json `imputed`)."""
+    return ", ".join(f"{column} {count}" for column, count in imputed["columns"].items())
 
 
 def _check_recalibration_cases(records: list, overlap: Overlap, manifest, out: Path) -> None:
@@ -192,16 +204,16 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
     bundle = load_bundle(model, precision=precision)
     if bundle.synthetic:
         console.warn(f"model {bundle.meta.model_id}: {SYNTHETIC_WARNING}")
-    records = read_records(manifest, set_name=set_name, height_loss=height_loss)
+    chosen = read_records(manifest, set_name=set_name, height_loss=height_loss)
     with ExitStack() as outputs:
         # each written beside its folder from now on: one that cannot be written fails here, before scoring
         folder = outputs.enter_context(replacing(out, kind="validation", force=force))
         model_folder = (outputs.enter_context(replacing(recalibrate, kind="model", force=force))
                         if recalibrate is not None else None)
-        overlap = own_patients(bundle, records)
+        overlap = own_patients(bundle, chosen.records)
         if recalibrate is not None:
-            _check_recalibration_cases(records, overlap, manifest, out)
-        scored = score_cohort(bundle, manifest, records, set_name=set_name, allow_missing=allow_missing,
+            _check_recalibration_cases(chosen.records, overlap, manifest, out)
+        scored = score_cohort(bundle, manifest, chosen, set_name=set_name, allow_missing=allow_missing,
                               left_out=overlap.reasons())
         if scored.table.empty:
             raise VcpredError(_nothing_scored(scored, overlap, manifest, out))
@@ -221,11 +233,12 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
 
 
 def _nothing_scored(scored: Scored, overlap: Overlap, manifest, out: Path) -> str:
-    labelled = scored.total - sum(1 for e in scored.excluded if e["reason"].startswith("no label"))
+    labelled = scored.total - scored.left_out[MANIFEST] - scored.left_out[UNLABELLED]
     if overlap.matches and len(overlap.matches) == labelled:
         return (f"every labelled patient of {manifest} ({labelled}) is one the model was trained, tuned or "
                 f"recalibrated on (listed above); validate it on patients it has not seen; {out} was left as it was")
-    return f"none of the {scored.total} patient(s) of {manifest} could be scored (reasons above); {out} was left as it was"
+    return (f"none of the {scored.total} patient(s) of {manifest} could be scored ({left_out_counts(scored.left_out)}; "
+            f"reasons above); {out} was left as it was")
 
 
 def _record(bundle, scored: Scored, overlap: Overlap) -> dict:
@@ -237,7 +250,8 @@ def _record(bundle, scored: Scored, overlap: Overlap) -> dict:
             **{k: metrics.get(k) for k in HEADLINE}, "ci_method": "DeLong", "ci_level": 0.95,
             "not_computed": reasons, "model": _model_record(bundle), "cohort": cohort,
             "overlap": overlap.record, "development_patients_scored": _warn_development(scored, cohort, bundle),
-            "split_models": measures.split_model_aucs(scored), "excluded": scored.excluded}
+            "split_models": measures.split_model_aucs(scored), "risk": scored.risks(), "imputed": scored.imputed(),
+            "excluded": scored.excluded}
 
 
 def _write(folder: Path, scored: Scored, record: dict, ensembles: dict) -> dict:

@@ -14,6 +14,7 @@ from vcpred.evaluate.calibration import VariantCalibration
 from vcpred.evaluate.decision import DecisionCurves
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.report.build import STYLE
+from vcpred.predict.risk import risk_text
 from vcpred.html import Html, bullet_list, definition_table, document, join, note, png_image, section, table, tag
 
 FIGURES = {"roc": "roc.png", "calibration": "calibration.png", "decision": "decision_curve.png"}
@@ -115,12 +116,32 @@ def _own_patients(overlap: dict) -> str:
             f"was recalibrated on ({checked})")
 
 
+def _imputed(imputed: dict) -> str:
+    """How many scored patients had clinical values imputed, and which (metrics.json `imputed`)."""
+    if not imputed["patients"]:
+        return "none"
+    columns = ", ".join(f"{column} {count}" for column, count in imputed["columns"].items())
+    return (f"{imputed['patients']} of {imputed['of']} scored patients ({columns}): missing values imputed with the "
+            "training medians, or as the 'missing' category (--allow-missing); their predictions are less reliable")
+
+
 def _cohort_rows(record: dict) -> list[tuple]:
     cohort, m = record["cohort"], record
+    in_manifest = cohort.get("excluded_in_manifest") or 0
+    excluded = f"{len(record['excluded'])}" + (f" ({in_manifest} excluded in the manifest)" if in_manifest else "")
     return [("manifest", cohort["manifest"]), ("patients", f"{cohort['set'] or 'all sets'}: {cohort['patients']}"),
             ("the model's own patients", _own_patients(record.get("overlap") or {})),
             ("scored", f"{m['n']} ({m['events']} events, {m['controls']} controls)"),
-            ("excluded", str(len(record["excluded"]))), ("origin", cohort["training_data"]["evidence"])]
+            ("excluded", excluded), ("imputed clinical values", _imputed(record["imputed"])),
+            ("origin", cohort["training_data"]["evidence"])]
+
+
+def _risks(record: dict) -> Html:
+    """Scored patients per risk, worded as `vcpred predict` words it (vcpred.predict.risk)."""
+    rows = [[risk_text({"risk": risk}), str(count)] for risk, count in record["risk"].items()]
+    return table(["risk at the model's threshold", "patients"], rows, cls="numbers",
+                 caption="The scored patients by the risk `vcpred predict` gives each (sensitivity and specificity "
+                         "count a borderline patient on the side of the threshold its probability falls)")
 
 
 def _overlap_notice(record: dict) -> list[Html]:
@@ -202,7 +223,7 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
                  f"predict` scores them. Made by vcpred {__version__} on {record['date']}.", cls="meta"),
         section("model", "Model", definition_table(_model_rows(record))),
         section("cohort", "Cohort", definition_table(_cohort_rows(record))),
-        section("performance", "Discrimination and calibration", _numbers(record),
+        section("performance", "Discrimination and calibration", _numbers(record), _risks(record),
                 tag("div", _figure(pngs.get("roc"), "ROC curve",
                                    "ROC of the model on the validation cohort: the red line is the exported model (the "
                                    "ensemble), the band spans its split models (min to max sensitivity).", two),
@@ -220,8 +241,10 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
             "(a patient is positive when the probability is at least the threshold); calibration intercept "
             "(calibration-in-the-large, slope fixed at 1), calibration slope and Brier score; the same code as "
             "`vcpred evaluate` (docs/evaluation.md).",
-            "Patients whose images or clinical values could not be read are listed above and left out; patients "
-            "without a label are not scored.",
+            "Patients excluded in the manifest (its exclude column) are not read and are listed above with their "
+            "reason; patients whose images or clinical values could not be used (a value the clinical-value policy "
+            "refuses, such as an impossible age, leaves out that patient alone) are listed above and left out; "
+            "patients without a label are not scored.",
             "Patients the model was trained, tuned or recalibrated on are recognised by their id (up to case and "
             "Unicode form) or by identical image files, whatever the manifest says of them, and left out."])),
         tag("footer", tag("p", RESEARCH_NOTICE, cls="notice")),
