@@ -18,6 +18,7 @@ from vcpred.cohort import load_manifest
 from vcpred.cohort.provenance import NOT_RECORDED, SYNTHETIC_WARNING, warning_sentence
 from vcpred.errors import VcpredError
 from vcpred.evaluate.aggregate import aggregate
+from vcpred.evaluate.outputs import record_outputs
 from vcpred.evaluate.per_split import split_row
 from vcpred.evaluate.runs import read_run
 from vcpred.evaluate.variants import Variant
@@ -30,6 +31,7 @@ from vcpred.training.data import load_frames
 
 VIT = dict(backbone="vit_tiny_test", method="lora", clinical_columns=("age", "sex"))
 CNN = dict(backbone="resnet_test", method="lora")
+CLINICAL = dict(image=False, clinical_columns=("age", "sex"))  # the runs tests/test_validate.py uses
 VIT_LINEAR = dict(backbone="vit_tiny_test", method="linear")  # one frozen backbone: kept once (version 2)
 
 
@@ -253,9 +255,31 @@ def test_card_writes_n_a_where_the_evaluation_has_no_number(artefacts, tmp_path)
     evaluation = json.loads((eval_dir / "evaluation.json").read_text())
     evaluation["ensembles"]["vitlora + AP"]["calibration_slope"] = None
     (eval_dir / "evaluation.json").write_text(json.dumps(evaluation))
+    record_outputs(eval_dir)  # an evaluation that has these n/a numbers as written (an edited one is refused)
     card = (export_configuration(runs, "vitlora", tmp_path / "b", eval_dir=eval_dir) / "MODEL_CARD.md").read_text()
     assert not re.search(r"\bnan\b", card, flags=re.IGNORECASE)
     assert "(SD n/a: one split)" in card and "95 % CI n/a-" in card and "slope n/a" in card
+
+
+def test_export_refuses_an_evaluation_edited_after_it_was_written(artefacts, tmp_path, capsys):
+    """An AUC edited in summary.csv must not reach the model card (issue 27: the report refuses it,
+    export took it): one line naming the file, before anything is exported."""
+    runs = artefacts.trained_runs("clinical", **CLINICAL)
+    eval_dir = tmp_path / "eval"
+    assert main(["--quiet", "evaluate", str(runs), "--out", str(eval_dir), "--no-figures"]) == 0
+    summary = pd.read_csv(eval_dir / "summary.csv")
+    summary.loc[summary["set"] == "external", "auc_mean"] = 0.9999
+    summary.to_csv(eval_dir / "summary.csv", index=False)
+    argv = ["export", str(runs), "--configuration", "clinical", "--out", str(tmp_path / "model"), "--eval"]
+    assert main([*argv, str(eval_dir)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(eval_dir / "summary.csv") in err and "vcpred evaluate" in err
+    assert [name for name in siblings(tmp_path / "model") if "model" in name] == []  # nor a temporary one
+    # a folder that is no evaluation at all is refused alike
+    assert main([*argv, str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "nowhere" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_bundle_json_that_does_not_fit_its_record_is_refused(artefacts, tmp_path):

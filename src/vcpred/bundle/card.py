@@ -14,6 +14,8 @@ import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
 from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
+from vcpred.errors import ConfigError
+from vcpred.evaluate.outputs import evaluation_problems
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta
@@ -92,7 +94,26 @@ def _ensemble_lines(row: pd.Series, ensemble: dict) -> list[str]:
         f"{_fmt(row.get('ensemble_brier'))} (slope 1 and intercept 0 = perfectly calibrated; no CIs)"]
 
 
+EVAL_FILES = ("summary.csv", "evaluation.json")  # what the card reads of EVAL
+
+
+def check_eval(eval_dir: str | Path, runs: str | Path = "RUNS") -> None:
+    """ConfigError (one line) unless EVAL's files the card reads are those `vcpred evaluate` wrote
+    (their sha256 in its sha256.json, as `vcpred report` checks them): an edited AUC must not reach
+    a model card. `vcpred export` calls it before any work, and the card again when it reads EVAL."""
+    eval_dir = Path(eval_dir)
+    again = f"run `vcpred evaluate {runs} --out {eval_dir}` again, or export without --eval"
+    if not eval_dir.is_dir():
+        raise ConfigError(f"--eval {eval_dir} does not exist or is not a folder; pass the --out folder of `vcpred "
+                          "evaluate`, or export without --eval")
+    problems = evaluation_problems(eval_dir, EVAL_FILES)
+    if problems:
+        raise ConfigError(f"--eval {eval_dir}: {'; '.join(problems)}: the model card shows only an evaluation as "
+                          f"`vcpred evaluate` wrote it; {again}")
+
+
 def _read_eval(eval_dir: Path) -> tuple[pd.DataFrame, dict]:
+    check_eval(eval_dir)
     summary = pd.read_csv(Path(eval_dir) / "summary.csv")
     evaluation = json.loads((Path(eval_dir) / "evaluation.json").read_text())
     return summary, evaluation

@@ -40,7 +40,7 @@ from vcpred.bundle.files import (
     BACKBONE_PREFIX, BUNDLE_FORMAT, BUNDLE_VERSION, CARD_FILE, CLINICAL_FILE, SHARED_BACKBONE_FILE,
     SHARED_BACKBONE_VERSION, SPEC_FILE, WEIGHTS_FILE, parse_meta, write_bundle_json,
 )
-from vcpred.bundle.card import model_card
+from vcpred.bundle.card import check_eval, model_card
 from vcpred.bundle.export_calibration import export_calibration
 from vcpred.bundle.known_patients import KnownPatients, known_patients
 from vcpred.bundle.recalibration import apply as recalibrated
@@ -213,6 +213,8 @@ def export_configuration(runs: str | Path, configuration: str, out: str | Path, 
         raise ConfigError(f"--aggregate must be one of {', '.join(AGGREGATES)}, got {rule!r}")
     if bf16_check_patients < 0:
         raise ConfigError(f"--bf16-check-patients must be 0 or more, got {bf16_check_patients}")
+    if eval_dir is not None:  # refused now, not after the split models are exported
+        check_eval(eval_dir, runs)
     sources = find_runs(Path(runs), configuration)
     first = sources[0]
     patients = training_patients(sources)
