@@ -70,9 +70,9 @@ def composed(previous: dict | None, intercept: float, slope: float) -> tuple[flo
 
 def recalibrate_result(result: dict, record: dict) -> dict:
     """A `predict_patient` result of a recalibrated bundle, with the probability, the split models'
-    probabilities, their spread, category and borderline flag on the recalibrated scale (the
-    threshold in `result` is already the bundle's, on that scale)."""
-    from vcpred.predict.predict import CATEGORIES
+    probabilities, their spread, category, borderline flag and risk on the recalibrated scale (the
+    threshold in `result` is already the bundle's, on that scale), by the one rule of vcpred.predict.risk."""
+    from vcpred.predict.risk import risk_fields
 
     a, b = float(record["intercept"]), float(record["slope"])
     raw = np.array([m["probability"] for m in result["per_model"]], dtype=float)
@@ -83,8 +83,7 @@ def recalibrate_result(result: dict, record: dict) -> dict:
     out = dict(result)
     out.update(probability=probability, sd=float(models.std(ddof=1)) if len(models) > 1 else 0.0,
                interval={**result["interval"], "low": low, "high": high},
-               category=CATEGORIES[0] if probability >= threshold else CATEGORIES[1],
-               borderline=bool(low < threshold <= high),
+               **risk_fields(probability, low, high, threshold),
                per_model=[{**m, "probability": float(p)} for m, p in zip(result["per_model"], models)])
     out["recalibration"] = {
         "intercept": a, "slope": b, "probability_before": before, "cohort": record.get("cohort"),
