@@ -4,10 +4,11 @@ merge_command, `vcpred cohort shift`: vcpred.evaluate.shift_command)."""
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from vcpred import console
 from vcpred.cohort.init_command import add_init
-from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS
+from vcpred.cohort.manifest import DEFAULT_HEIGHT_LOSS, read_manifest_table
 from vcpred.cohort.merge_command import add_merge
 from vcpred.cohort.splits import (
     LEAVE_ONE_SITE_OUT,
@@ -20,9 +21,12 @@ from vcpred.cohort.splits import (
     repeat_warning,
     save_splits,
 )
-from vcpred.cohort.summary import excluded_lines, summarize
-from vcpred.cohort.validate import check_manifest, load_manifest
+from vcpred.cohort.summary import excluded_lines, summarize, written_rows, written_summary
+from vcpred.cohort.validate import ManifestCheck, check_manifest, exclusions, load_manifest
 from vcpred.errors import ConfigError, ManifestError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 RANDOM_OPTIONS = (("--n-splits", int, 10), ("--val-fraction", float, 0.2), ("--seed", int, 0))
@@ -72,14 +76,35 @@ def run_check(args: argparse.Namespace) -> int:
         console.say(summarize(result.cohort, result.table))
         console.say("no problems found")
         return 0
-    console.say(f"{args.manifest}: {len(result.table)} rows")
     # Problems go to stdout even under --quiet: they are the answer the user asked for.
     print(f"{len(result.problems)} problem(s):")
     for problem in result.problems:
         print(f"  {problem}")
+    included = _included_table(args.manifest, result)
+    rows = written_rows(included)
+    placing = _roi_next_step(args.manifest, sum(not row.roi_placed for row in rows))
+    if placing:
+        print(placing)
+    # the cohort's shape below its problems, to be seen while fixing them
+    console.say(written_summary(args.manifest, included, rows, len(result.excluded)))
     for line in excluded_lines(result.excluded):
         print(line)
     return 2
+
+
+def _included_table(manifest: str, result: ManifestCheck) -> pd.DataFrame:
+    """The rows cohort check reads as patients: neither excluded nor of a wrong cell count (whose cells
+    may sit in the wrong columns)."""
+    ragged = read_manifest_table(manifest).ragged
+    skip = set(exclusions(result.table, ragged)) | ragged
+    return result.table.drop(index=[row for row in result.table.index if row in skip])
+
+
+def _roi_next_step(manifest: str, without_roi: int) -> str | None:
+    if not without_roi:
+        return None
+    return (f"next: place the {without_roi} missing ROI box(es) with `vcpred annotate {manifest}` (docs/annotate.md), "
+            f"then run `vcpred cohort check {manifest}` again")
 
 
 def run_split(args: argparse.Namespace) -> int:
