@@ -3,7 +3,8 @@ ROI columns were blanked are annotated on the page, one with the mouse, one type
 keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3; an unsaved box is not left at the first
 click), after which `vcpred cohort check`
 passes and the manifest holds exactly the boxes the page showed; an unreadable series is marked
-on its patient and the session goes on; a patient's series is chosen among its candidates (issue 28).
+on its patient and the session goes on; a patient's series is chosen among its candidates (issue 28); a
+patient is excluded with a reason and included again on the page (issue 28).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.request import Request, urlopen
 
 from browser import chromium_driver, require_chromium
 from test_annotate import blank_rois, cohort, synthetic, true_rois  # noqa: F401 (fixtures)
+from test_annotate_exclude import manifest as exclusion_manifest  # noqa: F401 (fixture)
 from test_annotate_series import initialised  # noqa: F401 (fixture)
 from test_serve_browser import draw_box, scroll_to_slice, serving, settings, state_is, wait_for
 from vcpred.cli import main
@@ -213,3 +215,39 @@ def test_a_patients_series_is_chosen_on_the_page_and_written_into_the_manifest(i
         wait_for(driver, lambda d: d.find_element("id", "patient-name").get_attribute("data-index") == "1"
                  and state_is("ready")(d))
         assert driver.find_element("id", "series-choice").get_attribute("hidden")
+
+
+def test_a_patient_is_excluded_with_a_reason_and_included_again_on_the_page(exclusion_manifest, tmp_path):
+    """Issue 28: P003 is excluded in the manifest; P001 is excluded on the page (its reason written into
+    its exclude cell), shown as excluded with its reason and counted apart, then included again."""
+    require_chromium()
+    app = create_annotate_app(AnnotateSession.open(exclusion_manifest), settings(tmp_path))
+    items = lambda d: d.find_elements("css selector", "#patient-list li")  # noqa: E731
+    mark = lambda d, i: items(d)[i].find_element("class name", "mark").text  # noqa: E731
+    with serving(app) as (url, _), chromium_driver(width=1366, height=768) as driver:
+        driver.get(url)
+        wait_for(driver, lambda d: d.find_element("id", "patient-name").get_attribute("data-index") == "0"
+                 and state_is("ready")(d))
+        assert progress(driver) == "0 of 2 patients annotated (1 excluded)"
+        assert "excluded" in items(driver)[2].get_attribute("class")
+        assert mark(driver, 2) == "excluded: series misses slice 12"
+        assert not driver.find_element("id", "excluded-note").is_displayed()
+
+        driver.find_element("id", "exclude-patient").click()  # nothing typed: no reason, nothing written
+        assert "write why P001 is left out first" in text(driver, "status")
+        driver.find_element("id", "exclude-reason").send_keys("no vertebra visible, L1 above the field")
+        driver.find_element("id", "exclude-patient").click()
+        wait_for(driver, lambda d: progress(d) == "0 of 1 patients annotated (2 excluded)")
+        assert text(driver, "excluded-note") == ("Excluded, left out of every step: no vertebra visible, L1 above the "
+                                                 "field")
+        assert mark(driver, 0) == "excluded: no vertebra visible, L1 above the field"
+        assert manifest_row(exclusion_manifest)["exclude"] == "no vertebra visible, L1 above the field"
+        if os.environ.get("VCPRED_DOCS_SCREENSHOT"):
+            driver.save_screenshot(str(Path(__file__).resolve().parents[1] / "docs" / "img" / "annotate-exclude.png"))
+
+        driver.find_element("id", "include-patient").click()
+        wait_for(driver, lambda d: progress(d) == "0 of 2 patients annotated (1 excluded)")
+        assert not driver.find_element("id", "excluded-note").is_displayed()
+        assert not driver.find_element("id", "include-patient").is_displayed()
+        assert manifest_row(exclusion_manifest)["exclude"] == ""
+    assert exclusion_manifest.read_bytes() == exclusion_manifest.with_name("manifest.csv.bak").read_bytes()

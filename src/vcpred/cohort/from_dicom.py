@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
+from vcpred.cohort.manifest import EXCLUDE_COLUMN, IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX
 from vcpred.cohort.series_choice import SeriesInfo, listing, resolve, sort_key
 from vcpred.errors import ConfigError, ImageReadError
 from vcpred.hashing import atomic_write
@@ -105,7 +105,7 @@ def manifest_text(entries: list[Entry], out: Path, sequence: str) -> str:
     """The manifest CSV: image paths relative to its folder; the series cell filled where the entry
     holds several series and one was chosen."""
     columns = ["patient_id", "set", "label", IMAGE_PREFIX + sequence, SERIES_PREFIX + sequence, *ROI_COLUMNS,
-               "level", "site", *CLINICAL_COLUMNS]
+               "level", "site", *CLINICAL_COLUMNS, EXCLUDE_COLUMN]  # empty: vcpred annotate can write a reason
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)

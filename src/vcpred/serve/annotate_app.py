@@ -86,6 +86,23 @@ async def choose_series(request: Request) -> JSONResponse:
     return JSONResponse({"patient": patient.public(), **session.progress()})
 
 
+async def exclude_patient(request: Request) -> JSONResponse:
+    """Write the patient's exclusion reason ("" includes it again) into the manifest (AnnotateSession.exclude)."""
+    session: AnnotateSession = request.app.state.session
+    try:
+        body = await read_json(request)
+        reason = body.get("reason")
+        if not isinstance(reason, str):
+            raise RequestTypeError("'reason' must be text: why the patient is left out of every step, or \"\" to "
+                                   "include it again")
+        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
+                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        patient = await run_in_threadpool(session.exclude, request.path_params["index"], reason, version)
+    except VcpredError as exc:
+        return error_response(request, exc)
+    return JSONResponse({"patient": patient.public(), **session.progress()})
+
+
 async def save_roi(request: Request) -> JSONResponse:
     session: AnnotateSession = request.app.state.session
     try:
@@ -107,6 +124,7 @@ def create_annotate_app(session: AnnotateSession, settings: ServeSettings | None
         Route("/", index), Route("/api/annotate", state),
         Route(f"{patient}/open", open_patient, methods=["POST"]), Route(f"{patient}/roi", save_roi, methods=["POST"]),
         Route(f"{patient}/series", series_choices), Route(f"{patient}/series", choose_series, methods=["POST"]),
+        Route(f"{patient}/exclude", exclude_patient, methods=["POST"]),
         Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
         Route(f"{study}/close", close_study, methods=["POST"]), Route(f"{study}/volume", volume),
     ]

@@ -1,8 +1,9 @@
-"""Rewriting one patient's ROI cells (and its series_<sequence> cell) in a manifest and nothing else.
+"""Rewriting one patient's ROI cells (and its series_<sequence> or exclude cell) in a manifest and nothing else.
 
 The manifest is edited as bytes: each record's cells are located (quotes, doubled quotes, line
 breaks inside quotes, spaces after the comma as `read_manifest_table` reads them) and only the five
-roi_* cells of one row, or its series cell, are replaced, so every other cell, the column and row order, the quoting,
+roi_* cells of one row, or its series or exclude cell, are replaced (a value the CSV must quote, such
+as a reason with a comma, is quoted), so every other cell, the column and row order, the quoting,
 the line endings and a byte-order mark stay byte for byte. A save refuses a file changed by another
 program since it was read, keeps the original once as MANIFEST.bak (never overwritten) and writes
 atomically (hashing.atomic_write) with the file's permissions.
@@ -140,11 +141,11 @@ class ManifestFile:
 
     def with_cells(self, line: int, values: dict[int, str]) -> bytes:
         """The bytes with the cells (by column position) of the row starting on `line` replaced by values
-        (plain ASCII that needs no quoting: whole numbers, a UID, a series reference)."""
+        (one line of text each, without surrounding spaces: quoted where the CSV needs it)."""
         record, data = self._record(line), self.data
         for column, value in sorted(values.items(), reverse=True):  # right to left: offsets hold
             start, end = record.cells[column]
-            data = data[:start] + value.encode("ascii") + data[end:]
+            data = data[:start] + cell_bytes(value) + data[end:]
         return data
 
     def save_roi(self, line: int, values: list[str]) -> None:
@@ -168,6 +169,14 @@ class ManifestFile:
         atomic_write(self.target, lambda temporary: _write(temporary, new, mode))
         self.data = new
         self.records = [r for r in records(new) if any(parsed(new, r))]
+
+
+def cell_bytes(value: str) -> bytes:
+    """A cell's UTF-8 bytes, quoted (quotes doubled) when it holds a comma or a quote, so that the
+    manifest reader reads back exactly `value`."""
+    if "," in value or '"' in value:
+        value = '"' + value.replace('"', '""') + '"'
+    return value.encode("utf-8")
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

@@ -6,6 +6,8 @@ read by `vcpred.imaging.read_volume` with the row's `series_<sequence>`: the sam
 so a saved box is in exactly the coordinates `prepare` and `predict` use (0-based, max exclusive).
 Where the image holds several series, the page lists them (series_choices) and a choice is written
 into the row's series_<sequence> cell as its short reference (choose_series; vcpred.cohort.series_choice).
+A patient is excluded with a reason, or included again, through the row's `exclude` cell (exclude);
+excluded patients are counted apart from the N to annotate.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from vcpred import locking
-from vcpred.cohort.manifest import IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, parse_int, \
-    read_manifest_table
+from vcpred.cohort.manifest import EXCLUDE_COLUMN, IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, \
+    is_missing, parse_int, read_manifest_table
 from vcpred.cohort.series_choice import SeriesInfo, reference, resolve, sort_key, unmatched
+from vcpred.cohort.validate import FORMULA_ADVICE, NOT_A_REASON, runs_as_formula
 from vcpred.errors import ImageReadError, ManifestError
 from vcpred.serve.annotate_manifest import ManifestFile
 from vcpred.serve.errors import NotReady, ServeError, StudyNotFound
@@ -47,6 +51,14 @@ class SeriesNotChosen(ServeError):
 
     status = 422
 
+
+class ReasonRefused(ServeError):
+    """An exclusion reason `cohort check` would refuse, or no exclude column to write it into."""
+
+    status = 422
+
+
+MAX_REASON = 300  # characters: a reason is a short phrase, shown in every count of who was left out
 
 # What a series cell written by annotate holds: a reference (20240105#3) or a UID, never anything the
 # CSV would have to quote.
@@ -76,6 +88,7 @@ class Patient:
     cells: list[str]  # the five ROI cells as written
     shape: tuple[int, int, int] | None = None  # known once the image was read in this session
     version: int = 0  # saves of this row in this session: a save names the version it saw
+    exclude: str = ""  # the row's exclusion reason ("" when the patient is included)
 
     @property
     def roi(self) -> dict | None:
@@ -87,7 +100,8 @@ class Patient:
     def public(self) -> dict:
         partly = self.roi is None and any(self.cells)
         return {"index": self.index, "patient_id": self.patient_id, "row": self.line, "roi": self.roi,
-                "partly_filled": partly, "version": self.version, "series": self.series or ""}
+                "partly_filled": partly, "version": self.version, "series": self.series or "",
+                "exclude": self.exclude}
 
 
 def annotated_sequence(path: Path, frame) -> str:
@@ -125,7 +139,8 @@ class AnnotateSession:
         manifest = ManifestFile(path)
         manifest.check_rows(frame)
         patients = [Patient(i, int(line), row["patient_id"], row[IMAGE_PREFIX + sequence],
-                            row.get(SERIES_PREFIX + sequence) or None, manifest.roi_cells(int(line)))
+                            row.get(SERIES_PREFIX + sequence) or None, manifest.roi_cells(int(line)),
+                            exclude=_reason_of(row.get(EXCLUDE_COLUMN, "")))
                     for i, (line, row) in enumerate(frame.iterrows())]
         return cls(manifest, sequence, patients)
 
@@ -135,11 +150,15 @@ class AnnotateSession:
         return self.patients[index]
 
     def progress(self) -> dict:
-        return {"annotated": sum(p.roi is not None for p in self.patients), "total": len(self.patients)}
+        """Patients with a ROI among the N included ones; the excluded ones counted apart (they need none)."""
+        included = [p for p in self.patients if not p.exclude]
+        return {"annotated": sum(p.roi is not None for p in included), "total": len(included),
+                "excluded": len(self.patients) - len(included)}
 
     def progress_text(self) -> str:
         done = self.progress()
-        return f"{done['annotated']} of {done['total']} patients annotated"
+        excluded = f" ({done['excluded']} excluded)" if done["excluded"] else ""
+        return f"{done['annotated']} of {done['total']} patients annotated{excluded}"
 
     def public(self) -> dict:
         return {"manifest": self.manifest.path.name, "sequence": self.sequence, **self.progress(),
@@ -227,6 +246,20 @@ class AnnotateSession:
                 patient.shape = None  # the image opened was another series: open the patient again
         return patient
 
+    def exclude(self, index: int, reason: str, version: int) -> Patient:
+        """Write `reason` into the row's exclude cell, "" to include the patient again (only that cell's
+        bytes change; refused as `cohort check` would refuse it, or when the manifest has no such column)."""
+        patient = self.patient(index)
+        reason = checked_reason(reason)
+        if EXCLUDE_COLUMN not in self.manifest.header:
+            raise ReasonRefused(f"the manifest has no {EXCLUDE_COLUMN} column to write the reason into; add it (an "
+                                f"empty column named {EXCLUDE_COLUMN}, docs/manifest.md) and start vcpred annotate again")
+        with self._saving:
+            self._check_version(patient, version)
+            self.manifest.save_cells(patient.line, {self.manifest.header.index(EXCLUDE_COLUMN): reason})
+            patient.exclude, patient.version = reason, patient.version + 1
+        return patient
+
     def _check_version(self, patient: Patient, version: int) -> None:
         """RowChanged when another tab or client saved the row since the saving page read it."""
         if version != patient.version:
@@ -252,3 +285,29 @@ class AnnotateSession:
             patient.cells, patient.version = cells, patient.version + 1
         return patient
 
+
+
+def _reason_of(cell: str) -> str:
+    """The exclusion reason a cell gives, as `cohort check` reads it (NA, none...: none)."""
+    return "" if is_missing(cell) else cell
+
+
+def checked_reason(text: str) -> str:
+    """The reason as it will be written (surrounding spaces dropped; "" includes the patient again);
+    ReasonRefused for one `cohort check` would refuse or not read as a reason."""
+    reason = text.strip()
+    if not reason:
+        return ""
+    if any(unicodedata.category(c) == "Cc" for c in reason):
+        raise ReasonRefused("the reason must be one line of text, without line breaks or tabs")
+    if len(reason) > MAX_REASON:
+        raise ReasonRefused(f"the reason has {len(reason)} characters; write it in at most {MAX_REASON} characters")
+    if reason.lower() in NOT_A_REASON:
+        raise ReasonRefused(f"exclude {reason!r} reads as a yes/no mark, not a reason: write why the patient is left "
+                            "out (e.g. 'series misses a slice')")
+    if is_missing(reason):
+        raise ReasonRefused(f"exclude {reason!r} reads as an empty cell, so the patient would stay included: write why "
+                            "the patient is left out (e.g. 'series misses a slice')")
+    if runs_as_formula(reason):
+        raise ReasonRefused(f"exclude {reason!r} {FORMULA_ADVICE}")
+    return reason

@@ -1,7 +1,8 @@
 // vcpred annotate: the viewer (its state, its study, ROI and image modules) over a cohort manifest,
 // patient by patient, without a model. A save writes the patient's ROI (the canonical slice index and
-// box the viewer shows, 0-based, max exclusive) into the manifest on the server. Everything shown
-// from the manifest or the DICOM header is set as text, never as HTML.
+// box the viewer shows, 0-based, max exclusive) into the manifest on the server; a patient is left out
+// with a reason (or included again) through its row's exclude cell. Everything shown from the manifest
+// or the DICOM header is set as text, never as HTML.
 import {$, addView, changed, make, setState, setStatus, state} from "./state.js";
 import {getJson, postJson} from "./api.js";
 import {openStudy} from "./study.js";
@@ -17,7 +18,15 @@ const annotation = () => state.annotation;
 const patients = () => annotation().session.patients;
 const setAnnotation = (patch, more = {}) => setState({annotation: {...annotation(), ...patch}, ...more});
 const unsaved = () => Boolean(state.roi && state.roi !== annotation().saved);
-const firstWithoutRoi = () => patients().findIndex((p) => !p.roi);
+// Excluded patients need no ROI: they are counted apart ("n of N annotated (M excluded)").
+const firstWithoutRoi = () => patients().findIndex((p) => !p.roi && !p.exclude);
+
+// The session after a save's answer: its counts, and the patient it wrote.
+const answered = (answer, index) => {
+  const session = annotation().session;
+  return {...session, annotated: answer.annotated, total: answer.total, excluded: answer.excluded,
+          patients: session.patients.map((p, i) => (i === index ? answer.patient : p))};
+};
 
 export async function startAnnotate() {
   const session = await getJson("/api/annotate");
@@ -88,10 +97,7 @@ async function chooseSeries(reference) {
   try {
     const answer = await (await postJson(`/api/annotate/patients/${index}/series`,
                                          {series: reference, version: patient.version, clear_roi: placed})).json();
-    const session = annotation().session;
-    setAnnotation({seriesWarned: null, saved: null,
-                   session: {...session, annotated: answer.annotated, total: answer.total,
-                             patients: session.patients.map((p, i) => (i === index ? answer.patient : p))}});
+    setAnnotation({seriesWarned: null, saved: null, session: answered(answer, index)});
     await openPatient(index, true);
     if (state.volume) setStatus(`series ${reference} chosen and written into ${a.series.column}: draw the ROI`);
   } catch (error) {
@@ -123,13 +129,39 @@ async function saveRoi(andNext = false) {
     // The row version this page read: a save from another tab or client meanwhile is refused (409).
     const answer = await (await postJson(`/api/annotate/patients/${index}/roi`,
                                          {slice: roi.slice, box: roi.box, version: patients()[index].version})).json();
-    const session = annotation().session, saved = answer.patient;
+    const saved = answer.patient;
     const [r0, c0, r1, c1] = saved.roi.box;
-    setAnnotation({saved: roi, session: {...session, annotated: answer.annotated, total: answer.total,
-                                         patients: session.patients.map((p, i) => (i === index ? saved : p))}},
+    setAnnotation({saved: roi, session: answered(answer, index)},
                   {status: {text: `saved ${saved.patient_id}: slice index ${saved.roi.slice}, rows ${r0}-${r1}, ` +
                                   `columns ${c0}-${c1}`, error: false}});
     if (andNext && index < patients().length - 1) await openPatient(index + 1);
+  } catch (error) {
+    setStatus(`not saved: ${error.message}`, true);
+  }
+}
+
+// The typed reason into the row's exclude cell; an empty field is not a reason.
+function excludePatient() {
+  const reason = $("exclude-reason").value.trim();
+  if (!reason) {
+    setStatus(`write why ${patients()[annotation().current].patient_id} is left out first (e.g. series misses ` +
+              "a slice)", true);
+    return;
+  }
+  setExclusion(reason);
+}
+
+// Write the reason into the row's exclude cell ("" includes the patient again), as a ROI is written.
+async function setExclusion(reason) {
+  const index = annotation().current, patient = patients()[index];
+  try {
+    const answer = await (await postJson(`/api/annotate/patients/${index}/exclude`,
+                                         {reason, version: patient.version})).json();
+    setAnnotation({session: answered(answer, index)},
+                  {status: {text: answer.patient.exclude
+                    ? `${patient.patient_id} excluded: ${answer.patient.exclude} (written into the manifest's ` +
+                      "exclude cell; left out of every step)"
+                    : `${patient.patient_id} included again (its exclude cell emptied)`, error: false}});
   } catch (error) {
     setStatus(`not saved: ${error.message}`, true);
   }
@@ -141,6 +173,11 @@ function wireAnnotate() {
   $("first-without-roi").addEventListener("click", () => openPatient(firstWithoutRoi()));
   $("save-roi").addEventListener("click", () => saveRoi(false));
   $("save-next").addEventListener("click", () => saveRoi(true));
+  $("exclude-patient").addEventListener("click", excludePatient);
+  $("exclude-reason").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") excludePatient();
+  });
+  $("include-patient").addEventListener("click", () => setExclusion(""));
 }
 
 function patientItem(patient, index) {
@@ -149,7 +186,7 @@ function patientItem(patient, index) {
   return make("li", {}, button, make("span", {className: "mark"}));
 }
 
-const listChanged = changed(), seriesChanged = changed();
+const listChanged = changed(), seriesChanged = changed(), reasonChanged = changed();
 
 function renderAnnotate(state) {
   const a = state.annotation;
@@ -160,20 +197,31 @@ function renderAnnotate(state) {
     "type the box on the central slice of the fractured vertebra, then save: the patient's roi_* cells are " +
     "written into the manifest (the original is kept as a .bak file).";
   document.querySelector("#frames-panel h3").textContent = "Frames vcpred prepare reads (default settings)";
-  $("progress").textContent = `${session.annotated} of ${session.total} patients annotated`;
-  Object.assign($("progress").dataset, {annotated: String(session.annotated), total: String(session.total)});
+  $("progress").textContent = `${session.annotated} of ${session.total} patients annotated` +
+    (session.excluded ? ` (${session.excluded} excluded)` : "");
+  Object.assign($("progress").dataset, {annotated: String(session.annotated), total: String(session.total),
+                                        excluded: String(session.excluded || 0)});
   if (listChanged(list.length)) $("patient-list").replaceChildren(...list.map(patientItem));
   [...$("patient-list").children].forEach((item, i) => {
     const patient = list[i], failed = a.failed.has(i);
-    item.className = [i === index ? "current" : "", failed ? "error" : patient.roi ? "done" : ""]
+    item.className = [i === index ? "current" : "",
+                      patient.exclude ? "excluded" : failed ? "error" : patient.roi ? "done" : ""]
       .filter(Boolean).join(" ");
-    item.querySelector(".mark").textContent = failed ? "cannot be read" : patient.roi
-      ? `slice index ${patient.roi.slice}` : patient.partly_filled ? "partly filled" : "";
+    item.querySelector(".mark").textContent = patient.exclude ? `excluded: ${patient.exclude}` : failed
+      ? "cannot be read" : patient.roi ? `slice index ${patient.roi.slice}`
+        : patient.partly_filled ? "partly filled" : "";
   });
   if (index !== null) {
-    $("patient-name").textContent = `Patient ${list[index].patient_id} (manifest row ${list[index].row}; ` +
-      `${index + 1} of ${list.length})`;
+    const patient = list[index];
+    $("patient-name").textContent = `Patient ${patient.patient_id} (manifest row ${patient.row}; ` +
+      `${index + 1} of ${list.length})${patient.exclude ? ": excluded" : ""}`;
     $("patient-name").dataset.index = String(index);
+    $("excluded-note").hidden = !patient.exclude;
+    $("excluded-note").textContent = patient.exclude
+      ? `Excluded, left out of every step: ${patient.exclude}` : "";
+    if (reasonChanged(index, patient.version)) $("exclude-reason").value = patient.exclude;
+    $("exclude-patient").textContent = patient.exclude ? "Change the reason" : "Exclude";
+    $("include-patient").hidden = !patient.exclude;
   }
   const listed = a.series && a.series.index === index ? a.series : null;
   $("series-choice").hidden = !listed || listed.series.length < 2;
@@ -186,6 +234,8 @@ function renderAnnotate(state) {
   $("next-patient").disabled = busy || index >= list.length - 1;
   $("first-without-roi").disabled = busy || firstWithoutRoi() < 0;
   $("save-roi").disabled = $("save-next").disabled = busy || !open || !state.roi;
+  // An image that cannot be read is the usual reason: excluding never needs the image open.
+  $("exclude-patient").disabled = $("include-patient").disabled = busy || index === null;
   for (const button of $("series-choice").querySelectorAll("button")) button.disabled = busy || button.dataset.off === "true";
   $("saved-note").textContent = unsaved() ? "not saved yet" : "";
 }
