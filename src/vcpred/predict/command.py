@@ -89,7 +89,7 @@ def run_predict(args: argparse.Namespace) -> int:
     checked = check_in_background(args.model)
     prepared = prepare_in_background(record, params) if record is not None and isinstance(params, dict) else None
     from vcpred.predict.bundle import load_bundle
-    from vcpred.predict.outputs import predict_manifest, write_patient
+    from vcpred.predict.outputs import manifest_counts, predict_manifest, write_patient
     from vcpred.predict.predict import predict_patient
 
     bundle = load_bundle(args.model, precision=args.precision, checked=checked)
@@ -103,11 +103,12 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.manifest:
         with replacing(out, kind="prediction", force=args.force) as folder:
             table = predict_manifest(bundle, args.manifest, folder, allow_missing=args.allow_missing)
-            failed = int((table["error"] != "").sum())
-            if failed == len(table):
+            predicted, failed, excluded = manifest_counts(table)
+            apart = f", {excluded} excluded in the manifest" if excluded else ""
+            if not predicted:
                 raise VcpredError(f"none of the {failed} patient(s) of {args.manifest} could be predicted (reasons "
-                                  f"above); {out} was left as it was")
-        console.say(f"wrote {out / 'predictions.csv'}: {len(table) - failed} predicted, {failed} failed")
+                                  f"above{apart}); {out} was left as it was")
+        console.say(f"wrote {out / 'predictions.csv'}: {predicted} predicted, {failed} failed{apart}")
         return 0
     prediction = predict_patient(bundle, record, allow_missing=args.allow_missing,
                                  prepared=None if prepared is None else prepared.result)

@@ -1,5 +1,6 @@
 """Writing predict outputs: OUT/prediction.json, heatmap.png, report.html; or, for a manifest,
-OUT/predictions.csv, OUT/heatmaps/<patient>.png and OUT/summary.json.
+OUT/predictions.csv, OUT/heatmaps/<patient>.png and OUT/summary.json (a patient the manifest excludes
+is listed in predictions.csv with its reason as its error, as an unreadable one is, never predicted).
 
 The writers fill the folder they are given; the predict command gives them the temporary sibling of
 `vcpred.output_folder.replacing`, so OUT changes only when the whole prediction is written."""
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pandas only for a manifest: one patient's prediction does w
     import pandas as pd
 
 GENERATOR = "vcpred predict"
+EXCLUDED = "excluded in the manifest"  # how an excluded patient's error in predictions.csv begins
 
 
 def prepare_out(out: Path, *, force: bool = False) -> Path:
@@ -92,10 +94,25 @@ def _row(record, prediction: PatientPrediction | None, error: str | None, heatma
     return row
 
 
+def _excluded_row(patient) -> dict:
+    """An ExcludedPatient's predictions.csv row: not predicted, its reason as its error."""
+    return {"patient_id": patient.patient_id, "set": patient.set, "label": None,
+            "error": f"{EXCLUDED} (row {patient.row}): {patient.reason}"}
+
+
+def manifest_counts(table: pd.DataFrame) -> tuple[int, int, int]:
+    """(predicted, failed, excluded in the manifest) patients of a predictions.csv table."""
+    errors = table["error"].fillna("")
+    excluded = int(errors.str.startswith(EXCLUDED).sum())
+    failed = int((errors != "").sum()) - excluded
+    return len(table) - failed - excluded, failed, excluded
+
+
 def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_missing: bool = False) -> pd.DataFrame:
     """Every manifest patient -> predictions.csv rows (+ heatmaps/<id>.png); a failing patient gets
     its error in the `error` column and the others go on (also after an unexpected exception, which is
-    recorded as an internal error; an OS error such as a full disk stops the whole run)."""
+    recorded as an internal error; an OS error such as a full disk stops the whole run). A patient the
+    manifest excludes is not read: its row, in manifest order, has the reason as its error."""
     import pandas as pd
 
     from vcpred.cohort import load_manifest
@@ -104,6 +121,9 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
     # a refused clinical value is that patient's error (check_clinical), the others are predicted; each
     # patient is predicted on its own, so two ids with the same image are no problem here
     cohort = load_manifest(manifest, per_patient_clinical=True, compare_images=False)
+    if cohort.excluded:  # as prepare says it; their rows say it in predictions.csv
+        console.say(f"{len(cohort.excluded)} patient(s) excluded in the manifest, not predicted: "
+                    + "; ".join(f"{e.patient_id} ({e.reason})" for e in cohort.excluded))
     rows = []
     (out / "heatmaps").mkdir(exist_ok=True)
     rate = Rate()
@@ -126,12 +146,15 @@ def predict_manifest(bundle: Bundle, manifest: str | Path, out: Path, *, allow_m
         written = heatmap_png(prediction, out / name)
         rows.append(_row(record, prediction, None, name if written else None))
     rate.say("predicted", len(rows))
+    order = {r.patient_id: r.row for r in cohort.records} | {e.patient_id: e.row for e in cohort.excluded}
+    rows = sorted(rows + [_excluded_row(e) for e in cohort.excluded], key=lambda row: order[row["patient_id"]])
     table = pd.DataFrame(rows)
+    predicted, failed, excluded = manifest_counts(table)
     table.to_csv(out / "predictions.csv", index=False, float_format="%.6g")
     summary = {"generator": GENERATOR, "notice": NOTICE, **provenance_fields(bundle),
                "model_id": bundle.meta.model_id, "manifest": str(manifest),
                "precision": bundle.precision, "precision_reason": bundle.precision_reason,
-               "patients": len(rows), "failed": int((table["error"] != "").sum()), "threshold": bundle.threshold,
+               "patients": len(rows), "failed": failed, "excluded": excluded, "threshold": bundle.threshold,
                # patients predicted with a clinical value outside the training range (the model extrapolates)
                "outside_training_range": int((table.get("outside_training_range", pd.Series(dtype=str))
                                               .fillna("") != "").sum())}
