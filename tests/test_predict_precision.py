@@ -91,6 +91,37 @@ def test_the_export_records_a_bf16_check_that_is_recomputed_here(artefacts):
     assert 1 / 3 < max(changes["emulated"]) / max(changes["kernels"]) < 3
 
 
+def test_without_ap_the_check_scores_the_main_frames_alone(artefacts, tmp_path, monkeypatch):
+    """A bundle without AP predicts from each patient's main frame: the check scores those alone (an
+    export of the demo's ViT spent most of its time in the others) and its number is recomputed here."""
+    from vcpred.bundle import precision_check
+
+    runs = artefacts.trained_runs("resnetlora", **CNN)
+    batches = []
+    real_channels = precision_check.three_channels
+    monkeypatch.setattr(precision_check, "three_channels", lambda f: batches.append(len(f)) or real_channels(f))
+    model = export_configuration(runs, "resnetlora", tmp_path / "model", ap=False)
+    check = json.loads((model / "bundle.json").read_text())["bf16_check"]
+    assert batches and set(batches) == {1}  # one frame per patient read, in every pass
+    screened = check["screen"]["patients_per_split"] * len(check["screen"]["per_split"])
+    assert len(batches) == screened + (0 if check["screen"]["decided"] else check["patients"])
+
+    recorded = pd.read_csv(runs / "resnetlora" / "split-00" / "predictions.csv")
+    main = recorded[(recorded["set"] == "validation") & (recorded["frame_offset"] == 0)]
+    patients = sorted(main["patient_id"])[:check["patients_per_split"]]
+    _, store, _ = artefacts.tiny_cohort()
+    frames = []
+    for patient in patients:
+        prepared = load_prepared(store, patient)
+        frames.append(three_channels(prepared.frames[list(prepared.frame_offsets).index(0)][None]))
+    fp32_net = load_bundle(model, precision="fp32").models[0].net
+    with torch.no_grad(), emulated_bf16(fp32_net) as same_net:
+        logits = same_net(torch.from_numpy(np.concatenate(frames)))
+    emulated = torch.sigmoid(logits).numpy()
+    theirs = main.set_index("patient_id").loc[patients, "probability"].to_numpy()
+    assert check["per_split"][0] == pytest.approx(float(np.abs(emulated - theirs).max()), abs=1e-7)
+
+
 def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, tmp_path, monkeypatch):
     from vcpred.bundle import precision_check
 

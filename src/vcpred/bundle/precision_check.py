@@ -3,8 +3,9 @@
 
 For each split, up to `patients` of its validation patients (the first by id) are read from the
 run's prepared store and scored by the exported network as vcpred's bf16 path computes them
-(bf16 Linear/Conv weights under autocast), their frames in one batch; their probabilities, combined
-over frames the way the bundle predicts (AP and its aggregate, or the main frame), are compared with
+(bf16 Linear/Conv weights under autocast), their frames in one batch (the main frame alone when the
+bundle predicts without AP); their probabilities, combined over frames the way the bundle predicts
+(AP and its aggregate, or the main frame), are compared with
 the fp32 ones the run recorded in predictions.csv. The largest change of one split model's
 probability bounds the change of the ensemble mean too. The splits are checked in order until one
 reaches the tolerance (the decision, fp32, is then made).
@@ -111,9 +112,12 @@ def _split_change(run: RunRecord, model, recorded: pd.DataFrame, by_id: dict, *,
     keys, frames, clinical = [], [], []
     for patient_id in chosen:
         prepared = load_prepared(run.store, patient_id)
-        frames.append(torch.from_numpy(three_channels(prepared.frames)))
+        offsets = [int(offset) for offset in prepared.frame_offsets]
+        # without AP the bundle predicts from the main frame alone: scoring the others costs time for nothing
+        scored = range(len(offsets)) if ap else [offsets.index(0)]
+        frames.append(torch.from_numpy(three_channels(prepared.frames[list(scored)])))
         clinical.append(clinical_rows(model, by_id[patient_id], len(frames[-1])))
-        keys += [(patient_id, int(offset)) for offset in prepared.frame_offsets]
+        keys += [(patient_id, offsets[i]) for i in scored]
     with torch.no_grad(), emulated_bf16(model.net) as net:
         logits = net(torch.cat(frames), None if clinical[0] is None else torch.cat(clinical))
     ours = pd.DataFrame(keys, columns=["patient_id", "frame_offset"]).assign(bf16=torch.sigmoid(logits).numpy())
