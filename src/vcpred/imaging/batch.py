@@ -264,7 +264,9 @@ def identical_frames(store: Path, cohort: Cohort, index: dict) -> list[list[Pati
     """The groups of the cohort's prepared patients whose frames are identical, by their entries'
     frames_sha256; an entry of an earlier vcpred that lacks it gets it from its (verified) file, and
     it is recorded. Call under the store lock."""
-    entries, groups, recorded = index["patients"], {}, {}
+    entries = index["patients"]
+    groups: dict[str, list[PatientRecord]] = {}
+    recorded: dict[str, dict] = {}
     for record in cohort.records:
         entry = entries.get(record.patient_id)
         if not isinstance(entry, dict) or entry.get("status") != "ok":

@@ -215,7 +215,7 @@ def frames_digest(frames: np.ndarray) -> str:
     patient id, provenance or file, so that the same pixels under two ids give one digest."""
     array = np.ascontiguousarray(frames)
     digest = hashlib.sha256(f"{array.dtype.str} {array.shape}\n".encode())
-    digest.update(memoryview(array).cast("B"))
+    digest.update(array.tobytes())
     return digest.hexdigest()
 
 
