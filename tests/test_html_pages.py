@@ -133,7 +133,8 @@ def validation_record() -> dict:
         "cohort": {"manifest": HOSTILE, "set": "external", "patients": 5, "training_data": origin},
         "n": 4, "events": 1, "controls": 3, "threshold": 0.4, "date": "2026-01-01",
         "excluded": [{"patient_id": HOSTILE, "set": "external", "reason": f"unreadable {HOSTILE}"}],
-        "not_computed": {"auc": f"needs 2 cases {HOSTILE}"}, "split_models": [], "recalibration": None}
+        "not_computed": {"auc": f"needs 2 cases {HOSTILE}"}, "split_models": [], "recalibration": None,
+        "risk": {"low": 3, "borderline": 1}, "imputed": {"patients": 1, "of": 4, "columns": {HOSTILE: 1}}}
 
 
 def test_validate_page_escapes_model_cohort_and_excluded_patients():
@@ -145,6 +146,7 @@ def test_validate_page_escapes_model_cohort_and_excluded_patients():
     assert f"<h1>External validation of {escape(HOSTILE)}</h1>" in page
     assert f"<td>{escape(HOSTILE)}</td><td>external</td><td>unreadable {escape(HOSTILE)}</td>" in page
     assert f"ROC curve: not drawn (needs 2 cases {escape(HOSTILE)})." in page
+    assert f"1 of 4 scored patients ({escape(HOSTILE)} 1)" in page
 
 
 def test_report_parts_escape_card_and_flow_text():
