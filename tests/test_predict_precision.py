@@ -122,6 +122,24 @@ def test_without_ap_the_check_scores_the_main_frames_alone(artefacts, tmp_path, 
     assert check["per_split"][0] == pytest.approx(float(np.abs(emulated - theirs).max()), abs=1e-7)
 
 
+def test_the_split_models_manifest_is_read_once_for_the_whole_check(artefacts, monkeypatch):
+    """Every split run names the same manifest: the check reads (and checks) it once, not once per split,
+    and measures what export recorded."""
+    import vcpred.cohort
+    from vcpred.bundle import precision_check
+    from vcpred.bundle.export import find_runs
+
+    model = artefacts.exported("resnetlora", **CNN)
+    meta = json.loads((model / "bundle.json").read_text())
+    runs = find_runs(artefacts.trained_runs("resnetlora", **CNN), "resnetlora")
+    reads = []
+    real_load = vcpred.cohort.load_manifest
+    monkeypatch.setattr(vcpred.cohort, "load_manifest", lambda *a, **k: reads.append(a[0]) or real_load(*a, **k))
+    check = precision_check.bf16_check(model, runs, meta["splits"], ap=meta["ap"], rule=meta["aggregate"], patients=8)
+    assert len(runs) == 2 and len(reads) == 1
+    assert check["per_split"] == pytest.approx(meta["bf16_check"]["per_split"], abs=1e-9)
+
+
 def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, tmp_path, monkeypatch):
     from vcpred.bundle import precision_check
 

@@ -54,9 +54,10 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
     shared = load_file(str(shared_file)) if shared_file.is_file() else {}
     made: Architectures = {}  # as load_bundle: each architecture built once, copied for the other splits
     loaded: dict[str, tuple] = {}  # split dir -> (model, recorded predictions, manifest rows): read once for both passes
+    manifests: dict[str, dict] = {}  # manifest path -> records by id: the split runs share one, checked once
 
     def over_splits(count: int) -> tuple[list[float], int]:
-        return _over_splits(folder, runs, entries, shared, made, loaded, ap=ap, rule=rule, patients=count)
+        return _over_splits(folder, runs, entries, shared, made, loaded, manifests, ap=ap, rule=rule, patients=count)
 
     screen_patients = min(SCREEN_PATIENTS, patients)
     changes, checked = over_splits(screen_patients)
@@ -75,14 +76,14 @@ def bf16_check(folder: Path, runs: list[RunRecord], entries: list[dict], *, ap: 
 
 
 def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], shared: dict, made: Architectures,
-                 loaded: dict, *, ap: bool, rule: str, patients: int) -> tuple[list[float], int]:
+                 loaded: dict, manifests: dict, *, ap: bool, rule: str, patients: int) -> tuple[list[float], int]:
     """Each split's change in order, up to the first split model whose change is not below the
     tolerance: auto then predicts in fp32 whatever the other split models would show, so checking
     them would cost time for nothing. Returns (changes, patients scored)."""
     changes, checked = [], 0
     for run, entry in zip(runs, entries):
         if entry["dir"] not in loaded:
-            loaded[entry["dir"]] = _split_inputs(folder / entry["dir"], run, shared, made)
+            loaded[entry["dir"]] = _split_inputs(folder / entry["dir"], run, shared, made, manifests)
         change, count = _split_change(run, *loaded[entry["dir"]], ap=ap, rule=rule, patients=patients)
         changes.append(change)
         checked += count
@@ -91,13 +92,16 @@ def _over_splits(folder: Path, runs: list[RunRecord], entries: list[dict], share
     return changes, checked
 
 
-def _split_inputs(split_dir: Path, run: RunRecord, shared: dict, made: Architectures) -> tuple:
+def _split_inputs(split_dir: Path, run: RunRecord, shared: dict, made: Architectures, manifests: dict) -> tuple:
     """(the split's network as predict loads it, the fp32 validation predictions its run recorded, the
-    manifest's records by patient id)."""
+    manifest's records by patient id, from `manifests` when an earlier split read the same file)."""
     from vcpred.cohort import load_manifest
 
     recorded = read_predictions(run.path / "predictions.csv", split=run.split)
-    by_id = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
+    key = str(Path(run.manifest).resolve())
+    if key not in manifests:
+        manifests[key] = {r.patient_id: r for r in load_manifest(run.manifest, check_files=False).records}
+    by_id = manifests[key]
     model = load_split(split_dir.parent, SplitEntry(run.split, split_dir.name), "image", shared, made=made)
     return model, recorded[recorded["set"] == "validation"], by_id
 
