@@ -65,6 +65,12 @@ async def series_choices(request: Request) -> JSONResponse:
     return JSONResponse(choices)
 
 
+def row_version(body: dict) -> int:
+    """The row version a save names: the one the page read with the patient, so a stale save is refused."""
+    return whole_number(body.get("version"), "'version' must be the whole number the page read with the "
+                                             "patient (GET /api/annotate), so that a stale save is refused")
+
+
 async def choose_series(request: Request) -> JSONResponse:
     """Write the patient's series choice into the manifest (annotate_session.AnnotateSession.choose_series)."""
     session: AnnotateSession = request.app.state.session
@@ -74,8 +80,7 @@ async def choose_series(request: Request) -> JSONResponse:
         if not isinstance(choice, str) or not choice.strip():
             raise RequestTypeError("'series' must be the reference of one of the patient's series (its list: GET "
                                    "/api/annotate/patients/{index}/series)")
-        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
-                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        version = row_version(body)
         clear_roi = body.get("clear_roi", False)
         if not isinstance(clear_roi, bool):
             raise RequestTypeError("'clear_roi' must be true or false")
@@ -95,8 +100,7 @@ async def exclude_patient(request: Request) -> JSONResponse:
         if not isinstance(reason, str):
             raise RequestTypeError("'reason' must be text: why the patient is left out of every step, or \"\" to "
                                    "include it again")
-        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
-                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        version = row_version(body)
         patient = await run_in_threadpool(session.exclude, request.path_params["index"], reason, version)
     except VcpredError as exc:
         return error_response(request, exc)
@@ -108,8 +112,7 @@ async def save_roi(request: Request) -> JSONResponse:
     try:
         body = await read_json(request)
         roi_slice, box = read_roi(body)
-        version = whole_number(body.get("version"), "'version' must be the whole number the page read with the "
-                                                    "patient (GET /api/annotate), so that a stale save is refused")
+        version = row_version(body)
         patient = await run_in_threadpool(session.save, request.path_params["index"], roi_slice, box, version)
     except VcpredError as exc:
         return error_response(request, exc)
