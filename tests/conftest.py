@@ -12,7 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # commands its tests start) then takes its share of the cores, never all of them, so two workers
 # do not oversubscribe the machine. Set before anything imports torch.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1  # macOS
+    _share = max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 # Real MRI and the pROC reference values, copied into the repository (tests/data/README.md).
