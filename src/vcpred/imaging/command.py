@@ -44,9 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                             "reference grid (default: the manifest's first image column)")
     parser.add_argument("--channels", choices=("auto", "repeat", "stack"), default="auto",
                         help="repeat one sequence 3 times, or stack sequences (auto: by count)")
-    parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=UID_OR_DESCRIPTION",
-                        help="choose the series in DICOM folders or zips holding several (repeatable); a "
-                             "patient's series_<sequence> manifest column wins")
+    parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=CHOICE",
+                        help="choose the series in DICOM folders or zips holding several (repeatable): its UID, "
+                             "its DATE#N reference as cohort init lists it, its description, or words in any "
+                             "order (t2='t2 sag'); a patient's series_<sequence> manifest column wins")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32", help="frame dtype in the store")
     parser.add_argument("--jobs", type=int, default=1, help="patients prepared in parallel (default 1)")
     parser.add_argument("--force", action="store_true", help="prepare every patient again, even unchanged ones")
@@ -61,12 +62,12 @@ def _int_list(text: str, option: str) -> tuple[int, ...]:
 
 
 def parse_series(values: list[str]) -> tuple[tuple[str, str], ...]:
-    """--series SEQUENCE=UID_OR_DESCRIPTION values (prepare, predict) as pairs."""
+    """--series SEQUENCE=CHOICE values (prepare, predict) as pairs."""
     pairs = []
     for value in values:
         name, sep, selector = value.partition("=")
         if not sep or not name or not selector:
-            raise ConfigError(f"--series {value!r} must look like SEQUENCE=UID_OR_DESCRIPTION, e.g. t2=T2_SAG")
+            raise ConfigError(f"--series {value!r} must look like SEQUENCE=CHOICE, e.g. t2=T2_SAG or t2='t2 sag'")
         pairs.append((name.strip(), selector.strip()))
     return tuple(pairs)
 

@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--manifest", help="predict every patient of this manifest instead of one patient")
     parser.add_argument("--image-t2", help="T2 series: DICOM folder, zip or file, or NIfTI file")
     parser.add_argument("--image-t1", help="T1 series, for models trained with T1")
-    parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=UID_OR_DESCRIPTION",
-                        help="choose the series in a DICOM folder or zip holding several, e.g. t2=T2_SAG (repeatable; "
+    parser.add_argument("--series", action="append", default=[], metavar="SEQUENCE=CHOICE",
+                        help="choose the series in a DICOM folder or zip holding several by its UID, DATE#N "
+                             "reference, description or words in any order, e.g. t2='t2 sag' (repeatable; "
                              "with --manifest use its series_<sequence> column)")
     parser.add_argument("--roi-slice", type=int, help="sagittal slice through the fractured vertebra (0-based)")
     parser.add_argument("--roi-box", help="r0,c0,r1,c1 box around the vertebral body on that slice")
