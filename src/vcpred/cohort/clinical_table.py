@@ -25,7 +25,6 @@ from vcpred.cohort.manifest import (
     EXCLUDE_COLUMN,
     HEIGHT_COLUMNS,
     IMAGE_PREFIX,
-    MISSING_TOKENS,
     ROI_COLUMNS,
     is_missing,
     is_number,
@@ -140,7 +139,7 @@ def parse_date(text: str, date_format: str | None) -> date:
 def is_unknown(text: str, extra: tuple[str, ...] = ()) -> bool:
     """Empty, a missing token (NA, n/a, ...) or a word that means unknown: the value stays missing."""
     word = text.strip().casefold()
-    return word in MISSING_TOKENS or word in UNKNOWN_WORDS or word in extra
+    return is_missing(text) or word in UNKNOWN_WORDS or word in extra
 
 
 def yes_no(text: str) -> int:

@@ -22,7 +22,7 @@ from pathlib import Path
 from vcpred import locking
 from vcpred.cohort.manifest import EXCLUDE_COLUMN, IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, \
     is_missing, parse_int, read_manifest_table
-from vcpred.cohort.series_choice import SeriesInfo, reference, resolve, sort_key, unmatched
+from vcpred.cohort.series_choice import SeriesInfo, reference, resolve, unmatched
 from vcpred.cohort.validate import FORMULA_ADVICE, NOT_A_REASON, runs_as_formula
 from vcpred.errors import ImageReadError, ManifestError
 from vcpred.serve.annotate_manifest import ManifestFile
@@ -189,13 +189,12 @@ class AnnotateSession:
     def listed_series(self, patient: Patient) -> list[SeriesInfo]:
         """The DICOM series of the patient's image, from their headers (none for NIfTI or a path that is
         not there: opening the patient says what is wrong)."""
-        from vcpred.imaging.io import scan_series
+        from vcpred.cohort.from_dicom import list_series
 
         try:
-            groups = scan_series(self.image_path(patient)).groups
+            return list_series(self.image_path(patient))
         except (ImageReadError, ValueError, OSError):
             return []
-        return sorted((SeriesInfo.of(uid, items) for uid, items in groups.items()), key=sort_key)
 
     @property
     def series_column(self) -> str:
