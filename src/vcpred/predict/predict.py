@@ -21,7 +21,7 @@ from vcpred.errors import VcpredError
 from vcpred.evaluate.aggregate import combine_probabilities
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.clinical_input import ClinicalCheck, check_clinical  # noqa: F401 (re-exported)
-from vcpred.predict.risk import CATEGORIES, classified, risk_fields  # noqa: F401 (CATEGORIES re-exported)
+from vcpred.predict.risk import CATEGORIES, risk_fields  # noqa: F401 (CATEGORIES re-exported)
 from vcpred.models.inputs import three_channels
 from vcpred.models.precision import inference_context
 
@@ -192,8 +192,7 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = Tr
     if bundle.meta.recalibration:  # fitted by `vcpred export` or `vcpred validate --recalibrate`
         from vcpred.bundle.recalibration import recalibrate_result
 
-        # the risk again by the one rule, from the recalibrated numbers
-        prediction.result = classified(recalibrate_result(prediction.result, bundle.meta.recalibration))
+        prediction.result = recalibrate_result(prediction.result, bundle.meta.recalibration)  # risk by the one rule
     check_finite(prediction.result)
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
     prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,

@@ -25,13 +25,6 @@ def risk_fields(probability: float, low: float, high: float, threshold: float) -
     return {"category": category, "borderline": borderline, "risk": BORDERLINE if borderline else category}
 
 
-def classified(result: dict) -> dict:
-    """result with its category, borderline flag and risk computed again from its own numbers (after
-    they changed, e.g. recalibrated)."""
-    interval = result["interval"]
-    return {**result, **risk_fields(result["probability"], interval["low"], interval["high"], result["threshold"])}
-
-
 def risk_of(result: dict) -> str:
     """'borderline', 'high risk of collapse' or 'low risk of collapse' (a prediction.json written
     before `risk` existed: from its category and borderline flag)."""
