@@ -15,6 +15,7 @@ from vcpred.evaluate.decision import DecisionCurves
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.report.build import STYLE
 from vcpred.predict.risk import risk_text
+from vcpred.validate.core import imputation_counts
 from vcpred.html import Html, bullet_list, definition_table, document, join, note, png_image, section, table, tag
 
 FIGURES = {"roc": "roc.png", "calibration": "calibration.png", "decision": "decision_curve.png"}
@@ -120,8 +121,7 @@ def _imputed(imputed: dict) -> str:
     """How many scored patients had clinical values imputed, and which (metrics.json `imputed`)."""
     if not imputed["patients"]:
         return "none"
-    columns = ", ".join(f"{column} {count}" for column, count in imputed["columns"].items())
-    return (f"{imputed['patients']} of {imputed['of']} scored patients ({columns}): missing values imputed with the "
+    return (f"{imputed['patients']} of {imputed['of']} scored patients ({imputation_counts(imputed)}): missing values imputed with the "
             "training medians, or as the 'missing' category (--allow-missing); their predictions are less reliable")
 
 
