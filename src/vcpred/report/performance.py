@@ -19,19 +19,20 @@ def _count(value) -> str:
 
 
 def ensemble_table(inputs: ReportInputs) -> Html:
-    rows = []
+    rows, undefined = [], []
     for variant, m in inputs.evaluation.get("ensembles", {}).items():
         name = tag("strong", variant) if variant == inputs.chosen else variant
         auc = (f"{_number(m.get('auc'), 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)})"
                if finite(m.get("auc")) else f"n/a ({external_reason(m)})")
-        threshold = "undefined" if inputs.undefined_threshold(variant) else _number(m.get("threshold"))
+        why = inputs.undefined_threshold(variant)
+        if why:
+            undefined.append(note(f"{variant}: threshold {why}."))
+        threshold = "undefined" if why else _number(m.get("threshold"))
         rows.append([name, auc, threshold, _number(m.get("sensitivity")), _number(m.get("specificity")),
                      _number(m.get("calibration_slope")), _number(m.get("calibration_intercept")),
                      _number(m.get("brier")), f"{_count(m.get('n'))} ({_count(m.get('n_cases'))} events)"])
     header = ["ensemble", "AUC (DeLong 95 % CI)", "threshold", "sensitivity", "specificity", "calibration slope",
               "calibration intercept", "Brier", "patients scored"]
-    undefined = [note(f"{variant}: threshold {why}.") for variant in inputs.evaluation.get("ensembles", {})
-                 if (why := inputs.undefined_threshold(variant))]
     return join([table(header, rows, cls="numbers",
                        caption="Split ensembles on the external set: threshold = median of the split models' "
                                "validation thresholds; calibration slope and intercept (calibration-in-the-large) "
