@@ -237,14 +237,21 @@ def test_too_few_cases_to_recalibrate_are_refused_before_scoring(own, tmp_path, 
     assert scoring_spy == []
 
 
-def test_a_model_that_does_not_record_its_patients_says_so(artefacts, tmp_path, capsys):
-    """A bundle exported before training_patients was recorded still loads; validate says what it cannot check."""
-    model = Path(shutil.copytree(artefacts.exported("clinical", **CLINICAL), tmp_path / "old"))
+def as_exported_before(model: Path, folder: Path) -> Path:
+    """A copy of the model directory as an earlier vcpred exported it: bundle.json without
+    `training_patients` (the copy's hashes rewritten)."""
+    model = Path(shutil.copytree(model, folder))
     meta = json.loads((model / BUNDLE_FILE).read_text())
     files = {k: v for k, v in meta.pop("files").items() if k != CARD_FILE}
     del meta["meta_sha256"], meta["training_patients"]
     write_bundle_json(model, meta, files)
     assert load_bundle(model).meta.training_patients is None
+    return model
+
+
+def test_a_model_that_does_not_record_its_patients_says_so(artefacts, tmp_path, capsys):
+    """A bundle exported before training_patients was recorded still loads; validate says what it cannot check."""
+    model = as_exported_before(artefacts.exported("clinical", **CLINICAL), tmp_path / "old")
     manifest, _, _ = artefacts.tiny_cohort()
     assert validate(model, manifest, tmp_path / "out") == 0
     captured = capsys.readouterr()
@@ -254,3 +261,21 @@ def test_a_model_that_does_not_record_its_patients_says_so(artefacts, tmp_path, 
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["overlap"]["training_patients_recorded"] is False and metrics["n"] == 33
     assert "does not record the patients it was trained on" in (tmp_path / "out" / "validation.html").read_text()
+
+
+def test_recalibrating_a_model_that_does_not_record_its_patients_records_their_images(own, tmp_path, capsys):
+    """An older export (no `training_patients`) recalibrated here: the recalibration patients' image
+    digests are recorded all the same, so a later validate finds them renamed (it stored none)."""
+    model, manifest = own
+    old = as_exported_before(model, tmp_path / "old")
+    first = _subset(manifest, FIRST, tmp_path / "first.csv")
+    assert validate(old, first, tmp_path / "v1", "--recalibrate", str(tmp_path / "m1")) == 0
+    record = load_bundle(tmp_path / "m1").meta.recalibration
+    assert record["cohort"]["images"] == {pid: [hashlib.sha256(image_bytes(pid)).hexdigest()] for pid in FIRST}
+    capsys.readouterr()
+    table = renamed_with_its_images(rows(manifest), "P100", "R100", tmp_path / "scans")
+    assert validate(tmp_path / "m1", write_csv(table, tmp_path / "all.csv"), tmp_path / "v2", "--set", "external") == 0
+    assert "R100 (the images of P100)" in capsys.readouterr().err
+    metrics = json.loads((tmp_path / "v2" / "metrics.json").read_text())
+    left_out = {e["patient_id"]: (e["known_as"], e["by"], e["role"]) for e in metrics["overlap"]["left_out"]}
+    assert left_out["R100"] == ("P100", "images", "recalibration") and len(left_out) == 6 and metrics["n"] == 4

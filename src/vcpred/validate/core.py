@@ -210,7 +210,7 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         folder = outputs.enter_context(replacing(out, kind="validation", force=force))
         model_folder = (outputs.enter_context(replacing(recalibrate, kind="model", force=force))
                         if recalibrate is not None else None)
-        overlap = own_patients(bundle, chosen.records)
+        overlap = own_patients(bundle, chosen.records, recalibrating=recalibrate is not None)
         if recalibrate is not None:
             _check_recalibration_cases(chosen.records, overlap, manifest, out)
         scored = score_cohort(bundle, manifest, chosen, set_name=set_name, allow_missing=allow_missing,

@@ -36,14 +36,16 @@ class Overlap:
         return {pid: match.reason() for pid, match in self.matches.items()}
 
 
-def own_patients(bundle, records: list) -> Overlap:
-    """The labelled records the bundle was trained, tuned or recalibrated on; warns about them."""
+def own_patients(bundle, records: list, *, recalibrating: bool = False) -> Overlap:
+    """The labelled records the bundle was trained, tuned or recalibrated on; warns about them.
+    recalibrating: their image digests are wanted for the new recalibration record, even where the
+    bundle records no patients to compare them with (an older export)."""
     labelled = [r for r in records if r.label is not None]
     meta = bundle.meta
     known = [(TRAINING, meta.training_patients)] if meta.training_patients else []
     recalibrated = recalibration_patients(meta.recalibration)
     known += [(RECALIBRATION, patients) for patients in recalibrated]
-    digests = {r.patient_id: image_digests(r) for r in labelled} if known else {}
+    digests = {r.patient_id: image_digests(r) for r in labelled} if known or recalibrating else {}
     found = matches(labelled, digests, known)
     sets = {r.patient_id: r.set for r in labelled}
     record = {"method": METHOD, "training_patients_recorded": meta.training_patients is not None,
