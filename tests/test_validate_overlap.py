@@ -279,3 +279,37 @@ def test_recalibrating_a_model_that_does_not_record_its_patients_records_their_i
     metrics = json.loads((tmp_path / "v2" / "metrics.json").read_text())
     left_out = {e["patient_id"]: (e["known_as"], e["by"], e["role"]) for e in metrics["overlap"]["left_out"]}
     assert left_out["R100"] == ("P100", "images", "recalibration") and len(left_out) == 6 and metrics["n"] == 4
+
+
+def test_the_same_images_under_two_ids_are_scored_once(own, tmp_path, capsys):
+    """Two external patients' image files copied under new ids (one with the opposite label): each
+    copy is left out, named on the console, the page and metrics.json, and the numbers are those of
+    the cohort without the copies (they counted one image twice)."""
+    model, manifest = own
+    table = rows(manifest)
+    external = table[table["set"] == "external"]
+    copies = external[external["patient_id"].isin(["P101", "P104"])].copy()
+    copies["patient_id"] = ["COPY101", "COPY104"]
+    copies.loc[copies["patient_id"] == "COPY104", "label"] = "1" if copies.iloc[1]["label"] == "0" else "0"
+    (tmp_path / "scans").mkdir()
+    for index, row in copies.iterrows():  # the same bytes under another file name
+        copies.loc[index, "image_t2"] = str(shutil.copyfile(row["image_t2"], tmp_path / "scans" / f"{row['patient_id']}.nii.gz"))
+    cohort = write_csv(pd.concat([external, copies]), tmp_path / "with-copies.csv")
+    assert validate(model, cohort, tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert ("2 patient(s) of this cohort have the same image files as another patient: COPY101 (same images as P101), "
+            "COPY104 (same images as P104); 1 of them with the opposite label") in err
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [(e["patient_id"], e["same_as"], e["labels_opposite"]) for e in metrics["same_images"]["left_out"]] == [
+        ("COPY101", "P101", False), ("COPY104", "P104", True)]
+    excluded = pd.read_csv(tmp_path / "out" / "excluded.csv").set_index("patient_id")
+    assert excluded.loc["COPY101", "reason"].startswith("same images as P101 (row ")
+    assert "the labels are opposite" in excluded.loc["COPY104", "reason"]
+    assert sorted(pd.read_csv(tmp_path / "out" / "predictions.csv")["patient_id"]) == sorted(external["patient_id"])
+    html = (tmp_path / "out" / "validation.html").read_text()
+    assert 'id="same-images"' in html and "COPY104 (same images as P104)" in html
+    assert validate(model, write_csv(external, tmp_path / "external.csv"), tmp_path / "true") == 0
+    true = json.loads((tmp_path / "true" / "metrics.json").read_text())
+    assert (metrics["n"], metrics["auc"], metrics["brier"]) == (true["n"], true["auc"], true["brier"]) == (
+        10, true["auc"], true["brier"])
+    assert true["same_images"]["left_out"] == []

@@ -297,15 +297,23 @@ def _duplicate_problems(table: pd.DataFrame) -> list[Problem]:
 
 def _same_image_problems(records: list[PatientRecord]) -> list[Problem]:
     """A problem on each row whose image input (with its series choice) is, byte for byte, another
-    patient's: one patient under two ids, or an image filed under the wrong patient. Only inputs of
-    equal sizes (vcpred.hashing.input_sizes, from stat) are hashed; empty or missing ones never match."""
+    patient's: one patient under two ids, or an image filed under the wrong patient."""
+    return [_same_image_problem(record, sequence, same) for same in same_image_groups(records)
+            for record, sequence in same]
+
+
+def same_image_groups(records: list[PatientRecord]) -> list[list[tuple[PatientRecord, str]]]:
+    """The image inputs (record, sequence) that are, byte for byte (with their series choice), those
+    of another patient, grouped by identical content, in the records' order; `vcpred validate` leaves
+    all but the first patient of a group unscored. Only inputs of equal sizes
+    (vcpred.hashing.input_sizes, from stat) are hashed; empty or missing ones never match."""
     by_size: dict[tuple, list[tuple[PatientRecord, str]]] = {}
     for record in records:
         for sequence, path in record.images.items():
             sizes = input_sizes(path)
             if sizes is not None:
                 by_size.setdefault((sizes, record.series.get(sequence)), []).append((record, sequence))
-    problems = []
+    groups = []
     for candidates in by_size.values():
         if len({record.patient_id for record, _ in candidates}) < 2:
             continue
@@ -313,10 +321,8 @@ def _same_image_problems(records: list[PatientRecord]) -> list[Problem]:
         for record, sequence in candidates:
             if digest := input_digest(record.images[sequence]):
                 by_digest.setdefault(digest, []).append((record, sequence))
-        for same in by_digest.values():
-            problems += [_same_image_problem(record, sequence, same) for record, sequence in same
-                         if any(other.patient_id != record.patient_id for other, _ in same)]
-    return problems
+        groups += [same for same in by_digest.values() if len({record.patient_id for record, _ in same}) > 1]
+    return groups
 
 
 def _same_image_problem(record: PatientRecord, sequence: str, same: list[tuple[PatientRecord, str]]) -> Problem:

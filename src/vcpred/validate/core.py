@@ -42,6 +42,7 @@ from vcpred.jsonio import jsonable
 from vcpred.runs import read_record
 from vcpred.validate import measures
 from vcpred.validate.overlap import Overlap, own_patients
+from vcpred.validate.same_images import same_images
 from vcpred.validate.scoring import MANIFEST, UNLABELLED, Scored, left_out_counts, read_records, score_cohort
 
 GENERATOR = "vcpred validate"
@@ -211,13 +212,16 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         model_folder = (outputs.enter_context(replacing(recalibrate, kind="model", force=force))
                         if recalibrate is not None else None)
         overlap = own_patients(bundle, chosen.records, recalibrating=recalibrate is not None)
+        repeated = same_images(chosen.records, skip=set(overlap.matches))
         if recalibrate is not None:
-            _check_recalibration_cases(chosen.records, overlap, manifest, out)
+            _check_recalibration_cases([r for r in chosen.records if r.patient_id not in repeated.reasons], overlap,
+                                       manifest, out)
         scored = score_cohort(bundle, manifest, chosen, set_name=set_name, allow_missing=allow_missing,
-                              left_out=overlap.reasons())
+                              left_out=overlap.reasons(), same_images=repeated.reasons)
         if scored.table.empty:
             raise VcpredError(_nothing_scored(scored, overlap, manifest, out))
         record = _record(bundle, scored, overlap)
+        record["same_images"] = repeated.record
         recalibrated = None
         ensembles = {measures.as_ensemble(bundle, scored.table).variant: measures.as_ensemble(bundle, scored.table)}
         if recalibrate is not None:

@@ -157,6 +157,17 @@ def _overlap_notice(record: dict) -> list[Html]:
     return []
 
 
+def _same_images_notice(record: dict) -> list[Html]:
+    """A warning at the top when patients with another patient's images were left out."""
+    left_out = (record.get("same_images") or {}).get("left_out") or []
+    if not left_out:
+        return []
+    named = ", ".join(f"{e['patient_id']} (same images as {e['same_as']})" for e in left_out)
+    return [tag("p", f"{len(left_out)} patient(s) of this cohort have the same image files as another patient: "
+                     f"{named}. Each is left out (listed under \u201cPatients not scored\u201d), so that no image "
+                     "counts twice in the numbers on this page.", cls="notice", id="same-images")]
+
+
 def _numbers(record: dict) -> Html:
     m, reasons = record, record["not_computed"]
     auc = (f"{_value(m, reasons, 'auc', 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)}, "
@@ -218,6 +229,7 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
                  "about individual patients.", cls="notice", id="notice"),
         *synthetic,
         *_overlap_notice(record),
+        *_same_images_notice(record),
         tag("h1", f"External validation of {model['model_id']}"),
         tag("p", f"{record['cohort']['manifest']}: {record['n']} patients scored exactly as `vcpred "
                  f"predict` scores them. Made by vcpred {__version__} on {record['date']}.", cls="meta"),

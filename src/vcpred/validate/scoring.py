@@ -76,9 +76,9 @@ class Scored:
 
 
 # why a manifest patient is not scored, in the order the console line counts them
-MANIFEST, OWN, UNLABELLED, FAILED = "manifest", "own", "unlabelled", "failed"
-KINDS = {MANIFEST: "excluded in the manifest", OWN: "the model's own", UNLABELLED: "without a label",
-         FAILED: "that could not be predicted"}
+MANIFEST, OWN, SAME_IMAGES, UNLABELLED, FAILED = "manifest", "own", "same images", "unlabelled", "failed"
+KINDS = {MANIFEST: "excluded in the manifest", OWN: "the model's own", SAME_IMAGES: "with another's images",
+         UNLABELLED: "without a label", FAILED: "that could not be predicted"}
 
 
 def select_records(cohort, set_name: str | None) -> Chosen:
@@ -134,14 +134,16 @@ def left_out_counts(left_out: Counter) -> str:
 
 
 def score_cohort(bundle, manifest: str | Path, chosen: Chosen, *, set_name: str | None = None,
-                 allow_missing: bool = False, left_out: dict[str, str] | None = None) -> Scored:
+                 allow_missing: bool = False, left_out: dict[str, str] | None = None,
+                 same_images: dict[str, str] | None = None) -> Scored:
     """Predict every labelled patient of `chosen` (read_records of the manifest) but those in
-    left_out (patient id -> why it is not scored: the model's own patients, said once by the caller);
+    left_out (patient id -> why it is not scored: the model's own patients, said once by the caller)
+    and in same_images (those whose images are an earlier patient's: vcpred.validate.same_images);
     those the manifest excludes are listed with its reason."""
     from vcpred.predict import predict_patient
     from vcpred.predict.batch import Rate, prepared_ahead
 
-    left_out = left_out or {}
+    left_out, same_images = left_out or {}, same_images or {}
     rows, excluded, kinds = [], [], Counter()
 
     def leave_out(entry: dict, kind: str) -> None:
@@ -156,7 +158,11 @@ def score_cohort(bundle, manifest: str | Path, chosen: Chosen, *, set_name: str 
             leave_out(_exclude(record, "no label (outcome unknown): not scored"), UNLABELLED)
         elif record.patient_id in left_out:
             leave_out({"patient_id": record.patient_id, "set": record.set, "reason": left_out[record.patient_id]}, OWN)
-    labelled = [r for r in chosen.records if r.label is not None and r.patient_id not in left_out]
+        elif record.patient_id in same_images:
+            leave_out({"patient_id": record.patient_id, "set": record.set,
+                       "reason": same_images[record.patient_id]}, SAME_IMAGES)
+    labelled = [r for r in chosen.records
+                if r.label is not None and r.patient_id not in left_out and r.patient_id not in same_images]
     rate = Rate()
     for record, prepared in prepared_ahead(bundle, labelled, desc="validate"):
         try:
