@@ -1,12 +1,14 @@
 """The voxel budget: a volume is judged from its header (NIfTI dims; DICOM Rows, Columns and
 NumberOfFrames) and refused before any voxel is read or decompressed when it is larger than
-`max_dimension` a side or `max_voxels` in all (docs/serve.md, "Limits")."""
+`max_dimension` a side or `max_voxels` in all; an upload's DICOM files are refused when their
+headers declare more than `max_frames` frames in all (docs/serve.md, "Limits")."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
+from vcpred.errors import ImageReadError
 from vcpred.serve.errors import TooLarge, UnsupportedUpload
 from vcpred.serve.settings import ServeSettings
 
@@ -68,3 +70,35 @@ def dicom_series_refusal(datasets: list, settings: ServeSettings) -> str | None:
         rows, cols, frames, voxels = max(rows, r), max(cols, c), frames + f, voxels + r * c * f
     return budget_refusal("this series", f"{frames} slices of {rows} x {cols} pixels", (frames, rows, cols),
                           voxels, settings)
+
+
+def declared_frames(path: Path) -> int:
+    """The frames one file's header declares (1 for a classic file, or for a file that is not DICOM
+    or whose header is damaged: the reader names those); DeclaredTooLarge where the file alone
+    declares more than the reader reads (its own check, vcpred.imaging.dicom)."""
+    from vcpred.imaging.dicom import DeclaredTooLarge, declared_size_refusal, read_header
+    from vcpred.imaging.formats import is_dicom_file
+
+    if not is_dicom_file(path):
+        return 1
+    try:
+        dataset = read_header(path)
+        frames = max(int(dataset.get("NumberOfFrames") or 1), 1)
+    except (ImageReadError, TypeError, ValueError):
+        return 1
+    if frames > 1 and (refusal := declared_size_refusal(path, dataset, frames)):
+        raise DeclaredTooLarge(refusal)
+    return frames
+
+
+def declared_frames_refusal(files: list[Path], settings: ServeSettings) -> str | None:
+    """Why an upload's (or a local folder's) DICOM files are refused from their headers alone: more
+    frames declared in all than max_frames. Each file's own declared size is the reader's check
+    (vcpred.imaging.dicom); many files within it add up, and the reader builds a header for every
+    declared frame before the series' voxel budget can be judged. None: within."""
+    total = sum(declared_frames(path) for path in files)
+    if total <= settings.max_frames:
+        return None
+    return (f"the DICOM files declare {total} frames (slices) in all, more than the {settings.max_frames} the viewer "
+            "reads from one upload (a whole spine MRI study holds a few hundred); refused from their headers, before "
+            "any frame is read: upload the sagittal series alone")

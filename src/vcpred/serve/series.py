@@ -15,9 +15,9 @@ from pathlib import Path
 
 from vcpred.errors import OrientationError
 from vcpred.imaging import Volume, read_volume
-from vcpred.imaging.dicom import DeclaredTooLarge, discover_series
+from vcpred.imaging.dicom import DeclaredTooLarge, discover_series, list_files
 from vcpred.serve.errors import TooLarge
-from vcpred.serve.limits import check_nifti, dicom_series_refusal
+from vcpred.serve.limits import check_nifti, declared_frames_refusal, dicom_series_refusal
 from vcpred.serve.settings import ServeSettings
 
 
@@ -84,9 +84,13 @@ def _number(value) -> int:
 
 def dicom_series(folder: Path, settings: ServeSettings, files: list[Path] | None = None) -> list[SeriesEntry]:
     """Every image series under folder (ImageReadError for damaged files, as the reader says); a
-    series over the voxel budget (judged from the headers, read without pixels) is refused.
+    series over the voxel budget (judged from the headers, read without pixels) is refused, and so
+    is the whole folder when its headers declare more frames in all than the viewer reads (TooLarge).
     files: those of folder to read (default: all but hidden ones and DICOMDIR)."""
     try:
+        files = list_files(folder) if files is None else files
+        if too_many := declared_frames_refusal(files, settings):
+            raise TooLarge(too_many)
         groups, _ = discover_series(folder, files)
     except DeclaredTooLarge as exc:  # a header declaring a huge file: the viewer's 413, like its own budget
         raise TooLarge(str(exc)) from None

@@ -12,6 +12,10 @@ WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 # spine MRI is at most about 1024 x 1024 x 30 (2D) or 512 x 512 x 200 (3D): docs/serve.md.
 MAX_VOXELS = 64 * 2**20
 MAX_DIMENSION = 2048
+# DICOM frames (slices) one upload's headers may declare in all: as many as the zip may hold files
+# (a study at the member cap of classic files). Each file is judged on its own by the reader; this
+# bounds their sum, since the reader builds a header for every declared frame (~0.5 ms each).
+MAX_FRAMES = 5000
 
 
 @dataclass(frozen=True)
@@ -19,7 +23,7 @@ class ServeSettings:
     """max_upload_mb: largest accepted upload; max_unpacked_mb / max_members / max_ratio: what a
     zip (or .nii.gz) may expand to, against zip bombs (max_ratio over the whole archive and per
     member); max_voxels / max_dimension: the largest volume read (from its header, before reading
-    it); max_studies: studies open at once (the oldest idle one is closed for a new one);
+    it); max_frames: the DICOM frames an upload's headers may declare in all; max_studies: studies open at once (the oldest idle one is closed for a new one);
     max_predictions: predictions running or waiting (one runs at a time); max_json_bytes: largest
     JSON request body; study_timeout_s: idle seconds after which a study and its files are deleted;
     upload_idle_timeout_s / upload_timeout_s: a request body that sends nothing for this long, or
@@ -36,6 +40,7 @@ class ServeSettings:
     max_ratio: float = 200.0
     max_voxels: int = MAX_VOXELS
     max_dimension: int = MAX_DIMENSION
+    max_frames: int = MAX_FRAMES
     max_studies: int = 8
     max_predictions: int = 4
     max_json_bytes: int = 64 * 1024
