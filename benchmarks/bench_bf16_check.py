@@ -88,8 +88,8 @@ def main() -> None:
     body = "\n".join([
         f"## The export's bf16 check: {kind}", "",
         f"`benchmarks/bench_bf16_check.py --demo {demo}` — each exported model of the demo exported again without "
-        "the check, then the check (a screen of each split's first 2 validation patients, then 8 per split unless "
-        "the screen decided; every frame of a patient with AP, the main frame alone without) as export runs it, "
+        "the check, then the check (split by split until one split model reaches the tolerance: the first split's "
+        "first 2 validation patients as a screen, then 8 per split unless the screen decided; every frame of a patient with AP, the main frame alone without) as export runs it, "
         "bf16 emulated "
         "with fp32 kernels (`vcpred.models.bf16_emulation`), and with torch's bf16 kernels (bf16 weights under "
         "autocast, as `vcpred predict --precision bf16` runs). Decision: bf16 allowed when the largest change of a "

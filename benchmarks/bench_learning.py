@@ -77,10 +77,10 @@ def ceiling(cohort: pd.DataFrame, splits: list[dict]) -> dict:
     return {"internal": float(np.mean(val_aucs)), "external": auc(external["label"], np.mean(external_probs, axis=0))}
 
 
-def run_tables(out: Path, configuration: str, ap: bool) -> list[pd.DataFrame]:
+def run_tables(runs: Path, configuration: str, ap: bool) -> list[pd.DataFrame]:
     """Per split (in split order): one row per patient, set, label, probability (AP: mean over frames)."""
     tables = []
-    for run in sorted((out / "runs" / configuration).glob("split-*")):
+    for run in sorted((runs / configuration).glob("split-*")):
         table = pd.read_csv(run / "predictions.csv")
         if not ap:
             table = table[table["frame_offset"] == 0]
@@ -112,8 +112,8 @@ def cross_fitted_recalibration(labels: np.ndarray, probabilities: np.ndarray, se
     return out
 
 
-def variant_numbers(out: Path, cohort: pd.DataFrame, configuration: str, ap: bool) -> dict:
-    tables = run_tables(out, configuration, ap)
+def variant_numbers(runs: Path, cohort: pd.DataFrame, configuration: str, ap: bool) -> dict:
+    tables = run_tables(runs, configuration, ap)
     internal = [auc(t.loc[t["set"] == "validation", "label"], t.loc[t["set"] == "validation", "probability"])
                 for t in tables]
     external = pd.concat([t.loc[t["set"] == "external", "probability"] for t in tables], axis=1).mean(axis=1)
@@ -144,7 +144,7 @@ def name(configuration: str, ap: bool) -> str:
 
 def seed_numbers(out: Path, seed: int) -> dict:
     cohort = cohort_table(out)
-    numbers = {v: variant_numbers(out, cohort, *v) for v in variants_of(out)}
+    numbers = {v: variant_numbers(out / "runs", cohort, *v) for v in variants_of(out)}
     chosen = chosen_variant(out)
     pooled = numbers[chosen]["pooled"]
     labels, probabilities = pooled["label"].to_numpy(int), pooled["probability"].to_numpy(float)

@@ -103,8 +103,7 @@ def test_without_ap_the_check_scores_the_main_frames_alone(artefacts, tmp_path, 
     model = export_configuration(runs, "resnetlora", tmp_path / "model", ap=False)
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]
     assert batches and set(batches) == {1}  # one frame per patient read, in every pass
-    screened = check["screen"]["patients_per_split"] * len(check["screen"]["per_split"])
-    assert len(batches) == screened + (0 if check["screen"]["decided"] else check["patients"])
+    assert len(batches) == check["patients"]  # each patient read once for the whole check
 
     recorded = pd.read_csv(runs / "resnetlora" / "split-00" / "predictions.csv")
     main = recorded[(recorded["set"] == "validation") & (recorded["frame_offset"] == 0)]
@@ -146,41 +145,52 @@ def test_the_check_stops_at_the_first_split_model_bf16_moves_too_far(artefacts, 
     runs = artefacts.trained_runs("resnetlora", **CNN)
     full = json.loads((artefacts.exported("resnetlora", **CNN) / "bundle.json").read_text())["bf16_check"]
     assert full["splits_checked"] == full["splits"] == 2 and not full["stopped_early"]
-    assert full["screen"]["patients_per_split"] == 2 and not full["screen"]["decided"]  # then the full check ran
+    assert full["screen"]["patients"] == 2 and not full["screen"]["decided"]  # then the full check ran
     assert full["patients_per_split"] == 8
     # split 0's screen (its first 2 validation patients) reaches the tolerance: split 1 and the full check
     # need not run, and the decision is fp32
-    tolerance = full["screen"]["per_split"][0] / 2
+    tolerance = full["screen"]["change"] / 2
     monkeypatch.setattr(precision_check, "BF16_TOLERANCE", tolerance)
     model = export_configuration(runs, "resnetlora", tmp_path / "model")
     check = json.loads((model / "bundle.json").read_text())["bf16_check"]
-    assert check["per_split"] == [pytest.approx(full["screen"]["per_split"][0], abs=1e-9)] and check["stopped_early"]
+    assert check["per_split"] == [pytest.approx(full["screen"]["change"], abs=1e-9)] and check["stopped_early"]
     assert (check["splits_checked"], check["splits"], check["tolerance"]) == (1, 2, tolerance)
-    assert check["screen"]["decided"] and (check["patients"], check["patients_per_split"]) == (2, 2)
+    assert check["screen"]["decided"] and (check["patients"], check["patients_per_split"]) == (2, 8)
     assert check["max_probability_change"] == check["per_split"][0]
     monkeypatch.setattr(precision, "native_bf16", lambda: True)
     assert load_bundle(model, precision="auto").precision == "fp32"
 
 
-@pytest.mark.parametrize(("screen", "complete", "decided", "patients", "largest"), [
-    ([1e-4, 2e-4], [3e-4, 5e-3], False, 16, 5e-3),  # a change only the full set shows still decides fp32
-    ([1e-4, 2e-4], [3e-4, 4e-4], False, 16, 4e-4),  # both pass: bf16 is allowed on the full check's evidence
-    ([1e-4, 2e-3], [3e-4, 5e-3], True, 4, 2e-3),    # the screen of split 1 decides: no full check
+@pytest.mark.parametrize(("screen", "rest", "full", "changes", "decided", "patients"), [
+    (1e-4, 3e-4, 5e-3, [3e-4, 5e-3], False, 16),  # a change only split 1 shows decides fp32
+    (1e-4, 3e-4, 4e-4, [3e-4, 4e-4], False, 16),  # every split passes: bf16 allowed on all 16 patients
+    (1e-4, 2e-3, 4e-4, [2e-3], False, 8),         # split 0's other patients decide: split 1 never loaded
+    (2e-3, 3e-4, 4e-4, [2e-3], True, 2),          # split 0's screen decides: nothing else scored
 ])
-def test_the_screen_decides_only_a_refusal(tmp_path, monkeypatch, screen, complete, decided, patients, largest):
+def test_split_by_split_the_screen_decides_only_a_refusal(tmp_path, monkeypatch, screen, rest, full, changes,
+                                                         decided, patients):
+    """Split 0: the screen (its first 2 patients), then its other 6 unless the screen reached the
+    tolerance; split 1: its 8 patients in one batch; the first split model that reaches it ends the check."""
     from vcpred.bundle import precision_check
 
-    def change(run, model, recorded, by_id, *, ap, rule, patients):  # split -> (largest change, patients)
-        return (screen if patients == 2 else complete)[run], patients
+    ids = [f"p{i}" for i in range(8)]
+    scored = []
+
+    def change(model, recorded, by_id, patient_ids, frames, *, run, ap, rule):
+        scored.append((run, len(patient_ids)))
+        return {(0, 2): screen, (0, 6): rest, (1, 8): full}[run, len(patient_ids)]
 
     reads = []
-    monkeypatch.setattr(precision_check, "_split_inputs", lambda split_dir, *a: reads.append(split_dir) or (None,) * 3)
+    monkeypatch.setattr(precision_check, "_split_inputs",
+                        lambda split_dir, *a: reads.append(split_dir) or (None, None, None, ids))
     monkeypatch.setattr(precision_check, "_split_change", change)
     check = precision_check.bf16_check(tmp_path, [0, 1], [{"dir": "a"}, {"dir": "b"}], ap=True, rule="mean",
                                        patients=8)
-    assert check["screen"]["decided"] == decided and check["patients"] == patients
-    assert check["max_probability_change"] == largest and check["screen"]["per_split"] == screen
-    assert len(reads) == len(set(reads)) == 2  # each split's model and predictions read once for both passes
+    assert check["per_split"] == changes and check["max_probability_change"] == max(changes)
+    assert check["screen"] == {"patients": 2, "change": screen, "decided": decided}
+    assert check["patients"] == patients == sum(n for _, n in scored)
+    assert check["stopped_early"] == (len(changes) < 2)
+    assert len(reads) == len(set(reads)) == len(changes)  # each split model loaded once, and only when reached
 
 
 def test_each_precision_path_predicts_and_says_which_it_used(artefacts, monkeypatch):

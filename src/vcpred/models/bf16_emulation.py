@@ -80,7 +80,8 @@ class _Bf16Values(TorchDispatchMode):
             self.bf16.add(out[0])
             return out
         if packet in _AUTOCAST_BF16:
-            args, kwargs = tree_map_only(torch.Tensor, _round, (args, kwargs))
+            # tensors already held as bf16 values (the rounded weights, earlier outputs) need no copy
+            args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t in self.bf16 else _round(t), (args, kwargs))
             out = func(*args, **kwargs)
             first = out[0] if isinstance(out, tuple) else out  # attention's logsumexp stays fp32
             _round_in_place(first)
