@@ -17,23 +17,44 @@ from vcpred.cohort.provenance import is_synthetic, recorded, warning_sentence
 from vcpred.errors import ConfigError
 from vcpred.evaluate.outputs import evaluation_problems
 from vcpred.evaluate.per_split import external_reason
+from vcpred.evaluate.small_sample import SampleSize, as_sentence
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta
 from vcpred.bundle.method import clinical_step, finite, loss_text, validation_uses
 from vcpred.runs import recorded_loss
 
 
-def _set_lines(cohort, set_name: str) -> list[str]:
-    """Patients, events and sites of one set of the manifest."""
+def _set_counts(cohort, set_name: str):
+    """EventCounts (patients, labelled, events) of one set of the manifest."""
     from vcpred.cohort.summary import event_counts
 
-    records = cohort.subset(set_name)
-    counts = event_counts([r.label for r in records])
+    return event_counts([r.label for r in cohort.subset(set_name)])
+
+
+def _set_lines(cohort, set_name: str) -> list[str]:
+    """Patients, events and sites of one set of the manifest."""
+    counts = _set_counts(cohort, set_name)
     prevalence = "" if counts.prevalence is None else f" (prevalence {counts.prevalence:.1%})"
-    sites = sorted({r.site for r in records if r.site})
+    sites = sorted({r.site for r in cohort.subset(set_name) if r.site})
     return [f"- {set_name} set: {counts.patients} patients, {counts.events} with collapse among "
             f"{counts.labelled} labelled{prevalence}",
             f"- sites: {', '.join(sites) if sites else 'not recorded'}"]
+
+
+NO_EXTERNAL = ("none: the cohort has no external patients, so no performance or calibration was measured outside the "
+               "development set")
+
+
+def _external_lines(cohort) -> list[str]:
+    """The external evaluation population: what it is, what it was used for, and whether it is small."""
+    counts = _set_counts(cohort, "external")
+    if not counts.patients:
+        return [f"- {NO_EXTERNAL}"]
+    size = SampleSize("the external set", counts.events, counts.labelled - counts.events)
+    warning = size.warning("its AUC and calibration are imprecise (read their confidence intervals)")
+    return [*_set_lines(cohort, "external"),
+            "- used only to measure performance: never for training, thresholds or any choice",
+            *([f"- **{as_sentence(warning)}**"] if warning else [])]
 
 
 def _span(values: list[int]) -> str:
@@ -50,9 +71,10 @@ def _split_line(sources) -> str:
             f"train and validation patients{counts}")
 
 
-def _populations(sources, training_data: dict) -> tuple[list[str], list[str]]:
-    """(training population: the development set only; external evaluation population), from the
-    manifest the runs were trained on (when it is still readable)."""
+def _populations(sources, training_data: dict) -> tuple[list[str], list[str], int | None]:
+    """(training population: the development set only; external evaluation population; how many
+    external patients the cohort has, None when unknown), from the manifest the runs were trained on
+    (when it is still readable)."""
     from vcpred.cohort import load_manifest
     from vcpred.errors import VcpredError
 
@@ -63,10 +85,9 @@ def _populations(sources, training_data: dict) -> tuple[list[str], list[str]]:
         cohort = load_manifest(manifest)
     except (VcpredError, OSError) as exc:
         unreadable = f"- training manifest {manifest} not readable at export time ({exc})"
-        return [unreadable, origin, _split_line(sources)], [unreadable]
-    external = _set_lines(cohort, "external") + [
-        "- used only to measure performance: never for training, thresholds or any choice"]
-    return [*_set_lines(cohort, "development"), origin, _split_line(sources)], external
+        return [unreadable, origin, _split_line(sources)], [unreadable], None
+    return ([*_set_lines(cohort, "development"), origin, _split_line(sources)], _external_lines(cohort),
+            _set_counts(cohort, "external").patients)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -82,7 +103,8 @@ def _mean_sd(mean, sd) -> str:
 def _ensemble_lines(row: pd.Series, ensemble: dict) -> list[str]:
     """External performance of the split ensemble (the exported model's own output)."""
     if not finite(row.get("ensemble_auc", math.nan)):
-        return [f"- external ensemble: not scored ({external_reason(ensemble)})"]
+        return [f"- external ensemble: not scored ({external_reason(ensemble)}); no calibration was measured on "
+                "external patients"]
     return [
         f"- **external AUC of the ensemble (the exported model): {_fmt(row['ensemble_auc'])} "
         f"(95 % CI {_fmt(row.get('ensemble_auc_ci_low'))}-{_fmt(row.get('ensemble_auc_ci_high'))}, DeLong)**, "
@@ -119,7 +141,13 @@ def _read_eval(eval_dir: Path) -> tuple[pd.DataFrame, dict]:
     return summary, evaluation
 
 
-def _performance(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
+def _small_sample_lines(evaluation: dict) -> list[str]:
+    """evaluation.json `small_sample` warnings (evaluate's rule), one bold line each."""
+    warnings = (evaluation.get("small_sample") or {}).get("warnings") or []
+    return [f"- **{as_sentence(w)}**" for w in warnings]
+
+
+def _performance(meta: BundleMeta, eval_dir: str | Path | None, external_patients: int | None) -> list[str]:
     if eval_dir is None:
         return ["Not given at export (pass `--eval EVAL` from `vcpred evaluate` to include it)."]
     path = Path(eval_dir) / "summary.csv"
@@ -131,17 +159,21 @@ def _performance(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
     rows = summary[summary["variant"] == variant]
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]
-    lines = ["| set | AUC mean (SD) | sensitivity | specificity | splits |", "|---|---|---|---|---|"]
+    small = _small_sample_lines(evaluation)
+    lines = [*small, *([""] if small else []),
+             "| set | AUC mean (SD) | sensitivity | specificity | splits |", "|---|---|---|---|---|"]
     ensemble = evaluation.get("ensembles", {}).get(variant, {})
     for _, row in rows.iterrows():
         auc = _mean_sd(row["auc_mean"], row["auc_sd"])
         if row["set"] == "external" and not finite(row["auc_mean"]):  # every split scores the same external set
-            auc = f"n/a ({external_reason(ensemble)})"
+            auc = "n/a (no external patients)" if external_patients == 0 else f"n/a ({external_reason(ensemble)})"
         lines.append(f"| {row['set']} | {auc} | "
                      f"{_fmt(row['sensitivity_mean'])} | {_fmt(row['specificity_mean'])} | {row['n_splits']} |")
     lines.append(f"\nSource: {path} (variant {variant!r}); mean (SD) over split models at each split's threshold.\n")
     external = rows[rows["set"] == "external"]
-    if not external.empty:
+    if external_patients == 0:
+        lines.append("- no external patients: the numbers above are the development validation patients' only")
+    elif not external.empty:
         lines += _ensemble_lines(external.iloc[0], ensemble)
         if _export_record(meta):
             lines.append("- (these are the split models' own probabilities; the exported model's are recalibrated: "
@@ -149,7 +181,7 @@ def _performance(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
     return lines
 
 
-def _validation(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
+def _validation(meta: BundleMeta, eval_dir: str | Path | None, external: bool = True) -> list[str]:
     """What validation data chose for this model (and, with EVAL, for the evaluation)."""
     best = rule = step = None
     variant = Variant(meta.configuration, meta.ap).label
@@ -162,7 +194,7 @@ def _validation(meta: BundleMeta, eval_dir: str | Path | None) -> list[str]:
         except (OSError, pd.errors.ParserError, json.JSONDecodeError, KeyError):
             lines.append("- (EVAL not readable: the evaluation's choices are not listed)")
     uses, others = validation_uses(early_stopping=meta.image, best=best, rule=rule, step=step,
-                                   recalibrated=_export_record(meta) is not None)
+                                   recalibrated=_export_record(meta) is not None, external=external)
     if best is not None and best != variant:
         others.insert(0, f"This model ({variant}) is not the evaluation's best variant; who chose to export it is "
                          "not recorded.")
@@ -221,8 +253,9 @@ def calibration_sentence(validation: dict | None) -> str | None:
             f"probability − prevalence {pair('mean_minus_prevalence', 3, signed=True)} (ideal 1, 0, 0).")
 
 
-def _calibration(meta: BundleMeta) -> list[str]:
-    """The export's recalibration and the calibration before and after it, out of sample."""
+def _calibration(meta: BundleMeta, external_patients: int | None = None) -> list[str]:
+    """The export's recalibration and the calibration before and after it, out of sample, and on which
+    patients it was measured (external_patients: the cohort's, None when unknown)."""
     validation = meta.validation_calibration
     if not validation:
         return ["Not recorded (exported by an earlier vcpred, or not by `vcpred export`)."]
@@ -244,13 +277,30 @@ def _calibration(meta: BundleMeta) -> list[str]:
     if external:
         lines.append(_calibration_row(f"external ({external['before']['n']})", external["before"],
                                       external.get("after")))
+    if external:
+        where = ("External patients: the split ensemble, recalibrated with the fit on all development patients; "
+                 "the external set fits and chooses nothing.")
+    elif external_patients == 0:
+        where = ("External patients: none in the cohort, so this calibration was measured on the development "
+                 "patients' out-of-split probabilities only.")
+    else:
+        where = ("External patients: too few labelled (at least 2 cases and 2 controls needed), so this calibration "
+                 "was measured on the development patients' out-of-split probabilities only.")
     lines += ["", "Before → after the recalibration (after: n/a when there is none); ideal: 0, 1, 0. Development "
               f"patients: {validation['source']}; the recalibrated column is measured by {validation['cross_fitting']}"
-              ". "
-              + ("External patients: the split ensemble, recalibrated with the fit on all development patients; "
-                 "the external set fits and chooses nothing." if external else "External patients: none labelled "
-                 "(at least 2 cases and 2 controls needed).")]
-    return lines
+              f". {where}"]
+    return lines + _calibration_warnings(validation)
+
+
+def _calibration_warnings(validation: dict) -> list[str]:
+    """The small-sample rule on the patients the calibration table was measured on."""
+    sizes = [SampleSize(f"the out-of-split set of {validation['patients']} development patients",
+                        int(validation["events"]), int(validation["patients"]) - int(validation["events"]))]
+    external = (validation.get("external") or {}).get("before")
+    if external:
+        sizes.append(SampleSize("the external set", int(external["events"]), int(external["n"]) - int(external["events"])))
+    warnings = [size.warning("the calibration measured on them is imprecise") for size in sizes]
+    return ["", *(f"**{as_sentence(w)}**" for w in warnings if w)] if any(warnings) else []
 
 
 def _limits(training_data: dict, recalibrated: bool) -> list[str]:
@@ -280,7 +330,7 @@ def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
     model = (f"{spec.get('backbone')} ({spec.get('weights')} weights, {spec.get('method')} fine-tuning{merged})"
              if spec else "clinical-only logistic regression")
     training_data = recorded({"training_data": meta.training_data})
-    training, external = _populations(sources, training_data)
+    training, external, external_patients = _populations(sources, training_data)
     loss = loss_text([recorded_loss(s.path) for s in sources], image=meta.image)
     if _export_record(meta):
         loss += " in training; the export recalibrates the probabilities (see Calibration and recalibration)"
@@ -301,9 +351,9 @@ def model_card(meta: BundleMeta, sources, eval_dir: str | Path | None) -> str:
         _preprocessing(meta.prepare_params),
         "", "## Training population", *training, "",
         "## External evaluation population", *external, "",
-        "## What validation data was used for", *_validation(meta, eval_dir), "",
-        "## Performance", *_performance(meta, eval_dir), "",
-        "## Calibration and recalibration", *_calibration(meta), "",
+        "## What validation data was used for", *_validation(meta, eval_dir, external_patients != 0), "",
+        "## Performance", *_performance(meta, eval_dir, external_patients), "",
+        "## Calibration and recalibration", *_calibration(meta, external_patients), "",
         "## Known limits", *_limits(training_data, bool(meta.recalibration)), "",
     ]
     return "\n".join(parts)

@@ -31,8 +31,9 @@ import pandas as pd
 from vcpred import __version__
 from vcpred.bundle.recalibration import METHOD, RecalibrationError, apply, fit
 from vcpred.evaluate.out_of_split import out_of_split
-
-MIN_PER_CLASS = 10  # cases and controls among the pooled development patients
+# cases and controls among the pooled development patients: the one small-sample minimum, which
+# `vcpred validate --recalibrate` requires too
+from vcpred.evaluate.small_sample import MIN_PER_CLASS
 FOLDS = 5
 SEED = 0
 SOURCE = ("out-of-split: each development patient's mean probability over the split models that validated it "

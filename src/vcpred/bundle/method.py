@@ -53,9 +53,11 @@ def clinical_step(summary: pd.DataFrame) -> str | None:
 
 
 def validation_uses(*, early_stopping: bool, best: str | None = None, rule: str | None = None,
-                    step: str | None = None, recalibrated: bool = False) -> tuple[list[str], list[str]]:
+                    step: str | None = None, recalibrated: bool = False,
+                    external: bool = True) -> tuple[list[str], list[str]]:
     """(what validation data chose, as list items; other choices and the external set's role).
-    recalibrated: the exported model's probabilities were recalibrated at export."""
+    recalibrated: the exported model's probabilities were recalibrated at export; external: whether
+    the cohort has external patients at all."""
     uses, others = [], []
     if early_stopping:
         uses.append("early stopping: each image run keeps its epoch with the highest validation AUC")
@@ -69,7 +71,9 @@ def validation_uses(*, early_stopping: bool, best: str | None = None, rule: str 
         others.append(f"The best variant {best} was {rule or 'chosen by a rule not recorded'}, not by the data.")
     if step:
         uses.append(step)
-    others.append("The external set chose nothing: it was used only to measure performance.")
+    others.append("The external set chose nothing: it was used only to measure performance." if external else
+                  "There is no external set: no patient outside the development set was scored, so every number "
+                  "here comes from development patients.")
     return uses, others
 
 

@@ -1,6 +1,8 @@
-"""Calibration of each split ensemble on the external set (evaluation.json `calibration`): slope,
-intercept (calibration-in-the-large), Brier and the binned curve (vcpred.stats.calibration), one
-`VariantCalibration` per variant label. `vcpred validate` computes its curves with the same code."""
+"""Calibration of each split ensemble on the external set (evaluation.json `calibration`): slope with
+its Wald 95 % interval, intercept (calibration-in-the-large), Brier and the binned curve
+(vcpred.stats.calibration), one `VariantCalibration` per variant label. The curve's quantile bins
+adapt to n (vcpred.evaluate.small_sample.calibration_bins: at least 10 patients a bin). `vcpred
+validate` computes its curves with the same code."""
 
 from __future__ import annotations
 
@@ -8,7 +10,10 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
+
 from vcpred.evaluate.ensemble import Ensemble, two_per_class
+from vcpred.evaluate.small_sample import calibration_bins, slope_interval
 from vcpred.jsonio import from_dict, to_dict
 from vcpred.stats import calibration
 
@@ -35,28 +40,54 @@ class VariantCalibration:
     converged: bool
     n: int
     curve: BinnedCurve
+    slope_ci_low: float = math.nan  # Wald 95 % interval (small_sample.slope_interval); NaN in older files
+    slope_ci_high: float = math.nan
 
     @property
     def has_slope(self) -> bool:
         """Whether the slope is a number (a plot's legend quotes it)."""
         return math.isfinite(self.slope)
 
+    def bin_intervals(self) -> tuple[list[float], list[float]]:
+        """Wilson 95 % interval of each bin's observed fraction (lows, highs): the curve's uncertainty."""
+        from scipy.stats import binomtest
 
-def calibration_curves(ensembles: Mapping[object, Ensemble], n_bins: int = 10) -> dict[str, VariantCalibration]:
-    """Per variant label, the calibration of its ensemble's labelled probabilities (variants with
-    fewer than 2 patients of a class are left out)."""
+        lows, highs = [], []
+        for fraction, count in zip(self.curve.observed_fraction, self.curve.count):
+            interval = binomtest(round(fraction * count), count).proportion_ci(confidence_level=0.95, method="wilson")
+            lows.append(float(interval.low))
+            highs.append(float(interval.high))
+        return lows, highs
+
+
+def calibration_curves(ensembles: Mapping[object, Ensemble]) -> dict[str, VariantCalibration]:
+    """Per variant label, the calibration of its ensemble's labelled probabilities, the curve in
+    calibration_bins(n) quantile bins (variants with fewer than 2 patients of a class are left out)."""
     out = {}
     for variant, ens in ensembles.items():
         if not two_per_class(ens):
             continue
-        r = calibration(ens.labelled["label"].to_numpy(int), ens.labelled["probability"].to_numpy(), n_bins=n_bins)
+        probabilities = ens.labelled["probability"].to_numpy()
+        r = calibration(ens.labelled["label"].to_numpy(int), probabilities,
+                        n_bins=calibration_bins(len(probabilities)), strategy="quantile")
         c = r.curve
         curve = BinnedCurve(tuple(map(float, c.bin_low)), tuple(map(float, c.bin_high)),
                             tuple(map(float, c.mean_predicted)), tuple(map(float, c.observed_fraction)),
                             tuple(map(int, c.count)))
+        low, high = slope_interval(probabilities, r.slope, r.slope_fit_intercept)
         out[variant.label] = VariantCalibration(float(r.slope), float(r.intercept), float(r.brier),
-                                                bool(r.converged), int(r.n), curve)
+                                                bool(r.converged), int(r.n), curve, low, high)
     return out
+
+
+def slope_ci(labels, probabilities) -> tuple[float, float]:
+    """The calibration slope's Wald 95 % interval on these patients (NaN, NaN when it cannot be fitted:
+    fewer than 2 of a class, or no convergence)."""
+    labels = np.asarray(labels, dtype=int)
+    if min((labels == 1).sum(), (labels == 0).sum()) < 2:
+        return math.nan, math.nan
+    result = calibration(labels, probabilities)
+    return slope_interval(probabilities, result.slope, result.slope_fit_intercept)
 
 
 def calibration_json(curves: Mapping[str, VariantCalibration]) -> dict:

@@ -65,6 +65,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     console.say(f"evaluated {n_runs} run(s) of {n_configurations} configuration(s); best: {ev.best.label}")
     for line in console_summary(ev):
         console.say(line)
+    for warning in ev.small_sample.get("warnings", []):
+        console.warn(warning)
     if ev.skipped:
         console.say(f"skipped {len(ev.skipped)} unfinished run(s): " +
                     "; ".join(f"{p} ({r})" for p, r in ev.skipped))

@@ -18,6 +18,7 @@ from vcpred.evaluate.per_split import split_row
 from vcpred.evaluate.runs import read_runs
 from vcpred.evaluate.selection import MARGIN, Selection, default_reference, select, validation_data
 from vcpred.evaluate.sites import VariantSites, variant_sites
+from vcpred.evaluate.small_sample import evaluation_sizes
 from vcpred.evaluate.subgroups import subgroup_columns, subgroups
 from vcpred.evaluate.variants import Variant, parse_variant
 
@@ -39,6 +40,7 @@ class Evaluation:
     sites: dict[str, VariantSites]  # variant label -> out-of-split validation AUC pooled and per development site
     subgroups: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    small_sample: dict = field(default_factory=dict)  # evaluation.json `small_sample` (small_sample.evaluation_sizes)
 
 
 def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None = None,
@@ -78,7 +80,7 @@ def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None 
     external_groups = subgroups(ensembles, groups) if groups is not None else {}
     return Evaluation(Path(runs_dir), rule, variants, per_split, ensembles, chosen, comparisons,
                       calibration_curves(ensembles), decision_curves(ensembles, thresholds), selection, development,
-                      external_groups, folder.skipped)
+                      external_groups, folder.skipped, evaluation_sizes(per_split, ensembles))
 
 
 def _image_free(runs: list) -> set[str]:

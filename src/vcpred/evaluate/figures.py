@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,8 +32,6 @@ def _save(fig, path: Path | io.BytesIO, dpi: int = 120) -> Path | io.BytesIO:
 
 def number(value, digits: int = 3) -> str:
     """A number for a figure's text; 'n/a' for a missing or non-finite one (never 'nan')."""
-    import math
-
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) and math.isfinite(value) else "n/a"
 
 
@@ -61,11 +60,18 @@ def roc_figure(ev, path: Path) -> Path | None:
 
 
 def draw_calibration(ax, calibration: Mapping[str, VariantCalibration]) -> None:
-    """Binned observed fraction vs mean predicted probability per variant label (evaluation.json
-    'calibration', read back with evaluate.calibration.read_calibration)."""
+    """Binned observed fraction (with its Wilson 95 % interval) vs mean predicted probability per
+    variant label, in the curve's quantile bins (evaluation.json 'calibration', read back with
+    evaluate.calibration.read_calibration)."""
     for label, cal in calibration.items():
-        ax.plot(cal.curve.mean_predicted, cal.curve.observed_fraction, marker="o",
-                label=f"{label} (slope {number(cal.slope, 2)})")
+        lows, highs = cal.bin_intervals()
+        fraction = cal.curve.observed_fraction
+        ci = (f", 95 % CI {number(cal.slope_ci_low, 2)} to {number(cal.slope_ci_high, 2)}"
+              if math.isfinite(cal.slope_ci_low) else "")
+        ax.errorbar(cal.curve.mean_predicted, fraction,
+                    yerr=[[f - low for f, low in zip(fraction, lows)], [high - f for f, high in zip(fraction, highs)]],
+                    marker="o", capsize=3,
+                    label=f"{label} (slope {number(cal.slope, 2)}{ci}; {len(fraction)} bins of ~{cal.n // len(fraction)})")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":")
     ax.set(xlabel="mean predicted probability", ylabel="observed fraction", xlim=(0, 1), ylim=(0, 1),
            title="Calibration, external set")

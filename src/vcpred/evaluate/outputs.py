@@ -15,6 +15,7 @@ from vcpred.evaluate.compare import Comparison
 from vcpred.evaluate.core import Evaluation
 from vcpred.evaluate.decision import decision_json
 from vcpred.evaluate.sites import sites_table
+from vcpred.evaluate.small_sample import MIN_PER_CLASS
 from vcpred.evaluate.tables import tables_markdown
 from vcpred.hashing import sha256_files
 from vcpred.jsonio import ABSENT, json_text, jsonable, to_dict
@@ -39,7 +40,8 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
         for set_name, prefix in SETS.items():
             row = {"configuration": variant.configuration, "ap": _bool(variant.ap),
                    "clinical": _bool(variant.clinical), "variant": variant.label, "set": set_name,
-                   "best": _bool(variant == ev.best), "n_splits": int(mine[f"{prefix}_auc"].notna().sum())}
+                   "best": _bool(variant == ev.best), "n_splits": int(mine[f"{prefix}_auc"].notna().sum()),
+                   "small_sample": _bool(bool((ev.small_sample.get(set_name) or {}).get("small")))}
             for metric in ("auc", "sensitivity", "specificity"):
                 values = mine[f"{prefix}_{metric}"]
                 row[f"{metric}_mean"] = values.mean()
@@ -97,12 +99,17 @@ def evaluation_json(ev: Evaluation) -> dict:
         "selection": to_dict(ev.selection), "sites": {label: to_dict(found) for label, found in ev.sites.items()},
         "comparisons": to_dict(ev.comparisons), "calibration": calibration_json(ev.calibration),
         "decision_curves": decision_json(ev.decision_curves), "subgroups": ev.subgroups,
+        "small_sample": ev.small_sample,
         "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
                   "validation": "validation predictions choose each run's best epoch (early stopping), the "
                                 "thresholds and the best variant; the external set chooses nothing",
                   "sites": "out-of-split validation AUC per development site: each development patient's mean "
                            "probability over the splits that validated it, joined with its manifest site",
                   "infinite thresholds": "written as null (-inf: every patient positive)",
+                  "small sample": f"a set with fewer than {MIN_PER_CLASS} cases or {MIN_PER_CLASS} controls (internal: "
+                                  "the smallest split's "
+                                  "validation patients; external: the labelled external patients) is flagged in "
+                                  "small_sample, summary.csv small_sample, tables.md and the report",
                   "undefined thresholds": "an ensemble whose split models have no finite threshold (constant "
                                           "predictions) has threshold null and says why in threshold_note"}})
 

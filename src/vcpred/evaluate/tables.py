@@ -8,6 +8,7 @@ import pandas as pd
 
 from vcpred import RESEARCH_NOTICE
 from vcpred.evaluate.compare import Comparisons
+from vcpred.evaluate.small_sample import as_sentence
 from vcpred.evaluate.summary import markdown_sections
 
 
@@ -30,7 +31,12 @@ def p_text(p: float, p_holm: float | None = None, alpha: float = 0.05) -> str:
 
 
 def _model(row: pd.Series) -> str:
-    return f"**{row['variant']}** (best)" if row["best"] == "true" else str(row["variant"])
+    if row["best"] != "true":
+        return str(row["variant"])
+    return f"**{row['variant']}** (best{SMALL_MARK if row.get('small_sample') == 'true' else ''})"
+
+
+SMALL_MARK = "; small sample, see the warning above"
 
 
 def _section(summary: pd.DataFrame, set_name: str, alpha: float) -> list[str]:
@@ -44,13 +50,18 @@ def _section(summary: pd.DataFrame, set_name: str, alpha: float) -> list[str]:
         cells = [_model(row), row["clinical"], mean_sd(row["auc_mean"], row["auc_sd"]),
                  mean_sd(row["specificity_mean"], row["specificity_sd"]),
                  mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]),
-                 "-" if best else p_text(row["p_value"], row["p_holm"], alpha)]
+                 "-" if best else p_text(row["p_value"], row["p_holm"], alpha) + _small(row)]
         if set_name == "external":
             cells.append("-" if best else f"{p_text(row.get('p_split_delong_median', math.nan))} "
                                           f"({int(row.get('n_splits_significant', 0) or 0)}/{row['n_splits']})")
             cells.append(_ensemble_cell(row))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return lines
+
+
+def _small(row: pd.Series) -> str:
+    """' (small sample)' after a p-value of a small set, so no star reads as evidence by itself."""
+    return " (small sample)" if row.get("small_sample") == "true" and not _missing(row["p_value"]) else ""
 
 
 def _ensemble_cell(row: pd.Series) -> str:
@@ -69,7 +80,7 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
              f"Mean (SD) over up to {n_splits} splits. AP = augmented prediction ({ev.aggregate} over "
              f"frames). Best configuration: **{comp.best}** ({comp.best_rule}). "
              f"\\* significant after Holm correction over {m} comparisons (Holm-adjusted p < {alpha}).",
-             *identical_note(comp), "",
+             *identical_note(comp), "", *_best_warning(ev.small_sample),
              "## Internal validation (shaped like Table 2)", "",
              "Threshold: Youden's J on each split's validation predictions (so internal sensitivity and "
              "specificity are optimistic). p-value: corrected resampled t-test (Nadeau-Bengio) of the "
@@ -90,6 +101,12 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
         lines += ["", f"Skipped {len(ev.skipped)} unfinished run(s): " +
                   "; ".join(f"{p} ({r})" for p, r in ev.skipped)]
     return "\n".join(lines) + "\n"
+
+
+def _best_warning(small_sample: dict | None) -> list[str]:
+    """Under the 'Best configuration' sentence: the small-sample warnings, so the best is read with them."""
+    warnings = (small_sample or {}).get("warnings") or []
+    return [f"**Warning:** {' '.join(as_sentence(w) for w in warnings)}", ""] if warnings else []
 
 
 def identical_note(comparisons: Comparisons) -> list[str]:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from vcpred.evaluate.compare import best_summary_row
 from vcpred.evaluate.per_split import external_reason
+from vcpred.evaluate.small_sample import as_sentence
 from vcpred.evaluate.tables import identical_note, mean_sd, p_text
 from vcpred.bundle.method import clinical_step, validation_uses
 from vcpred.html import Html, bullet_list, join, note, section, table, tag
@@ -32,15 +33,22 @@ def ensemble_ci(row: pd.Series, ensemble: dict | None = None) -> str:
     return f"{auc:.4f} ({_four(row.get('ensemble_auc_ci_low'))}-{_four(row.get('ensemble_auc_ci_high'))})"
 
 
+def _small(row: pd.Series) -> bool:
+    """Whether summary.csv flags the row's set as a small sample (evaluate's small_sample rule)."""
+    return str(row.get("small_sample", "")).lower() == "true"
+
+
 def _set_cells(row: pd.Series, alpha: float) -> list[str]:
+    p_value = p_text(row["p_value"], row["p_holm"], alpha)
     return [mean_sd(row["auc_mean"], row["auc_sd"]), mean_sd(row["specificity_mean"], row["specificity_sd"]),
             mean_sd(row["sensitivity_mean"], row["sensitivity_sd"]),
-            "reference" if row["best"] else p_text(row["p_value"], row["p_holm"], alpha)]
+            "reference" if row["best"] else p_value + (" (small sample)" if _small(row) and p_value != "n/a" else "")]
 
 
 def _model_cells(inputs: ReportInputs, configuration: str, row: pd.Series) -> list:
     backbone, weights, method = model_text(inputs.configs[configuration].model)
-    name = tag("strong", row["variant"]) if row["best"] else row["variant"]
+    name = (join([tag("strong", row["variant"]), " (best; small sample)" if _small(row) else ""]) if row["best"]
+            else row["variant"])
     return [name, f"{backbone} / {weights}", method, "yes" if row["clinical"] else "no", "yes" if row["ap"] else "no"]
 
 
@@ -114,8 +122,16 @@ def validation_uses_block(inputs: ReportInputs) -> Html:
     return join([tag("h3", "What validation data was used for"), bullet_list(uses), note(" ".join(others))])
 
 
+def small_sample_notice(evaluation: dict) -> Html:
+    """evaluation.json `small_sample` warnings as a notice above the tables ('' when none is small)."""
+    warnings = (evaluation.get("small_sample") or {}).get("warnings") or []
+    if not warnings:
+        return join([])
+    return tag("p", "Warning: " + " ".join(as_sentence(w) for w in warnings), cls="notice", id="small-sample")
+
+
 def tables_section(inputs: ReportInputs) -> Html:
-    return section("comparison", "Model comparison (Tables 2 and 3)",
+    return section("comparison", "Model comparison (Tables 2 and 3)", small_sample_notice(inputs.evaluation),
                    tag("h3", "Table 2 shape: backbone x weights x fine-tuning method (main frame, no AP)"),
                    paired_tables(inputs, table2_variants(inputs), "Table 2"),
                    tag("h3", "Table 3 shape: the best image model +/- augmented prediction (AP) +/- clinical "

@@ -74,9 +74,9 @@ def calibration_curve(y: np.ndarray, prob: np.ndarray, n_bins: int = 10,
     """Bins of equal width on [0, 1] ("uniform") or of equal count ("quantile"); empty bins dropped."""
     if strategy == "uniform":
         edges = np.round(np.linspace(0.0, 1.0, n_bins + 1), 12)  # 0.6, not 0.6000000000000001
-    elif strategy == "quantile":
-        edges = np.unique(np.quantile(prob, np.linspace(0, 1, n_bins + 1)))
-        edges[0], edges[-1] = 0.0, 1.0
+    elif strategy == "quantile":  # tied probabilities merge bins (one bin when all are equal)
+        inner = np.quantile(prob, np.linspace(0, 1, n_bins + 1)[1:-1])
+        edges = np.unique(np.concatenate(([0.0], inner, [1.0])))
     else:
         raise StatsError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
     index = np.clip(np.searchsorted(edges, prob, side="right") - 1, 0, len(edges) - 2)
