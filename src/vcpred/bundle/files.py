@@ -136,7 +136,7 @@ def read_meta(folder: Path) -> dict:
     except FileNotFoundError:
         raise BundleError(f"{folder} has no {BUNDLE_FILE}: not a `vcpred export` model directory, or an "
                           "incomplete copy; export it again or copy the whole folder") from None
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:  # a damaged byte may not be UTF-8
         raise BundleError(f"{path} is not readable JSON ({exc}); export the model again") from None
     if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
         raise BundleError(f"{path} is not a vcpred model bundle (format {meta.get('format')!r})")
