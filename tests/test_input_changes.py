@@ -25,7 +25,7 @@ from predict_support import BODY, T2_LUMBAR
 from vcpred.bundle.files import BUNDLE_FILE
 from vcpred.cli import main
 
-pytestmark = pytest.mark.usefixtures("weights_home")
+pytestmark = [pytest.mark.usefixtures("weights_home"), pytest.mark.slow]  # ~50 s, the export aside
 
 CNN = dict(backbone="resnet_test", method="lora")
 PATIENTS = {"A": 1, "B": 0, "C": 1}  # id: label
