@@ -180,16 +180,26 @@ def test_a_patient_without_a_clinical_value_is_left_out_with_the_reason(artefact
     assert metrics["n"] == 9
 
 
+def _own_copy(path: Path, stamp: int) -> Path:
+    """The real T2 as a file of its own bytes (another gzip time stamp, the same pixels): validate
+    scores the same image files under two ids once (vcpred.validate.same_images)."""
+    data = bytearray(T2_LUMBAR.read_bytes())
+    data[4:8] = stamp.to_bytes(4, "little")  # the gzip header's MTIME
+    path.write_bytes(bytes(data))
+    return path
+
+
 def _image_manifest(folder: Path) -> Path:
-    """Real-T2 patients with the ROI moved a little per patient (so the CNN's probabilities differ), one
-    with a missing image, one whose image is not an image, one without a label."""
+    """Real-T2 patients, each its own copy, with the ROI moved a little per patient (so the CNN's
+    probabilities differ), one with a missing image, one whose image is not an image, one without a label."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "broken.nii.gz").write_bytes(b"not a NIfTI file")
     header = "patient_id,set,image_t2,roi_slice,roi_row_min,roi_col_min,roi_row_max,roi_col_max,label"
     rows = []
     for i, (dr, dc) in enumerate([(0, 0), (-6, 3), (5, -4), (-3, -6), (8, 6), (2, 9)]):
         r0, c0, r1, c1 = BODY.row_min + dr, BODY.col_min + dc, BODY.row_max + dr, BODY.col_max + dc
-        rows.append(f"R{i},external,{T2_LUMBAR},{BODY.slice},{r0},{c0},{r1},{c1},{i % 2}")
+        image = _own_copy(folder / f"R{i}.nii.gz", i + 1)
+        rows.append(f"R{i},external,{image},{BODY.slice},{r0},{c0},{r1},{c1},{i % 2}")
     rows += [f"MISSING,external,{folder / 'gone.nii.gz'},19,103,140,127,171,1",
              f"BROKEN,external,{folder / 'broken.nii.gz'},19,103,140,127,171,0",
              f"UNLABELLED,external,{T2_LUMBAR},19,103,140,127,171,"]
