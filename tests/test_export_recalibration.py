@@ -214,7 +214,7 @@ def test_validate_recalibrate_composes_with_the_exports_recalibration(runs, bund
     manifest = runs[1]
     exported = load_bundle(bundles[0]).meta.recalibration
     assert main(["validate", "--model", str(bundles[0]), "--manifest", str(manifest), "--out", str(tmp_path / "v"),
-                 "--recalibrate", str(tmp_path / "m2")]) == 0
+                 "--recalibrate", str(tmp_path / "m2"), "--force-small"]) == 0  # its 10 external patients
     out = capsys.readouterr().out
     assert "the model is already recalibrated (at export on the development patients' out-of-split " \
            "probabilities" in out and "composing" in out

@@ -274,7 +274,8 @@ def test_recalibration_writes_a_new_model_and_leaves_the_original(artefacts, tmp
     manifest, _, _ = artefacts.tiny_cohort()
     original = snapshot(model)
     new = tmp_path / "recalibrated"
-    assert validate(model, manifest, tmp_path / "out", "--set", "external", "--recalibrate", str(new)) == 0
+    assert validate(model, manifest, tmp_path / "out", "--set", "external", "--recalibrate", str(new),
+                    "--force-small") == 0  # 5 cases and 5 controls: below the minimum (test_validate_small.py)
     assert snapshot(model) == original  # the original bundle is untouched
     assert "recalibrated (intercept" in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "out" / "predictions.csv")
@@ -321,8 +322,9 @@ def test_recalibrating_twice_composes_the_updates(artefacts, tmp_path):
     for name, ids in (("first", [f"P10{i}" for i in range(6)]), ("second", [f"P10{i}" for i in range(6, 10)])):
         table[table["patient_id"].isin(ids)].to_csv(tmp_path / f"{name}.csv", index=False)
         halves.append(tmp_path / f"{name}.csv")
-    assert validate(model, halves[0], tmp_path / "a", "--recalibrate", str(tmp_path / "m1")) == 0
-    assert validate(tmp_path / "m1", halves[1], tmp_path / "b", "--recalibrate", str(tmp_path / "m2")) == 0
+    assert validate(model, halves[0], tmp_path / "a", "--recalibrate", str(tmp_path / "m1"), "--force-small") == 0
+    assert validate(tmp_path / "m1", halves[1], tmp_path / "b", "--recalibrate", str(tmp_path / "m2"),
+                    "--force-small") == 0
     first, second = (load_bundle(tmp_path / m).meta.recalibration for m in ("m1", "m2"))
     assert second["previous"]["intercept"] == first["intercept"]
     assert second["slope"] == pytest.approx(first["slope"] * second["fit"]["slope"])

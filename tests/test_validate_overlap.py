@@ -151,7 +151,7 @@ FIRST, SECOND = [f"P10{i}" for i in range(6)], [f"P10{i}" for i in range(6, 10)]
 def test_a_recalibrated_model_leaves_out_its_recalibration_patients(own, tmp_path, capsys):
     model, manifest = own
     first = _subset(manifest, FIRST, tmp_path / "first.csv")
-    assert validate(model, first, tmp_path / "v1", "--recalibrate", str(tmp_path / "m1")) == 0
+    assert validate(model, first, tmp_path / "v1", "--recalibrate", str(tmp_path / "m1"), "--force-small") == 0
     capsys.readouterr()
     # on its own recalibration cohort: nothing left to score, said so (it printed "intercept -0.00, slope 1.00")
     assert validate(tmp_path / "m1", first, tmp_path / "v2") == 2
@@ -174,10 +174,11 @@ def test_a_recalibrated_model_leaves_out_its_recalibration_patients(own, tmp_pat
 def test_recalibrating_a_recalibrated_model_says_it_composes_and_does(own, tmp_path, capsys):
     model, manifest = own
     assert validate(model, _subset(manifest, FIRST, tmp_path / "first.csv"), tmp_path / "v1", "--recalibrate",
-                    str(tmp_path / "m1")) == 0
+                    str(tmp_path / "m1"), "--force-small") == 0
     capsys.readouterr()
     second = _subset(manifest, SECOND, tmp_path / "second.csv")
-    assert validate(tmp_path / "m1", second, tmp_path / "v2", "--recalibrate", str(tmp_path / "m2")) == 0
+    assert validate(tmp_path / "m1", second, tmp_path / "v2", "--recalibrate", str(tmp_path / "m2"),
+                    "--force-small") == 0
     line = next(text for text in capsys.readouterr().out.splitlines() if text.startswith("the model is already recalibrated"))
     assert "composing: this update is fitted on its recalibrated probabilities and applied after it" in line
     first, record = load_bundle(tmp_path / "m1").meta.recalibration, load_bundle(tmp_path / "m2").meta.recalibration
@@ -269,7 +270,7 @@ def test_recalibrating_a_model_that_does_not_record_its_patients_records_their_i
     model, manifest = own
     old = as_exported_before(model, tmp_path / "old")
     first = _subset(manifest, FIRST, tmp_path / "first.csv")
-    assert validate(old, first, tmp_path / "v1", "--recalibrate", str(tmp_path / "m1")) == 0
+    assert validate(old, first, tmp_path / "v1", "--recalibrate", str(tmp_path / "m1"), "--force-small") == 0
     record = load_bundle(tmp_path / "m1").meta.recalibration
     assert record["cohort"]["images"] == {pid: [hashlib.sha256(image_bytes(pid)).hexdigest()] for pid in FIRST}
     capsys.readouterr()

@@ -26,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recalibrate", metavar="NEW_MODEL_DIR",
                         help="also update the model by logistic recalibration (intercept and slope) on this cohort "
                              "and write it, with its provenance, as a new model directory")
+    parser.add_argument("--force-small", action="store_true",
+                        help="recalibrate even when the patients hold fewer cases or controls than the documented "
+                             "minimum (vcpred.evaluate.small_sample: 10 of each, docs/validate.md); the new model, its "
+                             "card and the page then say so. At least 2 of each are needed whatever this says")
     parser.add_argument("--allow-missing", action="store_true",
                         help="impute missing clinical values with the training medians (and say so) instead of "
                              "excluding the patient")
@@ -47,7 +51,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
     result = validate_model(args.model, args.manifest, args.out, set_name=args.set_name, precision=args.precision,
                             allow_missing=args.allow_missing, recalibrate=args.recalibrate,
-                            height_loss=args.height_loss, force=args.force)
+                            height_loss=args.height_loss, force=args.force, force_small=args.force_small)
     if result.recalibrated is not None:
         r = result.record["recalibration"]
         console.say(f"recalibrated (intercept {r['intercept']:.3f}, slope {r['slope']:.3f}; threshold "

@@ -9,8 +9,10 @@ OUT/
                     own patients: those it was trained, tuned or recalibrated on; unreadable images,
                     unusable clinical values, no label), in manifest order
   metrics.json      auc, auc_ci_low, auc_ci_high (DeLong), threshold (the model's), sensitivity,
-                    specificity, n, events, controls, calibration_intercept, calibration_slope, brier;
-                    not_computed {metric: reason}; split_models; calibration_curve; decision_curve;
+                    specificity, n, events, controls, calibration_intercept, calibration_slope (with
+                    calibration_slope_ci_low/high, Wald), brier; not_computed {metric: reason};
+                    small_sample (vcpred.evaluate.small_sample's rule on the scored patients);
+                    split_models; calibration_curve; decision_curve;
                     risk (patients per risk); imputed (patients and columns imputed); excluded; overlap
                     (the model's own patients, vcpred.validate.overlap); model and cohort provenance;
                     recalibration (with --recalibrate)
@@ -37,6 +39,7 @@ from vcpred.errors import RunError, VcpredError
 from vcpred.bundle.known_patients import IMAGE_DIGEST
 from vcpred.evaluate.calibration import calibration_json
 from vcpred.evaluate.decision import decision_json
+from vcpred.evaluate.small_sample import MIN_PER_CLASS, sample_size
 from vcpred.hashing import sha256_file
 from vcpred.jsonio import jsonable
 from vcpred.runs import read_record
@@ -47,9 +50,14 @@ from vcpred.validate.scoring import MANIFEST, UNLABELLED, Scored, left_out_count
 
 GENERATOR = "vcpred validate"
 FORMAT_VERSION = 1
-MIN_PER_CLASS = 2  # cases and controls a recalibration needs (vcpred.bundle.recalibration.fit)
+FIT_MINIMUM = 2  # cases and controls the calibration model can be fitted on at all (bundle.recalibration.fit)
 HEADLINE = ("auc", "auc_ci_low", "auc_ci_high", "threshold", "sensitivity", "specificity", "n", "events", "controls",
-            "calibration_intercept", "calibration_slope", "brier")
+            "calibration_intercept", "calibration_slope", "calibration_slope_ci_low", "calibration_slope_ci_high",
+            "brier")
+COHORT_CONSEQUENCE = ("the AUC, sensitivity, specificity and calibration below are imprecise (read their confidence "
+                      "intervals); the calibration curve and slope say little")
+RECALIBRATION_CONSEQUENCE = ("the recalibration was fitted anyway (--force-small): its intercept and slope are "
+                             "imprecise, and the updated probabilities may be no better than the original ones")
 
 
 @dataclass
@@ -140,39 +148,57 @@ def imputation_counts(imputed: dict) -> str:
     return ", ".join(f"{column} {count}" for column, count in imputed["columns"].items())
 
 
-def _check_recalibration_cases(records: list, overlap: Overlap, manifest, out: Path) -> None:
-    """--recalibrate needs 2 cases and 2 controls among the patients to score: refused before scoring any."""
-    from vcpred.evaluate.per_split import missing_reason
-    from vcpred.validate.recalibration import RecalibrationError
-
+def _check_recalibration_cases(records: list, overlap: Overlap, manifest, out: Path, force_small: bool) -> None:
+    """--recalibrate needs MIN_PER_CLASS cases and controls among the patients to score (FIT_MINIMUM with
+    --force-small): refused before scoring any."""
     labels = [r.label for r in records if r.label is not None and r.patient_id not in overlap.matches]
-    cases, controls = sum(labels), len(labels) - sum(labels)
-    if missing_reason(cases, controls, need=MIN_PER_CLASS):
-        own = f" after leaving out the model's own {len(overlap.matches)}" if overlap.matches else ""
-        raise RecalibrationError(f"cannot recalibrate on {manifest}: the calibration model needs at least "
-                                 f"{MIN_PER_CLASS} labelled cases and {MIN_PER_CLASS} controls, and the patients to "
-                                 f"score{own} are {cases} case(s) and {controls} control(s); nothing was scored and "
-                                 f"{out} was left as it was")
+    own = f" after leaving out the model's own {len(overlap.matches)}" if overlap.matches else ""
+    refusal = _too_few_to_recalibrate(sum(labels), len(labels) - sum(labels), force_small,
+                                      f"the patients to score{own}")
+    if refusal:
+        from vcpred.validate.recalibration import RecalibrationError
+
+        raise RecalibrationError(f"cannot recalibrate on {manifest}: {refusal}; nothing was scored and {out} was left "
+                                 "as it was")
+
+
+def _too_few_to_recalibrate(cases: int, controls: int, force_small: bool, who: str) -> str | None:
+    """Why these counts cannot be recalibrated on (None: they can): below FIT_MINIMUM never, below
+    MIN_PER_CLASS only with --force-small."""
+    counts = f"{who} are {cases} case(s) and {controls} control(s)"
+    if min(cases, controls) < FIT_MINIMUM:
+        return (f"the calibration model needs at least {FIT_MINIMUM} labelled cases and {FIT_MINIMUM} controls, and "
+                f"{counts}")
+    if min(cases, controls) < MIN_PER_CLASS and not force_small:
+        return (f"{counts}, fewer than the {MIN_PER_CLASS} of each a recalibration needs (docs/validate.md, "
+                "Recalibration): its intercept and slope would be too imprecise to trust; add patients, or pass "
+                "--force-small to fit it anyway (the new model and the page then say so)")
+    return None
 
 
 def _recalibrate(bundle, scored: Scored, cohort: dict, digests: dict[str, list[str]], folder: Path,
-                 target: Path) -> dict:
+                 target: Path, force_small: bool) -> dict:
     from vcpred.validate import recalibration
 
+    n, events = len(scored.table), int(scored.labels.sum())
+    # checked before scoring too; patients that could not be predicted may have left fewer
+    refusal = _too_few_to_recalibrate(events, n - events, force_small, "the patients scored")
+    if refusal:
+        raise recalibration.RecalibrationError(f"cannot recalibrate on {cohort['manifest']}: {refusal}; "
+                                               f"{target} was not written")
+    size = sample_size(scored.labels, "the recalibration cohort").record(RECALIBRATION_CONSEQUENCE)
     intercept, slope = recalibration.fit(scored.labels, scored.probabilities)
     if bundle.meta.recalibration:
         console.say(recalibration.composing_line(bundle.meta.recalibration))
-    n, events = len(scored.table), int(scored.labels.sum())
-    if min(events, n - events) < 10:
-        console.warn(f"recalibration fitted on {events} event(s) and {n - events} control(s): its intercept and "
-                     "slope are imprecise with fewer than 10 of each")
+    if size["small"]:
+        console.warn(size["warning"])
     patients = sorted(scored.table["patient_id"].astype(str))
     provenance = {"manifest": cohort["manifest"], "manifest_sha256": cohort["manifest_sha256"],
                   "set": cohort["set"], "n": n, "events": events, "patients": patients,
                   "images": {pid: digests[pid] for pid in patients if digests.get(pid)},
                   "image_digest": IMAGE_DIGEST, "synthetic": bool(cohort["training_data"]["synthetic"])}
     out, meta = recalibration.write_recalibrated(bundle, folder, target, intercept=intercept, slope=slope,
-                                                 cohort=provenance)
+                                                 cohort=provenance, small_sample=size if size["small"] else None)
     updated = recalibration.apply(scored.probabilities, intercept, slope)
     apparent, _ = measures.headline(scored.labels, updated, meta.threshold)
     return {"model": str(out), "model_id": meta.model_id, "method": recalibration.METHOD,
@@ -180,22 +206,26 @@ def _recalibrate(bundle, scored: Scored, cohort: dict, digests: dict[str, list[s
             "total": {"intercept": meta.recalibration["intercept"], "slope": meta.recalibration["slope"]},
             "threshold_before": bundle.threshold, "threshold_after": meta.threshold,
             "apparent": {k: apparent[k] for k in ("calibration_intercept", "calibration_slope", "brier", "auc")},
-            "probabilities": updated}
+            "small_sample": size, "probabilities": updated}
 
 
 def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, set_name: str | None = None,
                    precision: str = "fp32", allow_missing: bool = False, recalibrate: str | Path | None = None,
-                   height_loss: float | None = None, force: bool = False) -> Validation:
+                   height_loss: float | None = None, force: bool = False, force_small: bool = False) -> Validation:
     """Score MODEL_DIR on MANIFEST (its `set_name` patients, or all), write OUT and, with recalibrate, a
     recalibrated copy of the model there; returns what was written and metrics.json's record. The
     model's own patients (vcpred.validate.overlap) are left out; every check a user can fail (OUT and
-    NEW_MODEL_DIR writable, enough cases to recalibrate) is made before the first patient is scored."""
+    NEW_MODEL_DIR writable, enough cases to recalibrate: MIN_PER_CLASS of each, FIT_MINIMUM with
+    force_small) is made before the first patient is scored."""
     from vcpred.cohort.provenance import SYNTHETIC_WARNING
     from vcpred.output_folder import check, replacing
     from vcpred.predict.bundle import load_bundle
     from vcpred.validate.recalibration import check_target
 
     out = Path(out)
+    if force_small and recalibrate is None:
+        raise VcpredError("--force-small lets --recalibrate fit on fewer than the minimum of patients; pass "
+                          "--recalibrate NEW_MODEL_DIR with it, or leave it out")
     check(out, kind="validation", force=force)  # fail before the work, not after
     if recalibrate is not None:
         if Path(recalibrate).resolve() == out.resolve():
@@ -215,7 +245,7 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         repeated = same_images(chosen.records, skip=set(overlap.matches))
         if recalibrate is not None:
             _check_recalibration_cases([r for r in chosen.records if r.patient_id not in repeated.reasons], overlap,
-                                       manifest, out)
+                                       manifest, out, force_small)
         scored = score_cohort(bundle, manifest, chosen, set_name=set_name, allow_missing=allow_missing,
                               left_out=overlap.reasons(), same_images=repeated.reasons)
         if scored.table.empty:
@@ -225,7 +255,8 @@ def validate_model(model: str | Path, manifest: str | Path, out: str | Path, *, 
         recalibrated = None
         ensembles = {measures.as_ensemble(bundle, scored.table).variant: measures.as_ensemble(bundle, scored.table)}
         if recalibrate is not None:
-            update = _recalibrate(bundle, scored, record["cohort"], overlap.digests, model_folder, Path(recalibrate))
+            update = _recalibrate(bundle, scored, record["cohort"], overlap.digests, model_folder, Path(recalibrate),
+                                  force_small)
             recalibrated = Path(update["model"])
             ensembles[measures.Variant(f"recalibrated ({update['model_id']})", bundle.meta.ap)] = \
                 measures.as_ensemble(bundle, scored.table, update.pop("probabilities"),
@@ -253,6 +284,7 @@ def _record(bundle, scored: Scored, overlap: Overlap) -> dict:
             "notice": RESEARCH_NOTICE, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
             **{k: metrics.get(k) for k in HEADLINE}, "ci_method": "DeLong", "ci_level": 0.95,
             "not_computed": reasons, "model": _model_record(bundle), "cohort": cohort,
+            "small_sample": sample_size(scored.labels, "the validation cohort").record(COHORT_CONSEQUENCE),
             "overlap": overlap.record, "development_patients_scored": _warn_development(scored, cohort, bundle),
             "split_models": measures.split_model_aucs(scored), "risk": scored.risks(), "imputed": scored.imputed(),
             "excluded": scored.excluded}

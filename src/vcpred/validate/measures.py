@@ -4,7 +4,8 @@ ensembles (nothing is re-implemented here):
 - AUC with its DeLong 95 % CI, sensitivity and specificity at the bundle's own threshold:
   vcpred.evaluate.per_split.discrimination (vcpred.stats.delong_ci, sensitivity_specificity);
 - calibration intercept (calibration-in-the-large), slope and Brier score:
-  vcpred.evaluate.per_split.calibration_summary (vcpred.stats.calibration);
+  vcpred.evaluate.per_split.calibration_summary (vcpred.stats.calibration); the slope's Wald 95 %
+  interval: vcpred.evaluate.calibration.slope_ci;
 - the binned calibration curve and the decision curve: vcpred.evaluate.calibration.calibration_curves
   and vcpred.evaluate.decision.decision_curves (typed records, written to metrics.json as evaluate
   writes them to evaluation.json), over the same threshold probabilities as evaluate (0.05-0.95);
@@ -20,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from vcpred.evaluate.calibration import VariantCalibration, calibration_curves
+from vcpred.evaluate.calibration import VariantCalibration, calibration_curves, slope_ci
 from vcpred.evaluate.core import DEFAULT_THRESHOLDS
 from vcpred.evaluate.decision import DecisionCurves, decision_curves
 from vcpred.evaluate.ensemble import Ensemble
@@ -49,12 +50,15 @@ def headline(labels: np.ndarray, probabilities: np.ndarray, threshold: float) ->
     cases, controls = int((labels == 1).sum()), int((labels == 0).sum())
     found = discrimination(labels, probabilities, threshold) | calibration_summary(labels, probabilities)
     metrics = {RENAMED.get(k, k): v for k, v in found.items()}
+    metrics["calibration_slope_ci_low"], metrics["calibration_slope_ci_high"] = (
+        slope_ci(labels, probabilities) if _finite(metrics.get("calibration_slope")) else (NAN, NAN))
     metrics["controls"] = controls
     metrics["threshold"] = threshold
     reasons = {}
     two = missing_reason(cases, controls, 2)
     one = missing_reason(cases, controls, 1)
-    for key in ("auc", "auc_ci_low", "auc_ci_high", "calibration_intercept", "calibration_slope", "brier"):
+    for key in ("auc", "auc_ci_low", "auc_ci_high", "calibration_intercept", "calibration_slope",
+                "calibration_slope_ci_low", "calibration_slope_ci_high", "brier"):
         if not _finite(metrics.get(key)):
             reasons[key] = two or "the calibration model does not converge (the probabilities separate cases from " \
                                   "controls, or nearly)"

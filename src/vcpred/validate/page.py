@@ -12,6 +12,7 @@ from vcpred import RESEARCH_NOTICE, __version__
 from vcpred.cohort.provenance import warning_sentence
 from vcpred.evaluate.calibration import VariantCalibration
 from vcpred.evaluate.decision import DecisionCurves
+from vcpred.evaluate.small_sample import PATIENTS_PER_BIN, as_sentence
 from vcpred.evaluate.figures import draw_calibration, draw_decision, draw_roc_band, plt, png_bytes
 from vcpred.report.build import STYLE
 from vcpred.predict.risk import risk_text
@@ -168,6 +169,37 @@ def _same_images_notice(record: dict) -> list[Html]:
                      "counts twice in the numbers on this page.", cls="notice", id="same-images")]
 
 
+def _small_sample_notice(record: dict) -> list[Html]:
+    """A warning at the top when the scored patients are a small sample (evaluate.small_sample's rule)."""
+    warning = (record.get("small_sample") or {}).get("warning")
+    return [tag("p", f"Warning: {as_sentence(warning)}", cls="notice", id="small-sample")] if warning else []
+
+
+def _slope(record: dict) -> str:
+    """The calibration slope with its Wald 95 % interval ('n/a (reason)' when not computed)."""
+    reasons = record["not_computed"]
+    value = _value(record, reasons, "calibration_slope")
+    if "calibration_slope" in reasons or "calibration_slope_ci_low" in reasons:
+        return value
+    return (f"{value} (95 % CI {_number(record.get('calibration_slope_ci_low'), 2)} to "
+            f"{_number(record.get('calibration_slope_ci_high'), 2)}, Wald)")
+
+
+def calibration_caption(record: dict) -> str:
+    """What the calibration plot shows: its quantile bins, and for a small sample how little it says."""
+    curve = next(iter((record.get("calibration_curve") or {}).values()), None)
+    bins = len(curve["curve"]["count"]) if curve else 0
+    caption = ("Observed fraction of events (bars: Wilson 95 % interval) against the mean predicted probability, in "
+               f"{bins} quantile bins of about {record['n'] // max(bins, 1)} patients (at least "
+               f"{PATIENTS_PER_BIN} patients a bin, so at most n / {PATIENTS_PER_BIN} bins)")
+    caption += ("; the recalibrated model's curve is apparent (fitted on these patients)." if record.get("recalibration")
+                else ".")
+    if (record.get("small_sample") or {}).get("small"):
+        caption += (f" With {record['n']} patients ({record['events']} events) the curve and the calibration slope are "
+                    f"imprecise: slope {_slope(record)}.")
+    return caption
+
+
 def _numbers(record: dict) -> Html:
     m, reasons = record, record["not_computed"]
     auc = (f"{_value(m, reasons, 'auc', 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)}, "
@@ -175,7 +207,7 @@ def _numbers(record: dict) -> Html:
     rows = [["AUC", auc], ["threshold (the model's own)", _number(m["threshold"], 4)],
             ["sensitivity", _value(m, reasons, "sensitivity")], ["specificity", _value(m, reasons, "specificity")],
             ["calibration intercept (calibration-in-the-large)", _value(m, reasons, "calibration_intercept")],
-            ["calibration slope", _value(m, reasons, "calibration_slope")], ["Brier score", _value(m, reasons, "brier")]]
+            ["calibration slope", _slope(m)], ["Brier score", _value(m, reasons, "brier")]]
     splits = record.get("split_models") or []
     if splits:
         aucs = [s["auc"] for s in splits]
@@ -190,7 +222,9 @@ def _recalibration(record: dict) -> Html:
     if not r:
         return note("Not recalibrated (pass --recalibrate NEW_MODEL_DIR to update the model on this cohort).")
     apparent = r["apparent"]
+    warning = (r.get("small_sample") or {}).get("warning")
     return join([
+        *([tag("p", f"Warning: {as_sentence(warning)}", cls="notice", id="small-recalibration")] if warning else []),
         definition_table([
             ("new model", f"{r['model_id']} ({r['model']})"),
             ("update", f"p' = expit({r['intercept']:.4f} + {r['slope']:.4f} × logit(p))"),
@@ -221,14 +255,12 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
     if record["cohort"]["training_data"].get("synthetic"):
         synthetic.append(tag("p", "The validation cohort is synthetic (vcpred synth): these numbers say nothing about "
                                   "real patients.", cls="notice synthetic"))
-    calibration_caption = "Observed fraction of events against the mean predicted probability (10 bins)" + (
-        "; the recalibrated model's curve is apparent (fitted on these patients)." if record.get("recalibration")
-        else ".")
     body = [
         tag("p", f"{RESEARCH_NOTICE} This page describes a research validation; it does not support decisions "
                  "about individual patients.", cls="notice", id="notice"),
         *synthetic,
         *_overlap_notice(record),
+        *_small_sample_notice(record),
         *_same_images_notice(record),
         tag("h1", f"External validation of {model['model_id']}"),
         tag("p", f"{record['cohort']['manifest']}: {record['n']} patients scored exactly as `vcpred "
@@ -239,7 +271,7 @@ def page_html(record: dict, pngs: dict[str, bytes | None]) -> str:
                 tag("div", _figure(pngs.get("roc"), "ROC curve",
                                    "ROC of the model on the validation cohort: the red line is the exported model (the "
                                    "ensemble), the band spans its split models (min to max sensitivity).", two),
-                    _figure(pngs.get("calibration"), "calibration plot", calibration_caption,
+                    _figure(pngs.get("calibration"), "calibration plot", calibration_caption(record),
                             reasons.get("calibration_slope", two)), cls="pair")),
         section("decision", "Decision curve",
                 _figure(pngs.get("decision"), "decision curve",

@@ -30,6 +30,7 @@ import shutil
 from pathlib import Path
 
 from vcpred.errors import VcpredError
+from vcpred.evaluate.small_sample import as_sentence
 from vcpred.bundle.files import BundleMeta
 # the update itself (fit, apply, compose, how prediction applies it) lives in the bundle layer, where
 # `vcpred export` fits one too; re-exported here for validate's callers
@@ -75,6 +76,8 @@ def card_section(record: dict, original_id: str, threshold_before: float, thresh
         "judged on other patients",
         "- per-frame probabilities in predictions remain the split models' own (not recalibrated)",
     ]
+    if (record.get("small_sample") or {}).get("warning"):
+        lines.insert(3, f"**Warning: {as_sentence(record['small_sample']['warning'])}**\n")
     if cohort.get("synthetic"):
         lines.append("- the recalibration cohort is synthetic (vcpred synth): this update says nothing about real "
                      "patients")
@@ -90,11 +93,13 @@ def check_target(out: Path, model: Path) -> None:
 
 
 def write_recalibrated(bundle, folder: Path, out: str | Path, *, intercept: float, slope: float,
-                       cohort: dict) -> tuple[Path, BundleMeta]:
+                       cohort: dict, small_sample: dict | None = None) -> tuple[Path, BundleMeta]:
     """A new model directory for `out`, written into `folder` (its temporary sibling, from
     vcpred.output_folder.replacing): the bundle's split models unchanged, bundle.json with the
     recalibration record and mapped thresholds, MODEL_CARD.md with a recalibration section; every hash
-    recomputed. intercept, slope: the update fitted on the bundle's current probabilities. On a bundle
+    recomputed. intercept, slope: the update fitted on the bundle's current probabilities; small_sample:
+    the small-sample record of a cohort below the minimum, fitted with --force-small (kept in the record
+    and said in the card). On a bundle
     that is already recalibrated, the record says in `composed` what was done (composing_line).
     Returns (out, its BundleMeta)."""
     from vcpred import __version__
@@ -111,6 +116,7 @@ def write_recalibrated(bundle, folder: Path, out: str | Path, *, intercept: floa
               "source_meta_sha256": bundle.raw.get("meta_sha256"),
               "threshold_before": bundle.threshold,
               "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "vcpred_version": __version__,
+              **({"small_sample": {**small_sample, "forced": True}} if small_sample else {}),
               **({"composed": composing_line(previous), "previous": previous} if previous else {})}
 
     def mapped(value):
