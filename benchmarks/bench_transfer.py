@@ -35,21 +35,21 @@ from vcpred.demo import CLINICAL, CNN, DEMO_SIZE  # noqa: E402
 STORES = {"store": [], "store-1.1mm": ["--crop-spacing-mm", "1.1"]}
 LINEAR_CF = {"model": {**CNN, "method": "linear", "clinical_columns": CLINICAL},
              "training": {"epochs": 40, "patience": 8, "frames": "all"}}
-OPTIONS = {  # name suffix -> what the option adds to linear-cf
-    "": {},
-    "-acq": {"training": {"acquisition": {}}},
-    "-hist": {"model": {"standardize": "histogram"}},
+OPTIONS = {  # option -> (name suffix, what it adds to linear-cf)
+    "plain": ("", {}),
+    "acq": ("-acq", {"training": {"acquisition": {}}}),
+    "hist": ("-hist", {"model": {"standardize": "histogram"}}),  # features per split: about 15x plain's cost
 }
 
 
-def configuration(suffix: str) -> dict:
-    extra = OPTIONS[suffix]
+def configuration(option: str) -> dict:
+    suffix, extra = OPTIONS[option]
     return {"name": f"linear-cf{suffix}", "model": {**LINEAR_CF["model"], **extra.get("model", {})},
             "training": {**LINEAR_CF["training"], **extra.get("training", {})}}
 
 
-def experiment(store: str, splits: int) -> dict:
-    configurations = [configuration(suffix) for suffix in OPTIONS]
+def experiment(store: str, splits: int, options: list[str]) -> dict:
+    configurations = [configuration(option) for option in options]
     if store == "store":
         configurations.append({"name": "clinical-only", "model": {"image": False, "clinical_columns": CLINICAL}})
     return {"manifest": "cohort/manifest.csv", "store": store,
@@ -63,7 +63,7 @@ def call(argv: list[str]) -> None:
         raise SystemExit(f"vcpred {' '.join(argv)} failed")
 
 
-def run_seed(out: Path, seed: int, splits: int) -> None:
+def run_seed(out: Path, seed: int, splits: int, options: list[str]) -> None:
     if not (out / "cohort" / "manifest.csv").is_file():
         call(["synth", "--out", str(out / "cohort"), "--development", "200", "--external", "45",
               "--sequences", "t2", "--seed", str(seed), "--jobs", "2"])
@@ -71,7 +71,7 @@ def run_seed(out: Path, seed: int, splits: int) -> None:
         call(["prepare", str(out / "cohort" / "manifest.csv"), "--out", str(out / store), "--size", str(DEMO_SIZE),
               "--jobs", "2", *options])
         path = out / f"experiment-{store}.yaml"
-        path.write_text(yaml.safe_dump(experiment(store, splits), sort_keys=False))
+        path.write_text(yaml.safe_dump(experiment(store, splits, options), sort_keys=False))
         call(["experiment", str(path), "--out", str(out / f"runs-{store}"), "--jobs", "2"])
 
 
@@ -97,6 +97,8 @@ def main() -> None:
     parser.add_argument("--root", default="/tmp/vcpred-transfer")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--splits", type=int, default=10)
+    parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=list(OPTIONS),
+                        help="linear-cf variants trained on each store")
     parser.add_argument("--no-run", action="store_true", help="read finished folders, run nothing")
     args = parser.parse_args()
     rows, externals, minutes = [], [], []
@@ -104,7 +106,7 @@ def main() -> None:
         out = Path(args.root) / f"seed-{seed}"
         start = time.perf_counter()
         if not args.no_run:
-            run_seed(out, seed, args.splits)
+            run_seed(out, seed, args.splits, args.options)
         minutes.append((time.perf_counter() - start) / 60)
         seed_table, external = seed_rows(out, seed)
         rows += seed_table
@@ -113,7 +115,8 @@ def main() -> None:
               f"{min(e[label] for e in externals):.3f}"] for label in externals[0]]
     body = "\n".join([
         "## Standardisation and acquisition augmentation at an unseen site (issue 26)", "",
-        f"`benchmarks/bench_transfer.py --seeds {' '.join(map(str, args.seeds))} --splits {args.splits}` — per seed "
+        f"`benchmarks/bench_transfer.py --seeds {' '.join(map(str, args.seeds))} --splits {args.splits} --options "
+        f"{' '.join(args.options)}` — per seed "
         "the demo's cohort (200 development patients, sites A-C; 45 external, site D: 1.1 mm pixels, lower "
         "contrast, more noise and bias field), prepared at 96 px as the demo does and again with crops "
         "resampled to 1.1 mm; on each store the frozen ImageNet EfficientNet-Lite0 linear probe with the "
