@@ -8,13 +8,16 @@ volume routes are those of `vcpred serve` (app.py); the page switches to annotat
 
 from __future__ import annotations
 
+import json
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from vcpred.errors import VcpredError
 from vcpred.imaging.pipeline import PrepareParams
+from vcpred.serve.annotate_review import Thumbnails
 from vcpred.serve.annotate_session import AnnotateSession
 from vcpred.serve.errors import RequestTypeError
 from vcpred.serve.roi import read_roi, whole_number
@@ -53,7 +56,21 @@ async def open_patient(request: Request) -> JSONResponse:
     def load(study):
         with study.lock, READING:
             session.load(index, study, settings)
-    return await new_study(request, lambda study: run_in_threadpool(load, study))
+    answer = await new_study(request, lambda study: run_in_threadpool(load, study))
+    if answer.status_code != 201:
+        return answer
+    # The study, and the patient as its image was read (the identity check: the page shows the warning).
+    return JSONResponse({**json.loads(answer.body), "patient": session.patient(index).public()}, status_code=201)
+
+
+async def thumbnail(request: Request) -> Response:
+    """The review pass's PNG of one patient's saved box (annotate_review.Thumbnails)."""
+    thumbnails: Thumbnails = request.app.state.thumbnails
+    try:
+        data = await run_in_threadpool(thumbnails.png, request.path_params["index"])
+    except VcpredError as exc:
+        return error_response(request, exc)
+    return Response(data, media_type="image/png")
 
 
 async def series_choices(request: Request) -> JSONResponse:
@@ -127,10 +144,11 @@ def create_annotate_app(session: AnnotateSession, settings: ServeSettings | None
         Route("/", index), Route("/api/annotate", state),
         Route(f"{patient}/open", open_patient, methods=["POST"]), Route(f"{patient}/roi", save_roi, methods=["POST"]),
         Route(f"{patient}/series", series_choices), Route(f"{patient}/series", choose_series, methods=["POST"]),
-        Route(f"{patient}/exclude", exclude_patient, methods=["POST"]),
+        Route(f"{patient}/exclude", exclude_patient, methods=["POST"]), Route(f"{patient}/thumbnail", thumbnail),
         Route(study, get_study), Route(study, close_study, methods=["DELETE"]),
         Route(f"{study}/close", close_study, methods=["POST"]), Route(f"{study}/volume", volume),
     ]
-    app = viewer_app(routes, settings or ServeSettings())
-    app.state.session = session
+    settings = settings or ServeSettings()
+    app = viewer_app(routes, settings)
+    app.state.session, app.state.thumbnails = session, Thumbnails(session, settings)
     return app

@@ -7,7 +7,9 @@ so a saved box is in exactly the coordinates `prepare` and `predict` use (0-base
 Where the image holds several series, the page lists them (series_choices) and a choice is written
 into the row's series_<sequence> cell as its short reference (choose_series; vcpred.cohort.series_choice).
 A patient is excluded with a reason, or included again, through the row's `exclude` cell (exclude);
-excluded patients are counted apart from the N to annotate.
+excluded patients are counted apart from the N to annotate. Each patient carries the row's `level` and
+`label` (shown, never written), and once its image is read, a warning when the DICOM header names another
+patient than the row (identity_warning).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vcpred import locking
+from vcpred.cohort.clinical_table import normalise_key
 from vcpred.cohort.manifest import EXCLUDE_COLUMN, IMAGE_PREFIX, ROI_COLUMNS, SERIES_PREFIX, image_sequences, \
     is_missing, parse_int, read_manifest_table
 from vcpred.cohort.series_choice import SeriesInfo, reference, resolve, unmatched
@@ -29,7 +32,7 @@ from vcpred.serve.annotate_manifest import ManifestFile
 from vcpred.serve.errors import NotReady, ServeError, StudyNotFound
 from vcpred.serve.roi import check_box
 from vcpred.serve.limits import check_shape
-from vcpred.serve.series import SeriesEntry, identity_of
+from vcpred.serve.series import IDENTITY_TAGS, SeriesEntry, identity_of
 from vcpred.serve.settings import ServeSettings
 from vcpred.serve.studies import Study
 
@@ -89,6 +92,9 @@ class Patient:
     shape: tuple[int, int, int] | None = None  # known once the image was read in this session
     version: int = 0  # saves of this row in this session: a save names the version it saw
     exclude: str = ""  # the row's exclusion reason ("" when the patient is included)
+    level: str = ""  # the row's vertebral level (e.g. L1), "" when not recorded
+    label: str = ""  # the row's label cell as written, "" when empty
+    identity_warning: str = ""  # the image last read names another patient (identity_warning); page only
 
     @property
     def roi(self) -> dict | None:
@@ -101,7 +107,8 @@ class Patient:
         partly = self.roi is None and any(self.cells)
         return {"index": self.index, "patient_id": self.patient_id, "row": self.line, "roi": self.roi,
                 "partly_filled": partly, "version": self.version, "series": self.series or "",
-                "exclude": self.exclude}
+                "exclude": self.exclude, "level": self.level, "label": self.label,
+                "identity_warning": self.identity_warning}
 
 
 def annotated_sequence(path: Path, frame) -> str:
@@ -140,7 +147,8 @@ class AnnotateSession:
         manifest.check_rows(frame)
         patients = [Patient(i, int(line), row["patient_id"], row[IMAGE_PREFIX + sequence],
                             row.get(SERIES_PREFIX + sequence) or None, manifest.roi_cells(int(line)),
-                            exclude=_reason_of(row.get(EXCLUDE_COLUMN, "")))
+                            exclude=_cell_text(row.get(EXCLUDE_COLUMN, "")), level=_cell_text(row.get("level", "")),
+                            label=_cell_text(row.get("label", "")))
                     for i, (line, row) in enumerate(frame.iterrows())]
         return cls(manifest, sequence, patients)
 
@@ -176,6 +184,7 @@ class AnnotateSession:
         from vcpred.imaging.io import series_header
 
         patient = self.patient(index)
+        patient.identity_warning = ""  # until this image is read
         path = self.image_path(patient)
         volume = read_volume(path, series=patient.series)
         check_shape(volume.shape, settings, "the image", from_header=False)
@@ -185,6 +194,7 @@ class AnnotateSession:
                             identity=identity_of(header) if header is not None else {})
         study.root, study.series, study.chosen, study.image, study.volume = path.parent, [entry], entry, path, volume
         patient.shape = tuple(volume.shape)
+        patient.identity_warning = identity_warning(patient.patient_id, entry.identity)
 
     def listed_series(self, patient: Patient) -> list[SeriesInfo]:
         """The DICOM series of the patient's image, from their headers (none for NIfTI or a path that is
@@ -286,9 +296,32 @@ class AnnotateSession:
 
 
 
-def _reason_of(cell: str) -> str:
-    """The exclusion reason a cell gives, as `cohort check` reads it (NA, none...: none)."""
+def _cell_text(cell: str) -> str:
+    """The text a cell gives (an exclusion reason, a level), as `cohort check` reads it (NA, none...: none)."""
     return "" if is_missing(cell) else cell
+
+
+def same_patient_id(a: str, b: str) -> bool:
+    """Two ids of one patient, compared as `vcpred cohort merge-clinical` matches its keys
+    (clinical_table.normalise_key): equal but for case and surrounding spaces, or the same digits
+    (normalise: digits: the folder MRN_10231, the DICOM PatientID 10231 and 0010231 are one)."""
+    if normalise_key(a, "casefold") == normalise_key(b, "casefold"):
+        return True
+    digits = normalise_key(a, "digits")
+    return bool(digits) and digits == normalise_key(b, "digits")
+
+
+def identity_warning(patient_id: str, identity: dict) -> str:
+    """"" when the header (serve.series.identity_of) names the manifest's patient, else the warning the page
+    shows. The PatientID decides; the PatientName only where the file has no PatientID (so a real name is
+    compared, and shown, only then); a file naming no patient gives none (the viewer says so). The text
+    may hold the name: it goes to the page, never into a log."""
+    key = "patient_id" if identity.get("patient_id") else "patient_name"
+    found = identity.get(key)
+    if not found or same_patient_id(patient_id, found):
+        return ""
+    return (f"DICOM {IDENTITY_TAGS[key]} {found} differs from the manifest's patient id {patient_id}: check this is "
+            "the right patient's series")
 
 
 def checked_reason(text: str) -> str:
