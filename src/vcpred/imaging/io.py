@@ -9,11 +9,14 @@ permuted/flipped into the canonical sagittal display; a volume acquired in anoth
 
 from __future__ import annotations
 
+import gzip
 import tempfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from io import BufferedIOBase
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import nibabel as nib
 import numpy as np
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 
 # Voxel-size ratio above which the thickest axis is taken as the acquisition slice axis.
 THICK_RATIO = 1.2
+# Most a .nii.gz may decompress to after its voxels (read only to reach gzip's check at the end; a
+# normal file has nothing there): more is refused, so a gzip bomb behind a small header is not expanded.
+GZIP_TRAILING_LIMIT = 16 * 2**20
 
 
 def read_volume(path: str | Path, *, series: str | None = None) -> Volume:
@@ -135,12 +141,7 @@ def check_finite(volume: Volume, path: Path) -> Volume:
 
 def read_nifti(path: Path) -> Volume:
     """Read a NIfTI file; the affine (RAS) decides the orientation."""
-    try:
-        image = cast("nib.Nifti1Image", nib.load(str(path)))  # Nifti1 or Nifti2: both have dataobj/affine
-        array = np.asarray(image.dataobj, dtype=np.float32)  # applies scl_slope/scl_inter
-    except Exception as exc:  # nibabel raises many types for damaged files
-        raise ImageReadError(f"{path}: cannot read NIfTI file ({type(exc).__name__}: {exc}); "
-                             "check the file is complete and not corrupt") from None
+    image, array = load_nifti(path)
     while array.ndim > 3 and array.shape[-1] == 1:  # drop singleton time/channel axes only
         array = array[..., 0]
     if array.ndim != 3:
@@ -159,6 +160,63 @@ def read_nifti(path: Path) -> Volume:
     volume.provenance = {"source": str(path), "format": "nifti", **record,
                          **geometry_record(volume), "manufacturer": None}
     return volume
+
+
+def load_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """(the image, its voxels as float32 with scl_slope/scl_inter applied), checked as gzip checks it.
+
+    nibabel reads only the bytes its header names, so it never reaches the end of a .nii.gz, where
+    gzip compares the CRC-32 and length of the whole stream: a flipped or missing byte gave other
+    voxels silently. Here nibabel reads from Python's gzip stream, which is then read to its end so
+    gzip checks it. It costs no memory (the stream is decompressed once, as before, and what lies
+    after the voxels, nothing in a normal file, is read in chunks and dropped) and no time beyond
+    that trailing data (at most GZIP_TRAILING_LIMIT).
+    """
+    compressed = path.name.lower().endswith(".gz")  # as nibabel judges it, by the suffix
+    try:
+        with (gzip.open(path, "rb") if compressed else open(path, "rb")) as stream:
+            image = nifti_class(stream.read(nib.Nifti2Header.sizeof_hdr), path).from_stream(rewound(stream))
+            array = np.asarray(image.dataobj, dtype=np.float32)  # applies scl_slope/scl_inter
+            if compressed:
+                read_to_end(stream, path)
+    except ImageReadError:
+        raise
+    except Exception as exc:  # nibabel raises many types for damaged files
+        if compressed and isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error)):
+            raise ImageReadError(f"{path}: the gzip data is damaged or incomplete ({one_line(exc)}); copy or "
+                                 "export the file again") from None
+        raise ImageReadError(f"{path}: cannot read NIfTI file ({type(exc).__name__}: {one_line(exc)}); "
+                             "check the file is complete and not corrupt") from None
+    return image, array
+
+
+def one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())  # nibabel's messages may hold line breaks
+
+
+def nifti_class(head: bytes, path: Path) -> type[nib.Nifti1Image]:
+    """Nifti1Image or Nifti2Image from the header's first bytes (nibabel's own test, as nib.load makes it)."""
+    for klass in (nib.Nifti1Image, nib.Nifti2Image):
+        if klass.header_class.may_contain_header(head):
+            return klass
+    raise ImageReadError(f"{path}: not a NIfTI file (no NIfTI-1 or NIfTI-2 header at its start); "
+                         "check the file is complete and not corrupt")
+
+
+def rewound(stream: BufferedIOBase) -> BufferedIOBase:
+    stream.seek(0)  # a gzip stream goes back to its start cheaply this close to it
+    return stream
+
+
+def read_to_end(stream: BufferedIOBase, path: Path) -> None:
+    """Read the gzip stream past the voxels to its end, where gzip raises when its CRC-32 or length does
+    not check (or the file ends early); refuse more than GZIP_TRAILING_LIMIT bytes there."""
+    left = GZIP_TRAILING_LIMIT
+    while chunk := stream.read(min(left + 1, 2**20)):
+        left -= len(chunk)
+        if left < 0:
+            raise ImageReadError(f"{path}: the file holds more than {GZIP_TRAILING_LIMIT // 2**20} MB of data after its "
+                                 "image; it is not one NIfTI image as vcpred reads it: export the image again")
 
 
 def nifti_slice_axis(shape: tuple[int, ...], spacing: np.ndarray) -> int:

@@ -91,8 +91,9 @@ def sniff(path: Path, settings: ServeSettings) -> str:
 
 def check_gzipped_nifti(path: Path) -> None:
     """A gzip file must hold a NIfTI image. Only the header is decompressed here: the image's size is
-    judged from it (limits.check_nifti) and the reader decompresses exactly the voxels it names, so
-    a gzip bomb is never expanded."""
+    judged from it (limits.check_nifti) and the reader decompresses the voxels it names and at most
+    16 MB after them (to reach gzip's CRC check; imaging.io.GZIP_TRAILING_LIMIT), so a gzip bomb is
+    never expanded."""
     try:
         with gzip.open(path, "rb") as handle:
             head = handle.read(NIFTI_HEADER_BYTES)
