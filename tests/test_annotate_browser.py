@@ -4,11 +4,13 @@ keyboard, saved patient by patient (progress 0, 1, 2, 3 of 3; an unsaved box is 
 click), after which `vcpred cohort check`
 passes and the manifest holds exactly the boxes the page showed; an unreadable series is marked
 on its patient and the session goes on; a patient's series is chosen among its candidates (issue 28); a
-patient is excluded with a reason and included again on the page (issue 28).
+patient is excluded with a reason and included again on the page (issue 28); the level shown large, a
+DICOM patient other than the row's a warning, and the review pass of every saved box (issue 28).
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -17,6 +19,7 @@ from urllib.request import Request, urlopen
 from browser import chromium_driver, require_chromium
 from test_annotate import blank_rois, cohort, synthetic, true_rois  # noqa: F401 (fixtures)
 from test_annotate_exclude import manifest as exclusion_manifest  # noqa: F401 (fixture)
+from test_annotate_review import annotated, renamed, rewrite  # noqa: F401 (fixture)
 from test_annotate_series import initialised  # noqa: F401 (fixture)
 from test_serve_browser import draw_box, scroll_to_slice, serving, settings, state_is, wait_for
 from vcpred.cli import main
@@ -168,8 +171,6 @@ def chosen_series(driver) -> list[str]:
 
 
 def manifest_row(manifest: Path) -> dict[str, str]:
-    import csv
-
     with open(manifest, newline="") as handle:
         return next(csv.DictReader(handle))
 
@@ -251,3 +252,108 @@ def test_a_patient_is_excluded_with_a_reason_and_included_again_on_the_page(excl
         assert not driver.find_element("id", "include-patient").is_displayed()
         assert manifest_row(exclusion_manifest)["exclude"] == ""
     assert exclusion_manifest.read_bytes() == exclusion_manifest.with_name("manifest.csv.bak").read_bytes()
+
+
+def patient_shown(driver, index: int):
+    return lambda d: d.find_element("id", "patient-name").get_attribute("data-index") == str(index) \
+        and state_is("ready")(d)
+
+
+def font_px(driver, element_id: str) -> float:
+    return float(driver.execute_script(f"return getComputedStyle(document.getElementById('{element_id}')).fontSize")
+                 .removesuffix("px"))
+
+
+def test_the_level_shows_large_and_another_dicom_patient_is_a_warning(annotated, tmp_path):
+    """Issue 28: the manifest's level beside the patient id ("level not recorded" when empty); a
+    DICOM PatientID that is not the row's patient id is a visible warning, for that patient only."""
+    require_chromium()
+    renamed(annotated, {"dev0001": "P007"})
+    rewrite(annotated, lambda row: row.update(level="" if row["patient_id"] == "dev0002" else row["level"]))
+    level = manifest_row(annotated)["level"]
+    app = create_annotate_app(AnnotateSession.open(annotated), settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=768) as driver:
+        driver.get(url)
+        wait_for(driver, patient_shown(driver, 0))
+        assert text(driver, "patient-level") == level and level.startswith(("T", "L"))
+        assert font_px(driver, "patient-level") >= 1.5 * font_px(driver, "patient-name")
+        warning = driver.find_element("id", "identity-warning")
+        wait_for(driver, lambda d: warning.is_displayed())
+        assert warning.text == ("DICOM PatientID dev0001 differs from the manifest's patient id P007: check this "
+                                "is the right patient's series")
+        if os.environ.get("VCPRED_DOCS_SCREENSHOT"):
+            driver.save_screenshot(str(Path(__file__).resolve().parents[1] / "docs" / "img" / "annotate-identity.png"))
+
+        driver.find_element("id", "next-patient").click()
+        wait_for(driver, patient_shown(driver, 1))
+        assert text(driver, "patient-level") == "level not recorded"
+        assert not warning.is_displayed()  # dev0002's header names dev0002
+
+
+def review_cards(driver) -> list[dict]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#review-grid > li')].map((card) => {"
+        "  const img = card.querySelector('img');"
+        "  return {index: card.dataset.index, text: card.innerText,"
+        "          id: card.querySelector('.review-id').textContent,"
+        "          level: card.querySelector('.review-level').textContent,"
+        "          image: img ? {loaded: img.complete && img.naturalWidth > 0, height: img.naturalHeight} : null};})")
+
+
+def test_the_review_pass_shows_every_saved_box_a_page_at_a_time_and_opens_a_patient(annotated, tmp_path):
+    """Issue 28: every patient as a card (its thumbnail, id, level, label, exclusion), 24 to a page, the
+    next page's thumbnails not asked for until it is shown; a card opens its patient in the editor."""
+    require_chromium()
+    from vcpred.serve.annotate_review import THUMB_HEIGHT
+
+    with open(annotated, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # 30 patients over the three images: P001 to P030, P002 without ROI, P003 excluded.
+    extra = [{**rows[i % 3], "patient_id": f"P{i + 1:03d}", "exclude": ""} for i in range(30)]
+    extra[1].update(roi_slice="", roi_row_min="", roi_col_min="", roi_row_max="", roi_col_max="")
+    extra[2]["exclude"] = "series misses slice 12"
+    with open(annotated, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, [*rows[0], "exclude"], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(extra)
+    app = create_annotate_app(AnnotateSession.open(annotated), settings(tmp_path))
+    with serving(app) as (url, log), chromium_driver(width=1366, height=768) as driver:
+        driver.get(url)
+        wait_for(driver, patient_shown(driver, 1))  # the first without ROI
+        assert not driver.find_element("id", "review-panel").is_displayed()
+        driver.find_element("id", "review-open").click()
+        wait_for(driver, lambda d: len(review_cards(d)) == 24)
+        assert not driver.find_element("id", "viewer-panel").is_displayed()
+        driver.find_element("id", "review-close").click()  # back to the patient that was open
+        assert driver.find_element("id", "viewer-panel").is_displayed() and review_cards(driver) == []
+        assert driver.find_element("id", "patient-name").get_attribute("data-index") == "1"
+        driver.find_element("id", "review-open").click()
+        wait_for(driver, lambda d: len(review_cards(d)) == 24)
+        assert text(driver, "review-page") == "page 1 of 2 (patients 1 to 24 of 30)"
+        wait_for(driver, lambda d: all(c["image"]["loaded"] for c in review_cards(d)[:3] if c["image"]))
+        first, without, excluded = review_cards(driver)[:3]
+        assert first["image"]["height"] == THUMB_HEIGHT
+        assert (first["id"], first["level"]) == ("P001", rows[0]["level"])
+        assert f"label {rows[0]['label']}" in first["text"] and f"slice index {rows[0]['roi_slice']}" in first["text"]
+        assert without["image"] is None and "no ROI saved" in without["text"]
+        assert excluded["image"]["loaded"] and "excluded: series misses slice 12" in excluded["text"]
+        asked = lambda: {line.split("/patients/")[1].split("/")[0] for line in log if "/thumbnail" in line}  # noqa: E731
+        assert asked() <= {str(i) for i in range(24)}  # the second page's are not asked for
+
+        driver.find_element("id", "review-next").click()
+        wait_for(driver, lambda d: [c["index"] for c in review_cards(d)] == [str(i) for i in range(24, 30)])
+        assert text(driver, "review-page") == "page 2 of 2 (patients 25 to 30 of 30)"
+        wait_for(driver, lambda d: all(c["image"]["loaded"] for c in review_cards(d)))
+        if os.environ.get("VCPRED_DOCS_SCREENSHOT"):
+            driver.find_element("id", "review-previous").click()
+            wait_for(driver, lambda d: all(c["image"]["loaded"] for c in review_cards(d)[:10] if c["image"]))
+            driver.save_screenshot(str(Path(__file__).resolve().parents[1] / "docs" / "img" / "annotate-review.png"))
+            driver.find_element("id", "review-next").click()
+            wait_for(driver, lambda d: len(review_cards(d)) == 6)
+
+        driver.find_element("css selector", '#review-grid > li[data-index="26"] a').click()
+        wait_for(driver, patient_shown(driver, 26))
+        assert not driver.find_element("id", "review-panel").is_displayed()
+        assert text(driver, "patient-name").startswith("Patient P027 (manifest row 28; 27 of 30)")
+        assert shown_roi(driver) == [int(rows[2][c]) for c in ("roi_slice", "roi_row_min", "roi_col_min",
+                                                                "roi_row_max", "roi_col_max")]

@@ -1,25 +1,35 @@
 // vcpred annotate: the viewer (its state, its study, ROI and image modules) over a cohort manifest,
 // patient by patient, without a model. A save writes the patient's ROI (the canonical slice index and
 // box the viewer shows, 0-based, max exclusive) into the manifest on the server; a patient is left out
-// with a reason (or included again) through its row's exclude cell. Everything shown from the manifest
-// or the DICOM header is set as text, never as HTML.
+// with a reason (or included again) through its row's exclude cell. The patient's vertebral level shows
+// large beside its id, and a warning when the DICOM header names another patient (the server's
+// identity check, in the answer that opens the patient); review.js shows every saved box at a glance.
+// Everything shown from the manifest or the DICOM header is set as text, never as HTML.
 import {$, addView, changed, make, setState, setStatus, state} from "./state.js";
 import {getJson, postJson} from "./api.js";
 import {openStudy} from "./study.js";
 import {roiPatch} from "./roi.js";
+import {linkedPatient, renderReview, wireReview} from "./review.js";
 
 // state.annotation: session (the manifest's patients and progress), current (the patient shown),
 // loading, failed (patients whose images cannot be read), saved (the ROI last saved or loaded: any
 // other box is unsaved), warned ({index, roi}: the user was told this box is not saved when going to
 // that patient; a second try with the same box goes), series (the current patient's series:
 // {index, column, choice, series: [{reference, study_date, number, description, plane, slices, chosen}]}),
-// seriesWarned ("index reference": the user was told that choosing it clears a box; a second click goes).
+// seriesWarned ("index reference": the user was told that choosing it clears a box; a second click goes),
+// review (the review pass's page shown, null while the editor is shown).
 const annotation = () => state.annotation;
 const patients = () => annotation().session.patients;
 const setAnnotation = (patch, more = {}) => setState({annotation: {...annotation(), ...patch}, ...more});
 const unsaved = () => Boolean(state.roi && state.roi !== annotation().saved);
 // Excluded patients need no ROI: they are counted apart ("n of N annotated (M excluded)").
 const firstWithoutRoi = () => patients().findIndex((p) => !p.roi && !p.exclude);
+
+// The session with one patient as the server answered it (opened: its identity check).
+const withPatient = (patient, index) => {
+  const session = annotation().session;
+  return {...session, patients: session.patients.map((p, i) => (i === index ? patient : p))};
+};
 
 // The session after a save's answer: its counts, and the patient it wrote.
 const answered = (answer, index) => {
@@ -35,9 +45,10 @@ export async function startAnnotate() {
   // The frame strip shows what `vcpred prepare` reads with its default settings.
   setState({model: {k: session.k, edge: session.edge, margin: session.margin, clinical: []},
             annotation: {session, current: null, loading: false, failed: new Set(), saved: null, warned: null,
-                         series: null, seriesWarned: null}});
+                         series: null, seriesWarned: null, review: null}});
   wireAnnotate();
-  await openPatient(Math.max(0, firstWithoutRoi()));
+  // A link to a patient (#patient=N, the review's cards) opens it; else the first without ROI.
+  await openPatient(linkedPatient(session.patients.length) ?? Math.max(0, firstWithoutRoi()));
 }
 
 // force: go without the unsaved-box check (the series was changed: the box was for the other one).
@@ -51,7 +62,9 @@ async function openPatient(index, force = false) {
     return;
   }
   setAnnotation({current: index, loading: true, warned: null, seriesWarned: null});
-  await openStudy(() => postJson(`/api/annotate/patients/${index}/open`, {}));
+  let opened = null;  // the answer also holds the patient as its image was read
+  await openStudy(async () => (opened = await postJson(`/api/annotate/patients/${index}/open`, {})).clone());
+  if (state.study && opened) setAnnotation({session: withPatient((await opened.json()).patient, index)});
   await loadSeries(index);
   const failed = new Set(annotation().failed);
   if (!state.study) {
@@ -178,6 +191,10 @@ function wireAnnotate() {
     if (event.key === "Enter") excludePatient();
   });
   $("include-patient").addEventListener("click", () => setExclusion(""));
+  wireReview(openPatient, (page) => {
+    setAnnotation({review: page});
+    if (page !== null) window.scrollTo(0, 0);
+  });
 }
 
 function patientItem(patient, index) {
@@ -216,6 +233,12 @@ function renderAnnotate(state) {
     $("patient-name").textContent = `Patient ${patient.patient_id} (manifest row ${patient.row}; ` +
       `${index + 1} of ${list.length})${patient.exclude ? ": excluded" : ""}`;
     $("patient-name").dataset.index = String(index);
+    $("patient-level").textContent = patient.level || "level not recorded";
+    $("patient-level").className = patient.level ? "level" : "level none";
+    // The check is of the image shown: none while it loads or when it could not be read.
+    const warning = !a.loading && state.volume ? patient.identity_warning : "";
+    $("identity-warning").hidden = !warning;
+    $("identity-warning").textContent = warning || "";
     $("excluded-note").hidden = !patient.exclude;
     $("excluded-note").textContent = patient.exclude
       ? `Excluded, left out of every step: ${patient.exclude}` : "";
@@ -238,4 +261,5 @@ function renderAnnotate(state) {
   $("exclude-patient").disabled = $("include-patient").disabled = busy || index === null;
   for (const button of $("series-choice").querySelectorAll("button")) button.disabled = busy || button.dataset.off === "true";
   $("saved-note").textContent = unsaved() ? "not saved yet" : "";
+  renderReview(a.review, list);
 }
