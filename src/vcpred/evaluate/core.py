@@ -20,6 +20,7 @@ from vcpred.evaluate.selection import MARGIN, Selection, default_reference, sele
 from vcpred.evaluate.sites import VariantSites, variant_sites
 from vcpred.evaluate.small_sample import evaluation_sizes
 from vcpred.evaluate.subgroups import subgroup_columns, subgroups
+from vcpred.evaluate.transfer import Transfer, transfer_check
 from vcpred.evaluate.variants import Variant, parse_variant
 
 DEFAULT_THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 10)
@@ -41,6 +42,7 @@ class Evaluation:
     subgroups: dict = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     small_sample: dict = field(default_factory=dict)  # evaluation.json `small_sample` (small_sample.evaluation_sizes)
+    transfer: Transfer | None = None  # evaluation.json `transfer`: who collapses at the external set (reporting only)
 
 
 def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None = None,
@@ -80,7 +82,16 @@ def evaluate_runs(runs_dir: str | Path, *, rule: str = "mean", best: str | None 
     external_groups = subgroups(ensembles, groups) if groups is not None else {}
     return Evaluation(Path(runs_dir), rule, variants, per_split, ensembles, chosen, comparisons,
                       calibration_curves(ensembles), decision_curves(ensembles, thresholds), selection, development,
-                      external_groups, folder.skipped, evaluation_sizes(per_split, ensembles))
+                      external_groups, folder.skipped, evaluation_sizes(per_split, ensembles),
+                      _transfer(per_split, ensembles, base, chosen))
+
+
+def _transfer(per_split: pd.DataFrame, ensembles: dict[Variant, Ensemble], reference: Variant,
+              chosen: Variant) -> Transfer:
+    """The transfer check, after the choice and apart from it (the external set chooses nothing): each
+    variant's mean internal AUC (summary.csv auc_mean) against its ensemble's external AUC."""
+    internal = per_split.groupby("variant", sort=False)["validation_auc"].mean().to_dict()
+    return transfer_check(internal, {v.label: e.metrics for v, e in ensembles.items()}, reference.label, chosen.label)
 
 
 def _image_free(runs: list) -> set[str]:

@@ -17,6 +17,7 @@ from vcpred.evaluate.decision import decision_json
 from vcpred.evaluate.sites import sites_table
 from vcpred.evaluate.small_sample import MIN_PER_CLASS
 from vcpred.evaluate.tables import tables_markdown
+from vcpred.evaluate.transfer import flag_text, for_variant
 from vcpred.hashing import sha256_files
 from vcpred.jsonio import ABSENT, json_text, jsonable, to_dict
 from vcpred.output_folder import MARKER
@@ -53,6 +54,9 @@ def summary_table(ev: Evaluation) -> pd.DataFrame:
                             ("auc", "auc_ci_low", "auc_ci_high", "sensitivity", "specificity", "brier")})
                 row["ensemble_threshold"] = ev.ensembles[variant].threshold
                 row["ensemble_threshold_note"] = ev.ensembles[variant].threshold_note
+                checked = for_variant(ev.transfer, variant.label)  # transfer.py: reporting only
+                row["transfer_drop"] = checked.drop if checked is not None else math.nan
+                row["transfer_flag"] = flag_text(checked)
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -99,7 +103,7 @@ def evaluation_json(ev: Evaluation) -> dict:
         "selection": to_dict(ev.selection), "sites": {label: to_dict(found) for label, found in ev.sites.items()},
         "comparisons": to_dict(ev.comparisons), "calibration": calibration_json(ev.calibration),
         "decision_curves": decision_json(ev.decision_curves), "subgroups": ev.subgroups,
-        "small_sample": ev.small_sample,
+        "small_sample": ev.small_sample, "transfer": to_dict(ev.transfer) if ev.transfer is not None else None,
         "notes": {"thresholds": "Youden's J on each split's validation predictions; ensembles use the median",
                   "validation": "validation predictions choose each run's best epoch (early stopping), the "
                                 "thresholds and the best variant; the external set chooses nothing",
@@ -110,6 +114,10 @@ def evaluation_json(ev: Evaluation) -> dict:
                                   "the smallest split's "
                                   "validation patients; external: the labelled external patients) is flagged in "
                                   "small_sample, summary.csv small_sample, tables.md and the report",
+                  "transfer": "per variant, mean internal AUC minus external ensemble AUC; flagged a collapse at the "
+                              "external set beyond the margin when the external DeLong upper bound is below the "
+                              "internal mean, and below the reference when more than the reference's CI half-width "
+                              "below it; reporting only, the external set chooses nothing",
                   "undefined thresholds": "an ensemble whose split models have no finite threshold (constant "
                                           "predictions) has threshold null and says why in threshold_note"}})
 

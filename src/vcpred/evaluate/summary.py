@@ -7,6 +7,7 @@ import math
 
 from vcpred.evaluate.selection import FORCED, MARGIN, NestedEstimate, Selection
 from vcpred.evaluate.sites import VariantSites
+from vcpred.evaluate.transfer import summary_lines
 
 
 def _auc(value: float) -> str:
@@ -46,7 +47,8 @@ def site_line(found: VariantSites) -> str:
 
 
 def console_summary(ev) -> list[str]:
-    """evaluate's lines after 'best: ...': the rule's reason, the optimism, each variant's sites."""
+    """evaluate's lines after 'best: ...': the rule's reason, the optimism, each variant's sites, the transfer
+    check (the chosen model's sentence first when it is flagged)."""
     lines = [rule_sentence(ev.selection)]
     optimism = optimism_sentence(ev.selection.winner, ev.selection.nested)
     if optimism:
@@ -54,7 +56,7 @@ def console_summary(ev) -> list[str]:
     lines.append("out-of-split validation AUC (each development patient's mean over the splits that validated it):")
     width = max((len(label) for label in ev.sites), default=0)
     lines += [f"  {label:<{width}}  {site_line(found)}" for label, found in ev.sites.items()]
-    return lines
+    return lines + summary_lines(ev.transfer)
 
 
 def markdown_sections(ev) -> list[str]:

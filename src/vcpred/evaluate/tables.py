@@ -10,6 +10,7 @@ from vcpred import RESEARCH_NOTICE
 from vcpred.evaluate.compare import Comparisons
 from vcpred.evaluate.small_sample import as_sentence
 from vcpred.evaluate.summary import markdown_sections
+from vcpred.evaluate.transfer import chosen_sentence, flag_sentence, none_sentence, rule_sentence
 
 
 def mean_sd(mean: float, sd: float) -> str:
@@ -96,11 +97,23 @@ def tables_markdown(ev, summary: pd.DataFrame) -> str:
     lines += _section(summary, "external", alpha)
     undefined = [f"{v.label}: ensemble threshold {e.threshold_note}." for v, e in ev.ensembles.items() if e.threshold_note]
     lines += ["", *undefined] if undefined else []
+    lines += _transfer_lines(ev.transfer)
     lines += markdown_sections(ev)
     if ev.skipped:
         lines += ["", f"Skipped {len(ev.skipped)} unfinished run(s): " +
                   "; ".join(f"{p} ({r})" for p, r in ev.skipped)]
     return "\n".join(lines) + "\n"
+
+
+def _transfer_lines(transfer) -> list[str]:
+    """Under Table 3 (transfer.py): the chosen model's sentence in bold when it is flagged, a line per
+    flagged variant (or that none is), and the rule."""
+    if transfer is None:
+        return []
+    chosen = chosen_sentence(transfer)
+    flagged = [f"- {flag_sentence(label, v, transfer)}" for label, v in transfer.flagged.items()]
+    return ["", *([f"**{chosen}**", ""] if chosen else []), *(flagged or [none_sentence(transfer)]), "",
+            rule_sentence(transfer)]
 
 
 def _best_warning(small_sample: dict | None) -> list[str]:
