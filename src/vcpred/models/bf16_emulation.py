@@ -24,7 +24,6 @@ from typing import Any, Iterator
 import torch
 import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map_only
 
 METHOD = ("fp32 emulation: weights and every tensor bf16 autocast holds in bf16 rounded to bf16, "
           "convolutions and matmuls computed in fp32 (vcpred.models.bf16_emulation)")
@@ -80,8 +79,7 @@ class _Bf16Values(TorchDispatchMode):
             self.bf16.add(out[0])
             return out
         if packet in _AUTOCAST_BF16:
-            # tensors already held as bf16 values (the rounded weights, earlier outputs) need no copy
-            args, kwargs = tree_map_only(torch.Tensor, lambda t: t if t in self.bf16 else _round(t), (args, kwargs))
+            args, kwargs = self._rounded(args), {k: self._rounded(v) for k, v in kwargs.items()}
             out = func(*args, **kwargs)
             first = out[0] if isinstance(out, tuple) else out  # attention's logsumexp stays fp32
             _round_in_place(first)
@@ -101,6 +99,15 @@ class _Bf16Values(TorchDispatchMode):
                     _round_in_place(result)
                 self.bf16.add(result)
         return out
+
+    def _rounded(self, item: Any) -> Any:
+        """item with its fp32 tensors rounded to bf16 values; those already held as bf16 values (the
+        rounded weights, earlier outputs) are passed as they are, not copied."""
+        if isinstance(item, torch.Tensor):
+            return item if item in self.bf16 else _round(item)
+        if isinstance(item, (tuple, list)):
+            return type(item)(self._rounded(element) for element in item)
+        return item
 
     def _is_bf16(self, packet, args, kwargs: dict[str, Any]) -> bool:
         if "dtype" in kwargs and kwargs["dtype"] is not None:  # an explicit dtype (to, zeros_like, ...)
@@ -133,8 +140,24 @@ def _flash_attention(query, key, value, *, scale):
 
 
 def _floating(tree: Any) -> list[torch.Tensor]:
-    leaves, _ = tree_flatten(tree)
-    return [t for t in leaves if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    """The floating tensors in an op's arguments or results (tensors, in tuples, lists and dicts)."""
+    found: list[torch.Tensor] = []
+    _collect(tree, found)
+    return found
+
+
+def _collect(item: Any, found: list[torch.Tensor]) -> None:
+    # by hand, not torch's pytree: called several times per op, its generality cost a third of the
+    # emulated ViT forward's time in Python
+    if isinstance(item, torch.Tensor):
+        if item.is_floating_point():
+            found.append(item)
+    elif isinstance(item, (tuple, list)):
+        for element in item:
+            _collect(element, found)
+    elif isinstance(item, dict):
+        for element in item.values():
+            _collect(element, found)
 
 
 def bf16_layer_weights(net: nn.Module) -> list[torch.Tensor]:
