@@ -1,11 +1,12 @@
 """What the standardisation and augmentation options do at an unseen site, on the demo's synthetic cohorts.
 
 Usage: .venv/bin/python benchmarks/bench_transfer.py [--root /tmp/vcpred-transfer] [--seeds 0 1 2 3 4]
-       [--splits 10] [--no-run]
+       [--splits 10] [--options plain acq hist] [--stores store store-quantile store-1.1mm] [--no-run]
 
 Per seed: the demo's cohort (synth, 200 development patients at sites A-C + 45 external at site D, T2),
-prepared twice at the demo's 96 px (the default store, and one whose crops are resampled to 1.1 mm, the
-coarsest site's spacing: `--crop-spacing-mm 1.1`), and on each store the demo's best-performing kind of
+prepared at the demo's 96 px in up to three stores (`--stores`: the default store; `store-quantile`,
+crops normalised by the normal quantile of each pixel's rank (`--normalize quantile`); `store-1.1mm`,
+crops resampled to 1.1 mm, the coarsest site's spacing), and on each store the demo's best-performing kind of
 configuration, the frozen ImageNet CNN as linear probe with the clinical columns (linear-cf), trained
 plain, with TorchIO acquisition augmentation (`training.acquisition: {}`) and with Nyúl-Udupa histogram
 standardisation (`model.standardize: histogram`); clinical-only as the reference. Each variant is
@@ -32,7 +33,7 @@ from bench_learning import ceiling, cohort_table, read_splits, variant_numbers  
 from vcpred.cli import main as vcpred  # noqa: E402
 from vcpred.demo import CLINICAL, CNN, DEMO_SIZE  # noqa: E402
 
-STORES = {"store": [], "store-1.1mm": ["--crop-spacing-mm", "1.1"]}
+STORES = {"store": [], "store-1.1mm": ["--crop-spacing-mm", "1.1"], "store-quantile": ["--normalize", "quantile"]}
 LINEAR_CF = {"model": {**CNN, "method": "linear", "clinical_columns": CLINICAL},
              "training": {"epochs": 40, "patience": 8, "frames": "all"}}
 OPTIONS = {  # option -> (name suffix, what it adds to linear-cf)
@@ -63,23 +64,25 @@ def call(argv: list[str]) -> None:
         raise SystemExit(f"vcpred {' '.join(argv)} failed")
 
 
-def run_seed(out: Path, seed: int, splits: int, options: list[str]) -> None:
+def run_seed(out: Path, seed: int, splits: int, options: list[str], stores: list[str]) -> None:
     if not (out / "cohort" / "manifest.csv").is_file():
         call(["synth", "--out", str(out / "cohort"), "--development", "200", "--external", "45",
               "--sequences", "t2", "--seed", str(seed), "--jobs", "2"])
-    for store, options in STORES.items():
+    for store in stores:
         call(["prepare", str(out / "cohort" / "manifest.csv"), "--out", str(out / store), "--size", str(DEMO_SIZE),
-              "--jobs", "2", *options])
+              "--jobs", "2", *STORES[store]])
         path = out / f"experiment-{store}.yaml"
-        path.write_text(yaml.safe_dump(experiment(store, splits, options), sort_keys=False))
+        grid = experiment(store, splits, options)
+        print(f"seed {seed}, {store}: {', '.join(c['name'] for c in grid['configurations'])}", flush=True)
+        path.write_text(yaml.safe_dump(grid, sort_keys=False))
         call(["experiment", str(path), "--out", str(out / f"runs-{store}"), "--jobs", "2"])
 
 
-def seed_rows(out: Path, seed: int) -> tuple[list[list], dict]:
+def seed_rows(out: Path, seed: int, stores: list[str]) -> tuple[list[list], dict]:
     cohort = cohort_table(out)
     top = ceiling(cohort, read_splits(out))
     rows, external = [], {}
-    for store in STORES:
+    for store in stores:
         runs = out / f"runs-{store}"
         for folder in sorted(p for p in runs.iterdir() if p.is_dir() and any(p.glob("split-*"))):
             ap = folder.name != "clinical-only"
@@ -99,6 +102,8 @@ def main() -> None:
     parser.add_argument("--splits", type=int, default=10)
     parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=list(OPTIONS),
                         help="linear-cf variants trained on each store")
+    parser.add_argument("--stores", nargs="+", choices=list(STORES), default=list(STORES),
+                        help="stores prepared and trained on (the first must be 'store': clinical-only runs there)")
     parser.add_argument("--no-run", action="store_true", help="read finished folders, run nothing")
     args = parser.parse_args()
     rows, externals, minutes = [], [], []
@@ -106,9 +111,9 @@ def main() -> None:
         out = Path(args.root) / f"seed-{seed}"
         start = time.perf_counter()
         if not args.no_run:
-            run_seed(out, seed, args.splits, args.options)
+            run_seed(out, seed, args.splits, args.options, args.stores)
         minutes.append((time.perf_counter() - start) / 60)
-        seed_table, external = seed_rows(out, seed)
+        seed_table, external = seed_rows(out, seed, args.stores)
         rows += seed_table
         externals.append(external)
     means = [[label, f"{np.mean([e[label] for e in externals]):.3f}",
@@ -116,10 +121,10 @@ def main() -> None:
     body = "\n".join([
         "## Standardisation and acquisition augmentation at an unseen site (issue 26)", "",
         f"`benchmarks/bench_transfer.py --seeds {' '.join(map(str, args.seeds))} --splits {args.splits} --options "
-        f"{' '.join(args.options)}` — per seed "
+        f"{' '.join(args.options)} --stores {' '.join(args.stores)}` — per seed "
         "the demo's cohort (200 development patients, sites A-C; 45 external, site D: 1.1 mm pixels, lower "
-        "contrast, more noise and bias field), prepared at 96 px as the demo does and again with crops "
-        "resampled to 1.1 mm; on each store the frozen ImageNet EfficientNet-Lite0 linear probe with the "
+        "contrast, more noise and bias field), prepared at 96 px as the demo does (store), with per-crop "
+        "quantile normalisation (store-quantile) and with crops resampled to 1.1 mm (store-1.1mm); on each store the frozen ImageNet EfficientNet-Lite0 linear probe with the "
         "clinical columns, plain, with TorchIO acquisition augmentation (`training.acquisition: {}`, 2 cached "
         "views per frame) and with Nyúl-Udupa histogram standardisation fitted per split "
         "(`model.standardize: histogram`). Internal = mean validation AUC over splits; per site = pooled "

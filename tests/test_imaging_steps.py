@@ -117,6 +117,33 @@ def test_normalize_uses_only_valid_pixels():
     assert stats["clip"] == pytest.approx([crop[valid].min(), crop[valid].max()], abs=1e-4)
 
 
+def test_quantile_normalisation_removes_a_scanners_monotone_contrast_change():
+    """A crop and the same crop under another gamma and vendor scale (site D's kind of change) give the
+    same quantile-normalised crop; z-scoring leaves them apart. Ranks mapped to normal quantiles:
+    recomputed here with scipy."""
+    from scipy.special import ndtri
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(0)
+    crop = rng.uniform(0.05, 1.0, (30, 30)).astype(np.float32)
+    valid = np.ones_like(crop, dtype=bool)
+    valid[:, 25:] = False
+    other_site = 3000.0 * crop ** 0.8  # gamma 0.8, another dynamic range
+    quantile = Normalize(method="quantile")
+    ours, stats = quantile(crop, valid)
+    theirs, _ = quantile(other_site, valid)
+    assert np.allclose(ours, theirs, atol=1e-5) and stats == {"quantiles": 750}
+    zscored = [Normalize(method="zscore")(c, valid)[0] for c in (crop, other_site)]
+    assert np.abs(zscored[0] - zscored[1])[valid].max() > 0.1
+    ranks = rankdata(crop[valid])
+    expected = ndtri((ranks - 1) / (len(ranks) - 1) * (1 - 2e-7) + 1e-7)  # sklearn's clipped quantiles
+    assert np.corrcoef(ours[valid], expected)[0, 1] > 0.999 and abs(ours[valid].mean()) < 0.01
+    assert ours[valid].std() == pytest.approx(1, abs=0.05)
+    assert np.allclose(ours[~valid], ours[valid].min())  # padding at the lowest value
+    with pytest.raises(ConfigError, match="quantile"):
+        Normalize(method="rank")
+
+
 def test_resize_antialiases_and_keeps_range():
     stripes = np.zeros((1, 100, 100), np.float32)
     stripes[:, :, ::2] = 1  # 1-pixel stripes: aliasing would give 0s or 1s, antialiasing ~0.5

@@ -31,7 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="frames beyond the volume: replicate the edge slice or keep fewer (default replicate)")
     parser.add_argument("--size", type=int, default=224, help="output size in pixels (default 224)")
     parser.add_argument("--margin", type=float, default=0.15, help="ROI enlargement fraction (default 0.15)")
-    parser.add_argument("--normalize", choices=("zscore", "minmax"), default="zscore")
+    parser.add_argument("--normalize", choices=("zscore", "minmax", "quantile"), default="zscore",  # preprocess.NORMALIZE_METHODS (not imported: SimpleITK)
+                        help="per-crop intensity normalisation (default zscore; quantile: each pixel's rank "
+                             "in its crop mapped to a standard normal, which removes monotone contrast "
+                             "differences between scanners)")
     parser.add_argument("--crop-spacing-mm", type=float, default=None, metavar="MM",
                         help="resample each crop to MM pixels before normalising and resizing, so sites with "
                              "other in-plane resolutions hold the same detail (e.g. the coarsest site's spacing; "

@@ -18,7 +18,7 @@ from vcpred.errors import ConfigError, ImageReadError, RoiError
 from vcpred.imaging.orient import Volume
 
 EDGE_POLICIES = ("replicate", "keep")
-NORMALIZE_METHODS = ("zscore", "minmax")
+NORMALIZE_METHODS = ("zscore", "minmax", "quantile")
 MIN_SHRUNK_VOXELS = 8  # never shrink an axis below this many voxels for N4
 MAX_FRAMES_K = 10  # at most 2k+1 = 21 frames: a sagittal series rarely has more slices around one vertebra
 MIN_ROI_PIXELS = 4  # a ROI box must be at least this many pixels high and wide (as in `vcpred serve`)
@@ -228,7 +228,10 @@ class ResampleCrop(Step):
 class Normalize(Step):
     """Per-crop intensity normalisation from the crop's own (valid) pixels.
 
-    Clip to the `percentiles` of the crop, then z-score (mean 0, SD 1) or min-max to [0, 1].
+    Clip to the `percentiles` of the crop, then z-score (mean 0, SD 1) or min-max to [0, 1]; or
+    `quantile`: each pixel replaced by the standard normal quantile of its rank in the crop
+    (scikit-learn's quantile_transform), so any monotone change of intensities between scanners
+    (gamma, contrast, vendor scaling) gives the same crop, up to noise and resolution.
     Padded pixels take no part in the statistics (they end at the low clip value).
     """
 
@@ -244,6 +247,8 @@ class Normalize(Step):
 
     def __call__(self, crop: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, dict]:
         """crop [h, w] -> normalised float32 [h, w] and the statistics used."""
+        if self.method == "quantile":
+            return self._quantile(crop, valid)
         low, high = (float(v) for v in np.percentile(crop[valid], self.percentiles))
         clipped = np.clip(crop, low, high)
         values = clipped[valid]
@@ -255,6 +260,17 @@ class Normalize(Step):
             out = (clipped - low) / (high - low) if high > low else np.zeros_like(clipped)
             stats = {"clip": [low, high]}
         return out.astype(np.float32), {k: np.round(np.asarray(v), 5).tolist() for k, v in stats.items()}
+
+    @staticmethod
+    def _quantile(crop: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, dict]:
+        from sklearn.preprocessing import quantile_transform
+
+        values = crop[valid].reshape(-1, 1)
+        mapped = quantile_transform(values, n_quantiles=min(1000, len(values)), output_distribution="normal",
+                                    copy=True)[:, 0]
+        out = np.full(crop.shape, mapped.min(), dtype=np.float32)  # padding at the lowest value, as clipping does
+        out[valid] = mapped
+        return out, {"quantiles": min(1000, len(values))}
 
 
 @dataclass(frozen=True, kw_only=True)
