@@ -25,13 +25,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from dicom_variants import STRAY_FILES, without_preamble, write_enhanced, zipped
-from imaging_support import write_dicom_series
+from imaging_support import small_volume, write_dicom_series
 from test_annotate import PAGE, annotating
 from vcpred.cli import main
 from vcpred.imaging import read_volume
 from vcpred.synth import generate_cohort
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("weights_home")]
 
 FIRST_MRN = 10231
 DEVELOPMENT = range(14)  # sites A (even) and B (odd): 3 cases and 4 controls each
@@ -140,11 +139,12 @@ def hospital(tmp_path_factory) -> dict:
 def clinical_facts(i: int) -> dict:
     """Patient i's facts as the hospital records them (the table is written from these, and the expected
     manifest values are computed from them here, independently of vcpred)."""
+    j = i * 8 % 21  # the external patients' values within the development patients' range
     mri = date(2024, 1 + i % 6, 10 + i % 15)
     birthday_late = i % 3 == 0  # the birthday falls after the MRI's day in the year: one year fewer
-    birth = date(1938 + i, mri.month + 1 if birthday_late and mri.month < 12 else mri.month, 5)
-    return {"birth": birth, "mri": mri, "fracture": mri - timedelta(days=3 + 2 * i),
-            "weight": 48.5 + 1.5 * i, "height": 148 + i,
+    birth = date(1938 + j, mri.month + 1 if birthday_late else mri.month, 5)
+    return {"birth": birth, "mri": mri, "fracture": mri - timedelta(days=3 + 2 * j),
+            "weight": 48.5 + 1.5 * j, "height": 148 + i,
             "steroid": None if i == UNKNOWN_STEROID else i % 5 == 0, "diabetes": i % 4 == 1,
             "sex": "M" if i % 3 == 1 else "F", "tscore": None if i == 9 else -3.4 + 0.1 * i,
             "site": "C" if i in EXTERNAL else "AB"[i % 2], "level": ["T12", "L1", "L2"][i % 3],
@@ -278,6 +278,8 @@ def annotate_every_patient(manifest: Path, rois: dict, workdir: Path) -> dict:
     return shown
 
 
+@pytest.mark.slow  # about 80 s on 2 busy cores; the fixture's export about 15 s of it
+@pytest.mark.usefixtures("weights_home")
 def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone(hospital, capsys, tmp_path):
     root, study, rois = hospital["root"], hospital["study"], hospital["rois"]
     manifest = study / "manifest.csv"
@@ -289,6 +291,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     assert f"{folder_name(TWIN)}: 2 series match --series 't2 sag'" in printed
     assert rows[TWIN]["series_t2"] == "" and rows[0]["series_t2"] != ""  # the localiser was not a candidate
     assert all(r["set"] == "development" and r["exclude"] == "" for r in rows)
+    assert f"`vcpred cohort merge-clinical {manifest} " in printed and "`vcpred annotate`" in printed
 
     # 2. the external patients' set, written as a spreadsheet writes it
     mark_external(manifest)
@@ -317,7 +320,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
 
     # 4. annotate: ROIs placed, the twin's series chosen, the unreadable patient excluded with the reason.
     shown = annotate_every_patient(merged, rois, tmp_path)
-    assert "misses" in shown[folder_name(UNREADABLE)] or "missing" in shown[folder_name(UNREADABLE)]
+    assert "1 slice(s) probably missing" in shown[folder_name(UNREADABLE)]
     merged_rows = {r["patient_id"]: r for r in rows_of(merged)}
     assert merged_rows[folder_name(UNREADABLE)]["exclude"] == REASON
     assert merged_rows[folder_name(TWIN)]["series_t2"] != ""
@@ -328,7 +331,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
 
     # 6. prepare: every included patient, the excluded one named and not read.
     store = study / "store"
-    printed = run(capsys, "prepare", merged, "--out", store, "--size", "64")
+    printed = run(capsys, "prepare", merged, "--out", store, "--size", "64", "--no-n4")
     assert f"1 patient(s) excluded in the manifest, not prepared: {folder_name(UNREADABLE)} ({REASON})" in printed
     prepared = {p.stem for p in store.rglob("*.npz")}
     assert folder_name(UNREADABLE) not in prepared and len(prepared) == 20
@@ -355,3 +358,15 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     excluded = rows_of(out / "excluded.csv")
     assert [(e["patient_id"], e["reason"]) for e in excluded] == [
         (folder_name(UNREADABLE), f"excluded in the manifest: {REASON}")]
+
+
+def test_cohort_init_names_the_commands_that_fill_the_manifest_next(tmp_path, capsys):
+    """Its last line named "fill label, the clinical columns and the ROI (docs/manifest.md)", not the
+    commands that do it: merge-clinical, annotate, then check (docs/hospital.md)."""
+    write_dicom_series(tmp_path / "pacs" / "MRN_10231", small_volume(), flips=(0,), description="T2 SAG")
+    out = tmp_path / "study" / "manifest.csv"
+    assert main(["cohort", "init", str(tmp_path / "pacs"), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (f"next: the label and clinical columns from the hospital's table with `vcpred cohort merge-clinical {out} "
+            "TABLE.csv --mapping MAPPING.yaml`, the ROIs with `vcpred annotate` on the manifest it writes, then "
+            f"`vcpred cohort check` (docs/hospital.md)") in printed

@@ -53,6 +53,7 @@ def run_init(args: argparse.Namespace) -> int:
     skipped = len(entries) - len(rows)
     console.say(f"wrote {out}: {len(rows)} patient(s), series chosen for {len(rows) - len(to_choose)}, "
                 f"{len(to_choose)} to choose" + (f", {skipped} left out" if skipped else "")
-                + "; next: fill label, the clinical columns and the ROI (docs/manifest.md), then "
-                  f"`vcpred cohort check {out}`")
+                + "; next: the label and clinical columns from the hospital's table with "
+                  f"`vcpred cohort merge-clinical {out} TABLE.csv --mapping MAPPING.yaml`, the ROIs with "
+                  "`vcpred annotate` on the manifest it writes, then `vcpred cohort check` (docs/hospital.md)")
     return 0
