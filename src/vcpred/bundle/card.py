@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from vcpred.errors import ConfigError
 from vcpred.evaluate.outputs import evaluation_problems
 from vcpred.evaluate.per_split import external_reason
 from vcpred.evaluate.small_sample import SampleSize, as_sentence
+from vcpred.evaluate.transfer import chosen_sentence, read_transfer
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta
 from vcpred.bundle.method import clinical_step, finite, loss_text, validation_uses
@@ -147,6 +149,17 @@ def _small_sample_lines(evaluation: dict) -> list[str]:
     return [f"- **{as_sentence(w)}**" for w in warnings]
 
 
+def _transfer_lines(evaluation: dict, variant: str) -> list[str]:
+    """A bold line when this model collapses at the external set or falls below the reference there
+    (evaluation.json `transfer`, evaluate/transfer.py); none otherwise or for an evaluation without it."""
+    try:
+        transfer = read_transfer(evaluation.get("transfer"))
+    except ValueError as exc:
+        return [f"- transfer check not readable ({exc})"]
+    sentence = chosen_sentence(replace(transfer, chosen=variant), "This model") if transfer is not None else ""
+    return [f"- **Transfer check: {sentence}**"] if sentence else []
+
+
 def _performance(meta: BundleMeta, eval_dir: str | Path | None, external_patients: int | None) -> list[str]:
     if eval_dir is None:
         return ["Not given at export (pass `--eval EVAL` from `vcpred evaluate` to include it)."]
@@ -159,7 +172,7 @@ def _performance(meta: BundleMeta, eval_dir: str | Path | None, external_patient
     rows = summary[summary["variant"] == variant]
     if rows.empty:
         return [f"EVAL has no variant {variant!r}."]
-    small = _small_sample_lines(evaluation)
+    small = _small_sample_lines(evaluation) + _transfer_lines(evaluation, variant)
     lines = [*small, *([""] if small else []),
              "| set | AUC mean (SD) | sensitivity | specificity | splits |", "|---|---|---|---|---|"]
     ensemble = evaluation.get("ensembles", {}).get(variant, {})

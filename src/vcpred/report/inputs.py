@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,7 @@ from vcpred.evaluate.outputs import GENERATOR as EVALUATE_GENERATOR
 from vcpred.evaluate.outputs import evaluation_problems
 from vcpred.evaluate.selection import Selection, read_selection
 from vcpred.evaluate.sites import VariantSites, read_sites
+from vcpred.evaluate.transfer import Transfer, read_transfer
 from vcpred.evaluate.variants import Variant
 from vcpred.bundle.files import BundleMeta, checked_meta, parse_meta
 from vcpred.runs import RunRecord, finished_records, read_finished, run_dirs, unfinished_reason
@@ -78,6 +79,12 @@ class ReportInputs:
     def development_sites(self) -> dict[str, VariantSites]:
         """evaluation.json `sites`: variant label -> out-of-split validation AUC pooled and per site ({}: none)."""
         return read_sites(self.evaluation.get("sites"))
+
+    @property
+    def transfer(self) -> Transfer | None:
+        """evaluation.json `transfer`, about the report's chosen variant (None: an evaluation from before it)."""
+        transfer = read_transfer(self.evaluation.get("transfer"))
+        return None if transfer is None else replace(transfer, chosen=self.chosen)
 
     @property
     def decision_curves(self) -> DecisionCurves | None:
@@ -151,6 +158,7 @@ def read_eval(eval_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.Data
         read_decision(evaluation.get("decision_curves"))
         read_selection(evaluation.get("selection"))
         read_sites(evaluation.get("sites"))
+        read_transfer(evaluation.get("transfer"))
     except ValueError as exc:
         raise ReportError(f"{eval_dir / 'evaluation.json'} does not hold what `vcpred evaluate` writes ({exc}); "
                           "evaluate again") from None

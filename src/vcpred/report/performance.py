@@ -4,9 +4,10 @@ ensembles' numbers (evaluation.json), and subgroup metrics when the evaluation h
 from __future__ import annotations
 
 from vcpred.evaluate.per_split import external_reason
+from vcpred.evaluate.transfer import WORDS, chosen_sentence, flag_sentence, none_sentence, rule_sentence
 from vcpred.bundle.method import finite
 from vcpred.report.figures import calibrated, calibration_png, decision_png, roc_png, shown_variants
-from vcpred.html import Html, join, note, png_image, section, table, tag
+from vcpred.html import Html, bullet_list, join, note, png_image, section, table, tag
 from vcpred.report.inputs import ReportInputs
 
 
@@ -18,10 +19,33 @@ def _count(value) -> str:
     return "n/a" if value is None else str(value)
 
 
+def transfer_notice(inputs: ReportInputs) -> Html:
+    """Above the external figures: which variants collapse at the external set or fall below the reference
+    there (evaluate/transfer.py), the chosen one first and plainly; the rule under it."""
+    transfer = inputs.transfer
+    if transfer is None:
+        return note("This evaluation records no transfer check (written by an earlier vcpred): evaluate again to see "
+                    "which variants collapse at the external set.")
+    if not transfer.flagged:
+        return note(f"{none_sentence(transfer)} {rule_sentence(transfer)}")
+    chosen = chosen_sentence(transfer)
+    flagged = [flag_sentence(label, v, transfer) for label, v in transfer.flagged.items()]
+    return join([tag("div", tag("p", chosen) if chosen else "",
+                     tag("p", f"Flagged at the external set ({len(flagged)} of {len(transfer.variants)} variants):"),
+                     bullet_list(flagged), cls="notice", id="transfer"),
+                 note(rule_sentence(transfer))])
+
+
+def _flag_mark(inputs: ReportInputs, variant: str) -> str:
+    """' (flagged: collapse at the external set)' after a flagged variant's name in the ensemble table."""
+    found = inputs.transfer.variants.get(variant) if inputs.transfer is not None else None
+    return f" (flagged: {'; '.join(WORDS[f] for f in found.flags)})" if found is not None and found.flags else ""
+
+
 def ensemble_table(inputs: ReportInputs) -> Html:
     rows, undefined = [], []
     for variant, m in inputs.evaluation.get("ensembles", {}).items():
-        name = tag("strong", variant) if variant == inputs.chosen else variant
+        name = join([tag("strong", variant) if variant == inputs.chosen else variant, _flag_mark(inputs, variant)])
         auc = (f"{_number(m.get('auc'), 4)} ({_number(m.get('auc_ci_low'), 4)}-{_number(m.get('auc_ci_high'), 4)})"
                if finite(m.get("auc")) else f"n/a ({external_reason(m)})")
         why = inputs.undefined_threshold(variant)
@@ -36,7 +60,7 @@ def ensemble_table(inputs: ReportInputs) -> Html:
     return join([table(header, rows, cls="numbers",
                        caption="Split ensembles on the external set: threshold = median of the split models' "
                                "validation thresholds; calibration slope and intercept (calibration-in-the-large) "
-                               "by logistic recalibration"), *undefined])
+                               "by logistic recalibration; \"flagged\": the transfer check above"), *undefined])
 
 
 def subgroup_table(inputs: ReportInputs) -> Html:
@@ -77,6 +101,7 @@ def performance_section(inputs: ReportInputs) -> Html:
     shown = shown_variants(inputs)
     return section(
         "performance", "Discrimination, calibration and decision curves (external set)",
+        transfer_notice(inputs),
         _figure(roc_png(inputs), "ROC curves",
                 "ROC curves on the external set, one panel per variant: the band spans the split models "
                 "(min to max sensitivity), the dashed line is their mean, the red line the split ensemble.",

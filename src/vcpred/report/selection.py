@@ -9,6 +9,7 @@ import math
 from vcpred.evaluate.selection import Selection
 from vcpred.evaluate.sites import SiteAUC, VariantSites
 from vcpred.evaluate.summary import optimism_sentence, rule_sentence
+from vcpred.evaluate.transfer import chosen_sentence
 from vcpred.html import Html, join, note, table, tag
 from vcpred.report.inputs import ReportInputs
 
@@ -48,7 +49,15 @@ def selection_block(inputs: ReportInputs) -> Html:
                           "per-site validation AUCs.")])
     optimism = optimism_sentence(selection.winner, selection.nested)
     return join([tag("h3", "Choosing the best variant"), tag("p", rule_sentence(selection)),
-                 tag("p", optimism) if optimism else "", scores_table(selection)])
+                 tag("p", optimism) if optimism else "", _transfer(inputs), scores_table(selection)])
+
+
+def _transfer(inputs: ReportInputs) -> Html | str:
+    """When the chosen variant collapses at the external set or falls below the reference there: said
+    beside its choice, with a link to the transfer check (evaluate/transfer.py)."""
+    transfer = inputs.transfer
+    sentence = chosen_sentence(transfer) if transfer is not None else ""
+    return tag("p", sentence, " ", tag("a", "Transfer check", href="#transfer"), ".", cls="notice") if sentence else ""
 
 
 def _cell(m: SiteAUC | None) -> str:

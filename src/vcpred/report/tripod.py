@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from vcpred.cohort.summary import event_counts
 from vcpred.evaluate.per_split import external_reason
+from vcpred.evaluate.transfer import chosen_sentence
 from vcpred.bundle.method import DATA_RULE, clinical_step, finite, loss_text, validation_uses
 from vcpred.html import Html, section, tag, text
 from vcpred.report.cohort import exclusion_text
@@ -313,10 +314,16 @@ def _results(inputs: ReportInputs, f: dict, model: str) -> dict[str, tuple[str, 
         "23a": (f"Chosen model {inputs.chosen}: external ensemble AUC {auc}. CIs only for AUC: each ensemble's "
                 "external AUC (DeLong 95 % CI); the split models' AUC, sensitivity and specificity are mean (SD) "
                 "over splits, not CIs; the ensembles' sensitivity, specificity, calibration slope and intercept "
-                "and Brier score have no CIs." + subgroups, "#performance"),
+                "and Brier score have no CIs." + subgroups + _transfer(inputs), "#performance"),
         "23b": (_heterogeneity(inputs, f), "#performance"),
         "24": (_updating(inputs), ""),
     }
+
+
+def _transfer(inputs: ReportInputs) -> str:
+    """23a: said when the chosen model collapses at the external set or falls below the reference there."""
+    sentence = chosen_sentence(inputs.transfer) if inputs.transfer is not None else ""
+    return f" Transfer check: {sentence}" if sentence else ""
 
 
 def _discussion(f: dict) -> dict[str, tuple[str, str]]:
