@@ -18,7 +18,7 @@ from test_evaluate import write_run
 from test_stats_proc import _has_proc
 from vcpred.cli import main
 from vcpred.evaluate import evaluate_runs
-from vcpred.evaluate.transfer import BELOW_REFERENCE, COLLAPSE, COLLAPSE_MARGIN, transfer_check
+from vcpred.evaluate.transfer import BELOW_REFERENCE, COLLAPSE, COLLAPSE_MARGIN, none_sentence, transfer_check
 from vcpred.stats import delong_ci
 
 N_DEV, N_SPLITS = 60, 3
@@ -165,6 +165,9 @@ def test_the_rule_at_its_edges():
     assert transfer.variants["b"].flags == [] and transfer.variants["c"].flags == [BELOW_REFERENCE]
     assert transfer.variants["ref"].flags == [] and "d" not in transfer.variants
     assert list(transfer.flagged) == ["a", "c"]
+    unchecked = transfer_check(internal, {"ref": external["d"], "a": external["d"]}, "ref", "a")
+    assert unchecked.variants == {} and "none could be checked" in none_sentence(unchecked)
+    assert "none could be checked" not in none_sentence(transfer_check(internal, {"b": external["b"]}, "ref", "b"))
 
 
 @pytest.mark.skipif(not _has_proc(), reason="Rscript with pROC is not installed")

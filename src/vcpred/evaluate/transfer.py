@@ -155,6 +155,10 @@ def summary_lines(transfer: Transfer | None) -> list[str]:
 
 
 def none_sentence(transfer: Transfer) -> str:
+    """What is said when no variant is flagged: that none is, or that none could be checked."""
+    if not transfer.variants:
+        return ("No variant has a defined external ensemble AUC (too few labelled external cases or controls), "
+                "so none could be checked for a collapse at the external set.")
     return f"No variant collapses at the external set or falls below the reference {transfer.reference} there."
 
 
