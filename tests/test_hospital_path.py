@@ -305,6 +305,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     assert "1 table row(s) matching no manifest row: table row 23 (MRN '99999', key 99999)" in printed
     assert "clinical values for 21 of 21 manifest row(s)" in printed
     merged = study / "manifest.clinical.csv"
+    assert f"next: place the 21 missing ROI box(es) with `vcpred annotate {merged}`" in printed
     by_id = {r["patient_id"]: r for r in rows_of(merged)}
     for i in range(21):
         f, row = clinical_facts(i), by_id[folder_name(i)]
@@ -370,3 +371,19 @@ def test_cohort_init_names_the_commands_that_fill_the_manifest_next(tmp_path, ca
     assert (f"next: the label and clinical columns from the hospital's table with `vcpred cohort merge-clinical {out} "
             "TABLE.csv --mapping MAPPING.yaml`, the ROIs with `vcpred annotate` on the manifest it writes, then "
             f"`vcpred cohort check` (docs/hospital.md)") in printed
+
+
+def test_merge_clinical_names_annotate_for_the_rois_still_to_place(tmp_path, capsys):
+    """merge-clinical prints `cohort check` of the manifest it wrote; with ROIs still to place it named only
+    "fill the roi_ columns", where `cohort check` itself names `vcpred annotate` on that manifest."""
+    write_dicom_series(tmp_path / "pacs" / "MRN_10231", small_volume(), flips=(0,), description="T2 SAG")
+    manifest = tmp_path / "study" / "manifest.csv"
+    assert main(["cohort", "init", str(tmp_path / "pacs"), "--out", str(manifest)]) == 0
+    table, mapping = tmp_path / "study" / "clinical.csv", tmp_path / "study" / "mapping.yaml"
+    table.write_text("MRN,Collapse\n10231,Y\n")
+    mapping.write_text("key: {table: MRN, normalise: digits}\ncolumns:\n  label: {yes_no: Collapse}\n")
+    capsys.readouterr()
+    assert main(["cohort", "merge-clinical", str(manifest), str(table), "--mapping", str(mapping)]) == 0
+    merged = tmp_path / "study" / "manifest.clinical.csv"
+    assert (f"next: place the 1 missing ROI box(es) with `vcpred annotate {merged}` (docs/annotate.md), then run "
+            f"`vcpred cohort check {merged}` again") in capsys.readouterr().out

@@ -100,6 +100,13 @@ def _included_table(manifest: str, result: ManifestCheck) -> pd.DataFrame:
     return result.table.drop(index=[row for row in result.table.index if row in skip])
 
 
+def roi_next_step(manifest: str, result: ManifestCheck) -> str | None:
+    """The `vcpred annotate` line `cohort check` prints below the problems when ROIs are still to place
+    (merge-clinical prints it below its check of the manifest it wrote)."""
+    rows = written_rows(_included_table(manifest, result))
+    return _roi_next_step(manifest, sum(not row.roi_placed for row in rows))
+
+
 def _roi_next_step(manifest: str, without_roi: int) -> str | None:
     if not without_roi:
         return None

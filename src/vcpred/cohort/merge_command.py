@@ -101,6 +101,7 @@ def _nothing_matched(merge) -> str:
 
 def _print_check(out: Path) -> None:
     """`cohort check` of the new manifest: what is still to do (ROIs to place, labels to find)."""
+    from vcpred.cohort.command import roi_next_step
     from vcpred.cohort.validate import check_manifest
 
     result = check_manifest(out)
@@ -110,3 +111,6 @@ def _print_check(out: Path) -> None:
     print(f"cohort check of {out}: {len(result.problems)} problem(s) still to fix (`vcpred cohort check {out}`):")
     for problem in result.problems:
         print(f"  {problem}")
+    placing = roi_next_step(str(out), result)  # the ROIs are usually still to place: name the command
+    if placing:
+        print(placing)
