@@ -287,7 +287,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     # 1. cohort init: one row per MRN folder or zip, the sagittal T2 chosen by words in any order.
     printed = run(capsys, "cohort", "init", root, "--out", manifest, "--series", "t2 sag")
     rows = rows_of(manifest)
-    assert [r["patient_id"] for r in rows] == [folder_name(i) for i in range(21)]
+    assert [r["patient_id"] for r in rows] == [folder_name(i) for i in range(21)]  # export_log.txt passed over
     assert f"{folder_name(TWIN)}: 2 series match --series 't2 sag'" in printed
     assert rows[TWIN]["series_t2"] == "" and rows[0]["series_t2"] != ""  # the localiser was not a candidate
     assert all(r["set"] == "development" and r["exclude"] == "" for r in rows)
