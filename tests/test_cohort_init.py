@@ -120,3 +120,21 @@ def test_a_partly_filled_roi_is_still_reported_per_column(tmp_path, dicom_root):
     assert "row 2, patient 'P001', column 'roi_row_min': '' is not a whole number" in problems
     assert any(p.startswith("manifest: 2 patient(s) without ROI") and p.endswith("roi_ columns") and "P002, P003" in p
                for p in problems)
+
+
+def test_init_set_external_writes_every_row_external(tmp_path, dicom_root, capsys):
+    """Another hospital's export becomes its own external manifest: no hand edit of `set` (issue 28)."""
+    out = tmp_path / "external.csv"
+    assert main(["cohort", "init", str(dicom_root), "--out", str(out), "--set", "external"]) == 0
+    rows = read_rows(out)
+    assert [r["patient_id"] for r in rows] == ["P001", "P002", "P003"]
+    assert all(r["set"] == "external" for r in rows)
+    assert "3 patient(s), all in set external" in capsys.readouterr().out
+
+
+def test_init_set_accepts_only_the_two_sets(tmp_path, dicom_root, capsys):
+    out = tmp_path / "manifest.csv"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["cohort", "init", str(dicom_root), "--out", str(out), "--set", "test"])
+    assert exit_info.value.code == 2 and "invalid choice: 'test'" in capsys.readouterr().err
+    assert not out.exists()

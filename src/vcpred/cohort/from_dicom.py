@@ -6,7 +6,8 @@ pattern chooses (words in any order, "t2 sag", or a shell-style glob; vcpred.coh
 chosen, or the only sagittal one when no pattern is given. Where that leaves none or several, the
 series cell stays empty and the candidates are returned for the user to choose (each with the short
 reference, e.g. 20240105#3, to copy into series_<seq>).
-Labels, clinical values and ROIs stay empty: the researcher fills them in.
+Every row is in one set (development unless told external). Labels, clinical values and ROIs stay
+empty: the researcher fills them in.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ def scan_root(root: Path, *, pattern: str | None = None, per_study: bool = False
     return entries
 
 
-def manifest_text(entries: list[Entry], out: Path, sequence: str) -> str:
-    """The manifest CSV: image paths relative to its folder; the series cell filled where the entry
-    holds several series and one was chosen."""
+def manifest_text(entries: list[Entry], out: Path, sequence: str, set_name: str = "development") -> str:
+    """The manifest CSV: image paths relative to its folder; every row in set_name; the series cell filled
+    where the entry holds several series and one was chosen."""
     columns = ["patient_id", "set", "label", IMAGE_PREFIX + sequence, SERIES_PREFIX + sequence, *ROI_COLUMNS,
                "level", "site", *CLINICAL_COLUMNS, EXCLUDE_COLUMN]  # empty: vcpred annotate can write a reason
     buffer = io.StringIO()
@@ -114,7 +115,7 @@ def manifest_text(entries: list[Entry], out: Path, sequence: str) -> str:
             continue
         series = entry.chosen.uid if entry.chosen and len(entry.in_source) > 1 else ""
         image = os.path.relpath(entry.image.resolve(), out.parent.resolve())
-        writer.writerow([entry.patient_id, "development", "", Path(image).as_posix(), series]
+        writer.writerow([entry.patient_id, set_name, "", Path(image).as_posix(), series]
                         + [""] * (len(columns) - 5))
     return buffer.getvalue()
 
@@ -127,9 +128,10 @@ def check_out(out: Path, *, force: bool) -> None:
         raise ConfigError(f"{out} exists; pass --force to replace it (your edits in it would be lost)")
 
 
-def write_manifest(entries: list[Entry], out: Path, sequence: str, *, force: bool) -> Path:
-    """Write the manifest atomically (check_out first)."""
+def write_manifest(entries: list[Entry], out: Path, sequence: str, *, force: bool,
+                   set_name: str = "development") -> Path:
+    """Write the manifest atomically (check_out first), every row in set_name."""
     check_out(out, force=force)
-    text = manifest_text(entries, out, sequence)
+    text = manifest_text(entries, out, sequence, set_name)
     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return out

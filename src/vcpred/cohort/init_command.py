@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from vcpred import console
+from vcpred.cohort.manifest import SETS
 from vcpred.errors import ConfigError
 
 
@@ -22,6 +23,9 @@ def add_init(commands: argparse._SubParsersAction) -> None:
                            "any order, e.g. 't2 sag' (matches 'SAG T2 FSE'), or a shell-style glob, e.g. '*t2*sag*' "
                            "(docs/manifest.md, 'Choosing a series'; default: the only sagittal series)")
     init.add_argument("--sequence", default="t2", help="sequence name of the image column (default t2: image_t2)")
+    init.add_argument("--set", dest="set_name", choices=SETS, default="development",
+                      help="the set of every row written (default development); external when this export is "
+                           "another hospital's, to validate on as a manifest of its own (docs/manifest.md)")
     init.add_argument("--per-study", action="store_true", help="one row per study instead of per patient folder")
     init.add_argument("--force", action="store_true", help="replace an existing manifest file")
     init.set_defaults(func=run_init)
@@ -39,7 +43,7 @@ def run_init(args: argparse.Namespace) -> int:
     if not rows:
         raise ConfigError(f"no patient folder of {args.root} holds a DICOM series: "
                           + "; ".join(f"{e.patient_id}: {e.problem}" for e in entries[:3]))
-    write_manifest(entries, out, args.sequence, force=args.force)
+    write_manifest(entries, out, args.sequence, force=args.force, set_name=args.set_name)
     # What the user has to do next is the answer: printed even under --quiet.
     to_choose = [e for e in rows if e.chosen is None]
     for entry in to_choose:
@@ -51,7 +55,8 @@ def run_init(args: argparse.Namespace) -> int:
         if entry.problem:
             print(f"{entry.patient_id}: left out: {entry.problem}")
     skipped = len(entries) - len(rows)
-    console.say(f"wrote {out}: {len(rows)} patient(s), series chosen for {len(rows) - len(to_choose)}, "
+    in_set = f", all in set {args.set_name}" if args.set_name != "development" else ""
+    console.say(f"wrote {out}: {len(rows)} patient(s){in_set}, series chosen for {len(rows) - len(to_choose)}, "
                 f"{len(to_choose)} to choose" + (f", {skipped} left out" if skipped else "")
                 + "; next: the label and clinical columns from the hospital's table with "
                   f"`vcpred cohort merge-clinical {out} TABLE.csv --mapping MAPPING.yaml`, the ROIs with "
