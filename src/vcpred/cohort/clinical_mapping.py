@@ -23,7 +23,10 @@ HEIGHT_UNITS = {"cm": 0.01, "m": 1.0, "in": 0.0254}  # -> m
 TOP_KEYS = ("key", "columns", "date_format", "decimal", "unknown")
 KEY_KEYS = ("table", "manifest", "normalise")
 # vcpred's own columns: written by cohort init, annotate or the user, never by a clinical table
-NOT_FROM_TABLE = ("patient_id", "set", EXCLUDE_COLUMN, *ROI_COLUMNS)
+NOT_FROM_TABLE = ("patient_id", EXCLUDE_COLUMN, *ROI_COLUMNS)
+# `set` only by its own rule: the table values of the external patients, every other value development
+SET_KEYS = ("column", "external")
+SET_EXAMPLE = "{column: Hospital, external: [C]}"
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,7 @@ class ColumnSpec:
     at_least: float | None = None  # 1 when the number is at least this, else 0
     weight_unit: str | None = None
     height_unit: str | None = None
+    external: tuple[str, ...] | None = None  # set: the table values that make a patient external
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ def _column(name: str, spec: object, fail) -> ColumnSpec:
     where = f"columns.{name}"
     if name in NOT_FROM_TABLE or name.startswith((IMAGE_PREFIX, SERIES_PREFIX)):
         raise fail(where, "a column vcpred fills itself (cohort init, annotate), not filled from a clinical table")
+    if name == "set":
+        return _set_column(spec, fail)
     if isinstance(spec, str):  # `age: Age` is a rename
         spec = {"column": spec}
     if not isinstance(spec, dict):
@@ -195,6 +201,26 @@ def _column_options(column: ColumnSpec, spec: dict, where: str, fail) -> ColumnS
     if column.name == "label" and any(v not in ("0", "1") for _, v in pairs):
         raise fail(where, "codes: the label is 1 (VC progression) or 0 (none)")
     return ColumnSpec(column.name, column.rule, column.sources, codes=pairs)
+
+
+def _set_column(spec: object, fail) -> ColumnSpec:
+    """`set: {column: Hospital, external: [C]}`: no rename (every value would need to be a set's name) and no
+    guess: the values listed are external, every other one development."""
+    where = "columns.set"
+    if isinstance(spec, dict) and "column" not in spec and any(key in RULES for key in spec):
+        raise fail(where, f"the set comes from {{column: NAME, external: [VALUES]}}, e.g. {SET_EXAMPLE}: the values "
+                          "listed make a patient external, every other value development")
+    if not isinstance(spec, dict) or spec.get("external") in (None, "", []):
+        raise fail(where, f"external must list the table values of the external patients, e.g. {SET_EXAMPLE} "
+                          "(every other value is development)")
+    _known_keys(spec, SET_KEYS, where, fail)
+    values = spec["external"] if isinstance(spec["external"], list) else [spec["external"]]
+    if any(isinstance(v, bool) for v in values):
+        raise fail(where, "external: YAML reads unquoted yes, no, on, off, true and false as true/false; quote them")
+    if any(v is None or isinstance(v, (dict, list)) for v in values):
+        raise fail(where, "external: each value is one word or number of the table's column")
+    return ColumnSpec("set", "column", (_text(spec.get("column"), f"{where}.column", fail),),
+                      external=tuple(_code_text(v) for v in values))
 
 
 def _code_text(value: object) -> str:

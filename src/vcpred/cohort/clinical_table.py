@@ -3,9 +3,10 @@ the mapping: vcpred.cohort.clinical_mapping; the rules for users: docs/manifest.
 table").
 
 Nothing is guessed: a date that is neither ISO nor the mapping's `date_format`, a yes/no cell that is no
-answer, a code the mapping does not list, two table rows for one patient, a value the clinical-value policy
-refuses (vcpred.cohort.clinical_policy) or a filled manifest cell the table contradicts is a problem naming
-its row, and nothing is written while there is one. Unknown stays missing, never "no".
+answer, a code the mapping does not list, a patient without the value its set is ruled by, two table rows
+for one patient, a value the clinical-value policy refuses (vcpred.cohort.clinical_policy) or a filled
+manifest cell the table contradicts is a problem naming its row, and nothing is written while there is one.
+Unknown stays missing, never "no"; an unknown set is never development.
 """
 
 from __future__ import annotations
@@ -241,6 +242,9 @@ def _bmi(spec: ColumnSpec, sources: list[str], mapping: Mapping) -> Derived:
 
 def _from_column(spec: ColumnSpec, text: str, mapping: Mapping, origin: str) -> Derived:
     column = spec.sources[0]
+    if spec.external is not None:  # the set rule: listed values external, every other one development
+        listed = any(_same(value, text) for value in spec.external)
+        return Derived("external" if listed else "development", None, origin)
     if spec.codes is not None:
         for code, written in spec.codes:
             if _same(code, text):
@@ -327,6 +331,23 @@ def _check_table_columns(table: ClinicalTable, mapping: Mapping) -> None:
     if repeated:
         raise ConfigError(f"clinical table {table.path}: the header names {', '.join(repeated)} more than once; "
                           "rename one so the mapping names one column")
+    _check_external_values(table, mapping)
+
+
+def _check_external_values(table: ClinicalTable, mapping: Mapping) -> None:
+    """A value of the set rule that no row holds is a typo ('Hospital  C'): with it, every patient of that
+    hospital would silently be development."""
+    spec = mapping.columns.get("set")
+    if spec is None or spec.external is None:
+        return
+    column = spec.sources[0]
+    held = list(dict.fromkeys(cells[column] for _, cells in table.rows if not is_unknown(cells[column])))
+    for value in spec.external:
+        if not any(_same(value, text) for text in held):
+            shown = ", ".join(repr(t) for t in held[:10]) + (", ..." if len(held) > 10 else "")
+            raise ConfigError(f"mapping {mapping.source}: columns.set: external lists {value!r}, which no row of "
+                              f"{table.path}'s column {column} holds (its values: {shown or 'none'}); write it as "
+                              "the table does (upper and lower case do not count)")
 
 
 def _manifest_frame(path: Path, mapping: Mapping) -> pd.DataFrame:
@@ -391,16 +412,32 @@ def _merge_row(merge: Merge, row: int, pid: str, table_row: int, cells: dict[str
             merge.problems.append(f"{place}: {refusal}; {value.origin}")
             continue
         held = frame.at[row, name]
+        if value.text is None and spec.external is not None:  # a set is never unknown, nor guessed
+            cell = cells[spec.sources[0]]
+            merge.problems.append(f"{where}, column {spec.sources[0]!r}: {cell!r} gives no set: write the "
+                                  f"patient's {spec.sources[0]} into the table (the mapping makes "
+                                  f"{_listed(spec.external)} external, every other value development)")
+            continue
         if value.text is None:
             merge.counts[name][None] += 1
             continue
-        if not is_missing(held) and not _same(held, value.text):
+        if not is_missing(held) and not _same(held, value.text) and not _replaces_default(name, held):
             merge.problems.append(f"row {row}, patient {pid!r}, column {name!r}: the manifest holds {held!r}, the "
                                   f"table gives {value.text} (table row {table_row}); empty the manifest's cell to "
                                   "take the table's value, or correct the table")
             continue
         frame.at[row, name] = value.text
         merge.counts[name][value.text] += 1
+
+
+def _replaces_default(name: str, held: str) -> bool:
+    """The set rule replaces `development`, what cohort init writes by default; a manifest's `external` is never
+    made development (a held-out patient would train the model): that is a conflict like any other."""
+    return name == "set" and held.strip() == "development"
+
+
+def _listed(values: tuple[str, ...]) -> str:
+    return " or ".join(repr(v) for v in values)
 
 
 def _policy_refusal(name: str, value: Derived) -> str | None:
@@ -425,7 +462,7 @@ def _numeric_text_problems(merge: Merge) -> None:
     frame = merge.frame
     included = frame[frame[EXCLUDE_COLUMN].map(is_missing)] if EXCLUDE_COLUMN in frame.columns else frame
     for name, spec in merge.mapping.columns.items():
-        if spec.rule != "column" or spec.codes is not None or name not in frame.columns:
+        if spec.rule != "column" or spec.codes is not None or spec.external is not None or name not in frame.columns:
             continue
         present = [text for text in included[name] if not is_missing(text)]
         if not is_numeric_column(name, present):
@@ -449,7 +486,7 @@ def summary_lines(merge: Merge) -> list[str]:
         else:
             values = sum(n for text, n in counts.items() if text is not None)
             told = f"{values} value{'s' if values != 1 else ''}" + (f", {missing} missing" if missing else "")
-            if spec.codes is not None or spec.at_least is not None:
+            if spec.codes is not None or spec.at_least is not None or spec.external is not None:
                 told += " (" + ", ".join(f"{text}: {n}" for text, n in sorted(counts.items(), key=str)
                                          if text is not None) + ")"
         lines.append(f"{name}: {describe(spec)}: {told}")
@@ -470,6 +507,8 @@ def describe(spec: ColumnSpec) -> str:
         return f"codes of {first} (" + ", ".join(f"{c} -> {v}" for c, v in spec.codes) + ")"
     if spec.at_least is not None:
         return f"1 when {first} is at least {spec.at_least:g}, else 0"
+    if spec.external is not None:
+        return f"external when {first} is {_listed(spec.external)}, else development"
     return f"from {first}"
 
 

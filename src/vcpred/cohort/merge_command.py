@@ -15,10 +15,11 @@ DEFAULT_SUFFIX = ".clinical.csv"  # manifest.csv -> manifest.clinical.csv
 def add_merge(commands: argparse._SubParsersAction) -> None:
     merge = commands.add_parser(
         "merge-clinical", help="merge a hospital's clinical table into the manifest by a mapping file",
-        description="Fill the manifest's clinical columns and label from a clinical table (CSV), as a mapping file "
-                    "says: renames, age and days from dates, BMI from weight and height, yes/no flags, codes, the "
-                    "label by a rule; patients matched by a normalised key (docs/manifest.md, \"Merging a clinical "
-                    "table\"). Writes a new manifest beside MANIFEST; MANIFEST itself is never replaced.")
+        description="Fill the manifest's clinical columns, label and set from a clinical table (CSV), as a mapping "
+                    "file says: renames, age and days from dates, BMI from weight and height, yes/no flags, codes, "
+                    "the label by a rule, the set by the values listed as external; patients matched by a "
+                    "normalised key (docs/manifest.md, \"Merging a clinical table\"). Writes a new manifest beside "
+                    "MANIFEST; MANIFEST itself is never replaced.")
     merge.add_argument("manifest", metavar="MANIFEST")
     merge.add_argument("table", metavar="TABLE", help="the clinical table, a CSV file (comma, semicolon or tab)")
     merge.add_argument("--mapping", required=True, metavar="MAPPING.yaml", help="which column comes from where")
