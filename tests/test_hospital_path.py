@@ -172,7 +172,7 @@ def write_table(path: Path) -> None:
     path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
 
 
-# The mapping exactly as docs/manifest.md documents it ("Merging a clinical table").
+# The mapping exactly as docs/hospital.md shows it (step 3; every rule: docs/manifest.md).
 MAPPING = """\
 key: {table: MRN, manifest: patient_id, normalise: digits}
 date_format: "%d.%m.%Y"
@@ -188,6 +188,7 @@ columns:
   site: {column: Hospital}
   level: {column: Level}
   label: {column: Height_loss_pct, at_least: 15}
+  set: {column: Hospital, external: [C]}
 """
 
 # The experiment as docs/models.md shows it, made tiny: two splits, one epoch, the 64 px test backbone.
@@ -213,21 +214,6 @@ def expected_age(f: dict) -> int:
 def rows_of(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8-sig") as handle:
         return list(csv.DictReader(handle))
-
-
-def mark_external(manifest: Path) -> None:
-    """The external patients' `set` cells, as a user writes them in a spreadsheet (docs/hospital.md)."""
-    with open(manifest, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        header, rows = reader.fieldnames, list(reader)
-    external = {folder_name(i) for i in EXTERNAL}
-    for row in rows:
-        if row["patient_id"] in external:
-            row["set"] = "external"
-    with open(manifest, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, header, lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 # --- the path --------------------------------------------------------------------------------------------
@@ -293,10 +279,8 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     assert all(r["set"] == "development" and r["exclude"] == "" for r in rows)
     assert f"`vcpred cohort merge-clinical {manifest} " in printed and "`vcpred annotate`" in printed
 
-    # 2. the external patients' set, written as a spreadsheet writes it
-    mark_external(manifest)
-
-    # 3. merge-clinical: every manifest patient matched, values computed from dates, weights, flags, codes.
+    # 2-3. merge-clinical: every manifest patient matched, values computed from dates, weights, flags, codes;
+    # the external set from the table's Hospital column (no spreadsheet edit).
     table, mapping = study / "clinical_export.csv", study / "mapping.yaml"
     write_table(table)
     mapping.write_text(MAPPING)
@@ -304,6 +288,8 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     assert "manifest row(s) without a table row" not in printed
     assert "1 table row(s) matching no manifest row: table row 23 (MRN '99999', key 99999)" in printed
     assert "clinical values for 21 of 21 manifest row(s)" in printed
+    assert ("set: external when Hospital is 'C', else development: 21 values (development: 14, external: 7)"
+            in printed)
     merged = study / "manifest.clinical.csv"
     assert f"next: place the 21 missing ROI box(es) with `vcpred annotate {merged}`" in printed
     by_id = {r["patient_id"]: r for r in rows_of(merged)}
@@ -316,6 +302,7 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
         assert row["diabetes"] == str(int(f["diabetes"])) and row["sex"] == f["sex"]
         assert row["label"] == str(int(i in CASES)) and row["site"] == f["site"] and row["level"] == f["level"]
         assert row["bmd_tscore"] == ("" if f["tscore"] is None else f"{round(f['tscore'], 1):g}")
+        assert row["set"] == ("external" if i in EXTERNAL else "development")
     assert by_id[folder_name(UNKNOWN_STEROID)]["steroid"] == ""  # "unknown" stays missing, never "no"
     assert manifest.read_text() != merged.read_text()  # the user's manifest is not replaced
 
@@ -359,6 +346,16 @@ def test_a_hospital_export_and_table_go_through_to_validation_with_the_cli_alone
     excluded = rows_of(out / "excluded.csv")
     assert [(e["patient_id"], e["reason"]) for e in excluded] == [
         (folder_name(UNREADABLE), f"excluded in the manifest: {REASON}")]
+
+
+def test_the_mapping_is_the_one_docs_hospital_shows():
+    """The walkthrough's mapping (the set rule included) is what this test runs."""
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "hospital.md").read_text()
+    step = text.split("## 3. ")[1].split("\n## ")[0]
+    shown = next(block for block in step.split("```")[1::2] if block.startswith("yaml"))
+    assert yaml.safe_load(shown.split("\n", 1)[1]) == yaml.safe_load(MAPPING)
 
 
 def test_cohort_init_names_the_commands_that_fill_the_manifest_next(tmp_path, capsys):
