@@ -93,7 +93,8 @@ def test_comparison_cells_are_the_evaluation_numbers(report_artefacts, html):
     others = summary[(summary["best"].astype(str).str.lower() != "true") & summary["p_value"].notna()]
     for _, row in others.iterrows():  # a star exactly where the Holm-adjusted p is below 0.05
         text = "&lt; 0.001" if row["p_value"] < 0.001 else f"{row['p_value']:.3f}"
-        assert (text + ("*" if row["p_holm"] < 0.05 else "<")) in section
+        small = " (small sample)" if str(row["small_sample"]).lower() == "true" else ""  # evaluate's rule, per set
+        assert (text + ("*" if row["p_holm"] < 0.05 else "") + small + "<") in section
     # Table 2: backbone x weights x method from each configuration's config.yaml
     assert "vit_tiny_test / random" in section and "lora" in section and "logistic regression" in section
 
