@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine_line, markdown_table, update_section  # noqa: E402
+from _common import machine_line, markdown_table, matmul_ceiling, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGET_MIN = 10  # issue 25: a fresh 2-core machine, install included, with or without native bf16
@@ -83,8 +83,11 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=folder, capture_output=True,
                             text=True, check=True).stdout.strip()
     load = os.getloadavg()[0]
+    # the same kind of shared virtual machine has run 40 % slower at times: its speed, before and after
+    speed = [matmul_ceiling("cpu", "fp32")]
     fresh = timed_make_demo(folder, folder / "demo-fresh.log", env)
     rerun = timed_make_demo(folder, folder / "demo-rerun.log", env)
+    speed.append(matmul_ceiling("cpu", "fp32"))
     rows = [["fresh clone: venv install + every step", f"{fresh / 60:.1f}", f"{load:.1f}"],
             ["rerun: everything reused, evaluate/export/predict/report again", f"{rerun / 60:.1f}",
              f"{os.getloadavg()[0]:.1f}"]]
@@ -92,7 +95,8 @@ def main() -> None:
     body = "\n".join([
         f"## `make demo` wall time: {kind}", "",
         f"`benchmarks/bench_demo.py` — a clone of commit {commit}, `make demo` twice (budget: {BUDGET_MIN} min "
-        "on a fresh 2-core machine, install included, with and without native bf16).", "",
+        "on a fresh 2-core machine, install included, with and without native bf16). This machine's fp32 matmul "
+        f"ceiling (2048²): {speed[0]:.0f} GFLOP/s before the runs, {speed[1]:.0f} after.", "",
         markdown_table(["run", "wall min", "load avg at start"], rows), "",
         "Where the fresh run's demo spent its time (each step as it printed it):", "",
         markdown_table(["step", "s"], [[title, s] for title, s in steps]
