@@ -84,6 +84,8 @@ def seed_rows(out: Path, seed: int, stores: list[str]) -> tuple[list[list], dict
     rows, external = [], {}
     for store in stores:
         runs = out / f"runs-{store}"
+        if not runs.is_dir():  # not trained on this seed (--no-run over folders made with other --stores)
+            continue
         for folder in sorted(p for p in runs.iterdir() if p.is_dir() and any(p.glob("split-*"))):
             ap = folder.name != "clinical-only"
             n = variant_numbers(runs, cohort, folder.name, ap)
