@@ -232,6 +232,10 @@ def test_malformed_uploads_answer_4xx_and_leave_nothing_behind(case, make_client
     ({"box": [60, 60, 62, 90]}, "smaller than 4 pixels"),
     ({"slice": 99}, "ROI slice 99 is outside the volume"),
     ({"box": "somewhere"}, "draw the ROI"),
+    ({"level": 5}, "'level' (the vertebral level, e.g. L1) must be text, not 5"),
+    ({"level": "=HYPERLINK(1)"}, "vertebral level '=HYPERLINK(1)' must be short text such as L1"),
+    ({"level": "L1\nL2"}, "vertebral level 'L1\\nL2' must be short text"),
+    ({"level": "L" * 25}, "at most 24 characters"),
 ])
 def test_bad_roi_or_clinical_values_are_refused_with_the_reason(changes, message, client, cohort):
     study = open_patient(client, cohort[0])
@@ -265,6 +269,20 @@ def test_imputation_and_range_warnings_and_logs_without_patient_names(client, co
     assert study in caplog.text  # predict's warning names the random study id ...
     for private in ("Mrs Example", cohort[0]["id"], "SYNTHETIC"):  # ... never the patient
         assert private not in caplog.text
+
+
+def test_the_vertebral_level_is_written_into_the_result_and_the_report(client, cohort):
+    """Issue 28: the level typed beside the clinical values, as `vcpred predict --level`."""
+    study = open_patient(client, cohort[0])
+    answer = predict(client, study, cohort[0], level=" T12-L1 ", label="Mrs Example")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["result"]["level"] == "T12-L1"
+    assert client.get(f"/api/studies/{study}/prediction.json").json()["level"] == "T12-L1"
+    report = client.get(f"/api/studies/{study}/report.html").text
+    assert "Vertebral collapse risk: Mrs Example, level T12-L1" in report
+    unnamed = predict(client, study, cohort[0], level="")  # optional: no level, none written
+    assert unnamed.status_code == 200 and unnamed.json()["result"]["level"] is None
+    assert ", level" not in client.get(f"/api/studies/{study}/report.html").text
 
 
 def test_two_studies_at_once_do_not_mix(client, cohort):

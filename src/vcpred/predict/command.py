@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--roi-box", help="r0,c0,r1,c1 box around the vertebral body on that slice")
     parser.add_argument("--clinical", help="clinical values NAME=VALUE,..., e.g. age=74,sex=F")
     parser.add_argument("--patient-id", default="patient", help="name shown in the outputs")
+    parser.add_argument("--level", help="vertebral level of the fracture, e.g. L1 (optional): written into "
+                                        "prediction.json, the report, the heat-map title and the Secondary Capture")
     parser.add_argument("--allow-missing", action="store_true",
                         help="impute missing clinical values with the training medians (and say so)")
     parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"),
@@ -45,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _one_patient_record(args: argparse.Namespace, needs_image: bool):
     from vcpred.imaging.command import parse_series
-    from vcpred.predict.inputs import make_record, parse_box, parse_clinical
+    from vcpred.predict.inputs import make_record, parse_box, parse_clinical, parse_level
 
     images = {name: Path(p) for name, p in (("t2", args.image_t2), ("t1", args.image_t1)) if p}
     if needs_image:
@@ -56,7 +58,8 @@ def _one_patient_record(args: argparse.Namespace, needs_image: bool):
         box, roi_slice = parse_box(args.roi_box), args.roi_slice
     else:
         box, roi_slice = (0, 0, 1, 1), 0  # clinical-only models read no image
-    record = make_record(images, roi_slice, box, parse_clinical(args.clinical), patient_id=args.patient_id)
+    record = make_record(images, roi_slice, box, parse_clinical(args.clinical), patient_id=args.patient_id,
+                         level=parse_level(args.level))
     return replace(record, series=dict(parse_series(args.series)))
 
 
@@ -77,6 +80,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.manifest and (args.image_t2 or args.image_t1 or args.roi_box):
         raise ConfigError("give either --manifest or one patient's --image-t2/--roi-slice/--roi-box, not both")
+    if args.manifest and args.level:
+        raise ConfigError("--level is one patient's; with --manifest give each patient's in its level column")
     if args.manifest and args.series:
         raise ConfigError("--series chooses one patient's series; with --manifest give each patient's in its "
                           "series_<sequence> column (docs/manifest.md)")

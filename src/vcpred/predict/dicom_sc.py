@@ -6,7 +6,7 @@ DICOM, the patient and study identity (IDENTITY) are copied from the source seri
 a PACS files the heat map with that patient's study; otherwise (NIfTI has no identity) PatientID and
 PatientName are --patient-id in a new study, and the file and the console say so. The notice
 travels in ImageComments and DerivationDescription, and BurnedInAnnotation is YES (the title says it
-too). ImageComments also give the probability, the risk worded as everywhere (vcpred.predict.risk) and
+too). ImageComments also give the vertebral level when one was given, the probability, the risk worded as everywhere (vcpred.predict.risk) and
 the slice the map lies on, named as the scanner numbers it (vcpred.imaging.naming).
 """
 
@@ -104,7 +104,8 @@ def write_secondary_capture(path: str | Path, png: bytes, result: dict) -> Path:
     ds.SoftwareVersions = f"vcpred {__version__}"
     ds.BurnedInAnnotation = "YES"
     where = named_slice(result.get("provenance"), result["roi"]["slice"])
-    ds.ImageComments = (f"P(collapse) {result['probability']:.3f} (threshold {result['threshold']:.3f}): "
+    level = f"Vertebral level {result['level']}. " if result.get("level") else ""
+    ds.ImageComments = (f"{level}P(collapse) {result['probability']:.3f} (threshold {result['threshold']:.3f}): "
                         f"{risk_text(result)}; heat map on {where}. {result['notice']}"
                         + (f". {result['warning']}" if result.get("warning") else "")
                         + f". Model {result['model_id']}" + (f". Note: {note}" if note else ""))[:10240]

@@ -3,6 +3,7 @@ clinical values, the PatientRecord. No torch: the command reads them before the 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from vcpred.cohort import PatientRecord, Roi
@@ -39,9 +40,27 @@ def parse_clinical(text: str | None) -> dict[str, str]:
     return values
 
 
+# Short text beginning with a letter or digit: it goes into the heat map's title and the Secondary
+# Capture's comments, and a spreadsheet never runs it as a formula (=, +, -, @ cannot start it).
+LEVEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ./+-]*")
+MAX_LEVEL = 24
+
+
+def parse_level(text: str | None) -> str | None:
+    """The vertebral level of the fracture as given (`--level`, the viewer's field), e.g. 'L1', 'T12',
+    'T12-L1'; None when empty (the level is optional)."""
+    level = (text or "").strip()
+    if not level:
+        return None
+    if len(level) > MAX_LEVEL or not LEVEL.fullmatch(level):
+        raise ConfigError(f"vertebral level {level[:40]!r} must be short text such as L1, T12 or T12-L1: letters, "
+                          f"digits, spaces and . / + - (not first), at most {MAX_LEVEL} characters")
+    return level
+
+
 def make_record(images: dict[str, Path], roi_slice: int, box: tuple[int, int, int, int], clinical: dict,
-                patient_id: str = "patient") -> PatientRecord:
+                patient_id: str = "patient", level: str | None = None) -> PatientRecord:
     if roi_slice < 0:
         raise RoiError(f"--roi-slice {roi_slice} must be 0 or more")
     return PatientRecord(patient_id=patient_id, set="external", label=None, images=dict(images),
-                         roi=Roi(roi_slice, *box), clinical=dict(clinical))
+                         roi=Roi(roi_slice, *box), clinical=dict(clinical), level=level)

@@ -18,7 +18,7 @@ from vcpred.os_errors import is_user_os_error
 from vcpred.predict.bundle import Bundle
 from vcpred.predict.batch import Rate, prepared_ahead
 from vcpred.predict.predict import NOTICE, PatientPrediction, predict_patient, provenance_fields
-from vcpred.predict.report import report_html
+from vcpred.predict.report import patient_heading, report_html
 from vcpred.predict.risk import risk_of, risk_text
 
 if TYPE_CHECKING:  # pandas only for a manifest: one patient's prediction does without it
@@ -43,10 +43,11 @@ def prepare_out(out: Path, *, force: bool = False) -> Path:
 
 
 def heatmap_title(result: dict) -> str:
-    """The overlay's title, burnt into the PNG (and so into the DICOM Secondary Capture): the patient,
-    the slice as the scanner numbers it, the probability and the risk as every output words it."""
+    """The overlay's title, burnt into the PNG (and so into the DICOM Secondary Capture): the patient
+    and its vertebral level, the slice as the scanner numbers it, the probability and the risk as
+    every output words it."""
     where = f", {named_slice(result.get('provenance'), result['roi']['slice'])}" if result.get("roi") else ""
-    return (f"{result['patient_id']}{where}: P(collapse) {100 * result['probability']:.1f} % ({risk_text(result)})"
+    return (f"{patient_heading(result)}{where}: P(collapse) {100 * result['probability']:.1f} % ({risk_text(result)})"
             f" - {NOTICE}")
 
 

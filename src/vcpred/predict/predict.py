@@ -195,7 +195,9 @@ def predict_patient(bundle: Bundle, record: PatientRecord, *, explain: bool = Tr
         prediction.result = recalibrate_result(prediction.result, bundle.meta.recalibration)  # risk by the one rule
     check_finite(prediction.result)
     image_warnings = list((prediction.result.get("provenance") or {}).get("warnings", []))
-    prediction.result = {**base_result(bundle), "patient_id": record.patient_id, **prediction.result,
+    # level: the vertebral level of the fracture (the manifest's level, --level, the viewer's field) or None
+    prediction.result = {**base_result(bundle), "patient_id": record.patient_id, "level": record.level,
+                         **prediction.result,
                          "clinical": check.values, "imputed": check.imputed, "clinical_flags": check.flags,
                          "precision": bundle.precision, "precision_reason": bundle.precision_reason,
                          "warnings": check.warnings + image_warnings}

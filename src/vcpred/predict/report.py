@@ -15,6 +15,13 @@ table{border-collapse:collapse;margin:.5em 0} td,th{border:1px solid #ccc;paddin
 img{max-width:100%;border:1px solid #ccc} .small{font-size:.85em;color:#555}"""
 
 
+def patient_heading(result: dict) -> str:
+    """The patient as the outputs name it: the id, and the vertebral level when one was given
+    ('P7, level L1'); the report's title, the heat-map title and the Secondary Capture."""
+    level = result.get("level")
+    return f"{result['patient_id']}, level {level}" if level else str(result["patient_id"])
+
+
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
@@ -80,7 +87,7 @@ def report_html(result: dict, png: bytes | None) -> str:
     body = [
         tag("p", f"{notice}. This report does not replace clinical judgement.", cls="notice"),
         _synthetic_banner(result),
-        tag("h1", f"Vertebral collapse risk: {result['patient_id']}"),
+        tag("h1", f"Vertebral collapse risk: {patient_heading(result)}"),
         _risk_line(result),
         _rows(numbers),
         image,
@@ -94,4 +101,4 @@ def report_html(result: dict, png: bytes | None) -> str:
         *([tag("h2", "Warnings"), bullet_list(warnings)] if warnings else []),
         tag("p", f"Model {result['model_id']}; precision {result['precision']}.\n{notice}.", cls="small"),
     ]
-    return document(f"vcpred: {result['patient_id']}", STYLE, body)
+    return document(f"vcpred: {patient_heading(result)}", STYLE, body)

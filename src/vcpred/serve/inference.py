@@ -13,7 +13,7 @@ from vcpred.output_folder import replacing
 from vcpred.jsonio import jsonable
 from vcpred.predict.outputs import write_patient
 from vcpred.predict.clinical_input import check_clinical
-from vcpred.predict.inputs import make_record
+from vcpred.predict.inputs import make_record, parse_level
 from vcpred.predict.predict import PatientPrediction, predict_patient
 from vcpred.serve.errors import RequestTypeError, ServeError
 from vcpred.serve.roi import check_box, read_roi
@@ -51,7 +51,7 @@ class PredictionGate:
                 self.admitted -= 1
 
 
-FIELDS = ("slice", "box", "clinical", "allow_missing", "label")
+FIELDS = ("slice", "box", "clinical", "allow_missing", "label", "level")
 MAX_LABEL = 64
 MAX_CLINICAL_TEXT = 100
 
@@ -74,6 +74,7 @@ class PredictRequest:
     clinical: dict
     allow_missing: bool = False
     label: str = "patient"
+    level: str | None = None  # the vertebral level of the fracture, as `vcpred predict --level`
 
     @classmethod
     def from_json(cls, body) -> "PredictRequest":
@@ -101,8 +102,11 @@ class PredictRequest:
         label = (label or "").strip()
         if len(label) > MAX_LABEL:
             raise RequestTypeError(f"'label' (the name in the report) is {len(label)} characters; at most {MAX_LABEL}")
+        level = body.get("level")
+        if level is not None and not isinstance(level, str):
+            raise RequestTypeError(f"'level' (the vertebral level, e.g. L1) must be text, not {level!r:.40}")
         return cls(roi_slice, box, {str(k): clinical_value(str(k), v) for k, v in clinical.items()}, allow_missing,
-                   label or "patient")
+                   label or "patient", parse_level(level))
 
 
 def check_roi(request: PredictRequest, shape: tuple[int, int, int]) -> None:
@@ -127,7 +131,7 @@ def predict_study(bundle: Bundle, study: Study, request: PredictRequest,
     given = {k: v for k, v in request.clinical.items() if v not in (None, "")}
     # The record carries the random study id: predict's log lines never name the patient.
     record = make_record({sequence_name(bundle): study.image}, request.slice, request.box, given,
-                         patient_id=study.id)
+                         patient_id=study.id, level=request.level)
     with INFERENCE_LOCK:
         prediction = predict_patient(bundle, record, allow_missing=request.allow_missing)
     if scrub is not None:
