@@ -11,7 +11,9 @@ import {closeOnLeave, getJson} from "./api.js";
 import {drawLegend, renderImage} from "./canvas.js";
 import {renderClinical, wireClinical} from "./clinical.js";
 import {renderFrames} from "./frames.js";
+import {renderHeights, wireHeights} from "./heights.js";
 import {percent} from "./names.js";
+import {renderReading, wireReading} from "./reading.js";
 import {renderResult, wireResult} from "./result.js";
 import {renderRoi, typedRoi} from "./roi.js";
 import {loadLocalList, renderStudy, wireStudy} from "./study.js";
@@ -38,10 +40,12 @@ async function loadModel() {
   if (model.local_folder) await loadLocalList();
 }
 
-for (const view of [renderModel, renderStudy, renderTools, renderImage, renderRoi, renderFrames, renderClinical,
-                    renderResult])
+for (const view of [renderModel, renderStudy, renderTools, renderImage, renderRoi, renderReading, renderHeights,
+                    renderFrames, renderClinical, renderResult])
   addView(view);
 
+wireReading();  // first: it sets the reading tools' part of the state
+wireHeights();
 wireViewer();
 wireStudy();
 wireClinical();

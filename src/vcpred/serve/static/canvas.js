@@ -1,18 +1,82 @@
-// Drawing the image: the slice in its window, the heat map inside the model's crop, the ROI and crop
-// boxes, the orientation letters, the scale bar and the colour bar. Everything is drawn from the
-// state; nothing here changes it.
+// Drawing the image: the whole image or the ROI view, the slice in its window, the heat map inside
+// the model's crop (filled or as an outline), the ROI and crop boxes, the height calipers, the
+// orientation letters, the scale bar, the colour bar and the window's numbers. Everything is drawn
+// from the state; nothing here changes it.
 import {$, changed} from "./state.js";
+import {cropSquare} from "./geometry.js";
+import {drawHeights} from "./heights.js";
 import {sliceName, sliceTooltip} from "./names.js";
 
-// Where the image lies on the canvas: physical aspect (a pixel is col_mm wide and row_mm high),
-// fitted to the canvas, then zoomed and panned. sx, sy: canvas pixels per image pixel.
-export function viewGeometry(state, canvas = $("view"), zoom = state.zoom, pan = state.pan) {
+// The ROI view frames the ROI box made square in mm and enlarged by this fraction (1: half the box's
+// side each side), so the whole vertebral body, its endplates and the heat map fill the image.
+export const ROI_VIEW_MARGIN = 1;
+
+const AUTO_VIEW = Object.freeze({on: null, zoom: 1, pan: [0, 0]});
+
+// The ROI view's state for the volume shown: on (true, framing the box it was asked on), off (false)
+// or automatic (null: on while a result has a heat map with signal), with its own zoom and pan. A new
+// series starts automatic.
+export function roiViewOf(state) {
+  const view = state.roiView;
+  return view && view.volume === state.volume ? view : {...AUTO_VIEW, volume: state.volume};
+}
+
+// The box the ROI view frames, or null when the whole image is shown. The frame stays put while the
+// ROI is moved or redrawn (the image does not slide under the mouse).
+function roiFrameBox(state) {
+  if (!state.volume) return null;
+  const view = roiViewOf(state);
+  if (view.on === null) return state.result && heatSignal(state) === "signal" ? state.result.roi.box : null;
+  return view.on ? view.box : null;
+}
+
+export const roiZoomed = (state) => Boolean(roiFrameBox(state));
+
+// The zoom and pan of the view shown: the whole image's (state.zoom, state.pan) or the ROI view's, so
+// going back to the whole image finds it as it was left.
+export function viewTransform(state) {
+  if (!roiZoomed(state)) return {zoom: state.zoom, pan: state.pan};
+  const {zoom, pan} = roiViewOf(state);
+  return {zoom, pan};
+}
+
+// The patch that gives the view shown this zoom and pan.
+export function transformPatch(state, zoom, pan) {
+  return roiZoomed(state) ? {roiView: {...roiViewOf(state), zoom, pan}} : {zoom, pan};
+}
+
+// What the view frames, [top, left, bottom, right] in image pixels: the whole image, or the ROI view.
+function viewFrame(state) {
+  const [, rows, cols] = state.shape;
+  const box = roiFrameBox(state);
+  return box ? cropSquare(box, state.spacing, ROI_VIEW_MARGIN) : [0, 0, rows, cols];
+}
+
+// Canvas pixels per mm when the frame fills the canvas (physical aspect kept).
+function fitScale(frame, spacing, canvas) {
+  const [top, left, bottom, right] = frame, [, rowMm, colMm] = spacing;
+  return Math.min(canvas.width / ((right - left) * colMm), canvas.height / ((bottom - top) * rowMm));
+}
+
+// Where the image lies on the canvas: physical aspect (a pixel is col_mm wide and row_mm high), the
+// view's frame fitted to the canvas and centred, then zoomed and panned. sx, sy: canvas pixels per
+// image pixel; view: "roi" or "image"; zoom: the magnification against the whole image fitted.
+export function viewGeometry(state, canvas = $("view"), transform = viewTransform(state)) {
   const [, rows, cols] = state.shape;
   const [, rowMm, colMm] = state.spacing;
-  const fit = Math.min(canvas.width / (cols * colMm), canvas.height / (rows * rowMm));
-  const sx = fit * colMm * zoom, sy = fit * rowMm * zoom;
-  const ox = (canvas.width - cols * sx) / 2 + pan[0], oy = (canvas.height - rows * sy) / 2 + pan[1];
-  return {sx, sy, ox, oy};
+  const frame = viewFrame(state), [top, left, bottom, right] = frame;
+  const fit = fitScale(frame, state.spacing, canvas);
+  const sx = fit * colMm * transform.zoom, sy = fit * rowMm * transform.zoom;
+  const ox = canvas.width / 2 - (left + right) / 2 * sx + transform.pan[0];
+  const oy = canvas.height / 2 - (top + bottom) / 2 * sy + transform.pan[1];
+  const zoom = fit * transform.zoom / fitScale([0, 0, rows, cols], state.spacing, canvas);
+  return {sx, sy, ox, oy, zoom, view: roiZoomed(state) ? "roi" : "image"};
+}
+
+// The window as a reader writes it: width and level (centre), rounded for reading.
+export function windowNumbers({low, high}) {
+  const round = (v) => (Math.abs(v) >= 100 ? Math.round(v) : Number(v.toPrecision(3)));
+  return {width: round(high - low), level: round((high + low) / 2)};
 }
 
 export function greyImage(state, slice) {
@@ -58,6 +122,7 @@ export function finiteRange(values) {
 }
 
 function blendHeat(state, image) {
+  if (state.heatMode === "outline") return;
   // Colour and opacity grow with the value, stretched to the map's own min..max like the report (the
   // colour bar); NaN (outside the model's crop) is never drawn, nor are the map's lowest values.
   const alpha = state.opacity / 100;
@@ -75,6 +140,39 @@ function blendHeat(state, image) {
 function showsHeat(state) {
   return Boolean(state.heat && heatSignal(state) === "signal" && state.overlay && state.result &&
     state.slice === state.result.roi.slice);
+}
+
+// The outline mode: the edges between pixels at or above a level of the map and those below it (or
+// outside the crop), at a quarter, half and three quarters of the map's range, in the level's colour;
+// the lines are twice as opaque as the slider says (thin lines at 35 % are hard to see).
+export const OUTLINE_LEVELS = [0.25, 0.5, 0.75];
+
+function drawOutline(state, ctx, g) {
+  const [, rows, cols] = state.shape, [low, high] = state.heatRange, heat = state.heat;
+  ctx.save();
+  ctx.globalAlpha = Math.min(1, 2 * state.opacity / 100);
+  ctx.lineWidth = 2;
+  for (const level of OUTLINE_LEVELS) {
+    const cut = low + level * (high - low);
+    const inside = (r, c) => r >= 0 && c >= 0 && r < rows && c < cols && heat[r * cols + c] >= cut;
+    const [red, green, blue] = jet(level);
+    ctx.strokeStyle = `rgb(${red}, ${green}, ${blue})`;
+    ctx.beginPath();
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        if (!inside(r, c)) continue;
+        const x = g.ox + c * g.sx, y = g.oy + r * g.sy, x1 = x + g.sx, y1 = y + g.sy;
+        for (const [dr, dc, ax, ay, bx, by] of [[-1, 0, x, y, x1, y], [1, 0, x, y1, x1, y1],
+                                                [0, -1, x, y, x, y1], [0, 1, x1, y, x1, y1]]) {
+          if (inside(r + dr, c + dc)) continue;
+          ctx.moveTo(ax, ay);
+          ctx.lineTo(bx, by);
+        }
+      }
+    }
+    ctx.stroke();
+  }
+  ctx.restore();
 }
 
 // The box being dragged with the mouse, [r0, c0, r1, c1].
@@ -160,6 +258,17 @@ function drawColorBar(ctx, canvas) {
   ctx.restore();
 }
 
+// The window in numbers at the bottom right, as on a workstation.
+function drawWindow(state, ctx, canvas) {
+  const {width, level} = windowNumbers(state.window);
+  ctx.save();
+  ctx.fillStyle = "#fff";
+  ctx.font = "12px system-ui, Arial, sans-serif";
+  ctx.textAlign = "right";
+  ctx.fillText(`W ${width} L ${level}`, canvas.width - 8, canvas.height - 10);
+  ctx.restore();
+}
+
 // The colour legend under the heat-map toggle (drawn once).
 export function drawLegend() {
   const canvas = $("colorbar-canvas"), ctx = canvas.getContext("2d");
@@ -170,6 +279,10 @@ export function drawLegend() {
   }
 }
 
+// The reading tools and the frames strip keep this much width beside the image when that costs the
+// image at most a fifth of its side; otherwise they go below it.
+const SIDE_PX = 240;
+
 // As large as the window allows: the viewer column's width and the height left below the toolbar,
 // so the image and the result column fit the window without scrolling.
 function fitCanvas() {
@@ -177,7 +290,8 @@ function fitCanvas() {
   const width = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
   const top = wrap.getBoundingClientRect().top + window.scrollY;
   const height = window.innerHeight - top - 10;
-  const side = Math.max(200, Math.floor(Math.min(width, height, 1000)));
+  const full = Math.min(width, height, 1000), beside = width - SIDE_PX >= 0.8 * full;
+  const side = Math.max(200, Math.floor(beside ? Math.min(full, width - SIDE_PX) : full));
   if (canvas.width !== side) {
     Object.assign(canvas, {width: side, height: side});
     wrap.style.width = wrap.style.height = `${side}px`;
@@ -204,15 +318,19 @@ export function renderImage(state) {
   const g = viewGeometry(state, canvas);
   ctx.fillStyle = "#000";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  ctx.imageSmoothingEnabled = state.zoom < 2;
+  ctx.imageSmoothingEnabled = g.zoom < 2;
   ctx.drawImage(imageCanvas(image), g.ox, g.oy, cols * g.sx, rows * g.sy);
+  if (overlay && state.heatMode === "outline") drawOutline(state, ctx, g);
   drawBoxes(state, ctx, g);
+  drawHeights(state, ctx, g);
   drawOrientation(ctx, canvas);
   canvas.dataset.scaleMm = String(drawScaleBar(state, ctx, canvas, g));
   if (overlay) drawColorBar(ctx, canvas);
+  drawWindow(state, ctx, canvas);
   const signal = heatSignal(state);
   canvas.dataset.overlay = overlay ? "drawn" : signal === "no-signal" ? "no-signal" : state.heat ? "hidden" : "none";
   canvas.dataset.slice = String(state.slice);
+  Object.assign(canvas.dataset, {view: g.view, zoom: g.zoom.toFixed(3), heat: overlay ? state.heatMode : ""});
   const label = $("slice-label");
   label.textContent = `${sliceName(state, state.slice)} (${state.slice + 1} of ${slices})` +
     (state.roi && state.slice === state.roi.slice ? " · ROI slice" : "");

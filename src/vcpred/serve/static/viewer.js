@@ -1,8 +1,9 @@
-// The image's controls: mouse (ROI, window/level, pan), wheel (slices, Ctrl: zoom), keyboard (arrows
-// move the ROI, Ctrl/Alt + arrows resize it, Page Up/Down change slices), the slider, the zoom and
-// reset buttons. Each handler only computes the new state.
+// The image's controls: mouse (ROI, window/level, pan, height calipers), wheel (slices, Ctrl: zoom),
+// keyboard (arrows move the ROI, Ctrl/Alt + arrows resize it, Page Up/Down change slices, Esc stops
+// a height), the slider, the zoom, ROI view and reset buttons. Each handler only computes the new state.
 import {$, setState, setStatus, state} from "./state.js";
-import {dragBox, viewGeometry} from "./canvas.js";
+import {dragBox, roiViewOf, roiZoomed, transformPatch, viewGeometry, viewTransform} from "./canvas.js";
+import {cancelHeight, caliperClick} from "./heights.js";
 import {nudgedBox, roiPatch} from "./roi.js";
 
 export const slicePatch = (index) => ({slice: Math.min(state.shape[0] - 1, Math.max(0, index))});
@@ -29,17 +30,23 @@ function onMouseDown(event) {
   if (!state.volume) return;
   event.preventDefault();
   $("view").focus({preventScroll: true});
-  const point = imagePoint(event);
-  setState({drag: {kind: toolOf(event), start: point, now: point, x: event.clientX, y: event.clientY,
-                   window: {...state.window}, pan: [...state.pan]}});
+  const point = imagePoint(event), kind = toolOf(event);
+  if (kind === "heights") {
+    caliperClick(point);
+    return;
+  }
+  setState({drag: {kind, start: point, now: point, x: event.clientX, y: event.clientY,
+                   window: {...state.window}, pan: [...viewTransform(state).pan]}});
 }
 
 function onMouseMove(event) {
-  const drag = state.drag;
+  const drag = state.drag, m = state.measuring;
+  if (m && m.start && state.tool === "heights" && state.volume) setState({measuring: {...m, now: imagePoint(event)}});
   if (!drag) return;
   const dx = event.clientX - drag.x, dy = event.clientY - drag.y;
   if (drag.kind === "roi") setState({drag: {...drag, now: imagePoint(event)}});
-  if (drag.kind === "pan") setState({pan: [drag.pan[0] + dx, drag.pan[1] + dy]});
+  if (drag.kind === "pan")
+    setState(transformPatch(state, viewTransform(state).zoom, [drag.pan[0] + dx, drag.pan[1] + dy]));
   if (drag.kind === "wl") {  // right/left: wider/narrower window; up/down: darker/brighter
     const width = Math.max((drag.window.high - drag.window.low) * Math.exp(dx / 200), 1e-3);
     const centre = (drag.window.high + drag.window.low) / 2 + dy * width / 300;
@@ -72,17 +79,24 @@ function onWheel(event) {
 // the ROI's centre (or the canvas centre) for the buttons.
 function zoomBy(factor, anchor = null) {
   if (!state.volume) return;
-  const canvas = $("view"), before = viewGeometry(state, canvas);
+  const canvas = $("view"), before = viewGeometry(state, canvas), {zoom: now, pan} = viewTransform(state);
   if (!anchor && state.roi) {
     const [r0, c0, r1, c1] = state.roi.box;
     anchor = [before.ox + (c0 + c1) / 2 * before.sx, before.oy + (r0 + r1) / 2 * before.sy];
   }
   anchor = anchor || [canvas.width / 2, canvas.height / 2];
   const col = (anchor[0] - before.ox) / before.sx, row = (anchor[1] - before.oy) / before.sy;
-  const zoom = Math.min(16, Math.max(0.5, state.zoom * factor));
-  const after = viewGeometry(state, canvas, zoom);
-  setState({zoom, pan: [state.pan[0] + anchor[0] - (after.ox + col * after.sx),
-                        state.pan[1] + anchor[1] - (after.oy + row * after.sy)]});
+  const zoom = Math.min(16, Math.max(0.5, now * factor));
+  const after = viewGeometry(state, canvas, {zoom, pan});
+  setState(transformPatch(state, zoom, [pan[0] + anchor[0] - (after.ox + col * after.sx),
+                                        pan[1] + anchor[1] - (after.oy + row * after.sy)]));
+}
+
+// The ROI view (the ROI with a margin, fitted to the image) and back to the whole image as it was.
+function toggleRoiView() {
+  const zoomed = roiZoomed(state);
+  if (!state.volume || (!zoomed && !state.roi)) return;
+  setState({roiView: {volume: state.volume, on: !zoomed, box: zoomed ? null : state.roi.box, zoom: 1, pan: [0, 0]}});
 }
 
 const MOVES = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1]};
@@ -92,6 +106,7 @@ const MOVES = {ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRig
 // make one: a box is always drawn or typed on purpose, never a default that could be saved unseen.
 function onKey(event) {
   if (!state.volume) return;
+  if (event.key === "Escape") cancelHeight();
   if (event.key === "PageUp" || event.key === "PageDown") {
     event.preventDefault();
     setSlice(state.slice + (event.key === "PageDown" ? 1 : -1));
@@ -118,15 +133,22 @@ export function wireViewer() {
   canvas.addEventListener("keydown", onKey);
   $("slice").addEventListener("input", () => setSlice(Number($("slice").value)));
   for (const radio of document.querySelectorAll("input[name=tool]"))
-    radio.addEventListener("change", () => setState({tool: radio.value}));
+    radio.addEventListener("change", () => setState({tool: radio.value, measuring: null}));
   $("zoom-in").addEventListener("click", () => zoomBy(1.25));
   $("zoom-out").addEventListener("click", () => zoomBy(0.8));
+  $("zoom-roi").addEventListener("click", toggleRoiView);
   $("reset-view").addEventListener("click", () =>
-    setState({zoom: 1, pan: [0, 0], window: state.defaultWindow && {...state.defaultWindow}}));
+    setState({zoom: 1, pan: [0, 0], window: state.defaultWindow && {...state.defaultWindow},
+              roiView: {...roiViewOf(state), on: false}}));
   window.addEventListener("resize", () => setState({viewport: [window.innerWidth, window.innerHeight]}));
 }
 
-// The left-button tool the state holds.
+// The left-button tool the state holds (none of the three while a height is measured), and the ROI
+// view's button: pressed while the ROI view is shown.
 export function renderTools(state) {
   for (const radio of document.querySelectorAll("input[name=tool]")) radio.checked = radio.value === state.tool;
+  const button = $("zoom-roi"), zoomed = roiZoomed(state);
+  button.disabled = !state.volume || (!zoomed && !state.roi);
+  button.setAttribute("aria-pressed", String(zoomed));
+  button.title = zoomed ? "back to the whole image" : "zoom to the ROI (with a margin)";
 }
