@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -273,3 +275,173 @@ def test_a_heat_map_without_signal_says_so_and_draws_nothing(bundle, patients, t
         note = driver.find_element("id", "heatmap-note").text
         assert note.startswith("Heat map: no signal.") and "Nothing is drawn" in note, note
         assert not driver.find_element("id", "colorbar").is_displayed()
+
+
+# ---------- issue 28: the viewer as a spine reader would want it ----------
+
+def slowed_inference(monkeypatch, seconds: float) -> dict:
+    """The server's inference held `seconds` longer, so the page's progress line has seconds to count;
+    control["fail"] = True makes the next ones fail (an error, not a result)."""
+    from vcpred.predict.predict import PredictionFailed
+    from vcpred.serve import inference
+
+    real, control = inference.predict_patient, {"fail": False}
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        if control["fail"]:
+            raise PredictionFailed("the prediction failed: the test's models gave no number")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(inference, "predict_patient", slow)
+    return control
+
+
+PROGRESS = """
+const line = document.getElementById('predict-progress');
+return {phase: document.body.dataset.state, shown: !line.hidden, text: line.textContent};
+"""
+
+
+def predict_watching_progress(driver) -> list[str]:
+    """Click Predict; the progress line's texts in the order shown, until the answer (read every 50 ms)."""
+    driver.find_element("id", "predict").click()
+    seen, deadline = [], time.monotonic() + 300
+    while time.monotonic() < deadline:
+        now = driver.execute_script(PROGRESS)
+        if now["phase"] != "predicting":
+            assert not now["shown"] and now["text"] == "", now  # gone with the answer
+            return seen
+        if now["shown"] and (not seen or seen[-1] != now["text"]):
+            seen.append(now["text"])
+        time.sleep(0.05)
+    raise AssertionError(f"no answer; the progress line said {seen}")
+
+
+def whole_or_tenth(*ps: float) -> list[str]:
+    """Percentages as the page words them: whole, or one decimal where two would read the same."""
+    whole = [f"{100 * p:.0f}" for p in ps]
+    clash = any(p != q and whole[i] == whole[j] for i, p in enumerate(ps) for j, q in enumerate(ps) if i != j)
+    return [f"{100 * p:.1f}" for p in ps] if clash else whole
+
+
+def test_the_level_and_the_uncertainty_in_one_place_with_progress_while_predicting(bundle, patients, tmp_path,
+                                                                                  monkeypatch):
+    require_chromium()
+    control = slowed_inference(monkeypatch, 2.5)
+    patient = patients[0]
+    app = create_app(bundle, settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
+        open_page(driver, url)
+        upload(driver, patient)
+        canvas = driver.find_element("id", "view")
+        scroll_to_slice(driver, canvas, patient["slice"])
+        draw_box(driver, canvas, patient["box"])
+        fill_clinical(driver, patient["clinical"])
+        driver.find_element("id", "level").send_keys("L1")
+        seen = predict_watching_progress(driver)
+        counted = [int(re.fullmatch(r"Predicting\.\.\. (\d+) s elapsed", text)[1]) for text in seen]
+        assert counted[:3] == [0, 1, 2] and counted == sorted(set(counted)), seen  # counted up each second
+        assert driver.find_element("id", "status").text == "prediction done"
+        result = page_module(driver, "state", "m.state.result")
+        assert result["level"] == "L1"
+        assert driver.find_element("id", "result-level").text == "level L1"
+        report = fetch_text(driver, driver.find_element("id", "download-report").get_attribute("href"))
+        assert "Vertebral collapse risk: patient, level L1" in report
+        # The frame-to-frame spread beside the split models' band, both worded alike, in rounded percentages.
+        low, high = result["interval"]["low"], result["interval"]["high"]
+        frames = [f["probability"] for f in result["per_frame"]]
+        models = "\u2013".join(whole_or_tenth(low, high))
+        across = "\u2013".join(whole_or_tenth(min(frames), max(frames)))
+        assert driver.find_element("id", "spread").text == f"Uncertainty: split models {models} %, frames {across} %"
+        probability, threshold = whole_or_tenth(result["probability"], result["threshold"])
+        assert driver.find_element("id", "probability").text == \
+            f"Probability of collapse {probability} % (risk threshold {threshold} %)"
+        assert "and of the 5 frames read around the ROI slice" in driver.find_element("id", "interval").text
+        bar = driver.execute_script(
+            "const x = (id) => document.getElementById(id).getBoundingClientRect();"
+            "return {frames: [x('prob-frames').left, x('prob-frames').right], bar: [x('prob-bar').left, x('prob-bar').width]}")
+        left, width = bar["bar"]
+        assert abs(bar["frames"][0] - (left + width * min(frames))) <= 2, bar  # the amber band: lowest frame ...
+        assert abs(bar["frames"][1] - (left + width * max(frames))) <= 2, bar  # ... to highest
+        # A failed prediction ends the progress line too.
+        control["fail"] = True
+        seen = predict_watching_progress(driver)
+        assert seen and seen[0] == "Predicting... 0 s elapsed", seen
+        assert driver.find_element("id", "result-error").text.startswith("No prediction: the prediction failed")
+
+
+def seven_fields(fields: list[dict]) -> list[dict]:
+    """The form description of a model using every clinical column of vcpred's cohorts, made from the
+    test model's age and sex fields (the page builds its form from it)."""
+    from vcpred.cohort.clinical_policy import UNITS
+
+    age, sex = (next(f for f in fields if f["name"] == name) for name in ("age", "sex"))
+    numeric = [{**age, "name": name, "unit": UNITS[name]} for name in ("bmi", "bmd_tscore", "days_to_mri")]
+    flags = [{**age, "name": name, "unit": UNITS[name], "values": [0, 1], "min": 0, "max": 1}
+             for name in ("steroid", "diabetes")]
+    return [age, sex, *numeric, *flags]
+
+
+FORM_LAYOUT = """
+document.getElementById('predict').scrollIntoView({block: 'nearest'});
+const box = (id) => { const r = document.getElementById(id).getBoundingClientRect(); return [r.top, r.bottom]; };
+return {inner: innerHeight, scrollY, canvas: box('view'), level: box('level'), predict: box('predict'),
+        fields: [...document.querySelectorAll('#clinical-fields input, #clinical-fields select')]
+          .map((e) => { const r = e.getBoundingClientRect(); return [r.top, r.bottom]; })};
+"""
+
+
+def test_the_labelled_form_is_reached_at_1366x768_without_scrolling_the_image_away(bundle, patients, tmp_path):
+    require_chromium()
+    patient = patients[0]
+    app = create_app(bundle, settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=768) as driver:
+        open_page(driver, url)
+        upload(driver, patient)
+        draw_and_predict(driver, patient)  # the result now sits above the form
+        assert driver.find_element("id", "result-panel").get_attribute("data-state") in ("high", "low", "borderline")
+        fields = seven_fields(page_module(driver, "state", "m.state.model.clinical"))
+        page_module(driver, "state", "m.setState({model: {...m.state.model, clinical: args[0]}})", fields)
+        names = driver.execute_script(
+            "return [...document.querySelectorAll('#form-panel .field .name')].map((e) => e.textContent)")
+        assert names == ["Vertebral level", "Age", "Sex", "BMI", "BMD T-score", "Days from fracture to MRI",
+                         "Glucocorticoids: yes/no", "Diabetes: yes/no"]
+        options = driver.execute_script(
+            "return [...document.getElementById('clinical-steroid').options].map((o) => [o.text, o.value])")
+        assert options == [["", ""], ["no", "0"], ["yes", "1"]]
+        hint = driver.find_element("css selector", "#clinical-days_to_mri + .hint").text
+        assert hint.startswith("training range") and "days" not in hint  # the label says it already
+        layout = driver.execute_script(FORM_LAYOUT)
+        print(f"the form at 1366 x 768: {layout}")
+        inner = layout["inner"] + 1  # a fraction of a pixel: the scrolled column's edge is not on whole pixels
+        top, bottom = layout["canvas"]
+        assert 0 <= top and bottom <= inner, layout  # the whole image still in view ...
+        for name in ("level", "predict"):
+            assert 0 <= layout[name][0] and layout[name][1] <= inner, (name, layout)  # ... beside the whole form
+        assert all(0 <= t and b <= inner for t, b in layout["fields"]), layout
+
+
+def test_a_wrong_file_shows_its_error_and_leaves_the_open_patient_open(bundle, patients, tmp_path):
+    require_chromium()
+    a, b = patients
+    notes = tmp_path / "notes.txt"
+    notes.write_text("clinical notes, not an image\n" * 20)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b["zip"].read_bytes()[:-4000])
+    app = create_app(bundle, settings(tmp_path))
+    with serving(app) as (url, _), chromium_driver(width=1366, height=900) as driver:
+        open_page(driver, url)
+        upload(driver, a)
+        study = page_module(driver, "state", "m.state.study")
+        for wrong, message in ((notes, "not a zipped DICOM series"), (broken, "damaged")):
+            driver.find_element("id", "file").send_keys(str(wrong))
+            wait_for(driver, lambda d: message in d.find_element("id", "status").text)
+            status = driver.find_element("id", "status")
+            assert status.text.endswith("(the study already open stays open)") and "error" in status.get_attribute("class")
+            assert page_module(driver, "state", "m.state.study") == study and app.state.store.ids() == [study]
+            assert state_is("ready")(driver) and a["id"] in driver.find_element("id", "identity").text
+            assert page_module(driver, "state", "m.state.volume !== null")
+        draw_and_predict(driver, a)  # the patient open is still there to predict
+        assert driver.find_element("id", "result-panel").get_attribute("data-state") in ("high", "low", "borderline")
+        upload(driver, b)  # a right file opens the next patient and closes the first
+        assert app.state.store.ids() == [page_module(driver, "state", "m.state.study")] != [study]

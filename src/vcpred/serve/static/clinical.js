@@ -1,20 +1,41 @@
-// The clinical values: one field per value the model uses (from /api/model), the "impute" tick and
-// the name in the report. The values live in the state; the fields, their checks and warnings are
-// drawn from it.
+// The clinical values: one field per value the model uses (from /api/model), the vertebral level,
+// the "impute" tick and the name in the report. The values live in the state; the fields, their checks
+// and warnings are drawn from it.
 import {$, changed, make, setState, state} from "./state.js";
 
+// What the form calls the clinical columns of vcpred's cohorts (docs/manifest.md): the one table of
+// their names on the page. A column not listed here is shown by its own name.
+export const CLINICAL_LABELS = {
+  age: "Age", sex: "Sex", bmi: "BMI", bmd_tscore: "BMD T-score", days_to_mri: "Days from fracture to MRI",
+  steroid: "Glucocorticoids: yes/no", diabetes: "Diabetes: yes/no",
+};
+
+export const fieldLabel = (field) => CLINICAL_LABELS[field.name] || field.name;
+
+// A 0/1 column (steroid, diabetes): a drop-down of "no" (0) and "yes" (1).
+const isYesNo = (field) => Boolean(field.values) && field.values.length === 2 &&
+  [...field.values].sort().join() === "0,1";
+
+// The unit is left out where the label already says it ("Days from fracture to MRI", "BMD T-score").
+function fieldUnit(field) {
+  const unit = field.unit || "";
+  return isYesNo(field) || fieldLabel(field).toLowerCase().includes(unit.toLowerCase()) ? "" : unit;
+}
+
 function fieldHint(field) {
-  if (field.kind === "categorical") return field.unit || "";
+  if (field.kind === "categorical") return fieldUnit(field);
+  if (isYesNo(field)) return "";
   const [low, high] = [+field.min.toPrecision(4), +field.max.toPrecision(4)];
   const range = field.range_source === "development min-max" ? `training range ${low} to ${high}`
     : `about ${low} to ${high} (${field.range_source})`;
-  return field.unit ? `${field.unit}; ${range}` : range;
+  return fieldUnit(field) ? `${fieldUnit(field)}; ${range}` : range;
 }
 
 const isChoice = (field) => field.kind === "categorical" || Boolean(field.values);
 
 function buildInput(field) {
   if (isChoice(field)) {
+    if (isYesNo(field)) return make("select", {}, new Option("", ""), new Option("no", "0"), new Option("yes", "1"));
     const choices = field.kind === "categorical" ? field.choices : field.values.map(String);
     return make("select", {}, new Option("", ""), ...choices.map((c) => new Option(c, c)));
   }
@@ -34,7 +55,9 @@ function buildForm(fields) {
     const update = () => setState({clinical: {...state.clinical, [field.name]: input.value}});
     input.addEventListener("input", update);
     input.addEventListener("change", update);
-    const label = make("label", {}, `${field.name} `, input, make("span", {className: "hint"}, fieldHint(field)));
+    const label = make("label", {title: `the manifest's ${field.name} column`},
+                       make("span", {className: "name"}, fieldLabel(field)), input,
+                       make("span", {className: "hint"}, fieldHint(field)));
     box.append(make("div", {className: "field"}, label, make("span", {className: "warn"})));
   }
 }
@@ -83,10 +106,12 @@ export function renderClinical(state) {
   }
   $("allow-missing").checked = state.allowMissing;
   if (fresh || $("label").value !== state.label) $("label").value = state.label;
+  if (fresh || $("level").value !== state.level) $("level").value = state.level;
   $("predict").disabled = !state.volume || state.predicting;
 }
 
 export function wireClinical() {
   $("allow-missing").addEventListener("change", () => setState({allowMissing: $("allow-missing").checked}));
   $("label").addEventListener("input", () => setState({label: $("label").value}));
+  $("level").addEventListener("input", () => setState({level: $("level").value}));
 }

@@ -23,8 +23,10 @@ export const state = {
   viewport: [window.innerWidth, window.innerHeight],
   roi: null,                   // {slice, box: [r0, c0, r1, c1]}, canonical, max exclusive
   clinical: {}, allowMissing: false, label: "",
+  level: "",                   // the vertebral level of the fracture (optional, sent with the prediction)
   formEpoch: 0,                // a new patient: the form's fields are written afresh
   predicting: false,
+  predictSeconds: 0,           // seconds since Predict, counted while predicting (the progress line)
   overlay: true, opacity: 60,
   ...NO_RESULT,
   annotation: null,            // annotate.js

@@ -3,9 +3,9 @@
 import {$, NO_RESULT, changed, make, setState, setStatus, state} from "./state.js";
 import {deleteStudy, getFloats, getJson, postFile, postJson} from "./api.js";
 
-// A new patient: no values, report name, ROI or result of the previous one.
-const newPatient = () => ({clinical: {}, allowMissing: false, label: "", formEpoch: state.formEpoch + 1, roi: null,
-                           identity: null, instanceNumbers: null, ...NO_RESULT});
+// A new patient: no values, level, report name, ROI or result of the previous one.
+const newPatient = () => ({clinical: {}, allowMissing: false, label: "", level: "", formEpoch: state.formEpoch + 1,
+                           roi: null, identity: null, instanceNumbers: null, ...NO_RESULT});
 
 const noVolume = {volume: null, shape: null, spacing: null, chosen: null, drag: null};
 
@@ -19,15 +19,32 @@ export async function uploadFile(file) {
     setStatus(`the file is over the ${state.model.max_upload_mb} MB upload limit`, true);
     return;
   }
-  await openStudy(() => postFile("/api/studies", file));
+  await openStudy(() => postFile("/api/studies", file), {keep: true});
 }
 
 // request(): the server call that opens the study (upload, local entry, annotate's patient).
-export async function openStudy(request) {
-  await closeStudy();
-  setState({...newPatient(), status: {text: "loading the study...", error: false}, phase: "loading"});
+// keep: the open study stays open until the new one is (vcpred serve): a wrong file (a .txt, a
+// broken zip) is refused with its message beside the patient already open. Without keep (annotate,
+// whose patient list has already moved on) the open study is closed first.
+export async function openStudy(request, {keep = false} = {}) {
+  if (!keep) await closeStudy();
+  const before = state.phase;
+  setState({...(keep ? {} : newPatient()), status: {text: "loading the study...", error: false}, phase: "loading"});
+  let answer;
   try {
-    const study = await (await request()).json();
+    answer = await request();
+  } catch (error) {
+    const stays = keep && state.study;
+    setState({status: {text: stays ? `${error.message} (the study already open stays open)` : error.message,
+                       error: true}, phase: stays ? before : "empty"});
+    return;
+  }
+  if (keep) {
+    await closeStudy();
+    setState({...newPatient(), status: {text: "loading the study...", error: false}, phase: "loading"});
+  }
+  try {
+    const study = await answer.json();
     setState({study: study.study_id, series: study.series,
               identity: study.series.find((s) => s.usable) || study.series[0] || null});
     if (study.chosen) await showVolume(study.chosen);
@@ -82,7 +99,8 @@ function seriesRow(series) {
 
 function localItem(entry) {
   const button = make("button", {type: "button", textContent: entry.name});
-  button.addEventListener("click", () => openStudy(() => postJson("/api/studies/local", {name: entry.name})));
+  button.addEventListener("click", () => openStudy(() => postJson("/api/studies/local", {name: entry.name}),
+                                                   {keep: true}));
   return make("li", {}, button, ` ${entry.kind}`);
 }
 
