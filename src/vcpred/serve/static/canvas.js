@@ -143,9 +143,10 @@ function showsHeat(state) {
 }
 
 // The outline mode: the edges between pixels at or above a level of the map and those below it (or
-// outside the crop), at a quarter, half and three quarters of the map's range, in the level's colour;
-// the lines are twice as opaque as the slider says (thin lines at 35 % are hard to see).
-export const OUTLINE_LEVELS = [0.25, 0.5, 0.75];
+// outside the crop), at 30, 60 and 90 % of the map's range, in the level's colour (blue, yellow, red:
+// none the ROI box's green); the lines are twice as opaque as the slider says (thin lines at 35 % are
+// hard to see).
+export const OUTLINE_LEVELS = [0.3, 0.6, 0.9];
 
 function drawOutline(state, ctx, g) {
   const [, rows, cols] = state.shape, [low, high] = state.heatRange, heat = state.heat;

@@ -103,7 +103,7 @@ export function drawHeights(state, ctx, g) {
   const m = state.measuring;
   if (m && m.start) lines.push([m.which, [m.start, m.now || m.start]]);
   ctx.save();
-  ctx.strokeStyle = ctx.fillStyle = "#00e5ff";
+  ctx.strokeStyle = ctx.fillStyle = "#ff40ff";  // magenta: no colour of the heat map or the boxes
   ctx.lineWidth = 2;
   ctx.font = "bold 13px system-ui, Arial, sans-serif";
   for (const [name, [a, b]] of lines) {
