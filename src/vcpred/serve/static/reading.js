@@ -8,10 +8,10 @@
 import {$, changed, make, setState, state} from "./state.js";
 import {heatSignal, windowNumbers} from "./canvas.js";
 
-// The reading tools' part of the state, set before the first render: the heat map at 35 % (60 % hid
-// the vertebra under it) and filled; the ROI view automatic; no heights; wlEpoch: the W and L fields
-// are written afresh (after a refused or abandoned typed value).
-export const READING_STATE = Object.freeze({opacity: 35, heatMode: "filled", roiView: null, heights: null,
+// The reading tools' part of the state, set before the first render: the heat map filled; the ROI
+// view automatic; no heights; wlEpoch: the W and L fields are written afresh (after a refused or
+// abandoned typed value).
+export const READING_STATE = Object.freeze({heatMode: "filled", roiView: null, heights: null,
                                             measuring: null, wlEpoch: 0});
 
 // Percentiles (numpy's default, linear between ranks) of the whole series, or of the ROI box on its

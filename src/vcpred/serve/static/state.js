@@ -27,7 +27,7 @@ export const state = {
   formEpoch: 0,                // a new patient: the form's fields are written afresh
   predicting: false,
   predictSeconds: 0,           // seconds since Predict, counted while predicting (the progress line)
-  overlay: true, opacity: 60,
+  overlay: true, opacity: 35,   // the heat map's opacity in %: 60 hid the vertebra under it
   ...NO_RESULT,
   annotation: null,            // annotate.js
 };
